@@ -1,0 +1,187 @@
+//! Start-up in one place: open the store, apply migrations, open the key ring, load the
+//! revocation set, wire the services, and (for `serve`) run the HTTP server with its
+//! background tasks.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::clock;
+use crate::config::Config;
+use crate::http::cookies::CookieNames;
+use crate::identity::Identity;
+use crate::identity::password::PasswordHasher;
+use crate::session::keys::KeyRing;
+use crate::session::{AccessTokens, RevocationSet, Sessions};
+use crate::store::Store;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub identity: Identity,
+    pub sessions: Sessions,
+    pub revoked: Arc<RevocationSet>,
+    pub cookies: CookieNames,
+    pub metrics: PrometheusHandle,
+}
+
+pub type AppState = Arc<App>;
+
+/// How often revocations made elsewhere (CLI, other nodes) are picked up from the database.
+const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// How often the key directory is re-read for rotated keys.
+const KEY_RELOAD: Duration = Duration::from_secs(5);
+
+/// Opens the database (creating the SQLite file and data dir when needed) and migrates.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    if let Some(path) = config
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let store = Store::connect(&config.database_url)
+        .await
+        .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+pub fn keys_dir(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("keys")
+}
+
+/// Builds the application state.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    let keys = Arc::new(KeyRing::open(&keys_dir(&config), config.access_ttl)?);
+    let revoked = Arc::new(RevocationSet::new(config.access_ttl));
+    for (id, at) in store
+        .revoked_since(clock::now() - revoked.retention_secs())
+        .await?
+    {
+        revoked.revoke(&id, at);
+    }
+    let password_cfg = config.password.clone();
+    let hasher =
+        Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
+    let tokens = Arc::new(AccessTokens::new(
+        keys,
+        revoked.clone(),
+        &config.public_url,
+        config.access_ttl,
+    ));
+    let sessions = Sessions::new(
+        store.clone(),
+        tokens,
+        revoked.clone(),
+        config.roles.clone(),
+        config.session.clone(),
+        config.refresh_ttl,
+    );
+    let identity = Identity::new(store.clone(), hasher, revoked.clone());
+    Ok(Arc::new(App {
+        cookies: CookieNames::new(config.secure_cookies()),
+        metrics: crate::telemetry::metrics_handle(),
+        config,
+        store,
+        identity,
+        sessions,
+        revoked,
+    }))
+}
+
+/// `tollgate serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = build(config).await?;
+    spawn_revocation_poll(app.clone());
+    spawn_key_reload(app.clone());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), "tollgate serving");
+    let router = crate::http::router(app.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error")?;
+    app.store.close().await;
+    Ok(())
+}
+
+/// Feeds the revocation set with sessions revoked by other processes sharing the database.
+fn spawn_revocation_poll(app: AppState) {
+    tokio::spawn(async move {
+        let mut since = clock::now();
+        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        loop {
+            tick.tick().await;
+            let now = clock::now();
+            // Re-read the last second: rows committed within it may have been missed.
+            match app.store.revoked_since(since - 1).await {
+                Ok(rows) => {
+                    for (id, at) in rows {
+                        app.revoked.revoke(&id, at);
+                    }
+                    since = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "revocation poll failed"),
+            }
+        }
+    });
+}
+
+fn spawn_key_reload(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let keys = app.sessions.tokens().keys().clone();
+            match tokio::task::spawn_blocking(move || keys.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "key reload failed"),
+                Err(e) => tracing::warn!(error = %e, "key reload task failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,114 @@
+//! Authorisation vocabulary: which scopes each role grants.
+//!
+//! Roles are configured in `[roles.<name>]`; a user's scopes are the union of the scopes of
+//! their roles. Role `user` always exists (every new account has it), with no scopes unless
+//! configured. The gateway's per-route policy builds on this module.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The role every account receives at creation.
+pub const DEFAULT_ROLE: &str = "user";
+
+#[derive(Debug, Clone, Default)]
+pub struct RoleMap {
+    roles: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl RoleMap {
+    /// Builds the map, checking names so they are safe in tokens and headers.
+    pub fn from_config(
+        entries: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> Result<RoleMap, String> {
+        let mut roles = BTreeMap::new();
+        roles.insert(DEFAULT_ROLE.to_string(), BTreeSet::new());
+        for (role, scopes) in entries {
+            if !valid_role_name(&role) {
+                return Err(format!(
+                    "invalid role name '{role}': expected 1-64 characters of a-z 0-9 _ - . :"
+                ));
+            }
+            for scope in &scopes {
+                if !valid_scope(scope) {
+                    return Err(format!(
+                        "invalid scope '{scope}' in [roles.{role}]: expected visible ASCII without spaces, quotes or backslashes"
+                    ));
+                }
+            }
+            roles.insert(role, scopes.into_iter().collect());
+        }
+        Ok(RoleMap { roles })
+    }
+
+    /// Every configured role name (including `user`).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.roles.keys().map(String::as_str)
+    }
+
+    pub fn is_defined(&self, role: &str) -> bool {
+        self.roles.contains_key(role)
+    }
+
+    /// The sorted union of the scopes granted by `roles`; unknown roles grant nothing.
+    pub fn scopes_for<'a>(&self, roles: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for role in roles {
+            if let Some(scopes) = self.roles.get(role) {
+                out.extend(scopes.iter().cloned());
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// Role names appear in JWT claims and CLI arguments: keep them plain.
+pub fn valid_role_name(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.:".contains(c))
+}
+
+/// RFC 6749 §3.3 scope-token characters.
+pub fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.len() <= 128
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_the_union_of_role_scopes() {
+        let map = RoleMap::from_config([
+            ("user".to_string(), vec!["profile".to_string()]),
+            (
+                "analyst".to_string(),
+                vec!["docs:read".to_string(), "profile".to_string()],
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            map.scopes_for(["user", "analyst", "ghost"]),
+            ["docs:read", "profile"]
+        );
+        assert!(map.is_defined("user") && !map.is_defined("ghost"));
+    }
+
+    #[test]
+    fn user_role_exists_without_configuration() {
+        let map = RoleMap::from_config([]).unwrap();
+        assert!(map.is_defined(DEFAULT_ROLE));
+        assert!(map.scopes_for([DEFAULT_ROLE]).is_empty());
+    }
+
+    #[test]
+    fn bad_names_and_scopes_are_refused() {
+        assert!(RoleMap::from_config([("Admin Role".to_string(), vec![])]).is_err());
+        assert!(RoleMap::from_config([("a".to_string(), vec!["two words".to_string()])]).is_err());
+        assert!(RoleMap::from_config([("a".to_string(), vec!["q\"".to_string()])]).is_err());
+    }
+}

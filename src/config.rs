@@ -1,0 +1,495 @@
+//! Configuration: one TOML file (`--config` / `TOLLGATE_CONFIG`) with `TOLLGATE_*`
+//! environment variables on top, resolved once at start-up into a typed [`Config`].
+//!
+//! Every value is checked here, so a bad one stops start-up with a message that names the
+//! key and what was expected, instead of surfacing later as a confusing runtime error.
+//! `docs/configuration.md` lists every key and its default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::authz::RoleMap;
+
+/// A configuration problem, phrased for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(key: &str, expected: &str, got: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid {key}: expected {expected}, got '{got}'"))
+}
+
+/// The resolved configuration every subcommand runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Issuer and base of every absolute URL; no trailing slash.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub log: String,
+    pub limits_enabled: bool,
+    pub roles: RoleMap,
+    pub password: PasswordConfig,
+    pub session: SessionConfig,
+    pub http: HttpConfig,
+}
+
+/// argon2id cost parameters and how many hashes may run at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A session unused for this long ends even before its absolute lifetime.
+    pub idle_ttl: Duration,
+    /// How long a spent refresh token still yields its successor (racing tabs).
+    pub refresh_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    /// Origins besides the public URL's that may call login/register from a browser.
+    pub trusted_origins: Vec<String>,
+}
+
+impl Config {
+    /// The public URL's scheme is https: cookies get `Secure` and the `__Host-` prefix.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        url::Url::parse(&self.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
+    /// Loads the file (if any) and applies the environment on top.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let file = match path {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, env)
+    }
+
+    /// Resolution proper, with the environment injected so it can be tested.
+    pub fn resolve(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
+
+        let listen_raw = pick("TOLLGATE_LISTEN", file.listen).unwrap_or("127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            invalid(
+                "listen (TOLLGATE_LISTEN)",
+                "an address like 127.0.0.1:8080",
+                &listen_raw,
+            )
+        })?;
+
+        let public_url = match pick("TOLLGATE_PUBLIC_URL", file.public_url) {
+            Some(u) => parse_public_url(&u)?,
+            None => format!("http://{listen}"),
+        };
+
+        let data_dir = PathBuf::from(
+            pick("TOLLGATE_DATA_DIR", file.data_dir).unwrap_or("./tollgate-data".into()),
+        );
+        let database_url = pick("TOLLGATE_DATABASE_URL", file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}/tollgate.db", data_dir.display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url (TOLLGATE_DATABASE_URL)",
+                "sqlite://… or postgres://…",
+                &database_url,
+            ));
+        }
+        let redis_url = pick("TOLLGATE_REDIS_URL", file.redis_url);
+        if let Some(r) = &redis_url
+            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis_url (TOLLGATE_REDIS_URL)",
+                "redis://… or rediss://…",
+                r,
+            ));
+        }
+
+        let duration = |key: &str, var: &str, v: Option<DurationValue>, default: &str| {
+            let raw = env(var)
+                .or_else(|| v.map(|v| v.to_string()))
+                .unwrap_or(default.into());
+            parse_duration(&raw)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{key} ({var})"),
+                        "a positive duration like 90, 90s, 15m, 1h or 30d",
+                        &raw,
+                    )
+                })
+        };
+        let access_ttl = duration("access_ttl", "TOLLGATE_ACCESS_TTL", file.access_ttl, "15m")?;
+        let refresh_ttl = duration(
+            "refresh_ttl",
+            "TOLLGATE_REFRESH_TTL",
+            file.refresh_ttl,
+            "30d",
+        )?;
+        let log = pick("TOLLGATE_LOG", file.log).unwrap_or("info".into());
+
+        let section_duration =
+            |key: &str, v: Option<DurationValue>, default: &str, allow_zero: bool| {
+                let raw = v.map(|v| v.to_string()).unwrap_or(default.into());
+                parse_duration(&raw)
+                    .filter(|d| allow_zero || !d.is_zero())
+                    .ok_or_else(|| invalid(key, "a duration like 10s, 15m or 7d", &raw))
+            };
+        let session = SessionConfig {
+            idle_ttl: section_duration("session.idle_ttl", file.session.idle_ttl, "7d", false)?,
+            refresh_grace: section_duration(
+                "session.refresh_grace",
+                file.session.refresh_grace,
+                "10s",
+                true,
+            )?,
+        };
+
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let p = file.password;
+        let password = PasswordConfig {
+            memory_kib: p.memory_kib.unwrap_or(19_456),
+            iterations: p.iterations.unwrap_or(2),
+            parallelism: p.parallelism.unwrap_or(1),
+            max_concurrent: p.max_concurrent.unwrap_or(cores),
+        };
+        if password.memory_kib < 8 * password.parallelism.max(1)
+            || password.memory_kib > 4 * 1024 * 1024
+        {
+            return Err(invalid(
+                "password.memory_kib",
+                "8×parallelism to 4194304 KiB",
+                password.memory_kib,
+            ));
+        }
+        if password.iterations == 0 || password.parallelism == 0 || password.max_concurrent == 0 {
+            return Err(ConfigError(
+                "invalid password section: iterations, parallelism and max_concurrent must be at least 1".into(),
+            ));
+        }
+
+        let http = HttpConfig {
+            max_body_bytes: file.http.max_body_bytes.unwrap_or(64 * 1024),
+            trusted_origins: file.http.trusted_origins.unwrap_or_default(),
+        };
+        if http.max_body_bytes < 1024 {
+            return Err(invalid(
+                "http.max_body_bytes",
+                "at least 1024",
+                http.max_body_bytes,
+            ));
+        }
+
+        let roles = RoleMap::from_config(file.roles.into_iter().map(|(k, v)| (k, v.scopes)))
+            .map_err(ConfigError)?;
+
+        Ok(Config {
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            redis_url,
+            access_ttl,
+            refresh_ttl,
+            log,
+            limits_enabled: file.limits.enabled.unwrap_or(true),
+            roles,
+            password,
+            session,
+            http,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        ConfigError(format!(
+            "config file {}: {}",
+            path.display(),
+            one_line(&e.to_string())
+        ))
+    })?;
+    for key in table.keys() {
+        if !KNOWN_TOP_LEVEL.contains(&key.as_str()) && !LATER_SECTIONS.contains(&key.as_str()) {
+            return Err(ConfigError(format!(
+                "config file {}: unknown key '{key}'",
+                path.display()
+            )));
+        }
+    }
+    FileConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+        ConfigError(format!(
+            "config file {}: {}",
+            path.display(),
+            one_line(&e.to_string())
+        ))
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const KNOWN_TOP_LEVEL: &[&str] = &[
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "access_ttl",
+    "refresh_ttl",
+    "log",
+    "limits",
+    "roles",
+    "password",
+    "session",
+    "http",
+];
+/// Sections owned by features that read the file themselves (gateway routes, AI proxy,
+/// federation, mail); accepted here so one file serves every part of the binary.
+const LATER_SECTIONS: &[&str] = &[
+    "route",
+    "ai",
+    "identity_provider",
+    "cors",
+    "smtp",
+    "mail",
+    "oidc",
+];
+
+/// The file as written. Unknown keys inside known sections are errors (typos must not
+/// silently fall back to defaults).
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    access_ttl: Option<DurationValue>,
+    refresh_ttl: Option<DurationValue>,
+    log: Option<String>,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    roles: BTreeMap<String, RoleSection>,
+    #[serde(default)]
+    password: PasswordSection,
+    #[serde(default)]
+    session: SessionSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+impl FileConfig {
+    /// Parses TOML text (for tests and tools that build a config in memory).
+    pub fn from_toml(text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(one_line(&e.to_string())))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleSection {
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordSection {
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+    max_concurrent: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionSection {
+    idle_ttl: Option<DurationValue>,
+    refresh_grace: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    max_body_bytes: Option<usize>,
+    trusted_origins: Option<Vec<String>>,
+}
+
+/// A duration as TOML allows it: a bare number of seconds or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for DurationValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DurationValue::Seconds(n) => write!(f, "{n}"),
+            DurationValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `90`, `90s`, `15m`, `1h`, `30d` → a duration; `None` for anything else.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+        .filter(|secs| *secs <= 10 * 365 * 86_400)
+        .map(Duration::from_secs)
+}
+
+fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
+    let expected = "an absolute http:// or https:// URL without query or fragment";
+    let url = url::Url::parse(raw)
+        .map_err(|_| invalid("public_url (TOLLGATE_PUBLIC_URL)", expected, raw))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid("public_url (TOLLGATE_PUBLIC_URL)", expected, raw));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn durations_accept_the_documented_forms() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        for bad in [
+            "",
+            "m",
+            "1.5h",
+            "-1",
+            "10 minutes",
+            "99999999999999999999d",
+            "5w",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn zero_configuration_gives_the_documented_defaults() {
+        let c = Config::resolve(FileConfig::default(), no_env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./tollgate-data/tollgate.db");
+        assert_eq!(c.access_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert!(c.limits_enabled);
+        assert_eq!(c.password.memory_kib, 19_456);
+        assert_eq!(c.password.iterations, 2);
+        assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = FileConfig::from_toml("access_ttl = \"1h\"\nlisten = \"127.0.0.1:9\"").unwrap();
+        let env = |k: &str| (k == "TOLLGATE_ACCESS_TTL").then(|| "90".to_string());
+        let c = Config::resolve(file, env).unwrap();
+        assert_eq!(c.access_ttl, Duration::from_secs(90));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let env = |k: &str| (k == "TOLLGATE_ACCESS_TTL").then(|| "soon".to_string());
+        let err = Config::resolve(FileConfig::default(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TOLLGATE_ACCESS_TTL") && err.contains("soon"),
+            "{err}"
+        );
+        let env = |k: &str| (k == "TOLLGATE_PUBLIC_URL").then(|| "ftp://x".to_string());
+        assert!(
+            Config::resolve(FileConfig::default(), env)
+                .unwrap_err()
+                .to_string()
+                .contains("public_url")
+        );
+        let file = FileConfig::from_toml("[password]\niterations = 0").unwrap();
+        assert!(Config::resolve(file, no_env).is_err());
+    }
+
+    #[test]
+    fn https_public_url_means_secure_cookies() {
+        let env =
+            |k: &str| (k == "TOLLGATE_PUBLIC_URL").then(|| "https://auth.example.com/".to_string());
+        let c = Config::resolve(FileConfig::default(), env).unwrap();
+        assert_eq!(c.public_url, "https://auth.example.com");
+        assert_eq!(c.public_origin(), "https://auth.example.com");
+        assert!(c.secure_cookies());
+    }
+}

@@ -1,0 +1,287 @@
+//! `/auth/*`: registration, sign-in, refresh, sign-out, the caller's profile and sessions,
+//! password change. Handlers translate HTTP to `identity`/`session` calls and back.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::cookies;
+use super::extract::{
+    Body, Caller, Client, Credential, Delivery, Mode, bearer_token, check_csrf, check_origin,
+};
+use super::problem::{ApiResult, Problem};
+use crate::app::AppState;
+use crate::clock;
+use crate::error::Error;
+use crate::secret;
+use crate::session::Issued;
+use crate::store::{SessionRecord, UserRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/sessions", get(list_sessions))
+        .route("/auth/sessions/{id}", delete(delete_session))
+        .route("/auth/password", post(change_password))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+    #[allow(dead_code)]
+    totp: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+fn user_json(u: &UserRecord) -> Value {
+    json!({ "id": u.id, "email": u.email, "email_verified": u.email_verified, "roles": u.roles })
+}
+
+async fn register(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Body(c): Body<Credentials>,
+) -> ApiResult<Response> {
+    check_origin(&headers, &app)?;
+    let user = app.identity.register(&c.email, &c.password).await?;
+    tracing::info!(user_id = %user.id, event = "user_registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": { "id": user.id, "email": user.email } })),
+    )
+        .into_response())
+}
+
+async fn login(
+    State(app): State<AppState>,
+    Mode(mode): Mode,
+    Client(client): Client,
+    headers: HeaderMap,
+    Body(c): Body<Credentials>,
+) -> ApiResult<Response> {
+    check_origin(&headers, &app)?;
+    let user = match app.identity.authenticate(&c.email, &c.password).await {
+        Ok(u) => u,
+        Err(e) => {
+            metrics::counter!("tollgate_logins_total", "outcome" => e.code()).increment(1);
+            tracing::info!(event = "login_failed", reason = e.code());
+            return Err(e.into());
+        }
+    };
+    metrics::counter!("tollgate_logins_total", "outcome" => "success").increment(1);
+    let issued = app.sessions.start(user, &["pwd"], &client).await?;
+    tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
+    Ok(deliver(&app, mode, issued, None))
+}
+
+async fn refresh(
+    State(app): State<AppState>,
+    Mode(mode): Mode,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let outcome = match mode {
+        Delivery::Token => {
+            let axum::Json(RefreshBody { refresh_token }) =
+                axum::Json::from_bytes(&body).map_err(Problem::from)?;
+            app.sessions.refresh(&refresh_token).await
+        }
+        Delivery::Cookie => {
+            let token =
+                cookies::read(&headers, &app.cookies.refresh).ok_or(Error::InvalidRefreshToken)?;
+            check_csrf(&http::Method::POST, &headers, &app)?;
+            app.sessions.refresh(token).await
+        }
+    };
+    metrics::counter!("tollgate_refreshes_total", "outcome" => match &outcome { Ok(_) => "success", Err(e) => e.code() }).increment(1);
+    match outcome {
+        Ok(issued) => {
+            let csrf = cookies::read(&headers, &app.cookies.csrf).map(str::to_string);
+            Ok(deliver(&app, mode, issued, csrf))
+        }
+        Err(e) if mode == Delivery::Cookie => {
+            Ok(with_cleared_cookies(&app, Problem::from(e).into_response()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Token mode: the pair in the body, no cookies. Cookie mode: the user in the body and the
+/// three cookies; an existing CSRF token is kept so other tabs' copies stay valid.
+fn deliver(app: &AppState, mode: Delivery, issued: Issued, keep_csrf: Option<String>) -> Response {
+    let expires_in = issued.access_claims.exp - issued.access_claims.iat;
+    match mode {
+        Delivery::Token => Json(json!({
+            "access_token": issued.access_token,
+            "refresh_token": issued.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "session_id": issued.access_claims.sid,
+        }))
+        .into_response(),
+        Delivery::Cookie => {
+            let names = &app.cookies;
+            let refresh_age = issued.refresh_expires_at - clock::now();
+            let csrf = keep_csrf
+                .filter(|c| c.len() == 43)
+                .unwrap_or_else(secret::generate);
+            let mut res =
+                Json(json!({ "user": user_json(&issued.user), "expires_in": expires_in }))
+                    .into_response();
+            let h = res.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                names.set(&names.access, &issued.access_token, expires_in, true),
+            );
+            h.append(
+                header::SET_COOKIE,
+                names.set(&names.refresh, &issued.refresh_token, refresh_age, true),
+            );
+            h.append(
+                header::SET_COOKIE,
+                names.set(&names.csrf, &csrf, refresh_age, false),
+            );
+            res
+        }
+    }
+}
+
+fn with_cleared_cookies(app: &AppState, mut res: Response) -> Response {
+    for v in app.cookies.clear_all() {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// Ends the caller's session. A bearer token names it directly; a browser's session is
+/// found from its access cookie, or its refresh cookie when the access token has lapsed.
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(token) = bearer_token(&headers)? {
+        let claims = app.sessions.verify(token)?;
+        app.sessions.end(&claims.sid, None, "logout").await?;
+        tracing::info!(user_id = %claims.sub, session_id = %claims.sid, event = "logout");
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let access = cookies::read(&headers, &app.cookies.access);
+    let refresh = cookies::read(&headers, &app.cookies.refresh);
+    if access.is_none() && refresh.is_none() {
+        return Err(Error::Unauthenticated.into());
+    }
+    check_csrf(&http::Method::POST, &headers, &app)?;
+    let by_access = access.and_then(|t| app.sessions.tokens().verify_uncached(t).ok());
+    match (by_access, refresh) {
+        (Some(claims), _) => {
+            app.sessions.end(&claims.sid, None, "logout").await?;
+            tracing::info!(user_id = %claims.sub, session_id = %claims.sid, event = "logout");
+        }
+        (None, Some(rt)) => {
+            app.sessions.end_by_refresh_token(rt, "logout").await?;
+        }
+        (None, None) => {}
+    }
+    Ok(with_cleared_cookies(
+        &app,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    let c = &caller.claims;
+    Json(json!({
+        "id": c.sub,
+        "email": c.email,
+        "roles": c.roles,
+        "scopes": c.scopes().collect::<Vec<_>>(),
+        "session_id": c.sid,
+        "auth_time": c.auth_time,
+        "amr": c.amr,
+    }))
+}
+
+fn session_json(s: &SessionRecord, current: &str) -> Value {
+    json!({
+        "id": s.id,
+        "client_id": s.client_id,
+        "created_at": s.created_at,
+        "last_used_at": s.last_used_at,
+        "expires_at": s.expires_at.min(s.idle_expires_at),
+        "user_agent": s.user_agent,
+        "ip": s.ip,
+        "current": s.id == current,
+    })
+}
+
+async fn list_sessions(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let sessions = app.sessions.list(&caller.claims.sub).await?;
+    Ok(Json(Value::Array(
+        sessions
+            .iter()
+            .map(|s| session_json(s, &caller.claims.sid))
+            .collect(),
+    )))
+}
+
+async fn delete_session(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    if id.len() > 64
+        || !app
+            .sessions
+            .end(&id, Some(&caller.claims.sub), "revoked_by_user")
+            .await?
+    {
+        return Err(Problem::not_found().with_detail("no such session"));
+    }
+    tracing::info!(user_id = %caller.claims.sub, session_id = %id, event = "session_revoked");
+    let res = StatusCode::NO_CONTENT.into_response();
+    if id == caller.claims.sid && caller.credential == Credential::Cookie {
+        return Ok(with_cleared_cookies(&app, res));
+    }
+    Ok(res)
+}
+
+async fn change_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(b): Body<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let c = &caller.claims;
+    match app
+        .identity
+        .change_password(&c.sub, &b.current_password, &b.new_password, &c.sid)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(user_id = %c.sub, event = "password_changed");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        // The caller is signed in; a wrong current password is a refusal, not a challenge.
+        Err(Error::InvalidCredentials) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "invalid_credentials",
+            "the current password is incorrect",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

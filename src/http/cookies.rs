@@ -1,0 +1,104 @@
+//! The session cookies: names, parsing and `Set-Cookie` values.
+//!
+//! Over `https://` public URLs every name carries the `__Host-` prefix (so no subdomain can
+//! plant one) and `Secure`. `tg_at`/`tg_rt` are `HttpOnly`; `tg_csrf` is readable by the
+//! page's scripts so they can echo it in `X-CSRF-Token` (double submit). All are
+//! `SameSite=Lax` and `Path=/`.
+
+use http::{HeaderMap, HeaderValue, header};
+
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    pub access: String,
+    pub refresh: String,
+    pub csrf: String,
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn new(secure: bool) -> CookieNames {
+        let prefix = if secure { "__Host-" } else { "" };
+        CookieNames {
+            access: format!("{prefix}tg_at"),
+            refresh: format!("{prefix}tg_rt"),
+            csrf: format!("{prefix}tg_csrf"),
+            secure,
+        }
+    }
+
+    /// A `Set-Cookie` value.
+    pub fn set(&self, name: &str, value: &str, max_age_secs: i64, http_only: bool) -> HeaderValue {
+        let mut v = format!(
+            "{name}={value}; Path=/; Max-Age={}; SameSite=Lax",
+            max_age_secs.max(0)
+        );
+        if http_only {
+            v.push_str("; HttpOnly");
+        }
+        if self.secure {
+            v.push_str("; Secure");
+        }
+        // Names and values are our own base64url/JWT strings: always valid header bytes.
+        HeaderValue::from_str(&v).expect("cookie values are header-safe")
+    }
+
+    /// `Set-Cookie` values that delete all three cookies.
+    pub fn clear_all(&self) -> [HeaderValue; 3] {
+        [
+            self.set(&self.access, "", 0, true),
+            self.set(&self.refresh, "", 0, true),
+            self.set(&self.csrf, "", 0, false),
+        ]
+    }
+}
+
+/// The first value of cookie `name` in the request's `Cookie` headers. Unparsable
+/// headers are ignored rather than rejected: a bad cookie is just no cookie.
+pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_cookies_are_prefixed_and_secure() {
+        let n = CookieNames::new(true);
+        assert_eq!(n.access, "__Host-tg_at");
+        let v = n.set(&n.access, "x", 60, true);
+        assert_eq!(
+            v,
+            "__Host-tg_at=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
+        );
+        let plain = CookieNames::new(false);
+        assert_eq!(
+            plain.set(&plain.csrf, "c", 5, false),
+            "tg_csrf=c; Path=/; Max-Age=5; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn reading_tolerates_garbage() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"\xff\xfe=bad").unwrap(),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("junk; tg_at=abc; tg_at=second; =; tg_rt="),
+        );
+        assert_eq!(read(&h, "tg_at"), Some("abc"));
+        assert_eq!(read(&h, "tg_rt"), None);
+        assert_eq!(read(&h, "tg_csrf"), None);
+    }
+}

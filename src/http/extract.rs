@@ -1,0 +1,175 @@
+//! Request extractors shared by the handlers: JSON bodies that fail as problem+json, the
+//! authenticated caller (bearer token or cookie, with the CSRF rule for cookies), and the
+//! client's address and user agent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use http::{HeaderMap, Method, header};
+use serde::de::DeserializeOwned;
+
+use super::cookies;
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::error::Error;
+use crate::secret::constant_time_eq;
+use crate::session::{AccessClaims, ClientInfo};
+
+/// A JSON body; every rejection (syntax, types, size, media type) is a 4xx problem.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Body(v))
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Bearer,
+    Cookie,
+}
+
+/// The verified caller of a request.
+pub struct Caller {
+    pub claims: Arc<AccessClaims>,
+    pub credential: Credential,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
+        if let Some(token) = bearer_token(&parts.headers)? {
+            let claims = app.sessions.verify(token)?;
+            return Ok(Caller {
+                claims,
+                credential: Credential::Bearer,
+            });
+        }
+        let Some(token) = cookies::read(&parts.headers, &app.cookies.access) else {
+            return Err(Error::Unauthenticated.into());
+        };
+        let claims = app.sessions.verify(token)?;
+        check_csrf(&parts.method, &parts.headers, app)?;
+        Ok(Caller {
+            claims,
+            credential: Credential::Cookie,
+        })
+    }
+}
+
+/// `Some(token)` for `Authorization: Bearer <token>`, `None` without the header, an
+/// `invalid_token` problem for any other authorization header.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::from(Error::InvalidToken))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(Error::InvalidToken.into()),
+    }
+}
+
+/// Double-submit check for cookie-authenticated unsafe requests.
+pub fn check_csrf(method: &Method, headers: &HeaderMap, app: &AppState) -> Result<(), Problem> {
+    if matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) {
+        return Ok(());
+    }
+    let cookie = cookies::read(headers, &app.cookies.csrf);
+    let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    match (cookie, header) {
+        (Some(c), Some(h)) if constant_time_eq(c, h) => Ok(()),
+        _ => Err(Problem::csrf_failed()),
+    }
+}
+
+/// Login and register have no session yet; a browser's cross-site form or fetch is caught
+/// by its `Origin`, which must be ours or a configured trusted origin when present.
+pub fn check_origin(headers: &HeaderMap, app: &AppState) -> Result<(), Problem> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let ours = app.config.public_origin();
+    if origin == ours
+        || app
+            .config
+            .http
+            .trusted_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    {
+        Ok(())
+    } else {
+        Err(Problem::csrf_failed().with_detail("the request's Origin is not trusted"))
+    }
+}
+
+/// The peer address and user agent, for the session list.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo { user_agent, ip }))
+    }
+}
+
+/// `?mode=token` selects bearer-token delivery; no mode (or `mode=cookie`) means cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Cookie,
+    Token,
+}
+
+pub struct Mode(pub Delivery);
+
+impl<S: Send + Sync> FromRequestParts<S> for Mode {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let mode = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "mode")
+            .map(|(_, v)| v);
+        match mode {
+            None | Some("cookie") => Ok(Mode(Delivery::Cookie)),
+            Some("token") => Ok(Mode(Delivery::Token)),
+            Some(_) => Err(Problem::bad_request(
+                "invalid_request",
+                "mode must be 'cookie' or 'token'",
+            )),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Accounts and credentials: registration, password sign-in, password change and the
+//! administrative operations behind `tollgate user …` and `tollgate role …`.
+//!
+//! No HTTP here: handlers and the CLI call these functions. Revoking sessions on password
+//! change or disable goes through the store (durable) and the [`RevocationSet`] (instant on
+//! this node).
+
+pub mod password;
+pub mod validate;
+
+use std::sync::Arc;
+
+use crate::authz::{self, DEFAULT_ROLE};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::session::RevocationSet;
+use crate::store::{NewUser, Store, StoreError, UserRecord};
+use password::{PasswordHasher, Verified};
+use validate::{check_password, normalize_email};
+
+pub struct Identity {
+    store: Store,
+    hasher: Arc<PasswordHasher>,
+    revoked: Arc<RevocationSet>,
+}
+
+impl Identity {
+    pub fn new(store: Store, hasher: Arc<PasswordHasher>, revoked: Arc<RevocationSet>) -> Identity {
+        Identity {
+            store,
+            hasher,
+            revoked,
+        }
+    }
+
+    /// Self-service sign-up: role `user`, password required.
+    pub async fn register(&self, email: &str, password: &str) -> Result<UserRecord> {
+        self.create_user(email, Some(password), &[]).await
+    }
+
+    /// Creates an account with role `user` plus `extra_roles`. Without a password the
+    /// account exists but cannot sign in with one.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        extra_roles: &[String],
+    ) -> Result<UserRecord> {
+        let email = normalize_email(email)?;
+        if let Some(p) = password {
+            check_password(p)?;
+        }
+        let mut roles = vec![DEFAULT_ROLE.to_string()];
+        for role in extra_roles {
+            if !authz::valid_role_name(role) {
+                return Err(Error::invalid(
+                    "invalid_role",
+                    format!("invalid role name '{role}'"),
+                ));
+            }
+            if !roles.contains(role) {
+                roles.push(role.clone());
+            }
+        }
+        roles.sort();
+        let hash = match password {
+            Some(p) => Some(self.hasher.hash(p.to_string()).await?),
+            None => None,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = clock::now();
+        let new = NewUser {
+            id: &id,
+            email: &email,
+            password_hash: hash.as_deref(),
+            roles: &roles,
+            now,
+        };
+        match self.store.insert_user(&new).await {
+            Err(StoreError::Conflict) => return Err(Error::EmailTaken),
+            other => other?,
+        }
+        Ok(UserRecord {
+            id,
+            email,
+            password_hash: hash,
+            disabled: false,
+            email_verified: false,
+            created_at: now,
+            roles,
+        })
+    }
+
+    /// Checks an email and password. Unknown email, malformed email and wrong password all
+    /// cost one argon2 verification and all end in [`Error::InvalidCredentials`]; a
+    /// disabled account is only reported to someone who knows its password.
+    pub async fn authenticate(&self, email: &str, password: &str) -> Result<UserRecord> {
+        let user = match normalize_email(email) {
+            Ok(e) => self.store.user_by_email(&e).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verdict = self
+            .hasher
+            .verify(password.to_string(), stored.clone())
+            .await?;
+        let Some(user) = user.filter(|_| verdict != Verified::No) else {
+            return Err(Error::InvalidCredentials);
+        };
+        if user.disabled {
+            return Err(Error::AccountDisabled);
+        }
+        if verdict == Verified::YesRehash
+            && let Some(old) = stored
+        {
+            // Best effort: a failed rehash must not fail a correct sign-in.
+            match self.hasher.hash(password.to_string()).await {
+                Ok(new) => {
+                    if let Err(e) = self
+                        .store
+                        .replace_password_hash(&user.id, &old, &new, clock::now())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "password rehash not stored");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "password rehash failed"),
+            }
+        }
+        Ok(user)
+    }
+
+    /// Changes the password after checking the current one; every other session of the
+    /// user is revoked in the same transaction.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: &str,
+        new: &str,
+        keep_session: &str,
+    ) -> Result<()> {
+        check_password(new)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        if self
+            .hasher
+            .verify(current.to_string(), user.password_hash.clone())
+            .await?
+            == Verified::No
+        {
+            return Err(Error::InvalidCredentials);
+        }
+        let hash = self.hasher.hash(new.to_string()).await?;
+        let now = clock::now();
+        let revoked = self
+            .store
+            .set_password_revoking_sessions(
+                user_id,
+                &hash,
+                Some(keep_session),
+                "password_changed",
+                now,
+            )
+            .await?;
+        self.revoked.revoke_all(&revoked, now);
+        Ok(())
+    }
+
+    /// Disables (revoking every session) or re-enables an account.
+    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<UserRecord> {
+        let email = normalize_email(email)?;
+        let now = clock::now();
+        let revoked = self
+            .store
+            .set_disabled(&email, disabled, now)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        self.revoked.revoke_all(&revoked, now);
+        self.store
+            .user_by_email(&email)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// Grants or revokes a role; it shows in tokens minted from then on.
+    pub async fn set_role(&self, email: &str, role: &str, granted: bool) -> Result<UserRecord> {
+        if !authz::valid_role_name(role) {
+            return Err(Error::invalid(
+                "invalid_role",
+                format!("invalid role name '{role}'"),
+            ));
+        }
+        let email = normalize_email(email)?;
+        let user = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        self.store.set_role(&user.id, role, granted).await?;
+        self.store
+            .user_by_id(&user.id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn user(&self, id: &str) -> Result<UserRecord> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        Ok(self.store.list_users().await?)
+    }
+}

@@ -1,0 +1,17 @@
+//! Tollgate: identity and access gateway for AI-powered web apps.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`) on top. Domain modules
+//! (`identity`, `session`, `authz`) know nothing about HTTP; `http` translates requests
+//! into calls on them, and `store` is the only place that speaks SQL.
+
+pub mod app;
+pub mod authz;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,195 @@
+//! The `tollgate` command line: `serve`, `migrate` and the administrative subcommands.
+//! Every subcommand reads the same configuration (file + environment). Failures print one
+//! line on stderr and exit non-zero.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use tollgate::config::Config;
+use tollgate::store::UserRecord;
+use tollgate::{app, session::keys::KeyRing};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Identity and access gateway for AI-powered web apps"
+)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: API, gateway, OIDC provider, AI proxy.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Grant or revoke roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; prints it as JSON.
+    Add {
+        email: String,
+        /// Extra role (repeatable); every account also has role `user`.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print every account as JSON lines.
+    List,
+    /// Disable an account and revoke all its sessions.
+    Disable { email: String },
+    /// Re-enable a disabled account.
+    Enable { email: String },
+}
+
+#[derive(Subcommand)]
+enum RoleCommand {
+    Grant { email: String, role: String },
+    Revoke { email: String, role: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a new signing key; older keys stay published until their tokens expire.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let log_filter = if matches!(cli.command, Command::Serve) {
+        config.log.clone()
+    } else {
+        "warn".into()
+    };
+    if let Err(e) = tollgate::telemetry::init_logging(&log_filter) {
+        return fail(e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    let msg = e.to_string().replace('\n', " ");
+    eprintln!("tollgate: {msg}");
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => app::serve(config).await,
+        Command::Migrate => {
+            let store = app::open_store(&config).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let kid = KeyRing::rotate(&app::keys_dir(&config))?;
+            println!("{}", json!({ "kid": kid }));
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let app = app::build(config).await?;
+            let id = &app.identity;
+            match cmd {
+                UserCommand::Add {
+                    email,
+                    roles,
+                    password_stdin,
+                } => {
+                    let password = if password_stdin {
+                        Some(read_password()?)
+                    } else {
+                        None
+                    };
+                    for role in &roles {
+                        if !app.config.roles.is_defined(role) {
+                            eprintln!(
+                                "tollgate: warning: role '{role}' has no [roles.{role}] section; it grants no scopes"
+                            );
+                        }
+                    }
+                    print_user(&id.create_user(&email, password.as_deref(), &roles).await?);
+                }
+                UserCommand::List => {
+                    for u in id.list_users().await? {
+                        print_user(&u);
+                    }
+                }
+                UserCommand::Disable { email } => print_user(&id.set_disabled(&email, true).await?),
+                UserCommand::Enable { email } => print_user(&id.set_disabled(&email, false).await?),
+            }
+            app.store.close().await;
+            Ok(())
+        }
+        Command::Role(cmd) => {
+            let app = app::build(config).await?;
+            let user = match cmd {
+                RoleCommand::Grant { email, role } => {
+                    app.identity.set_role(&email, &role, true).await?
+                }
+                RoleCommand::Revoke { email, role } => {
+                    app.identity.set_role(&email, &role, false).await?
+                }
+            };
+            print_user(&user);
+            app.store.close().await;
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_string())
+}
+
+fn print_user(u: &UserRecord) {
+    println!(
+        "{}",
+        json!({
+            "id": u.id,
+            "email": u.email,
+            "roles": u.roles,
+            "disabled": u.disabled,
+            "email_verified": u.email_verified,
+            "created_at": u.created_at,
+        })
+    );
+}

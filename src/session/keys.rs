@@ -1,0 +1,261 @@
+//! The signing key ring: Ed25519 keys as PKCS#8 files in `<data dir>/keys/`.
+//!
+//! The newest key signs; older keys stay published in the JWKS (and accepted) until every
+//! token they could have signed has expired: a key retires when its successor is created,
+//! and is dropped `access_ttl` plus a margin later. `tollgate keys rotate` just writes a new
+//! file; running servers pick it up on their next [`KeyRing::reload`]. Nodes that share a
+//! database mount the same key directory (see docs/deployment.md).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+
+use crate::error::{Error, Result};
+use crate::secret::b64url;
+
+/// How long past `access_ttl` a retired key stays: covers the reload interval, clock
+/// leeway and tokens signed in flight.
+const RETIRE_MARGIN_MS: i64 = 60_000;
+
+pub struct SigningKey {
+    pub kid: String,
+    pub created_ms: i64,
+    pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
+    /// Base64url of the raw 32-byte public key (the JWK `x`).
+    pub x: String,
+}
+
+/// An immutable snapshot of the ring: swapped whole on reload.
+pub struct KeySet {
+    pub active: Arc<SigningKey>,
+    by_kid: HashMap<String, Arc<SigningKey>>,
+    /// The JWKS document, rendered once per snapshot.
+    pub jwks: serde_json::Value,
+}
+
+impl KeySet {
+    pub fn get(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.by_kid.get(kid)
+    }
+}
+
+pub struct KeyRing {
+    dir: PathBuf,
+    access_ttl_ms: i64,
+    current: RwLock<Arc<KeySet>>,
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::Internal(format!("{what} {}: {e}", path.display()))
+}
+
+impl KeyRing {
+    /// Opens the ring, creating the directory and a first key when there is none.
+    pub fn open(dir: &Path, access_ttl: std::time::Duration) -> Result<KeyRing> {
+        create_private_dir(dir)?;
+        if list_key_files(dir)?.is_empty() {
+            write_new_key(dir)?;
+        }
+        let access_ttl_ms = access_ttl.as_millis() as i64;
+        let set = load(dir, access_ttl_ms, now_ms())?;
+        Ok(KeyRing {
+            dir: dir.to_path_buf(),
+            access_ttl_ms,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// Writes a new signing key; returns its kid. Servers adopt it on reload.
+    pub fn rotate(dir: &Path) -> Result<String> {
+        create_private_dir(dir)?;
+        let path = write_new_key(dir)?;
+        let key = read_key(&path)?.ok_or_else(|| Error::Internal("new key unreadable".into()))?;
+        Ok(key.kid)
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the directory; removes key files whose tokens have all expired.
+    pub fn reload(&self) -> Result<()> {
+        let set = load(&self.dir, self.access_ttl_ms, now_ms())?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create key directory", dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err("cannot restrict key directory", dir, e))?;
+    }
+    Ok(())
+}
+
+/// `(created_ms, path)` of every key file, oldest first.
+fn list_key_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_err("cannot read key directory", dir, e))? {
+        let path = entry
+            .map_err(|e| io_err("cannot read key directory", dir, e))?
+            .path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(ms) = name
+            .strip_prefix("ed25519-")
+            .and_then(|n| n.strip_suffix(".pk8"))
+            .and_then(|n| n.parse().ok())
+        {
+            out.push((ms, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Generates a key (PKCS#8 v1: the form JWK export and jsonwebtoken accept) and writes it
+/// with owner-only permissions, atomically (temp file + rename).
+fn write_new_key(dir: &Path) -> Result<PathBuf> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new())
+        .map_err(|_| Error::Internal("Ed25519 key generation failed".into()))?;
+    // Names must be unique and ordered even for two rotations in one millisecond.
+    let newest = list_key_files(dir)?.last().map(|(ms, _)| *ms).unwrap_or(0);
+    let created = now_ms().max(newest + 1);
+    let path = dir.join(format!("ed25519-{created}.pk8"));
+    let tmp = dir.join(format!(".ed25519-{created}.tmp"));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(&tmp)
+            .map_err(|e| io_err("cannot write key", &tmp, e))?;
+        f.write_all(pkcs8.as_ref())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io_err("cannot write key", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| io_err("cannot install key", &path, e))?;
+    Ok(path)
+}
+
+fn read_key(path: &Path) -> Result<Option<SigningKey>> {
+    let Some(created_ms) = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
+        n.strip_prefix("ed25519-")?
+            .strip_suffix(".pk8")?
+            .parse()
+            .ok()
+    }) else {
+        return Ok(None);
+    };
+    let der = match std::fs::read(path) {
+        Ok(d) => d,
+        // Pruned by another process between listing and reading.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot read key", path, e)),
+    };
+    let pair = Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|_| Error::Internal(format!("{} is not an Ed25519 PKCS#8 key", path.display())))?;
+    let x = b64url(pair.public_key().as_ref());
+    let thumbprint_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    let kid = b64url(digest::digest(&digest::SHA256, thumbprint_input.as_bytes()).as_ref());
+    let decoding = DecodingKey::from_ed_components(&x)
+        .map_err(|e| Error::Internal(format!("public key: {e}")))?;
+    Ok(Some(SigningKey {
+        kid,
+        created_ms,
+        encoding: EncodingKey::from_ed_der(&der),
+        decoding,
+        x,
+    }))
+}
+
+/// Loads the keys still within their lifetime and deletes the files of those past it.
+fn load(dir: &Path, access_ttl_ms: i64, now: i64) -> Result<KeySet> {
+    let files = list_key_files(dir)?;
+    let mut keys = Vec::new();
+    for (i, (_, path)) in files.iter().enumerate() {
+        let retired_at = files.get(i + 1).map(|(ms, _)| *ms);
+        if let Some(r) = retired_at
+            && now > r + access_ttl_ms + RETIRE_MARGIN_MS
+        {
+            // Every token this key signed has expired.
+            let _ = std::fs::remove_file(path);
+            continue;
+        }
+        if let Some(k) = read_key(path)? {
+            keys.push(Arc::new(k));
+        }
+    }
+    let active = keys
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::Internal(format!("no signing key in {}", dir.display())))?;
+    let jwks = serde_json::json!({
+        "keys": keys.iter().rev().map(|k| serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": k.kid, "use": "sig", "alg": "EdDSA",
+        })).collect::<Vec<_>>()
+    });
+    let by_kid = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+    Ok(KeySet {
+        active,
+        by_kid,
+        jwks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("tollgate-keys-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn open_creates_a_key_and_rotation_keeps_the_old_one_published() {
+        let dir = temp_dir();
+        let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
+        let first = ring.current().active.kid.clone();
+        let second = KeyRing::rotate(&dir).unwrap();
+        ring.reload().unwrap();
+        let set = ring.current();
+        assert_eq!(set.active.kid, second);
+        assert!(set.get(&first).is_some(), "retired key still verifies");
+        assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn retired_keys_are_dropped_after_their_tokens_expire() {
+        let dir = temp_dir();
+        let ring = KeyRing::open(&dir, Duration::from_secs(1)).unwrap();
+        let first = ring.current().active.kid.clone();
+        KeyRing::rotate(&dir).unwrap();
+        let later = now_ms() + 1000 + RETIRE_MARGIN_MS + 10;
+        let set = load(&dir, 1000, later).unwrap();
+        assert!(set.get(&first).is_none());
+        assert_eq!(list_key_files(&dir).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

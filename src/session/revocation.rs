@@ -1,0 +1,89 @@
+//! The in-memory set of revoked sessions that every token verification consults.
+//!
+//! An access token outlives nothing: once its session is revoked, the set refuses it at
+//! once, with no database round trip. An entry only needs to live as long as a token issued
+//! just before the revocation could (`access_ttl` plus leeway), so the set stays small.
+//! It is fed by this node's own revocations, by a poll of the database (revocations made
+//! by the CLI or other nodes), and is open to other feeds (pub/sub) through
+//! [`RevocationSet::revoke`].
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+pub struct RevocationSet {
+    /// session id → Unix second after which the entry can be forgotten.
+    entries: RwLock<HashMap<String, i64>>,
+    retention_secs: i64,
+}
+
+impl RevocationSet {
+    pub fn new(access_ttl: std::time::Duration) -> RevocationSet {
+        RevocationSet {
+            entries: RwLock::new(HashMap::new()),
+            retention_secs: access_ttl.as_secs() as i64 + 5,
+        }
+    }
+
+    /// How far back a loader must look to rebuild the set.
+    pub fn retention_secs(&self) -> i64 {
+        self.retention_secs
+    }
+
+    pub fn revoke(&self, session_id: &str, revoked_at: i64) {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let forget_after = revoked_at + self.retention_secs;
+        map.insert(session_id.to_string(), forget_after);
+        // Amortised pruning: only when the map has grown, never on the read path.
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            let now = crate::clock::now();
+            map.retain(|_, until| *until >= now);
+        }
+    }
+
+    pub fn revoke_all(&self, session_ids: &[String], revoked_at: i64) {
+        for id in session_ids {
+            self.revoke(id, revoked_at);
+        }
+    }
+
+    pub fn is_revoked(&self, session_id: &str) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(session_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn revoked_sessions_are_reported() {
+        let set = RevocationSet::new(Duration::from_secs(60));
+        assert!(!set.is_revoked("a"));
+        set.revoke("a", crate::clock::now());
+        assert!(set.is_revoked("a"));
+        assert!(!set.is_revoked("b"));
+    }
+
+    #[test]
+    fn stale_entries_are_pruned_as_the_set_grows() {
+        let set = RevocationSet::new(Duration::from_secs(1));
+        set.revoke("old", 0);
+        for i in 0..2048 {
+            set.revoke(&format!("s{i}"), crate::clock::now());
+        }
+        assert!(!set.is_revoked("old"));
+        assert!(set.is_revoked("s5"));
+    }
+}

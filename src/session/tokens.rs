@@ -1,0 +1,198 @@
+//! Access tokens: RFC 9068 JWTs signed with the ring's active Ed25519 key, and their
+//! verification.
+//!
+//! Verification is the gateway's hot path. A full check (header, `kid`, EdDSA signature,
+//! `iss`, `aud`, `exp`/`nbf` with 1 s leeway) runs once per token; its result is cached by
+//! the exact token string until the token expires. Every call, cached or not, re-checks
+//! expiry and consults the revocation set, so a revoked session fails at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyRing;
+use super::revocation::RevocationSet;
+use crate::clock;
+use crate::error::{Error, Result};
+
+/// At most this much clock skew is tolerated on `exp`/`nbf` (interface: ≤ 1 s).
+pub const LEEWAY_SECS: u64 = 1;
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Verified tokens remembered at most; past this the cache sheds expired entries, then all.
+const CACHE_CAPACITY: usize = 100_000;
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The claims of an access token (RFC 9068 plus OIDC `auth_time`/`amr` and Tollgate's
+/// `sid`, `roles`, `email`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    pub client_id: String,
+    pub scope: String,
+    pub roles: Vec<String>,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub email: String,
+}
+
+impl AccessClaims {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split_ascii_whitespace()
+    }
+}
+
+/// Who a token is minted for.
+pub struct TokenSubject<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub session_id: &'a str,
+    pub client_id: &'a str,
+    pub scopes: &'a [String],
+    pub roles: &'a [String],
+    pub auth_time: i64,
+    pub amr: &'a [String],
+}
+
+pub struct AccessTokens {
+    keys: Arc<KeyRing>,
+    revoked: Arc<RevocationSet>,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+    validation: Validation,
+    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+}
+
+impl AccessTokens {
+    pub fn new(
+        keys: Arc<KeyRing>,
+        revoked: Arc<RevocationSet>,
+        issuer: &str,
+        ttl: std::time::Duration,
+    ) -> AccessTokens {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        AccessTokens {
+            keys,
+            revoked,
+            issuer: issuer.to_string(),
+            audience: issuer.to_string(),
+            ttl_secs: ttl.as_secs() as i64,
+            validation,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// Signs a new access token; returns it with its claims.
+    pub fn mint(&self, s: &TokenSubject<'_>) -> Result<(String, AccessClaims)> {
+        let now = clock::now();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: s.user_id.to_string(),
+            aud: self.audience.clone(),
+            exp: now + self.ttl_secs,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            sid: s.session_id.to_string(),
+            client_id: s.client_id.to_string(),
+            scope: s.scopes.join(" "),
+            roles: s.roles.to_vec(),
+            auth_time: s.auth_time,
+            amr: s.amr.to_vec(),
+            email: s.email.to_string(),
+        };
+        let key = self.keys.current().active.clone();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_string());
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+        Ok((token, claims))
+    }
+
+    /// Verifies a token and that its session is not revoked.
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>> {
+        let cached = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        let claims = match cached {
+            Some(c) => {
+                if clock::now() >= c.exp + LEEWAY_SECS as i64 {
+                    return Err(Error::TokenExpired);
+                }
+                c
+            }
+            None => {
+                let c = Arc::new(self.verify_uncached(token)?);
+                self.remember(token, c.clone());
+                c
+            }
+        };
+        if self.revoked.is_revoked(&claims.sid) {
+            return Err(Error::SessionRevoked);
+        }
+        Ok(claims)
+    }
+
+    /// The full cryptographic and claim check, without cache or revocation.
+    pub fn verify_uncached(&self, token: &str) -> Result<AccessClaims> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::InvalidToken);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if header.alg != Algorithm::EdDSA || !typ_ok || header.crit.is_some() {
+            return Err(Error::InvalidToken);
+        }
+        let keys = self.keys.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| keys.get(kid))
+            .ok_or(Error::InvalidToken)?;
+        match jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Error::TokenExpired),
+            Err(_) => Err(Error::InvalidToken),
+        }
+    }
+
+    fn remember(&self, token: &str, claims: Arc<AccessClaims>) {
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            let now = clock::now();
+            cache.retain(|_, c| c.exp + (LEEWAY_SECS as i64) > now);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), claims);
+    }
+}

@@ -1,0 +1,163 @@
+//! Persistence: the only module that speaks SQL.
+//!
+//! [`Store`] is an enum over a SQLite and a PostgreSQL pool. Each query is written once and
+//! expanded for both backends by [`on_pool!`]; the SQL itself is portable (`$n`
+//! placeholders, `RETURNING`, Unix-second integers), and only the schema files differ
+//! (`migrations/<backend>/`), embedded in the binary. Every multi-statement change runs in
+//! one transaction; on SQLite write transactions start with `BEGIN IMMEDIATE` so two writers
+//! queue on the busy timeout instead of failing on a lock upgrade.
+
+mod sessions;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{SqlSafeStr, Transaction};
+
+pub use sessions::{NewSession, RefreshSpend, SessionRecord};
+pub use users::{NewUser, UserRecord};
+
+/// Storage failures. `Conflict` is the one callers act on; the rest mean "try later".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write (e.g. an email already registered).
+    #[error("conflicting row already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+fn conflict_aware(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Expands `$body` once per backend with `$pool` bound to the concrete pool.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Opens a write transaction the way each backend needs.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://…` (creating the file) or `postgres://…`.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Store::Postgres(pool))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies pending migrations; applied ones are skipped, so running twice is a no-op.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migration = |version: i64, name: &'static str, sql: &'static str| {
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        };
+        match self {
+            Store::Sqlite(pool) => {
+                Migrator::with_migrations(vec![migration(
+                    1,
+                    "init",
+                    include_str!("migrations/sqlite/0001_init.sql"),
+                )])
+                .run(pool)
+                .await?
+            }
+            Store::Postgres(pool) => {
+                Migrator::with_migrations(vec![migration(
+                    1,
+                    "init",
+                    include_str!("migrations/postgres/0001_init.sql"),
+                )])
+                .run(pool)
+                .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// A trivial round trip, for `/readyz`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

@@ -1,0 +1,243 @@
+//! Accounts and their roles.
+
+use sqlx::Row;
+
+use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+
+/// An account as stored, with its roles.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub email_verified: bool,
+    pub created_at: i64,
+    pub roles: Vec<String>,
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub roles: &'a [String],
+    pub now: i64,
+}
+
+macro_rules! user_from_row {
+    ($row:expr, $roles:expr) => {
+        UserRecord {
+            id: $row.try_get("id")?,
+            email: $row.try_get("email")?,
+            password_hash: $row.try_get("password_hash")?,
+            disabled: $row.try_get("disabled")?,
+            email_verified: $row.try_get("email_verified")?,
+            created_at: $row.try_get("created_at")?,
+            roles: $roles,
+        }
+    };
+}
+
+impl Store {
+    /// Creates the account and its roles atomically; `Conflict` if the email is taken.
+    pub async fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, disabled, email_verified, created_at, updated_at)
+                 VALUES ($1, $2, $3, FALSE, FALSE, $4, $4)",
+            )
+            .bind(user.id)
+            .bind(user.email)
+            .bind(user.password_hash)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_aware)?;
+            for role in user.roles {
+                sqlx::query(
+                    "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(user.id)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.find_user("SELECT id, email, password_hash, disabled, email_verified, created_at FROM users WHERE email = $1", email)
+            .await
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        self.find_user("SELECT id, email, password_hash, disabled, email_verified, created_at FROM users WHERE id = $1", id)
+            .await
+    }
+
+    async fn find_user(&self, sql: &'static str, key: &str) -> StoreResult<Option<UserRecord>> {
+        on_pool!(self, |pool| {
+            let Some(row) = sqlx::query(sql).bind(key).fetch_optional(pool).await? else {
+                return Ok(None);
+            };
+            let id: String = row.try_get("id")?;
+            let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+                .bind(&id)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("role"))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(user_from_row!(row, roles)))
+        })
+    }
+
+    /// Every account, oldest first, with roles.
+    pub async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id, email, password_hash, disabled, email_verified, created_at FROM users ORDER BY created_at, email",
+            )
+            .fetch_all(pool)
+            .await?;
+            let role_rows = sqlx::query("SELECT user_id, role FROM user_roles ORDER BY role")
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                let mut roles = Vec::new();
+                for r in &role_rows {
+                    if r.try_get::<String, _>("user_id")? == id {
+                        roles.push(r.try_get("role")?);
+                    }
+                }
+                out.push(user_from_row!(row, roles));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replaces the hash only if it is still `expected` (a concurrent password change wins
+    /// over an opportunistic rehash).
+    pub async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+                .bind(new_hash)
+                .bind(now)
+                .bind(user_id)
+                .bind(expected)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Sets a new password and revokes every live session of the user except `keep`, in
+    /// one transaction. Returns the revoked session ids.
+    pub async fn set_password_revoking_sessions(
+        &self,
+        user_id: &str,
+        new_hash: &str,
+        keep: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(new_hash)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
+                 WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4 RETURNING id",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<Vec<String>, _>>()?)
+        })
+    }
+
+    /// Enables or disables an account; disabling revokes all its sessions in the same
+    /// transaction. Returns `None` for an unknown email, else the revoked session ids.
+    pub async fn set_disabled(
+        &self,
+        email: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(row) = sqlx::query(
+                "UPDATE users SET disabled = $1, updated_at = $2 WHERE email = $3 RETURNING id",
+            )
+            .bind(disabled)
+            .bind(now)
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let user_id: String = row.try_get("id")?;
+            let mut revoked = Vec::new();
+            if disabled {
+                let rows = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = 'user_disabled'
+                     WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(now)
+                .bind(&user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in rows {
+                    revoked.push(r.try_get("id")?);
+                }
+            }
+            tx.commit().await?;
+            Ok(Some(revoked))
+        })
+    }
+
+    /// Adds or removes one role; returns whether anything changed.
+    pub async fn set_role(&self, user_id: &str, role: &str, granted: bool) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let done = if granted {
+                sqlx::query(
+                    "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(role)
+                .execute(pool)
+                .await?
+            } else {
+                sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = $2")
+                    .bind(user_id)
+                    .bind(role)
+                    .execute(pool)
+                    .await?
+            };
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}
