@@ -35,7 +35,7 @@ pub type AppState = Arc<App>;
 /// How often revocations made elsewhere (CLI, other nodes) are picked up from the database.
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// How often the key directory is re-read for rotated keys.
-const KEY_RELOAD: Duration = Duration::from_secs(5);
+const KEY_RELOAD: Duration = crate::session::keys::RELOAD_INTERVAL;
 
 /// Opens the database (creating the SQLite file and data dir when needed) and migrates.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -131,18 +131,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Feeds the revocation set with sessions revoked by other processes sharing the database.
 fn spawn_revocation_poll(app: AppState) {
     tokio::spawn(async move {
-        let mut since = clock::now();
         let mut tick = tokio::time::interval(REVOCATION_POLL);
         loop {
             tick.tick().await;
-            let now = clock::now();
-            // Re-read the last second: rows committed within it may have been missed.
-            match app.store.revoked_since(since - 1).await {
+            // The whole retention window, every time: `revoked_at` is stamped by the
+            // revoking process before its commit, so a row can appear "in the past"
+            // (clock skew, a slow commit); an incremental cursor would miss it for good.
+            match app
+                .store
+                .revoked_since(clock::now() - app.revoked.retention_secs())
+                .await
+            {
                 Ok(rows) => {
                     for (id, at) in rows {
                         app.revoked.revoke(&id, at);
                     }
-                    since = now;
                 }
                 Err(e) => tracing::warn!(error = %e, "revocation poll failed"),
             }

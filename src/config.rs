@@ -23,8 +23,9 @@ fn invalid(key: &str, expected: &str, got: impl std::fmt::Display) -> ConfigErro
     ConfigError(format!("invalid {key}: expected {expected}, got '{got}'"))
 }
 
-/// The resolved configuration every subcommand runs with.
-#[derive(Debug, Clone)]
+/// The resolved configuration every subcommand runs with. `Debug` redacts the
+/// credentials that database and Redis URLs may carry.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// Issuer and base of every absolute URL; no trailing slash.
@@ -64,6 +65,38 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Origins besides the public URL's that may call login/register from a browser.
     pub trusted_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("log", &self.log)
+            .field("limits_enabled", &self.limits_enabled)
+            .field("roles", &self.roles)
+            .field("password", &self.password)
+            .field("session", &self.session)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// A URL with any password replaced by `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => raw.to_string(),
+        Err(_) => "<unparsable url>".to_string(),
+    }
 }
 
 impl Config {
@@ -481,6 +514,19 @@ mod tests {
         );
         let file = FileConfig::from_toml("[password]\niterations = 0").unwrap();
         assert!(Config::resolve(file, no_env).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_url_passwords() {
+        let env = |k: &str| {
+            (k == "TOLLGATE_DATABASE_URL").then(|| "postgres://app:hunter2@db/tollgate".to_string())
+        };
+        let c = Config::resolve(FileConfig::default(), env).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("app:***@db"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -118,8 +118,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let kid = KeyRing::rotate(&app::keys_dir(&config))?;
-            println!("{}", json!({ "kid": kid }));
+            let (kid, active_from) = KeyRing::rotate(&app::keys_dir(&config))?;
+            println!("{}", json!({ "kid": kid, "active_from": active_from }));
             Ok(())
         }
         Command::User(cmd) => {

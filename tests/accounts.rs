@@ -22,7 +22,27 @@ on_both_backends!(
     registration_normalises_and_validates,
     login_rehashes_when_parameters_were_raised,
     no_secret_reaches_the_log,
+    revocations_stamped_in_the_past_still_reach_the_server,
 );
+
+/// A revocation committed by another process with an old `revoked_at` (a slow commit, a
+/// skewed clock) is still picked up by the server's poll and enforced.
+async fn revocations_stamped_in_the_past_still_reach_the_server(b: Backend) {
+    let s = TestServer::start(b).await;
+    let email = email("backdated");
+    s.register(&email).await;
+    let (at, _) = s.login_tokens(&email, PASSWORD).await;
+    assert_eq!(s.get_bearer("/auth/me", &at).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.sandbox
+        .execute("UPDATE sessions SET revoked_at = created_at - 30, revoked_reason = 'backdated'")
+        .await;
+    let refused = eventually(Duration::from_secs(4), || async {
+        s.get_bearer("/auth/me", &at).await.status == 401
+    })
+    .await;
+    assert!(refused, "a backdated revocation must still be enforced");
+}
 
 async fn cookie_mode_round_trip(b: Backend) {
     let s = TestServer::start(b).await;
@@ -164,6 +184,7 @@ async fn token_mode_round_trip(b: Backend) {
     assert_eq!(claims["iss"], s.base.as_str());
     assert_eq!(claims["scope"], "profile");
     assert_eq!(claims["amr"], json!(["pwd"]));
+    assert_eq!(claims["email_verified"], false);
 
     let me = s.get_bearer("/auth/me", &at).await;
     assert_eq!(me.status, 200);
@@ -209,6 +230,12 @@ async fn https_public_url_uses_host_prefixed_secure_cookies(b: Backend) {
         );
     }
     assert!(!jar.0.contains_key("tg_at"));
+    let r = s.call(Method::GET, "/healthz", None, &[]).await;
+    assert!(
+        r.header("strict-transport-security")
+            .starts_with("max-age="),
+        "HSTS over https"
+    );
     let me = s
         .call(Method::GET, "/auth/me", None, &[("cookie", &jar.header())])
         .await;

@@ -176,11 +176,25 @@ async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
     })
     .await;
     assert!(published, "both keys in the JWKS after rotation");
-    let (new_at, _) = s.login_tokens(&email, PASSWORD).await;
+    // Published first, signing only once every node has had time to load it.
+    let (early_at, _) = s.login_tokens(&email, PASSWORD).await;
+    assert_eq!(
+        jwt_part(&early_at, 0)["kid"],
+        old_kid.as_str(),
+        "not yet active"
+    );
+    let mut new_at = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        new_at = s.login_tokens(&email, PASSWORD).await.0;
+        if jwt_part(&new_at, 0)["kid"] == new_kid.as_str() {
+            break;
+        }
+    }
     assert_eq!(
         jwt_part(&new_at, 0)["kid"],
         new_kid.as_str(),
-        "new tokens use the new key"
+        "new tokens use the new key once active"
     );
     assert_eq!(
         s.get_bearer("/auth/me", &old_at).await.status,

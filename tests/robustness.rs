@@ -235,16 +235,23 @@ async fn garbage_credentials_are_401(b: Backend) {
     let email = email("garbage");
     s.register(&email).await;
     let (at, _) = s.login_tokens(&email, PASSWORD).await;
-    let path = format!("/auth/sessions/{}", "x".repeat(1000));
-    let r = s
-        .call(
-            Method::DELETE,
-            &path,
-            None,
-            &[("authorization", &format!("Bearer {at}"))],
-        )
-        .await;
-    r.assert_problem(404, "not_found");
+    let auth = format!("Bearer {at}");
+    for id in [
+        "x".repeat(1000),
+        "%00".into(),
+        "%FF".into(),
+        "00000000-0000-0000-0000-000000000000".into(),
+    ] {
+        let r = s
+            .call(
+                Method::DELETE,
+                &format!("/auth/sessions/{id}"),
+                None,
+                &[("authorization", &auth)],
+            )
+            .await;
+        r.assert_problem(404, "not_found");
+    }
 }
 
 async fn operational_endpoints_answer(b: Backend) {

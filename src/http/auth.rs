@@ -1,7 +1,7 @@
 //! `/auth/*`: registration, sign-in, refresh, sign-out, the caller's profile and sessions,
 //! password change. Handlers translate HTTP to `identity`/`session` calls and back.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::cookies;
 use super::extract::{
-    Body, Caller, Client, Credential, Delivery, Mode, bearer_token, check_csrf, check_origin,
+    Body, Caller, Client, Credential, Delivery, Mode, PathParam, bearer_token, check_csrf,
+    check_origin,
 };
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
@@ -118,7 +119,11 @@ async fn refresh(
             let csrf = cookies::read(&headers, &app.cookies.csrf).map(str::to_string);
             Ok(deliver(&app, mode, issued, csrf))
         }
-        Err(e) if mode == Delivery::Cookie => {
+        // A refresh cookie that can never work again is deleted; a transient failure
+        // (database down) must not sign the browser out.
+        Err(e @ (Error::InvalidRefreshToken | Error::RefreshTokenReused))
+            if mode == Delivery::Cookie =>
+        {
             Ok(with_cleared_cookies(&app, Problem::from(e).into_response()))
         }
         Err(e) => Err(e.into()),
@@ -243,9 +248,10 @@ async fn list_sessions(State(app): State<AppState>, caller: Caller) -> ApiResult
 async fn delete_session(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> ApiResult<Response> {
-    if id.len() > 64
+    // Session ids are UUIDs; anything else cannot exist (and must not reach SQL as, say, NUL).
+    if uuid::Uuid::parse_str(&id).is_err()
         || !app
             .sessions
             .end(&id, Some(&caller.claims.sub), "revoked_by_user")

@@ -31,6 +31,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.http.max_body_bytes;
+    // HSTS only makes sense (and is only honoured) when users reach us over https.
+    let hsts = app
+        .config
+        .secure_cookies()
+        .then(|| security_header(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000"));
     Router::new()
         .merge(auth::router())
         .merge(wellknown::router())
@@ -70,7 +75,8 @@ pub fn router(app: AppState) -> Router {
                     "default-src 'none'; frame-ancestors 'none'",
                 ))
                 // Token and profile responses must never be cached (RFC 6749 §5.1).
-                .layer(security_header(header::CACHE_CONTROL, "no-store")),
+                .layer(security_header(header::CACHE_CONTROL, "no-store"))
+                .option_layer(hsts),
         )
         .with_state(app)
 }

@@ -1,8 +1,9 @@
 //! The signing key ring: Ed25519 keys as PKCS#8 files in `<data dir>/keys/`.
 //!
-//! The newest key signs; older keys stay published in the JWKS (and accepted) until every
-//! token they could have signed has expired: a key retires when its successor is created,
-//! and is dropped `access_ttl` plus a margin later. `tollgate keys rotate` just writes a new
+//! The newest key older than [`ACTIVATION_DELAY_MS`] signs (the only key, on first start);
+//! a newer one is already published and accepted, so every node has it before it is used.
+//! Older keys stay published until every token they could have signed has expired: a key
+//! retires when its successor activates, and is dropped `access_ttl` plus a margin later. `tollgate keys rotate` just writes a new
 //! file; running servers pick it up on their next [`KeyRing::reload`]. Nodes that share a
 //! database mount the same key directory (see docs/deployment.md).
 
@@ -20,6 +21,11 @@ use crate::secret::b64url;
 /// How long past `access_ttl` a retired key stays: covers the reload interval, clock
 /// leeway and tokens signed in flight.
 const RETIRE_MARGIN_MS: i64 = 60_000;
+/// How often servers re-read the key directory.
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// A new key is published at once but signs only after this delay, by which time every
+/// node sharing the directory has loaded it: no node ever meets a `kid` it cannot verify.
+pub const ACTIVATION_DELAY_MS: i64 = 3 * RELOAD_INTERVAL.as_millis() as i64;
 
 pub struct SigningKey {
     pub kid: String,
@@ -70,12 +76,13 @@ impl KeyRing {
         })
     }
 
-    /// Writes a new signing key; returns its kid. Servers adopt it on reload.
-    pub fn rotate(dir: &Path) -> Result<String> {
+    /// Writes a new signing key; returns its kid and the Unix second it starts signing.
+    /// Servers publish it on their next reload.
+    pub fn rotate(dir: &Path) -> Result<(String, i64)> {
         create_private_dir(dir)?;
         let path = write_new_key(dir)?;
         let key = read_key(&path)?.ok_or_else(|| Error::Internal("new key unreadable".into()))?;
-        Ok(key.kid)
+        Ok((key.kid, (key.created_ms + ACTIVATION_DELAY_MS) / 1000))
     }
 
     pub fn current(&self) -> Arc<KeySet> {
@@ -194,7 +201,7 @@ fn load(dir: &Path, access_ttl_ms: i64, now: i64) -> Result<KeySet> {
     let files = list_key_files(dir)?;
     let mut keys = Vec::new();
     for (i, (_, path)) in files.iter().enumerate() {
-        let retired_at = files.get(i + 1).map(|(ms, _)| *ms);
+        let retired_at = files.get(i + 1).map(|(ms, _)| *ms + ACTIVATION_DELAY_MS);
         if let Some(r) = retired_at
             && now > r + access_ttl_ms + RETIRE_MARGIN_MS
         {
@@ -207,7 +214,10 @@ fn load(dir: &Path, access_ttl_ms: i64, now: i64) -> Result<KeySet> {
         }
     }
     let active = keys
-        .last()
+        .iter()
+        .rev()
+        .find(|k| k.created_ms + ACTIVATION_DELAY_MS <= now)
+        .or(keys.first())
         .cloned()
         .ok_or_else(|| Error::Internal(format!("no signing key in {}", dir.display())))?;
     let jwks = serde_json::json!({
@@ -237,12 +247,18 @@ mod tests {
         let dir = temp_dir();
         let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
         let first = ring.current().active.kid.clone();
-        let second = KeyRing::rotate(&dir).unwrap();
+        let (second, _) = KeyRing::rotate(&dir).unwrap();
         ring.reload().unwrap();
         let set = ring.current();
-        assert_eq!(set.active.kid, second);
-        assert!(set.get(&first).is_some(), "retired key still verifies");
+        assert_eq!(
+            set.active.kid, first,
+            "a new key is published before it signs"
+        );
+        assert!(set.get(&second).is_some());
         assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 2);
+        let later = load(&dir, 900_000, now_ms() + ACTIVATION_DELAY_MS + 1).unwrap();
+        assert_eq!(later.active.kid, second);
+        assert!(later.get(&first).is_some(), "retired key still verifies");
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -252,7 +268,7 @@ mod tests {
         let ring = KeyRing::open(&dir, Duration::from_secs(1)).unwrap();
         let first = ring.current().active.kid.clone();
         KeyRing::rotate(&dir).unwrap();
-        let later = now_ms() + 1000 + RETIRE_MARGIN_MS + 10;
+        let later = now_ms() + ACTIVATION_DELAY_MS + 1000 + RETIRE_MARGIN_MS + 10;
         let set = load(&dir, 1000, later).unwrap();
         assert!(set.get(&first).is_none());
         assert_eq!(list_key_files(&dir).unwrap().len(), 1);

@@ -87,7 +87,8 @@ impl Sessions {
         let expires_at = now + self.absolute_ttl_secs;
         let idle_expires_at = (now + self.cfg.idle_ttl.as_secs() as i64).min(expires_at);
         let amr = amr.join(" ");
-        self.store
+        let created = self
+            .store
             .insert_session(&NewSession {
                 id: &id,
                 user_id: &user.id,
@@ -101,6 +102,9 @@ impl Sessions {
                 refresh_hash: &secret::digest_hex(&refresh),
             })
             .await?;
+        if !created {
+            return Err(Error::AccountDisabled);
+        }
         let session = SessionRecord {
             id,
             user_id: user.id.clone(),
@@ -189,6 +193,7 @@ impl Sessions {
         let (access_token, access_claims) = self.tokens.mint(&TokenSubject {
             user_id: &user.id,
             email: &user.email,
+            email_verified: user.email_verified,
             session_id: &session.id,
             client_id: &session.client_id,
             scopes: &scopes,

@@ -31,8 +31,11 @@ impl RevocationSet {
 
     pub fn revoke(&self, session_id: &str, revoked_at: i64) {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let forget_after = revoked_at + self.retention_secs;
-        map.insert(session_id.to_string(), forget_after);
+        // Counted from when this node learns of it too: a revocation stamped by a slower
+        // clock, or committed late, must still outlive every token of the session.
+        let forget_after = revoked_at.max(crate::clock::now()) + self.retention_secs;
+        let entry = map.entry(session_id.to_string()).or_insert(forget_after);
+        *entry = (*entry).max(forget_after);
         // Amortised pruning: only when the map has grown, never on the read path.
         if map.len() >= 1024 && map.len().is_power_of_two() {
             let now = crate::clock::now();
@@ -79,11 +82,19 @@ mod tests {
     #[test]
     fn stale_entries_are_pruned_as_the_set_grows() {
         let set = RevocationSet::new(Duration::from_secs(1));
-        set.revoke("old", 0);
+        set.entries.write().unwrap().insert("old".into(), 0);
         for i in 0..2048 {
             set.revoke(&format!("s{i}"), crate::clock::now());
         }
         assert!(!set.is_revoked("old"));
         assert!(set.is_revoked("s5"));
+    }
+
+    #[test]
+    fn an_old_revocation_learned_late_is_kept_for_a_full_retention() {
+        let set = RevocationSet::new(Duration::from_secs(60));
+        set.revoke("late", crate::clock::now() - 3600);
+        let until = set.entries.read().unwrap()["late"];
+        assert!(until >= crate::clock::now() + 60);
     }
 }

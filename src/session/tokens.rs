@@ -43,6 +43,7 @@ pub struct AccessClaims {
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub email: String,
+    pub email_verified: bool,
 }
 
 impl AccessClaims {
@@ -55,6 +56,7 @@ impl AccessClaims {
 pub struct TokenSubject<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
+    pub email_verified: bool,
     pub session_id: &'a str,
     pub client_id: &'a str,
     pub scopes: &'a [String],
@@ -70,8 +72,11 @@ pub struct AccessTokens {
     audience: String,
     ttl_secs: i64,
     validation: Validation,
-    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+    cache: RwLock<HashMap<Box<str>, Verified>>,
 }
+
+/// A cache entry: the verifying key's id and the token's claims.
+type Verified = (Arc<str>, Arc<AccessClaims>);
 
 impl AccessTokens {
     pub fn new(
@@ -122,6 +127,7 @@ impl AccessTokens {
             auth_time: s.auth_time,
             amr: s.amr.to_vec(),
             email: s.email.to_string(),
+            email_verified: s.email_verified,
         };
         let key = self.keys.current().active.clone();
         let mut header = Header::new(Algorithm::EdDSA);
@@ -141,15 +147,20 @@ impl AccessTokens {
             .get(token)
             .cloned();
         let claims = match cached {
-            Some(c) => {
+            Some((kid, c)) => {
                 if clock::now() >= c.exp + LEEWAY_SECS as i64 {
                     return Err(Error::TokenExpired);
+                }
+                // A key removed from the ring (emergency rotation) takes its tokens with it.
+                if self.keys.current().get(&kid).is_none() {
+                    return Err(Error::InvalidToken);
                 }
                 c
             }
             None => {
-                let c = Arc::new(self.verify_uncached(token)?);
-                self.remember(token, c.clone());
+                let (kid, c) = self.verify_signed(token)?;
+                let c = Arc::new(c);
+                self.remember(token, kid, c.clone());
                 c
             }
         };
@@ -161,6 +172,11 @@ impl AccessTokens {
 
     /// The full cryptographic and claim check, without cache or revocation.
     pub fn verify_uncached(&self, token: &str) -> Result<AccessClaims> {
+        self.verify_signed(token).map(|(_, c)| c)
+    }
+
+    /// The full check; returns the verifying key's id with the claims.
+    fn verify_signed(&self, token: &str) -> Result<(Arc<str>, AccessClaims)> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(Error::InvalidToken);
         }
@@ -178,21 +194,84 @@ impl AccessTokens {
             .and_then(|kid| keys.get(kid))
             .ok_or(Error::InvalidToken)?;
         match jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => Ok((Arc::from(key.kid.as_str()), data.claims)),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Error::TokenExpired),
             Err(_) => Err(Error::InvalidToken),
         }
     }
 
-    fn remember(&self, token: &str, claims: Arc<AccessClaims>) {
+    fn remember(&self, token: &str, kid: Arc<str>, claims: Arc<AccessClaims>) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             let now = clock::now();
-            cache.retain(|_, c| c.exp + (LEEWAY_SECS as i64) > now);
+            cache.retain(|_, (_, c)| c.exp + (LEEWAY_SECS as i64) > now);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(token.into(), claims);
+        cache.insert(token.into(), (kid, claims));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn subject(sid: &str) -> TokenSubject<'_> {
+        TokenSubject {
+            user_id: "u1",
+            email: "u1@example.com",
+            email_verified: false,
+            session_id: sid,
+            client_id: "tollgate",
+            scopes: &[],
+            roles: &[],
+            auth_time: 0,
+            amr: &[],
+        }
+    }
+
+    fn setup() -> (
+        std::path::PathBuf,
+        Arc<KeyRing>,
+        Arc<RevocationSet>,
+        AccessTokens,
+    ) {
+        let dir = std::env::temp_dir().join(format!("tollgate-tokens-{}", uuid::Uuid::new_v4()));
+        let ttl = Duration::from_secs(900);
+        let keys = Arc::new(KeyRing::open(&dir, ttl).unwrap());
+        let revoked = Arc::new(RevocationSet::new(ttl));
+        let tokens = AccessTokens::new(keys.clone(), revoked.clone(), "https://issuer.test", ttl);
+        (dir, keys, revoked, tokens)
+    }
+
+    #[test]
+    fn cached_tokens_still_fail_once_revoked() {
+        let (dir, _, revoked, tokens) = setup();
+        let (t, _) = tokens.mint(&subject("s1")).unwrap();
+        assert_eq!(tokens.verify(&t).unwrap().sid, "s1");
+        assert_eq!(tokens.verify(&t).unwrap().sid, "s1", "cache hit");
+        revoked.revoke("s1", clock::now());
+        assert!(matches!(tokens.verify(&t), Err(Error::SessionRevoked)));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn cached_tokens_fail_when_their_key_leaves_the_ring() {
+        let (dir, keys, _, tokens) = setup();
+        let (t, _) = tokens.mint(&subject("s1")).unwrap();
+        tokens.verify(&t).unwrap();
+        // Emergency rotation: a new key, and the old key's file removed by hand.
+        KeyRing::rotate(&dir).unwrap();
+        let old = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .min()
+            .unwrap();
+        std::fs::remove_file(old).unwrap();
+        keys.reload().unwrap();
+        assert!(matches!(tokens.verify(&t), Err(Error::InvalidToken)));
+        std::fs::remove_dir_all(dir).ok();
     }
 }

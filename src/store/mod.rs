@@ -78,7 +78,10 @@ impl BeginWrite for SqlitePool {
 impl BeginWrite for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin().await
+        // The refresh arbitration relies on READ COMMITTED re-evaluation; don't inherit a
+        // stricter server default that would turn racing tabs into serialization errors.
+        self.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
     }
 }
 

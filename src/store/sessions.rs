@@ -77,14 +77,16 @@ macro_rules! session_from_row {
 }
 
 impl Store {
-    /// Creates a session with its first refresh token, atomically.
-    pub async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<()> {
+    /// Creates a session with its first refresh token, atomically. Returns `false` (and
+    /// writes nothing) when the user was disabled in the meantime.
+    pub async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO sessions (id, user_id, client_id, amr, auth_time, created_at, last_used_at,
                                        idle_expires_at, expires_at, user_agent, ip)
-                 VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $8, $9)",
+                 SELECT $1, $2, $3, $4, $5, $5, $5, $6, $7, $8, $9
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND NOT disabled)",
             )
             .bind(s.id)
             .bind(s.user_id)
@@ -96,7 +98,12 @@ impl Store {
             .bind(s.user_agent)
             .bind(s.ip)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                return Ok(false);
+            }
             sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
                 .bind(s.refresh_hash)
                 .bind(s.id)
@@ -104,8 +111,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-        });
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// The atomic "spend this token, issue its successor" step.
@@ -173,14 +180,21 @@ impl Store {
                 .await?;
             session.last_used_at = now;
             session.idle_expires_at = (now + idle_ttl_secs).min(session.expires_at);
-            sqlx::query(
-                "UPDATE sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3",
+            // Re-checked under the row lock: a logout or disable that committed since the
+            // read above must win (dropping the transaction rolls the spend back).
+            let still_live = sqlx::query(
+                "UPDATE sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
             )
             .bind(now)
             .bind(session.idle_expires_at)
             .bind(&session.id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if !still_live {
+                return Ok(RefreshSpend::Unknown);
+            }
             tx.commit().await?;
             Ok(RefreshSpend::Rotated { session })
         })

@@ -126,6 +126,19 @@ impl Sandbox {
         rows
     }
 
+    /// Runs a statement directly against the server's database (another process's write).
+    pub async fn execute(&self, sql: &'static str) {
+        if self.pg_database.is_some() {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
     pub async fn query_i64(&self, sql: &'static str) -> i64 {
         use sqlx::Row;
         if self.pg_database.is_some() {

@@ -1,0 +1,113 @@
+//! Login throughput against raw argon2id with the same parameters, same machine, same run.
+//!
+//! Baseline: argon2id verifications per second on as many threads as cores, in this
+//! process. Measured: `POST /auth/login?mode=token` per second against a release
+//! `tollgate serve` (SQLite) from 8 concurrent clients. Goal: ratio ≥ 0.9, i.e. the
+//! server adds almost nothing to the hash. Run: `cargo bench --bench login`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use common::{Backend, Options, PASSWORD, TestServer};
+use serde_json::json;
+
+const SECONDS: u64 = 10;
+const CLIENTS: usize = 8;
+
+fn raw_argon2_per_sec(threads: usize) -> f64 {
+    let params = Params::new(19_456, 2, 1, None).unwrap();
+    let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(PASSWORD.as_bytes())
+        .unwrap()
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (stop, count, phc) = (stop.clone(), count.clone(), phc.clone());
+            std::thread::spawn(move || {
+                let parsed = PasswordHash::new(&phc).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    Argon2::default()
+                        .verify_password(PASSWORD.as_bytes(), &parsed)
+                        .unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(SECONDS));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let config = "[limits]\nenabled = false\n".to_string();
+    let server = Arc::new(
+        TestServer::start_with(
+            Backend::Sqlite,
+            Options {
+                config,
+                env: vec![("TOLLGATE_LOG", "warn".into())],
+            },
+        )
+        .await,
+    );
+    let email = common::email("bench");
+    server.register(&email).await;
+
+    let raw_before = tokio::task::spawn_blocking(move || raw_argon2_per_sec(cores))
+        .await
+        .unwrap();
+
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (server, count, email) = (server.clone(), count.clone(), email.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let r = server
+                    .post(
+                        "/auth/login?mode=token",
+                        json!({ "email": email, "password": PASSWORD }),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let logins = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+
+    let raw_after = tokio::task::spawn_blocking(move || raw_argon2_per_sec(cores))
+        .await
+        .unwrap();
+    let raw = (raw_before + raw_after) / 2.0;
+    println!("login bench ({cores} cores, argon2id m=19456 KiB t=2 p=1, {SECONDS}s per phase)");
+    println!(
+        "  raw argon2id verify, {cores} threads: {raw:.1}/s (before {raw_before:.1}, after {raw_after:.1})"
+    );
+    println!("  HTTP logins, {CLIENTS} clients:       {logins:.1}/s");
+    println!(
+        "  ratio login/raw:                 {:.3} (goal >= 0.9)",
+        logins / raw
+    );
+}
