@@ -83,87 +83,54 @@ impl Sandbox {
 
     /// A scalar from the server's database, read directly (for checking stored state).
     pub async fn query_string(&self, sql: &'static str) -> Option<String> {
-        use sqlx::Row;
-        if self.pg_database.is_some() {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            let row = sqlx::query(sql).fetch_optional(&pool).await.unwrap();
-            pool.close().await;
-            row.map(|r| r.try_get::<String, _>(0).unwrap())
-        } else {
-            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-            let row = sqlx::query(sql).fetch_optional(&pool).await.unwrap();
-            pool.close().await;
-            row.map(|r| r.try_get::<String, _>(0).unwrap())
-        }
+        self.query_strings(sql).await.into_iter().next()
     }
 
     /// Every row's first column.
     pub async fn query_strings(&self, sql: &'static str) -> Vec<String> {
-        use sqlx::Row;
-        let rows: Vec<String> = if self.pg_database.is_some() {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            let v = sqlx::query(sql)
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.try_get(0).unwrap())
-                .collect();
-            pool.close().await;
-            v
-        } else {
-            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-            let v = sqlx::query(sql)
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.try_get(0).unwrap())
-                .collect();
-            pool.close().await;
-            v
-        };
-        rows
+        with_test_pool!(self, |pool| {
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .map(|r| sqlx::Row::try_get(r, 0).unwrap())
+                .collect()
+        })
+    }
+
+    pub async fn query_i64(&self, sql: &'static str) -> i64 {
+        with_test_pool!(self, |pool| {
+            let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
+            sqlx::Row::try_get(&row, 0).unwrap()
+        })
     }
 
     /// Runs a statement directly against the server's database (another process's write).
     pub async fn execute(&self, sql: &'static str) {
-        if self.pg_database.is_some() {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        with_test_pool!(self, |pool| {
             sqlx::query(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        } else {
-            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-
-    pub async fn query_i64(&self, sql: &'static str) -> i64 {
-        use sqlx::Row;
-        if self.pg_database.is_some() {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            let v = sqlx::query(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .try_get::<i64, _>(0)
-                .unwrap();
-            pool.close().await;
-            v
-        } else {
-            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-            let v = sqlx::query(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .try_get::<i64, _>(0)
-                .unwrap();
-            pool.close().await;
-            v
-        }
+        })
     }
 }
+
+/// Opens a short-lived pool on the sandbox's database and runs `$body` with it, once per
+/// backend type.
+macro_rules! with_test_pool {
+    ($sandbox:expr, |$pool:ident| $body:expr) => {{
+        if $sandbox.pg_database.is_some() {
+            let $pool = sqlx::PgPool::connect(&$sandbox.database_url).await.unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let $pool = sqlx::SqlitePool::connect(&$sandbox.database_url)
+                .await
+                .unwrap();
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+use with_test_pool;
 
 async fn admin_sql(sql: &str) {
     use sqlx::Connection;
