@@ -213,6 +213,28 @@ fn bare_command(dir: &std::path::Path) -> Command {
 }
 
 #[test]
+fn bad_arguments_get_one_line_errors() {
+    let dir = std::env::temp_dir();
+    for args in [
+        &["user", "add"][..],
+        &["bogus"],
+        &["user", "add", "a@b.c", "--colour"],
+        &["keys"],
+    ] {
+        let out = bare_command(&dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = one_line_error(&out);
+        assert!(err.starts_with("tollgate: "), "{args:?}: {err}");
+    }
+    let help = bare_command(&dir).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("serve"));
+}
+
+#[test]
 fn bad_configuration_stops_start_up_naming_the_key() {
     let dir = std::env::temp_dir().join(format!("tollgate-cfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
