@@ -69,29 +69,38 @@ impl Store {
     }
 
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        self.find_user("SELECT id, email, password_hash, disabled, email_verified, created_at FROM users WHERE email = $1", email)
-            .await
+        self.find_user(
+            "SELECT u.id, u.email, u.password_hash, u.disabled, u.email_verified, u.created_at, r.role
+             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.email = $1 ORDER BY r.role",
+            email,
+        )
+        .await
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        self.find_user("SELECT id, email, password_hash, disabled, email_verified, created_at FROM users WHERE id = $1", id)
-            .await
+        self.find_user(
+            "SELECT u.id, u.email, u.password_hash, u.disabled, u.email_verified, u.created_at, r.role
+             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role",
+            id,
+        )
+        .await
     }
 
+    /// One round trip (sign-in and refresh are on it): the user's columns repeat on one row
+    /// per role, with a NULL role for a user that has none.
     async fn find_user(&self, sql: &'static str, key: &str) -> StoreResult<Option<UserRecord>> {
         on_pool!(self, |pool| {
-            let Some(row) = sqlx::query(sql).bind(key).fetch_optional(pool).await? else {
+            let rows = sqlx::query(sql).bind(key).fetch_all(pool).await?;
+            let Some(first) = rows.first() else {
                 return Ok(None);
             };
-            let id: String = row.try_get("id")?;
-            let roles = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-                .bind(&id)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>("role"))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(user_from_row!(row, roles)))
+            let mut roles = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if let Some(role) = row.try_get::<Option<String>, _>("role")? {
+                    roles.push(role);
+                }
+            }
+            Ok(Some(user_from_row!(first, roles)))
         })
     }
 
