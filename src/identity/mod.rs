@@ -206,13 +206,6 @@ impl Identity {
             .ok_or(Error::NotFound("user"))
     }
 
-    pub async fn user(&self, id: &str) -> Result<UserRecord> {
-        self.store
-            .user_by_id(id)
-            .await?
-            .ok_or(Error::NotFound("user"))
-    }
-
     pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
         Ok(self.store.list_users().await?)
     }

@@ -83,10 +83,6 @@ impl PasswordHasher {
         })
     }
 
-    pub fn params(&self) -> &Params {
-        &self.params
-    }
-
     /// A new PHC string for `password`.
     pub async fn hash(&self, password: String) -> Result<String> {
         let params = self.params.clone();

@@ -102,10 +102,6 @@ impl AccessTokens {
         }
     }
 
-    pub fn ttl_secs(&self) -> i64 {
-        self.ttl_secs
-    }
-
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
