@@ -73,15 +73,14 @@ async fn fifty_concurrent_refreshes_yield_one_successor(b: Backend) {
     let email = email("race");
     s.register(&email).await;
     let (_, rt) = s.login_tokens(&email, PASSWORD).await;
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let (s, rt) = (s.clone(), rt.clone());
-        tasks.push(tokio::spawn(async move { refresh(&s, &rt).await }));
-    }
+    let replies = simultaneously(&s, 50, move |s| {
+        let rt = rt.clone();
+        async move { refresh(&s, &rt).await }
+    })
+    .await;
     let mut successors = HashSet::new();
     let mut sids = HashSet::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         assert_eq!(r.status, 200, "every racing refresh succeeds: {}", r.text);
         successors.insert(r.str("refresh_token"));
         sids.insert(
@@ -110,10 +109,10 @@ async fn concurrent_cookie_refreshes_all_succeed(b: Backend) {
     s.register(&email).await;
     let jar = s.login_cookies(&email).await;
     let (cookie, csrf) = (jar.header(), jar.value("tg_csrf"));
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (s, cookie, csrf) = (s.clone(), cookie.clone(), csrf.clone());
-        tasks.push(tokio::spawn(async move {
+    let expected_csrf = csrf.clone();
+    let replies = simultaneously(&s, 20, move |s| {
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        async move {
             s.call(
                 Method::POST,
                 "/auth/refresh",
@@ -121,14 +120,14 @@ async fn concurrent_cookie_refreshes_all_succeed(b: Backend) {
                 &[("cookie", &cookie), ("x-csrf-token", &csrf)],
             )
             .await
-        }));
-    }
+        }
+    })
+    .await;
     let mut successors = HashSet::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         assert_eq!(r.status, 200, "{}", r.text);
         successors.insert(r.cookies.value("tg_rt"));
-        assert_eq!(r.cookies.value("tg_csrf"), csrf);
+        assert_eq!(r.cookies.value("tg_csrf"), expected_csrf);
     }
     assert_eq!(successors.len(), 1);
 }

@@ -81,6 +81,22 @@ impl Sandbox {
         }
     }
 
+    /// The database URL, with the SQLite file's folder created (the server does that itself).
+    pub fn database_url_for_store(&self) -> String {
+        std::fs::create_dir_all(self.dir.join("data")).unwrap();
+        self.database_url.clone()
+    }
+
+    /// PostgreSQL only: makes SERIALIZABLE the database's default isolation, as a strict
+    /// operator might; Tollgate must not depend on the server default.
+    pub async fn make_serializable_the_default(&self) {
+        let name = self.pg_database.as_ref().expect("PostgreSQL sandbox");
+        admin_sql(&format!(
+            "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
+        ))
+        .await;
+    }
+
     /// A scalar from the server's database, read directly (for checking stored state).
     pub async fn query_string(&self, sql: &'static str) -> Option<String> {
         self.query_strings(sql).await.into_iter().next()
@@ -524,6 +540,37 @@ impl Cookies {
             self.0.insert(k.clone(), v.clone());
         }
     }
+}
+
+/// Runs `n` copies of `request` at the same instant: each task first opens its own
+/// keep-alive connection with a `/readyz` call (which also grows the server's database
+/// pool), then all wait on a barrier, so the requests really overlap in the database
+/// instead of trickling in behind TCP and database handshakes.
+pub async fn simultaneously<F, Fut>(
+    s: &std::sync::Arc<TestServer>,
+    n: usize,
+    request: F,
+) -> Vec<Reply>
+where
+    F: Fn(std::sync::Arc<TestServer>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (s, barrier, request) = (s.clone(), barrier.clone(), request.clone());
+            tokio::spawn(async move {
+                assert_eq!(s.call(Method::GET, "/readyz", None, &[]).await.status, 200);
+                barrier.wait().await;
+                request(s).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }
 
 /// A unique email for this test.

@@ -1,0 +1,94 @@
+//! Guards that only fire in races, exercised directly: the arbitration must not depend on
+//! the PostgreSQL server's default isolation level, and a session cannot be created for a
+//! user disabled between sign-in and session creation.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::*;
+use serde_json::json;
+use tollgate::store::{NewSession, NewUser, Store};
+
+on_both_backends!(session_insert_refuses_a_disabled_user);
+
+/// With SERIALIZABLE as the database default, racing refreshes would turn into
+/// serialization failures (503) unless Tollgate pins READ COMMITTED itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_survive_a_serializable_default() {
+    let sandbox = Sandbox::new(Backend::Postgres).await;
+    sandbox.make_serializable_the_default().await;
+    let s = Arc::new(TestServer::start_in(sandbox, Options::default()).await);
+    let email = email("serializable");
+    s.register(&email).await;
+    let (_, rt) = s.login_tokens(&email, PASSWORD).await;
+    let replies = simultaneously(&s, 30, move |s| {
+        let rt = rt.clone();
+        async move {
+            s.post("/auth/refresh?mode=token", json!({ "refresh_token": rt }))
+                .await
+        }
+    })
+    .await;
+    let mut successors = HashSet::new();
+    for r in replies {
+        assert_eq!(r.status, 200, "{}", r.text);
+        successors.insert(r.str("refresh_token"));
+    }
+    assert_eq!(successors.len(), 1);
+}
+
+async fn session_insert_refuses_a_disabled_user(b: Backend) {
+    let sandbox = Sandbox::new(b).await;
+    let store = Store::connect(&sandbox.database_url_for_store())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let roles = vec!["user".to_string()];
+    let new_session = |id: &'static str, hash: &'static str| NewSession {
+        id,
+        user_id: "u1",
+        client_id: "tollgate",
+        amr: "pwd",
+        now: 1,
+        idle_expires_at: i64::MAX / 2,
+        expires_at: i64::MAX / 2,
+        user_agent: None,
+        ip: None,
+        refresh_hash: hash,
+    };
+    store
+        .insert_user(&NewUser {
+            id: "u1",
+            email: "u1@example.com",
+            password_hash: None,
+            roles: &roles,
+            now: 1,
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .insert_session(&new_session("s1", "h1"))
+            .await
+            .unwrap()
+    );
+    store.set_disabled("u1@example.com", true, 2).await.unwrap();
+    assert!(
+        !store
+            .insert_session(&new_session("s2", "h2"))
+            .await
+            .unwrap(),
+        "no session for a disabled user"
+    );
+    assert_eq!(sandbox.query_i64("SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(
+        sandbox
+            .query_i64("SELECT COUNT(*) FROM refresh_tokens")
+            .await,
+        1,
+        "nothing half-written"
+    );
+    store.close().await;
+}
