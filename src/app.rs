@@ -12,9 +12,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock;
 use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::gateway::proxy::Proxy;
+use crate::gateway::redirect::LoginRedirect;
 use crate::http::cookies::CookieNames;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
+use crate::session::api_keys::ApiKeys;
+use crate::session::assertion::Assertions;
 use crate::session::keys::KeyRing;
 use crate::session::{AccessTokens, RevocationSet, Sessions};
 use crate::store::Store;
@@ -28,6 +33,9 @@ pub struct App {
     pub revoked: Arc<RevocationSet>,
     pub cookies: CookieNames,
     pub metrics: PrometheusHandle,
+    pub gateway: Gateway,
+    pub api_keys: ApiKeys,
+    pub assertions: Assertions,
 }
 
 pub type AppState = Arc<App>;
@@ -80,6 +88,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let password_cfg = config.password.clone();
     let hasher =
         Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
+    let assertions = Assertions::new(keys.clone(), &config.public_url);
     let tokens = Arc::new(AccessTokens::new(
         keys,
         revoked.clone(),
@@ -95,6 +104,17 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.refresh_ttl,
     );
     let identity = Identity::new(store.clone(), hasher, revoked.clone());
+    let api_keys = ApiKeys::new(store.clone(), config.roles.clone());
+    let gateway = Gateway {
+        routes: config.routes.clone(),
+        cors: config.cors.clone(),
+        proxy: Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?,
+        login: LoginRedirect {
+            login_url: config.gateway.login_url.clone(),
+            return_origins: config.gateway.return_origins.clone(),
+            own_origin: config.public_origin(),
+        },
+    };
     Ok(Arc::new(App {
         cookies: CookieNames::new(config.secure_cookies()),
         metrics: crate::telemetry::metrics_handle(),
@@ -103,6 +123,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         identity,
         sessions,
         revoked,
+        gateway,
+        api_keys,
+        assertions,
     }))
 }
 
@@ -112,6 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = build(config).await?;
     spawn_revocation_poll(app.clone());
     spawn_key_reload(app.clone());
+    spawn_api_key_usage_flush(app.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -124,6 +148,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("server error")?;
+    if let Err(e) = app.api_keys.flush_last_used().await {
+        tracing::warn!(error = %e, "could not record API key use");
+    }
     app.store.close().await;
     Ok(())
 }
@@ -148,6 +175,22 @@ fn spawn_revocation_poll(app: AppState) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "revocation poll failed"),
+            }
+        }
+    });
+}
+
+/// How often API-key last-use times collected in memory are written.
+const API_KEY_USAGE_FLUSH: Duration = Duration::from_secs(30);
+
+fn spawn_api_key_usage_flush(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(API_KEY_USAGE_FLUSH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.api_keys.flush_last_used().await {
+                tracing::warn!(error = %e, "could not record API key use");
             }
         }
     });

@@ -13,6 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::authz::RoleMap;
+use crate::gateway::cors::{CorsConfig, check_origin_syntax};
+use crate::gateway::proxy::ProxyConfig;
+use crate::gateway::routes::{RouteSpec, RouteTable};
 
 /// A configuration problem, phrased for the operator who has to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,19 @@ pub struct Config {
     pub password: PasswordConfig,
     pub session: SessionConfig,
     pub http: HttpConfig,
+    pub routes: RouteTable,
+    pub cors: CorsConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// Upstream timeouts and the sign-in redirect (`[gateway]`).
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    pub proxy: ProxyConfig,
+    /// Where refused browser navigations are sent; absolute.
+    pub login_url: Option<String>,
+    /// Origins a sign-in return URL may point to, besides the public URL's.
+    pub return_origins: Vec<String>,
 }
 
 /// argon2id cost parameters and how many hashes may run at once.
@@ -63,6 +79,8 @@ pub struct SessionConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_body_bytes: usize,
+    /// Request line plus headers, at most; more is 431.
+    pub max_header_bytes: usize,
     /// Origins besides the public URL's that may call login/register from a browser.
     pub trusted_origins: Vec<String>,
 }
@@ -83,6 +101,9 @@ impl std::fmt::Debug for Config {
             .field("password", &self.password)
             .field("session", &self.session)
             .field("http", &self.http)
+            .field("routes", &self.routes)
+            .field("cors", &self.cors)
+            .field("gateway", &self.gateway)
             .finish()
     }
 }
@@ -236,8 +257,16 @@ impl Config {
 
         let http = HttpConfig {
             max_body_bytes: file.http.max_body_bytes.unwrap_or(64 * 1024),
+            max_header_bytes: file.http.max_header_bytes.unwrap_or(32 * 1024),
             trusted_origins: file.http.trusted_origins.unwrap_or_default(),
         };
+        if http.max_header_bytes < 4096 {
+            return Err(invalid(
+                "http.max_header_bytes",
+                "at least 4096",
+                http.max_header_bytes,
+            ));
+        }
         if http.max_body_bytes < 1024 {
             return Err(invalid(
                 "http.max_body_bytes",
@@ -248,6 +277,57 @@ impl Config {
 
         let roles = RoleMap::from_config(file.roles.into_iter().map(|(k, v)| (k, v.scopes)))
             .map_err(ConfigError)?;
+
+        let routes = RouteTable::build(file.route).map_err(ConfigError)?;
+        let cors = CorsConfig {
+            allowed_origins: file.cors.allowed_origins.unwrap_or_default(),
+            max_age_secs: section_duration("cors.max_age", file.cors.max_age, "10m", true)?
+                .as_secs(),
+        };
+        for origin in &cors.allowed_origins {
+            check_origin_syntax(origin)
+                .map_err(|e| ConfigError(format!("cors.allowed_origins: {e}")))?;
+        }
+        let g = file.gateway;
+        let proxy_default = ProxyConfig::default();
+        let timeout = |key: &str, v: Option<DurationValue>, default: std::time::Duration| {
+            section_duration(key, v, &format!("{}", default.as_secs()), false)
+        };
+        let gateway = GatewayConfig {
+            proxy: ProxyConfig {
+                connect_timeout: timeout(
+                    "gateway.connect_timeout",
+                    g.connect_timeout,
+                    proxy_default.connect_timeout,
+                )?,
+                response_timeout: timeout(
+                    "gateway.timeout",
+                    g.timeout,
+                    proxy_default.response_timeout,
+                )?,
+                idle_timeout: timeout(
+                    "gateway.idle_timeout",
+                    g.idle_timeout,
+                    proxy_default.idle_timeout,
+                )?,
+            },
+            login_url: g
+                .login_url
+                .map(|u| absolute_login_url(&u, &public_url))
+                .transpose()?,
+            return_origins: g.return_origins.unwrap_or_default(),
+        };
+        for origin in &gateway.return_origins {
+            if origin == "*" {
+                return Err(invalid(
+                    "gateway.return_origins",
+                    "explicit origins (no wildcard)",
+                    origin,
+                ));
+            }
+            check_origin_syntax(origin)
+                .map_err(|e| ConfigError(format!("gateway.return_origins: {e}")))?;
+        }
 
         Ok(Config {
             listen,
@@ -263,6 +343,9 @@ impl Config {
             password,
             session,
             http,
+            routes,
+            cors,
+            gateway,
         })
     }
 }
@@ -312,18 +395,13 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "password",
     "session",
     "http",
+    "route",
+    "cors",
+    "gateway",
 ];
 /// Sections owned by features that read the file themselves (gateway routes, AI proxy,
 /// federation, mail); accepted here so one file serves every part of the binary.
-const LATER_SECTIONS: &[&str] = &[
-    "route",
-    "ai",
-    "identity_provider",
-    "cors",
-    "smtp",
-    "mail",
-    "oidc",
-];
+const LATER_SECTIONS: &[&str] = &["ai", "identity_provider", "smtp", "mail", "oidc"];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
 /// silently fall back to defaults).
@@ -347,6 +425,12 @@ pub struct FileConfig {
     session: SessionSection,
     #[serde(default)]
     http: HttpSection,
+    #[serde(default)]
+    route: Vec<RouteSpec>,
+    #[serde(default)]
+    cors: CorsSection,
+    #[serde(default)]
+    gateway: GatewaySection,
 }
 
 impl FileConfig {
@@ -389,7 +473,25 @@ struct SessionSection {
 #[serde(deny_unknown_fields)]
 struct HttpSection {
     max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
     trusted_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorsSection {
+    allowed_origins: Option<Vec<String>>,
+    max_age: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewaySection {
+    connect_timeout: Option<DurationValue>,
+    timeout: Option<DurationValue>,
+    idle_timeout: Option<DurationValue>,
+    login_url: Option<String>,
+    return_origins: Option<Vec<String>>,
 }
 
 /// A duration as TOML allows it: a bare number of seconds or a string with a unit.
@@ -425,6 +527,20 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
     n.checked_mul(factor)
         .filter(|secs| *secs <= 10 * 365 * 86_400)
         .map(Duration::from_secs)
+}
+
+/// `login_url` as an absolute URL: a path is taken relative to the public URL.
+fn absolute_login_url(raw: &str, public_url: &str) -> Result<String, ConfigError> {
+    let expected = "an absolute http(s) URL or a path starting with '/'";
+    let joined = if raw.starts_with('/') && !raw.starts_with("//") {
+        format!("{public_url}{raw}")
+    } else {
+        raw.to_string()
+    };
+    match url::Url::parse(&joined) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(joined),
+        _ => Err(invalid("gateway.login_url", expected, raw)),
+    }
 }
 
 fn parse_public_url(raw: &str) -> Result<String, ConfigError> {

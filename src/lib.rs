@@ -9,6 +9,7 @@ pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod secret;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use tollgate::config::Config;
+use tollgate::config::{Config, parse_duration};
 use tollgate::store::UserRecord;
 use tollgate::{app, session::keys::KeyRing};
 
@@ -42,6 +42,31 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage API keys (`Authorization: Bearer tg_…`).
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key for an account; prints the key once (only its hash is stored).
+    Add {
+        email: String,
+        /// Scope the key grants (repeatable; each must be granted by the user's roles).
+        /// None: whatever the user's roles grant at the time of use.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Lifetime (`90d`, `12h`); none: until revoked.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// A label to recognise the key by in `apikey list`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Print an account's keys as JSON lines (never the keys themselves).
+    List { email: String },
+    /// Revoke a key by id; servers stop accepting it within seconds.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +209,55 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
                 UserCommand::Disable { email } => print_user(&id.set_disabled(&email, true).await?),
                 UserCommand::Enable { email } => print_user(&id.set_disabled(&email, false).await?),
+            }
+            app.store.close().await;
+            Ok(())
+        }
+        Command::Apikey(cmd) => {
+            let app = app::build(config).await?;
+            match cmd {
+                ApiKeyCommand::Add {
+                    email,
+                    scopes,
+                    expires,
+                    name,
+                } => {
+                    let ttl = expires
+                        .map(|raw| {
+                            parse_duration(&raw).filter(|d| !d.is_zero()).ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "invalid --expires '{raw}': expected a duration like 12h or 90d"
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    let user = app.identity.find(&email).await?;
+                    let (key, _) = app.api_keys.create(&user, &name, &scopes, ttl).await?;
+                    println!("{key}");
+                }
+                ApiKeyCommand::List { email } => {
+                    let user = app.identity.find(&email).await?;
+                    for k in app.api_keys.list(&user.id).await? {
+                        println!(
+                            "{}",
+                            json!({
+                                "id": k.id,
+                                "name": k.name,
+                                "user_id": k.user_id,
+                                "scopes": k.scopes.split_whitespace().collect::<Vec<_>>(),
+                                "created_at": k.created_at,
+                                "expires_at": k.expires_at,
+                                "last_used_at": k.last_used_at,
+                                "revoked_at": k.revoked_at,
+                            })
+                        );
+                    }
+                }
+                ApiKeyCommand::Revoke { id } => {
+                    if !app.api_keys.revoke(&id).await? {
+                        anyhow::bail!("no live API key with id '{id}'");
+                    }
+                }
             }
             app.store.close().await;
             Ok(())

@@ -4,6 +4,8 @@
 //! their roles. Role `user` always exists (every new account has it), with no scopes unless
 //! configured. The gateway's per-route policy builds on this module.
 
+pub mod policy;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The role every account receives at creation.

@@ -16,9 +16,7 @@ use super::extract::{
 };
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
-use crate::clock;
 use crate::error::Error;
-use crate::secret;
 use crate::session::Issued;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -144,27 +142,12 @@ fn deliver(app: &AppState, mode: Delivery, issued: Issued, keep_csrf: Option<Str
         }))
         .into_response(),
         Delivery::Cookie => {
-            let names = &app.cookies;
-            let refresh_age = issued.refresh_expires_at - clock::now();
-            let csrf = keep_csrf
-                .filter(|c| c.len() == 43)
-                .unwrap_or_else(secret::generate);
             let mut res =
                 Json(json!({ "user": user_json(&issued.user), "expires_in": expires_in }))
                     .into_response();
-            let h = res.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                names.set(&names.access, &issued.access_token, expires_in, true),
-            );
-            h.append(
-                header::SET_COOKIE,
-                names.set(&names.refresh, &issued.refresh_token, refresh_age, true),
-            );
-            h.append(
-                header::SET_COOKIE,
-                names.set(&names.csrf, &csrf, refresh_age, false),
-            );
+            for v in app.cookies.for_issued(&issued, keep_csrf.as_deref()) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
             res
         }
     }

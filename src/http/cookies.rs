@@ -7,6 +7,10 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
+use crate::clock;
+use crate::secret;
+use crate::session::Issued;
+
 #[derive(Debug, Clone)]
 pub struct CookieNames {
     pub access: String,
@@ -40,6 +44,27 @@ impl CookieNames {
         }
         // Names and values are our own base64url/JWT strings: always valid header bytes.
         HeaderValue::from_str(&v).expect("cookie values are header-safe")
+    }
+
+    /// The `Set-Cookie` values for a freshly issued token pair. An existing CSRF token is
+    /// kept (other tabs hold copies of it); a missing or malformed one is replaced.
+    pub fn for_issued(&self, issued: &Issued, keep_csrf: Option<&str>) -> [HeaderValue; 3] {
+        let access_age = issued.access_claims.exp - issued.access_claims.iat;
+        let refresh_age = issued.refresh_expires_at - clock::now();
+        let csrf = keep_csrf
+            .filter(|c| c.len() == 43)
+            .map(str::to_string)
+            .unwrap_or_else(secret::generate);
+        [
+            self.set(&self.access, &issued.access_token, access_age, true),
+            self.set(&self.refresh, &issued.refresh_token, refresh_age, true),
+            self.set(&self.csrf, &csrf, refresh_age, false),
+        ]
+    }
+
+    /// All three names, to keep them from crossing the proxy.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.access, &self.refresh, &self.csrf]
     }
 
     /// `Set-Cookie` values that delete all three cookies.

@@ -6,7 +6,11 @@
 
 pub mod auth;
 pub mod cookies;
+pub mod credentials;
 pub mod extract;
+pub mod forward_auth;
+pub mod gate;
+pub mod gateway;
 pub mod ops;
 pub mod problem;
 pub mod wellknown;
@@ -21,7 +25,6 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
@@ -31,16 +34,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.http.max_body_bytes;
+    let max_headers = app.config.http.max_header_bytes;
     // HSTS only makes sense (and is only honoured) when users reach us over https.
-    let hsts = app
-        .config
-        .secure_cookies()
-        .then(|| security_header(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000"));
-    Router::new()
+    let hsts = app.config.secure_cookies();
+    // Tollgate's own endpoints: small JSON bodies, limited before they are read. The
+    // gateway (the fallback) streams bodies of any size to upstreams.
+    let own = Router::new()
         .merge(auth::router())
+        .merge(forward_auth::router())
         .merge(wellknown::router())
         .merge(ops::router())
-        .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -52,7 +55,10 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             max_body,
             refuse_declared_oversize,
-        ))
+        ));
+    Router::new()
+        .merge(own)
+        .fallback(gateway::handle)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -67,22 +73,75 @@ pub fn router(app: AppState) -> Router {
                     .into_response()
                 }))
                 .layer(middleware::from_fn(record_metrics))
-                .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-                .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-                .layer(security_header(
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; frame-ancestors 'none'",
-                ))
-                // Token and profile responses must never be cached (RFC 6749 §5.1).
-                .layer(security_header(header::CACHE_CONTROL, "no-store"))
-                .option_layer(hsts),
+                .layer(middleware::from_fn_with_state(hsts, security_headers))
+                .layer(middleware::from_fn_with_state(
+                    max_headers,
+                    refuse_large_headers,
+                )),
         )
         .with_state(app)
 }
 
-fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+/// Headers on every response Tollgate makes itself. Proxied responses keep the
+/// upstream's own (an app's pages need their own CSP and caching), plus HSTS, which is
+/// about the whole origin.
+const OWN_RESPONSE_HEADERS: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    // Token and profile responses must never be cached (RFC 6749 §5.1).
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+async fn security_headers(
+    axum::extract::State(hsts): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    let proxied = res.extensions().get::<gateway::Proxied>().is_some();
+    let h = res.headers_mut();
+    if !proxied {
+        for (name, value) in OWN_RESPONSE_HEADERS {
+            h.entry(name).or_insert(HeaderValue::from_static(value));
+        }
+    }
+    if hsts {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=63072000"));
+    }
+    res
+}
+
+/// 431 for requests whose header section exceeds the limit: they would otherwise be
+/// forwarded to upstreams that may fail on them in less tidy ways.
+async fn refuse_large_headers(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if size > max {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "Request header fields too large",
+        )
+        .with_detail(format!(
+            "the limit is {max} bytes of request line and headers"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// One span per request, carrying its id. Only the path is recorded: query strings and

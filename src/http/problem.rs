@@ -45,6 +45,17 @@ impl Problem {
         Problem::new(StatusCode::UNAUTHORIZED, code, title).challenge(r#"Bearer realm="tollgate""#)
     }
 
+    /// 403 for a caller without every scope a route requires (RFC 6750 §3.1).
+    pub fn insufficient_scope(missing: &[String]) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "The credential lacks a required scope",
+        )
+        .with_detail(format!("missing scopes: {}", missing.join(" ")))
+        .challenge(r#"Bearer realm="tollgate", error="insufficient_scope""#)
+    }
+
     pub fn csrf_failed() -> Problem {
         Problem::new(StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed")
             .with_detail("cookie-authenticated requests that change state must send X-CSRF-Token equal to the CSRF cookie")

@@ -193,15 +193,19 @@ impl Identity {
                 format!("invalid role name '{role}'"),
             ));
         }
-        let email = normalize_email(email)?;
-        let user = self
-            .store
-            .user_by_email(&email)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
+        let user = self.find(email).await?;
         self.store.set_role(&user.id, role, granted).await?;
         self.store
             .user_by_id(&user.id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// The account with this email, if any.
+    pub async fn find(&self, email: &str) -> Result<UserRecord> {
+        let email = normalize_email(email)?;
+        self.store
+            .user_by_email(&email)
             .await?
             .ok_or(Error::NotFound("user"))
     }

@@ -5,6 +5,8 @@
 //! again within the grace window gets that same successor (racing browser tabs); after the
 //! window it is treated as stolen and the whole session is revoked.
 
+pub mod api_keys;
+pub mod assertion;
 pub mod keys;
 pub mod refresh;
 pub mod revocation;

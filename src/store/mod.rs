@@ -7,6 +7,7 @@
 //! one transaction; on SQLite write transactions start with `BEGIN IMMEDIATE` so two writers
 //! queue on the busy timeout instead of failing on a lock upgrade.
 
+mod api_keys;
 mod sessions;
 mod users;
 
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{SqlSafeStr, Transaction};
 
+pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
 pub use users::{NewUser, UserRecord};
 
@@ -131,20 +133,26 @@ impl Store {
         };
         match self {
             Store::Sqlite(pool) => {
-                Migrator::with_migrations(vec![migration(
-                    1,
-                    "init",
-                    include_str!("migrations/sqlite/0001_init.sql"),
-                )])
+                Migrator::with_migrations(vec![
+                    migration(1, "init", include_str!("migrations/sqlite/0001_init.sql")),
+                    migration(
+                        2,
+                        "api_keys",
+                        include_str!("migrations/sqlite/0002_api_keys.sql"),
+                    ),
+                ])
                 .run(pool)
                 .await?
             }
             Store::Postgres(pool) => {
-                Migrator::with_migrations(vec![migration(
-                    1,
-                    "init",
-                    include_str!("migrations/postgres/0001_init.sql"),
-                )])
+                Migrator::with_migrations(vec![
+                    migration(1, "init", include_str!("migrations/postgres/0001_init.sql")),
+                    migration(
+                        2,
+                        "api_keys",
+                        include_str!("migrations/postgres/0002_api_keys.sql"),
+                    ),
+                ])
                 .run(pool)
                 .await?
             }

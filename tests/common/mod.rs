@@ -2,6 +2,8 @@
 //! a throw-away SQLite file or a fresh PostgreSQL database, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpListener;
@@ -252,6 +254,11 @@ impl TestServer {
         server
     }
 
+    /// The server process id (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.sandbox.dir.join("server.log")
     }
@@ -299,6 +306,16 @@ impl TestServer {
             self.env.push((k.to_string(), v));
         }
         self.spawn().await;
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an orchestrator would.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
     }
 
     pub fn stop(&mut self) {

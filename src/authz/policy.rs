@@ -1,0 +1,211 @@
+//! The gateway's policy decision: a plain function from a route's policy and what the
+//! caller presented to allow or deny. The reverse proxy and forward auth both call it, so
+//! the two can never disagree; it has no HTTP and no I/O, and is tested as a table.
+
+/// How much authentication a route asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Credentials are not looked at; the upstream never receives an identity.
+    Public,
+    /// A valid credential identifies the caller; anonymous callers pass too.
+    Optional,
+    /// Only authenticated callers pass.
+    Required,
+}
+
+impl AuthMode {
+    pub fn parse(s: &str) -> Option<AuthMode> {
+        match s {
+            "public" => Some(AuthMode::Public),
+            "optional" => Some(AuthMode::Optional),
+            "required" => Some(AuthMode::Required),
+            _ => None,
+        }
+    }
+}
+
+/// A route's access policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub auth: AuthMode,
+    /// Every one of these is required of an authenticated caller.
+    pub scopes: Vec<String>,
+}
+
+impl Policy {
+    /// Forward-auth requests that match no route: authentication required, no scopes
+    /// (fail closed: a proxy that forgot a route must not open it).
+    pub fn default_forward_auth() -> Policy {
+        Policy {
+            auth: AuthMode::Required,
+            scopes: Vec::new(),
+        }
+    }
+}
+
+/// What the caller presented, after verification.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// No credential at all.
+    Nothing,
+    /// A credential that failed verification. `explicit` is true for credentials a client
+    /// chose to send (a bearer token, an API key) and false for cookies a browser sends
+    /// by itself, which may simply be stale.
+    Rejected { code: &'static str, explicit: bool },
+    /// A verified credential granting these scopes.
+    Verified { scopes: &'a [&'a str] },
+}
+
+/// The outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward the request; `identified` says whether the identity goes upstream.
+    Allow { identified: bool },
+    /// 401: no acceptable credential. `code` says why.
+    Unauthenticated { code: &'static str },
+    /// 403: authenticated, but some required scopes are missing.
+    InsufficientScope { missing: Vec<String> },
+}
+
+pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
+    match (policy.auth, presented) {
+        (AuthMode::Public, _) => Decision::Allow { identified: false },
+        (AuthMode::Optional, Presented::Nothing)
+        | (
+            AuthMode::Optional,
+            Presented::Rejected {
+                explicit: false, ..
+            },
+        ) => Decision::Allow { identified: false },
+        (AuthMode::Required, Presented::Nothing) => Decision::Unauthenticated {
+            code: "unauthenticated",
+        },
+        (_, Presented::Rejected { code, .. }) => Decision::Unauthenticated { code },
+        (_, Presented::Verified { scopes }) => {
+            let missing: Vec<String> = policy
+                .scopes
+                .iter()
+                .filter(|s| !scopes.contains(&s.as_str()))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                Decision::Allow { identified: true }
+            } else {
+                Decision::InsufficientScope { missing }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(auth: AuthMode, scopes: &[&str]) -> Policy {
+        Policy {
+            auth,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    const ALLOW_ANON: Decision = Decision::Allow { identified: false };
+    const ALLOW_ID: Decision = Decision::Allow { identified: true };
+
+    #[test]
+    fn decision_table() {
+        use AuthMode::*;
+        let stale = Presented::Rejected {
+            code: "token_expired",
+            explicit: false,
+        };
+        let bad_bearer = Presented::Rejected {
+            code: "invalid_token",
+            explicit: true,
+        };
+        let none: &[&str] = &[];
+        let reader: &[&str] = &["docs:read", "profile"];
+        let unauth = |code| Decision::Unauthenticated { code };
+        let missing = |m: &[&str]| Decision::InsufficientScope {
+            missing: m.iter().map(|s| s.to_string()).collect(),
+        };
+        let cases: Vec<(Policy, Presented, Decision)> = vec![
+            // public: credentials are never looked at, not even bad ones
+            (policy(Public, &[]), Presented::Nothing, ALLOW_ANON),
+            (policy(Public, &[]), bad_bearer, ALLOW_ANON),
+            (
+                policy(Public, &[]),
+                Presented::Verified { scopes: reader },
+                ALLOW_ANON,
+            ),
+            // optional: identity when valid, anonymous when absent or stale
+            (policy(Optional, &[]), Presented::Nothing, ALLOW_ANON),
+            (policy(Optional, &[]), stale, ALLOW_ANON),
+            (policy(Optional, &[]), bad_bearer, unauth("invalid_token")),
+            (
+                policy(Optional, &[]),
+                Presented::Verified { scopes: none },
+                ALLOW_ID,
+            ),
+            (
+                policy(Optional, &["docs:read"]),
+                Presented::Verified { scopes: none },
+                missing(&["docs:read"]),
+            ),
+            (
+                policy(Optional, &["docs:read"]),
+                Presented::Nothing,
+                ALLOW_ANON,
+            ),
+            // required
+            (
+                policy(Required, &[]),
+                Presented::Nothing,
+                unauth("unauthenticated"),
+            ),
+            (policy(Required, &[]), stale, unauth("token_expired")),
+            (policy(Required, &[]), bad_bearer, unauth("invalid_token")),
+            (
+                policy(Required, &[]),
+                Presented::Verified { scopes: none },
+                ALLOW_ID,
+            ),
+            (
+                policy(Required, &["docs:read"]),
+                Presented::Verified { scopes: reader },
+                ALLOW_ID,
+            ),
+            (
+                policy(Required, &["docs:read", "docs:write", "profile"]),
+                Presented::Verified { scopes: reader },
+                missing(&["docs:write"]),
+            ),
+            (
+                policy(Required, &["docs:read"]),
+                Presented::Nothing,
+                unauth("unauthenticated"),
+            ),
+        ];
+        for (p, presented, want) in cases {
+            assert_eq!(decide(&p, presented), want, "{p:?} {presented:?}");
+        }
+    }
+
+    #[test]
+    fn scope_names_match_exactly() {
+        let p = policy(AuthMode::Required, &["docs:read"]);
+        for near in [
+            &["docs:rea"][..],
+            &["DOCS:READ"],
+            &["docs:read:all"],
+            &["docs"],
+        ] {
+            assert!(
+                matches!(
+                    decide(&p, Presented::Verified { scopes: near }),
+                    Decision::InsufficientScope { .. }
+                ),
+                "{near:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! What the upstream is told, and what it must never see.
+//!
+//! Client-sent `X-Tollgate-*` headers are removed from every proxied request, whatever the
+//! route: only the gateway speaks with that voice. Tollgate's own cookies and a bearer
+//! credential Tollgate verified are removed too, so an upstream (or whoever compromises
+//! one) never holds a refresh token or a replayable access token. Then the verified
+//! identity is added, and the usual `X-Forwarded-*` trio.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+pub const USER: HeaderName = HeaderName::from_static("x-tollgate-user");
+pub const EMAIL: HeaderName = HeaderName::from_static("x-tollgate-email");
+pub const SCOPES: HeaderName = HeaderName::from_static("x-tollgate-scopes");
+pub const SESSION: HeaderName = HeaderName::from_static("x-tollgate-session");
+pub const ASSERTION: HeaderName = HeaderName::from_static("x-tollgate-assertion");
+const PREFIX: &str = "x-tollgate-";
+
+/// The identity passed upstream (and returned by forward auth).
+pub struct IdentityHeaders<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub scope: &'a str,
+    pub session_id: &'a str,
+    pub assertion: &'a str,
+}
+
+/// Removes every `X-Tollgate-*` header.
+pub fn strip_forged(headers: &mut HeaderMap) {
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(PREFIX))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
+pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
+    for (name, value) in [
+        (USER, id.user_id),
+        (EMAIL, id.email),
+        (SCOPES, id.scope),
+        (SESSION, id.session_id),
+        (ASSERTION, id.assertion),
+    ] {
+        // Our own ids, scopes and JWTs are visible ASCII; an email may carry UTF-8, which
+        // header values allow as opaque bytes.
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// Drops the named cookies from the `Cookie` header(s), keeping the rest in order.
+pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            !pair.is_empty() && !names.contains(&pair.split('=').next().unwrap_or("").trim())
+        })
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// Drops `Set-Cookie` headers of an upstream response that would set one of our cookies
+/// (an upstream must not plant a session in the browser).
+pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let values: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for v in values {
+        let name = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.split('=').next())
+            .map(str::trim)
+            .unwrap_or("");
+        if !names.contains(&name) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// `X-Forwarded-For` (appended), `-Proto` and `-Host` (set).
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&str>, proto: &'static str) {
+    if let Some(ip) = client_ip {
+        let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+            _ => ip.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&chain) {
+            headers.insert("x-forwarded-for", v);
+        }
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    match headers.get(header::HOST).cloned() {
+        Some(host) => {
+            headers.insert("x-forwarded-host", host);
+        }
+        None => {
+            headers.remove("x-forwarded-host");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_identity_headers_go_and_ours_come() {
+        let mut h = HeaderMap::new();
+        h.insert("x-tollgate-user", HeaderValue::from_static("admin"));
+        h.insert("X-Tollgate-Anything", HeaderValue::from_static("x"));
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        strip_forged(&mut h);
+        assert_eq!(h.len(), 1);
+        add_identity(
+            &mut h,
+            &IdentityHeaders {
+                user_id: "u1",
+                email: "zoë@example.com",
+                scope: "a b",
+                session_id: "s1",
+                assertion: "jwt",
+            },
+        );
+        assert_eq!(h[&USER], "u1");
+        assert_eq!(h[&EMAIL].as_bytes(), "zoë@example.com".as_bytes());
+        assert_eq!(h[&SCOPES], "a b");
+    }
+
+    #[test]
+    fn our_cookies_do_not_reach_the_upstream() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("tg_at=a; app=1; tg_rt=r"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("tg_csrf=c; theme=dark"),
+        );
+        strip_cookies(&mut h, &["tg_at", "tg_rt", "tg_csrf"]);
+        assert_eq!(h[header::COOKIE], "app=1; theme=dark");
+        let mut only_ours = HeaderMap::new();
+        only_ours.append(header::COOKIE, HeaderValue::from_static("tg_rt=r"));
+        strip_cookies(&mut only_ours, &["tg_at", "tg_rt", "tg_csrf"]);
+        assert!(!only_ours.contains_key(header::COOKIE));
+    }
+
+    #[test]
+    fn upstreams_cannot_set_our_cookies() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("tg_rt=planted; Path=/"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("app=1; Path=/"),
+        );
+        strip_set_cookies(&mut h, &["tg_at", "tg_rt", "tg_csrf"]);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, vec!["app=1; Path=/"]);
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert(header::HOST, HeaderValue::from_static("app.example.com"));
+        add_forwarded(&mut h, Some("127.0.0.1"), "https");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

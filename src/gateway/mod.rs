@@ -1,0 +1,28 @@
+//! The gateway: Tollgate in front of an app.
+//!
+//! Every request outside Tollgate's own paths is matched against the route table
+//! ([`routes`]) on its normalised path ([`path`]), its credential is verified locally,
+//! the shared policy decision (`authz::policy`) allows or refuses it, and allowed requests
+//! are proxied ([`proxy`]) with the verified identity attached ([`headers`]). Forward auth
+//! runs the same steps and answers instead of proxying. CORS ([`cors`]) and sign-in
+//! redirects ([`redirect`]) are decided here too. The HTTP handlers that compose these
+//! pieces live in `http::gateway` and `http::forward_auth`.
+
+pub mod cors;
+pub mod headers;
+pub mod path;
+pub mod proxy;
+pub mod redirect;
+pub mod routes;
+
+use cors::CorsConfig;
+use proxy::Proxy;
+use redirect::LoginRedirect;
+use routes::RouteTable;
+
+pub struct Gateway {
+    pub routes: RouteTable,
+    pub cors: CorsConfig,
+    pub proxy: Proxy,
+    pub login: LoginRedirect,
+}

@@ -1,0 +1,278 @@
+//! The reverse proxy: a pooled hyper client that streams bodies both ways.
+//!
+//! Nothing is buffered: the request body is handed to hyper as it arrives and the
+//! response body is passed back frame by frame, so a large upload or a server-sent-event
+//! stream passes in constant memory. Three timeouts bound an upstream: connecting,
+//! waiting for the response head, and silence while a body streams. Connection-scoped
+//! (hop-by-hop) headers never cross the proxy, except the `Upgrade` handshake, which
+//! turns the connection into a tunnel for WebSockets.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::time::{Instant, Sleep};
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Upstream timeouts (`[gateway]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub connect_timeout: Duration,
+    /// From sending the request to receiving the response head.
+    pub response_timeout: Duration,
+    /// Longest silence while a response body streams.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why an upstream exchange failed; the gateway answers 502 or 504.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the upstream cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    #[error("the upstream broke the exchange: {0}")]
+    Broken(String),
+}
+
+pub struct Proxy {
+    client: Client<Connector, axum::body::Body>,
+    cfg: ProxyConfig,
+}
+
+impl Proxy {
+    pub fn new(cfg: ProxyConfig) -> Result<Proxy, String> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| format!("cannot set up TLS for upstreams: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(Proxy { client, cfg })
+    }
+
+    /// Sends a prepared request (absolute URI, cleaned headers) and returns the response
+    /// head with a body that fails after `idle_timeout` of silence.
+    pub async fn send(
+        &self,
+        req: Request<axum::body::Body>,
+    ) -> Result<Response<IdleTimeout<Incoming>>, ProxyError> {
+        let res = tokio::time::timeout(self.cfg.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| ProxyError::Timeout)?
+            .map_err(classify)?;
+        let idle = self.cfg.idle_timeout;
+        Ok(res.map(|body| IdleTimeout::new(body, idle)))
+    }
+}
+
+fn classify(e: hyper_util::client::legacy::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return ProxyError::Timeout;
+        }
+        source = s.source();
+    }
+    let detail = error_chain(&e);
+    if e.is_connect() {
+        ProxyError::Unreachable(detail)
+    } else {
+        ProxyError::Broken(detail)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether the message asks to switch protocols (a WebSocket handshake).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. With
+/// `upgrade`, the handshake (`Connection: upgrade` and `Upgrade`) is kept.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_to = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    let named: Vec<String> = connection_tokens(headers).collect();
+    for name in named {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Some(protocol) = upgrade_to {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol);
+    }
+}
+
+/// After a `101 Switching Protocols`, joins the client's and the upstream's upgraded
+/// connections and copies bytes both ways until either side closes.
+pub fn spawn_tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "tunnel closed with an error");
+        }
+    });
+}
+
+/// A response body that errors out when no frame arrives for `idle` (a hung upstream
+/// must not hold a client connection forever).
+pub struct IdleTimeout<B> {
+    inner: B,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> IdleTimeout<B> {
+    fn new(inner: B, idle: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl<B> HttpBody for IdleTimeout<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let idle = this.idle;
+                this.deadline.as_mut().reset(Instant::now() + idle);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                ready!(this.deadline.as_mut().poll(cx));
+                Poll::Ready(Some(Err("upstream body idle timeout".into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_including_named_ones() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn upgrade_handshake_survives_when_asked() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(wants_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+}

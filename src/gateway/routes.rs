@@ -1,0 +1,522 @@
+//! The route table: `[[route]]` entries from the TOML file, validated once at start-up and
+//! matched against every gateway request.
+//!
+//! A path is exact (`/api/health`) or a prefix ending in `/*` (`/api/docs/*` matches
+//! `/api/docs` and everything below it). The longest pattern wins; among routes with that
+//! same pattern, the one listing the request's method. When the longest matching pattern
+//! does not allow the method the answer is 405, never a shorter, more permissive route.
+
+use http::Method;
+use serde::Deserialize;
+use url::Url;
+
+use super::path;
+use crate::authz::policy::{AuthMode, Policy};
+use crate::authz::valid_scope;
+
+/// Paths Tollgate serves itself; no route may claim them.
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "/auth/",
+    "/authz/",
+    "/oauth2/",
+    "/.well-known/",
+    "/ai/",
+    "/ui/",
+    "/admin/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
+/// Whether a (normalised) request path belongs to Tollgate itself.
+pub fn is_reserved(path: &str) -> bool {
+    RESERVED_PREFIXES.iter().any(|p| match p.strip_suffix('/') {
+        Some(bare) => path.starts_with(p) || path == bare,
+        None => {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    })
+}
+
+/// One `[[route]]` as written in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub auth: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub strip_prefix: Option<String>,
+    /// Origins allowed to call this route cross-site, besides `[cors] allowed_origins`.
+    pub cors_origins: Option<Vec<String>>,
+    /// Double-submit CSRF check for cookie-authenticated unsafe methods (default true).
+    pub csrf: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    Exact(String),
+    /// The prefix without its `/*`; empty for the catch-all `/*`.
+    Prefix(String),
+}
+
+impl Pattern {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Pattern::Exact(p) => path == p,
+            Pattern::Prefix(p) => path
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        }
+    }
+
+    /// Longer patterns are more specific; an exact path beats a prefix of equal length.
+    fn specificity(&self) -> (usize, bool) {
+        match self {
+            Pattern::Exact(p) => (p.len(), true),
+            Pattern::Prefix(p) => (p.len(), false),
+        }
+    }
+}
+
+/// Where a route's requests go.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// As configured: the `aud` of the assertions sent there.
+    pub audience: String,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Path prefix of the upstream URL without its trailing slash (often empty).
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `path` as written, to name the route in logs and errors.
+    pub name: String,
+    pub pattern: Pattern,
+    /// `None`: every method.
+    pub methods: Option<Vec<Method>>,
+    /// `None`: a forward-auth-only route, not proxied.
+    pub upstream: Option<Upstream>,
+    pub policy: Policy,
+    pub strip_prefix: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub csrf: bool,
+}
+
+impl Route {
+    fn allows(&self, method: &Method) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(method))
+    }
+
+    /// The path to request upstream for a normalised request path.
+    pub fn upstream_path(&self, path: &str) -> String {
+        let rest = match &self.strip_prefix {
+            Some(prefix) => match path.strip_prefix(prefix.as_str()) {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => path,
+            },
+            None => path,
+        };
+        match &self.upstream {
+            Some(u) if !u.base_path.is_empty() => format!("{}{rest}", u.base_path),
+            _ => rest.to_string(),
+        }
+    }
+}
+
+/// The result of matching a request.
+#[derive(Debug)]
+pub enum Match<'a> {
+    Found(&'a Route),
+    /// The most specific pattern matched but none of its routes allows the method.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    /// Most specific first.
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Validates every spec; the error names the offending route.
+    pub fn build(specs: Vec<RouteSpec>) -> Result<RouteTable, String> {
+        let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let name = spec.path.clone();
+            let route = build_route(spec).map_err(|e| format!("route '{name}': {e}"))?;
+            if let Some(other) = routes.iter().find(|r| {
+                r.pattern == route.pattern
+                    && match (&r.methods, &route.methods) {
+                        (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
+                        _ => true,
+                    }
+            }) {
+                return Err(format!(
+                    "route '{name}': duplicates route '{}' (same path, overlapping methods)",
+                    other.name
+                ));
+            }
+            routes.push(route);
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
+        Ok(RouteTable { routes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Matches a normalised path.
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
+        let Some(first) = self.routes.iter().position(|r| r.pattern.matches(path)) else {
+            return Match::NotFound;
+        };
+        let pattern = &self.routes[first].pattern;
+        let candidates = self.routes[first..]
+            .iter()
+            .take_while(|r| &r.pattern == pattern);
+        let mut allowed = Vec::new();
+        for route in candidates {
+            if route.allows(method) {
+                return Match::Found(route);
+            }
+            allowed.extend(route.methods.iter().flatten().cloned());
+        }
+        Match::MethodNotAllowed(allowed)
+    }
+}
+
+fn build_route(spec: RouteSpec) -> Result<Route, String> {
+    let pattern = parse_pattern(&spec.path)?;
+    let methods = match spec.methods {
+        None => None,
+        Some(list) if list.is_empty() => {
+            return Err("methods is empty (leave it out to allow every method)".into());
+        }
+        Some(list) => Some(
+            list.iter()
+                .map(|m| {
+                    Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                        .map_err(|_| format!("invalid method '{m}'"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let auth = match spec.auth.as_deref() {
+        None => AuthMode::Required,
+        Some(a) => AuthMode::parse(a).ok_or_else(|| {
+            format!("invalid auth '{a}': expected \"public\", \"optional\" or \"required\"")
+        })?,
+    };
+    if let Some(bad) = spec.scopes.iter().find(|s| !valid_scope(s)) {
+        return Err(format!("invalid scope '{bad}'"));
+    }
+    if auth == AuthMode::Public && !spec.scopes.is_empty() {
+        return Err(
+            "scopes on a public route would never be checked: use auth = \"required\"".into(),
+        );
+    }
+    let upstream = spec.upstream.as_deref().map(parse_upstream).transpose()?;
+    if let Some(prefix) = &spec.strip_prefix {
+        let covered = match &pattern {
+            Pattern::Exact(p) | Pattern::Prefix(p) => p
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        };
+        if !prefix.starts_with('/') || prefix.ends_with('/') || !covered {
+            return Err(format!(
+                "strip_prefix '{prefix}' must be a leading part of the path, starting with '/' and not ending with one"
+            ));
+        }
+    }
+    let cors_origins = spec.cors_origins.unwrap_or_default();
+    for origin in &cors_origins {
+        super::cors::check_origin_syntax(origin)?;
+    }
+    Ok(Route {
+        name: spec.path,
+        pattern,
+        methods,
+        upstream,
+        policy: Policy {
+            auth,
+            scopes: spec.scopes,
+        },
+        strip_prefix: spec.strip_prefix,
+        cors_origins,
+        csrf: spec.csrf.unwrap_or(true),
+    })
+}
+
+fn parse_pattern(raw: &str) -> Result<Pattern, String> {
+    let (base, prefix) = match raw.strip_suffix("/*") {
+        Some(base) => (base, true),
+        None => (raw, false),
+    };
+    let shape_ok = raw.starts_with('/')
+        && !base.contains(['*', '?', '#'])
+        && (base.is_empty() || path::normalize(base).as_deref() == Ok(base));
+    if !shape_ok {
+        return Err(
+            "path must be a normalised absolute path, optionally ending in \"/*\" (no '*' elsewhere, no query, no '..' or '//')".into(),
+        );
+    }
+    // The catch-all `/*` may cover reserved paths: those never reach the gateway.
+    if is_reserved(base) {
+        return Err(format!(
+            "path is reserved for Tollgate itself ({})",
+            RESERVED_PREFIXES.join(", ")
+        ));
+    }
+    Ok(if prefix {
+        Pattern::Prefix(base.to_string())
+    } else {
+        Pattern::Exact(base.to_string())
+    })
+}
+
+fn parse_upstream(raw: &str) -> Result<Upstream, String> {
+    let bad = |why: &str| format!("invalid upstream '{raw}': {why}");
+    let url = Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("expected an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("no query or fragment allowed"));
+    }
+    let host = url.host_str().unwrap_or_default();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    Ok(Upstream {
+        audience: raw.to_string(),
+        scheme: url.scheme().parse().map_err(|_| bad("bad scheme"))?,
+        authority: authority.parse().map_err(|_| bad("bad host"))?,
+        base_path: url.path().trim_end_matches('/').to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &str) -> RouteSpec {
+        RouteSpec {
+            path: path.into(),
+            upstream: Some("http://127.0.0.1:9000".into()),
+            ..RouteSpec::default()
+        }
+    }
+
+    fn with_methods(path: &str, methods: &[&str]) -> RouteSpec {
+        RouteSpec {
+            methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+            ..spec(path)
+        }
+    }
+
+    fn found(table: &RouteTable, method: Method, path: &str) -> Option<String> {
+        match table.find(&method, path) {
+            Match::Found(r) => Some(format!("{} {:?}", r.name, r.methods)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn longest_match_wins_and_methods_never_fall_through() {
+        let table = RouteTable::build(vec![
+            spec("/*"),
+            spec("/api/*"),
+            spec("/api/docs/*"),
+            spec("/api/docs/index"),
+            with_methods("/api/admin/*", &["GET"]),
+            with_methods("/api/admin/*", &["post", "PUT"]),
+            with_methods("/api/report", &["GET"]),
+        ])
+        .unwrap();
+        let name = |m: Method, p: &str| {
+            found(&table, m, p).map(|s| s.split(' ').next().unwrap().to_string())
+        };
+        assert_eq!(
+            name(Method::GET, "/api/docs/index").as_deref(),
+            Some("/api/docs/index")
+        );
+        assert_eq!(
+            name(Method::GET, "/api/docs/index2").as_deref(),
+            Some("/api/docs/*")
+        );
+        assert_eq!(
+            name(Method::GET, "/api/docs").as_deref(),
+            Some("/api/docs/*")
+        );
+        assert_eq!(
+            name(Method::GET, "/api/docs/").as_deref(),
+            Some("/api/docs/*")
+        );
+        assert_eq!(name(Method::GET, "/api/docsx").as_deref(), Some("/api/*"));
+        assert_eq!(name(Method::GET, "/other").as_deref(), Some("/*"));
+        assert_eq!(name(Method::GET, "/").as_deref(), Some("/*"));
+        assert!(
+            found(&table, Method::POST, "/api/admin/x")
+                .unwrap()
+                .contains("POST")
+        );
+        assert!(
+            found(&table, Method::GET, "/api/admin/x")
+                .unwrap()
+                .contains("GET")
+        );
+        // DELETE is allowed by "/api/*" but "/api/admin/*" is more specific: 405, not a
+        // fall-through to the looser route.
+        match table.find(&Method::DELETE, "/api/admin/x") {
+            Match::MethodNotAllowed(m) => {
+                assert_eq!(m, vec![Method::GET, Method::POST, Method::PUT])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            table.find(&Method::POST, "/api/report"),
+            Match::MethodNotAllowed(_)
+        ));
+        let narrow = RouteTable::build(vec![spec("/api/docs/*")]).unwrap();
+        assert!(matches!(narrow.find(&Method::GET, "/api"), Match::NotFound));
+    }
+
+    #[test]
+    fn strip_prefix_and_base_path_shape_the_upstream_path() {
+        let mut s = spec("/api/docs/*");
+        s.strip_prefix = Some("/api".into());
+        s.upstream = Some("http://127.0.0.1:9000/v1/".into());
+        let table = RouteTable::build(vec![s]).unwrap();
+        let Match::Found(r) = table.find(&Method::GET, "/api/docs/7") else {
+            panic!()
+        };
+        assert_eq!(r.upstream_path("/api/docs/7"), "/v1/docs/7");
+        let mut s = spec("/api/*");
+        s.strip_prefix = Some("/api".into());
+        let table = RouteTable::build(vec![s]).unwrap();
+        let Match::Found(r) = table.find(&Method::GET, "/api") else {
+            panic!()
+        };
+        assert_eq!(r.upstream_path("/api"), "/");
+        assert_eq!(r.upstream_path("/api/x?"), "/x?");
+    }
+
+    #[test]
+    fn bad_routes_stop_start_up_naming_the_route() {
+        let cases: Vec<(RouteSpec, &str)> = vec![
+            (spec("/auth/*"), "reserved"),
+            (spec("/auth"), "reserved"),
+            (spec("/admin/users"), "reserved"),
+            (spec("/.well-known/x"), "reserved"),
+            (spec("/healthz"), "reserved"),
+            (spec("/metrics/*"), "reserved"),
+            (spec("api"), "normalised"),
+            (spec("/a/../b"), "normalised"),
+            (spec("/a//b"), "normalised"),
+            (spec("/a/*/b"), "normalised"),
+            (spec("/a*"), "normalised"),
+            (
+                RouteSpec {
+                    upstream: Some("ftp://x".into()),
+                    ..spec("/x")
+                },
+                "upstream",
+            ),
+            (
+                RouteSpec {
+                    upstream: Some("not a url".into()),
+                    ..spec("/x")
+                },
+                "upstream",
+            ),
+            (
+                RouteSpec {
+                    upstream: Some("http://u:p@h".into()),
+                    ..spec("/x")
+                },
+                "credentials",
+            ),
+            (
+                RouteSpec {
+                    auth: Some("sometimes".into()),
+                    ..spec("/x")
+                },
+                "auth",
+            ),
+            (
+                RouteSpec {
+                    auth: Some("public".into()),
+                    scopes: vec!["a".into()],
+                    ..spec("/x")
+                },
+                "public",
+            ),
+            (
+                RouteSpec {
+                    strip_prefix: Some("/y".into()),
+                    ..spec("/x/*")
+                },
+                "strip_prefix",
+            ),
+            (with_methods("/x", &["G E T"]), "method"),
+            (with_methods("/x", &[]), "methods"),
+        ];
+        for (s, needle) in cases {
+            let name = s.path.clone();
+            let err = RouteTable::build(vec![s]).unwrap_err();
+            assert!(
+                err.contains(&format!("route '{name}'")) && err.contains(needle),
+                "{err}"
+            );
+        }
+        let dup =
+            RouteTable::build(vec![spec("/x/*"), with_methods("/x/*", &["GET"])]).unwrap_err();
+        assert!(dup.contains("duplicates"), "{dup}");
+        assert!(
+            RouteTable::build(vec![
+                with_methods("/x/*", &["POST"]),
+                with_methods("/x/*", &["GET"])
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn reserved_paths() {
+        for p in [
+            "/auth/login",
+            "/healthz",
+            "/metrics",
+            "/admin/",
+            "/admin",
+            "/oauth2/token",
+        ] {
+            assert!(is_reserved(p), "{p}");
+        }
+        for p in ["/authx", "/healthzz/x", "/api/auth/login", "/", ""] {
+            assert!(!is_reserved(p), "{p}");
+        }
+    }
+}

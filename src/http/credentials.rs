@@ -1,0 +1,207 @@
+//! Who is calling: the credential of a gateway or forward-auth request, verified locally.
+//!
+//! In order: `Authorization: Bearer` (an API key `tg_…` or an access token), else the
+//! access cookie. A browser whose access cookie is missing or expired but whose refresh
+//! cookie is valid is refreshed in flight (transparent refresh): the request proceeds as
+//! the user and the response carries the new cookies. Racing requests of one browser all
+//! present the same refresh cookie; the refresh grace window gives them the same
+//! successor, so none trips reuse detection. Authorization schemes other than Bearer are
+//! not Tollgate's and are left alone.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+
+use super::cookies;
+use super::extract::check_csrf;
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::authz::policy::Presented;
+use crate::error::Error;
+use crate::session::api_keys::{ApiKeyPrincipal, ApiKeys};
+use crate::session::assertion::AssertionSubject;
+use crate::session::{AccessClaims, Issued};
+
+/// How a credential arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cookie,
+    Bearer,
+    ApiKey,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Token(Arc<AccessClaims>),
+    ApiKey(Arc<ApiKeyPrincipal>),
+}
+
+impl Principal {
+    pub fn user_id(&self) -> &str {
+        match self {
+            Principal::Token(c) => &c.sub,
+            Principal::ApiKey(k) => &k.user_id,
+        }
+    }
+
+    pub fn email(&self) -> &str {
+        match self {
+            Principal::Token(c) => &c.email,
+            Principal::ApiKey(k) => &k.email,
+        }
+    }
+
+    /// Space-separated scopes.
+    pub fn scope(&self) -> &str {
+        match self {
+            Principal::Token(c) => &c.scope,
+            Principal::ApiKey(k) => &k.scope,
+        }
+    }
+
+    /// The session id, or `apikey:<id>` for an API key (which has no session).
+    pub fn session_id(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Principal::Token(c) => c.sid.as_str().into(),
+            Principal::ApiKey(k) => format!("apikey:{}", k.key_id).into(),
+        }
+    }
+
+    /// The subject of an upstream assertion.
+    pub fn assertion_subject<'a>(&'a self, session_id: &'a str) -> AssertionSubject<'a> {
+        AssertionSubject {
+            credential_id: match self {
+                Principal::Token(c) => &c.jti,
+                Principal::ApiKey(k) => &k.key_id,
+            },
+            user_id: self.user_id(),
+            email: self.email(),
+            session_id,
+            scope: self.scope(),
+        }
+    }
+}
+
+/// The outcome of looking at a request's credentials.
+#[derive(Default)]
+pub struct Resolved {
+    pub principal: Option<Principal>,
+    pub via: Option<Via>,
+    /// Why a presented credential was refused, and whether the client chose to send it.
+    pub failure: Option<(&'static str, bool)>,
+    /// A transparent refresh happened: the response must set these cookies.
+    pub refreshed: Option<Box<Issued>>,
+    /// The browser's CSRF cookie, kept across a transparent refresh (open tabs hold it).
+    pub keep_csrf: Option<String>,
+    /// The refresh cookie is dead: the response should delete the cookies.
+    pub clear_cookies: bool,
+}
+
+impl Resolved {
+    /// Scopes of the principal, for the policy decision.
+    pub fn scopes(&self) -> Vec<&str> {
+        self.principal
+            .as_ref()
+            .map(|p| p.scope().split_ascii_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn presented<'a>(&self, scopes: &'a [&'a str]) -> Presented<'a> {
+        match (&self.principal, self.failure) {
+            (Some(_), _) => Presented::Verified { scopes },
+            (None, Some((code, explicit))) => Presented::Rejected { code, explicit },
+            (None, None) => Presented::Nothing,
+        }
+    }
+
+    fn failed(code: &'static str, explicit: bool, via: Via) -> Resolved {
+        Resolved {
+            failure: Some((code, explicit)),
+            via: Some(via),
+            ..Resolved::default()
+        }
+    }
+}
+
+/// Verifies the request's credential. `csrf` asks for the double-submit check on
+/// cookie-authenticated unsafe methods; a failure there is an error, not an anonymous
+/// caller. Only a storage failure during a refresh is otherwise an error.
+pub async fn resolve(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    csrf: bool,
+) -> Result<Resolved, Problem> {
+    if let Some(credential) = bearer(headers) {
+        if ApiKeys::looks_like_key(credential) {
+            return Ok(match app.api_keys.verify(credential).await {
+                Ok(k) => Resolved {
+                    principal: Some(Principal::ApiKey(k)),
+                    via: Some(Via::ApiKey),
+                    ..Resolved::default()
+                },
+                Err(e @ Error::Unavailable(_)) => return Err(e.into()),
+                Err(e) => Resolved::failed(e.code(), true, Via::ApiKey),
+            });
+        }
+        return Ok(match app.sessions.verify(credential) {
+            Ok(c) => Resolved {
+                principal: Some(Principal::Token(c)),
+                via: Some(Via::Bearer),
+                ..Resolved::default()
+            },
+            Err(e) => Resolved::failed(e.code(), true, Via::Bearer),
+        });
+    }
+    let names = &app.cookies;
+    let access_failure = match cookies::read(headers, &names.access).map(|t| app.sessions.verify(t))
+    {
+        Some(Ok(claims)) => {
+            if csrf {
+                check_csrf(method, headers, app)?;
+            }
+            return Ok(Resolved {
+                principal: Some(Principal::Token(claims)),
+                via: Some(Via::Cookie),
+                ..Resolved::default()
+            });
+        }
+        Some(Err(e)) => Some(e.code()),
+        None => None,
+    };
+    let Some(refresh_token) = cookies::read(headers, &names.refresh) else {
+        return Ok(match access_failure {
+            Some(code) => Resolved::failed(code, false, Via::Cookie),
+            None => Resolved::default(),
+        });
+    };
+    if csrf {
+        check_csrf(method, headers, app)?;
+    }
+    match app.sessions.refresh(refresh_token).await {
+        Ok(issued) => {
+            metrics::counter!("tollgate_refreshes_total", "outcome" => "transparent").increment(1);
+            Ok(Resolved {
+                principal: Some(Principal::Token(Arc::new(issued.access_claims.clone()))),
+                via: Some(Via::Cookie),
+                refreshed: Some(Box::new(issued)),
+                keep_csrf: cookies::read(headers, &names.csrf).map(str::to_string),
+                ..Resolved::default()
+            })
+        }
+        Err(e @ Error::Unavailable(_)) => Err(e.into()),
+        Err(e) => Ok(Resolved {
+            clear_cookies: true,
+            ..Resolved::failed(e.code(), false, Via::Cookie)
+        }),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; other schemes are not ours.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

@@ -1,0 +1,128 @@
+//! The policy step shared by the reverse proxy and forward auth: verify the credential,
+//! decide, and either hand back the verified caller or the refusal to send.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use super::credentials::{Principal, Resolved, resolve};
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::authz::policy::{AuthMode, Decision, Policy, decide};
+use crate::gateway::headers::{IdentityHeaders, add_identity};
+use crate::gateway::redirect::is_browser_navigation;
+
+/// Where a refused browser may be sent to sign in.
+pub enum SignIn {
+    /// Never redirect (nginx `auth_request` cannot pass a redirect on).
+    Never,
+    /// Redirect navigations, with this URL as the return target when it is allowed.
+    Redirect(Option<String>),
+}
+
+pub enum Verdict {
+    Allowed {
+        resolved: Resolved,
+        identified: bool,
+    },
+    Refused(Response),
+}
+
+/// Resolves the caller of a request described by `method`/`headers` and applies `policy`.
+pub async fn evaluate(
+    app: &AppState,
+    policy: &Policy,
+    csrf: bool,
+    method: &Method,
+    headers: &HeaderMap,
+    sign_in: SignIn,
+) -> Verdict {
+    if policy.auth == AuthMode::Public {
+        return Verdict::Allowed {
+            resolved: Resolved::default(),
+            identified: false,
+        };
+    }
+    let resolved = match resolve(app, method, headers, csrf).await {
+        Ok(r) => r,
+        Err(problem) => return Verdict::Refused(problem.into_response()),
+    };
+    let scopes = resolved.scopes();
+    let decision = decide(policy, resolved.presented(&scopes));
+    let refusal = match decision {
+        Decision::Allow { identified } => {
+            return Verdict::Allowed {
+                resolved,
+                identified,
+            };
+        }
+        Decision::Unauthenticated { code } => {
+            let location = match sign_in {
+                SignIn::Redirect(return_to) if is_browser_navigation(method, headers) => {
+                    app.gateway.login.location(return_to.as_deref())
+                }
+                _ => None,
+            };
+            match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                Some(l) => (StatusCode::FOUND, [(header::LOCATION, l)]).into_response(),
+                None => Problem::unauthorized(code, unauthenticated_title(code)).into_response(),
+            }
+        }
+        Decision::InsufficientScope { missing } => {
+            Problem::insufficient_scope(&missing).into_response()
+        }
+    };
+    Verdict::Refused(with_session_cookies(app, refusal, &resolved))
+}
+
+fn unauthenticated_title(code: &str) -> &'static str {
+    match code {
+        "token_expired" => "the access token has expired",
+        "session_revoked" => "the session has been revoked",
+        "invalid_token" => "the access token is invalid",
+        "invalid_refresh_token" | "refresh_token_reused" => "the session has ended; sign in again",
+        _ => "authentication required",
+    }
+}
+
+/// Adds the cookie changes a credential resolution calls for: new cookies after a
+/// transparent refresh, or deletion of cookies that can never work again.
+pub fn with_session_cookies(app: &AppState, mut res: Response, resolved: &Resolved) -> Response {
+    let values: Vec<HeaderValue> = if let Some(issued) = &resolved.refreshed {
+        app.cookies
+            .for_issued(issued, resolved.keep_csrf.as_deref())
+            .into_iter()
+            .collect()
+    } else if resolved.clear_cookies {
+        app.cookies.clear_all().into_iter().collect()
+    } else {
+        return res;
+    };
+    for v in values {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// Adds the identity headers and a signed assertion for `audience`.
+pub fn attach_identity(
+    app: &AppState,
+    headers: &mut HeaderMap,
+    principal: &Principal,
+    audience: &str,
+) -> Result<(), Problem> {
+    let session_id = principal.session_id();
+    let assertion = app
+        .assertions
+        .for_upstream(&principal.assertion_subject(&session_id), audience)?;
+    add_identity(
+        headers,
+        &IdentityHeaders {
+            user_id: principal.user_id(),
+            email: principal.email(),
+            scope: principal.scope(),
+            session_id: &session_id,
+            assertion: &assertion,
+        },
+    );
+    Ok(())
+}

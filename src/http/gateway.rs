@@ -1,0 +1,259 @@
+//! The reverse-proxy handler: every request outside Tollgate's own paths.
+//!
+//! normalise the path → refuse reserved paths → answer CORS preflights → match a route →
+//! shared policy step (`gate`) → rewrite headers → stream to the upstream and back.
+//! Responses the gateway makes itself get the security headers; proxied responses are
+//! marked [`Proxied`] and keep the upstream's own.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderValue};
+use http::{StatusCode, Uri};
+
+use super::credentials::Via;
+use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::gateway::cors::{self, Verdict as CorsVerdict};
+use crate::gateway::headers::{add_forwarded, strip_cookies, strip_forged, strip_set_cookies};
+use crate::gateway::path;
+use crate::gateway::proxy::{ProxyError, remove_hop_by_hop, spawn_tunnel, wants_upgrade};
+use crate::gateway::routes::{Match, Route, is_reserved};
+
+/// Marks a response that came from an upstream: the edge layers leave its headers alone.
+#[derive(Clone, Copy)]
+pub struct Proxied;
+
+pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
+    let normalized = match path::normalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(_) => {
+            return Problem::bad_request(
+                "invalid_path",
+                "the path contains encoded slashes, control characters, bad escapes or climbs above the root",
+            )
+            .into_response();
+        }
+    };
+    if is_reserved(&normalized) {
+        return Problem::not_found().into_response();
+    }
+    if let Some(method) = cors::preflight_method(req.method(), req.headers()) {
+        return preflight(&app, &normalized, &method, &req);
+    }
+    let route = match app.gateway.routes.find(req.method(), &normalized) {
+        Match::Found(route) => route,
+        Match::NotFound => return Problem::not_found().into_response(),
+        Match::MethodNotAllowed(allowed) => return method_not_allowed(&allowed),
+    };
+    let Some(upstream) = &route.upstream else {
+        return Problem::not_found()
+            .with_detail("this route is for forward auth only (it has no upstream)")
+            .into_response();
+    };
+    let return_to = format!(
+        "{}{}",
+        app.config.public_url,
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let (resolved, identified) = match evaluate(
+        &app,
+        &route.policy,
+        route.csrf,
+        req.method(),
+        req.headers(),
+        SignIn::Redirect(Some(return_to)),
+    )
+    .await
+    {
+        Verdict::Allowed {
+            resolved,
+            identified,
+        } => (resolved, identified),
+        Verdict::Refused(res) => return with_cors(&app, route, req.headers(), res),
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let origin = parts.headers.get(header::ORIGIN).cloned();
+    let client_upgrade = wants_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
+    let h = &mut parts.headers;
+    strip_forged(h);
+    remove_hop_by_hop(h, client_upgrade.is_some());
+    strip_cookies(h, &app.cookies.all());
+    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) && identified {
+        h.remove(header::AUTHORIZATION);
+    }
+    if identified
+        && let Some(principal) = &resolved.principal
+        && let Err(p) = attach_identity(&app, h, principal, &upstream.audience)
+    {
+        return p.into_response();
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let proto = if app.config.secure_cookies() {
+        "https"
+    } else {
+        "http"
+    };
+    add_forwarded(h, peer.as_deref(), proto);
+    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+        h.insert(header::HOST, host);
+    }
+    let mut target = route.upstream_path(&normalized);
+    if let Some(q) = parts.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    parts.uri = match Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(target)
+        .build()
+    {
+        Ok(uri) => uri,
+        Err(_) => {
+            return Problem::bad_request("invalid_path", "unusable request target").into_response();
+        }
+    };
+    parts.version = http::Version::HTTP_11;
+
+    let upstream_req = http::Request::from_parts(parts, body);
+    let mut res = match app.gateway.proxy.send(upstream_req).await {
+        Ok(res) => res,
+        Err(e) => return upstream_failure(&route.name, e),
+    };
+    let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(client) = client_upgrade {
+        spawn_tunnel(client, hyper::upgrade::on(&mut res));
+    }
+    let (mut parts, body) = res.into_parts();
+    remove_hop_by_hop(&mut parts.headers, switching);
+    strip_set_cookies(&mut parts.headers, &app.cookies.all());
+    parts.extensions.insert(Proxied);
+    let mut res = Response::from_parts(parts, Body::new(body));
+    if let Some(origin) = origin
+        && app.gateway.cors.configured_for(route)
+    {
+        apply_cors(&app, route, &origin, &mut res);
+    }
+    with_session_cookies(&app, res, &resolved)
+}
+
+fn method_not_allowed(allowed: &[http::Method]) -> Response {
+    let list = allowed
+        .iter()
+        .map(http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&list) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
+}
+
+fn upstream_failure(route: &str, e: ProxyError) -> Response {
+    tracing::warn!(route, error = %e, "upstream exchange failed");
+    let (status, code, title) = match e {
+        ProxyError::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "The upstream did not answer in time",
+        ),
+        ProxyError::Unreachable(_) | ProxyError::Broken(_) => (
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "The upstream is unavailable",
+        ),
+    };
+    Problem::new(status, code, title).into_response()
+}
+
+/// Answers a CORS preflight for the route the real request would take.
+fn preflight(app: &AppState, path: &str, method: &http::Method, req: &Request) -> Response {
+    let route = match app.gateway.routes.find(method, path) {
+        Match::Found(route) => route,
+        Match::NotFound => return Problem::not_found().into_response(),
+        Match::MethodNotAllowed(allowed) => return method_not_allowed(&allowed),
+    };
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(""));
+    let verdict = app
+        .gateway
+        .cors
+        .verdict(Some(route), origin.to_str().unwrap_or(""));
+    if verdict == CorsVerdict::Denied {
+        return Problem::new(
+            cors::REFUSED,
+            "cors_rejected",
+            "Cross-origin request refused",
+        )
+        .with_detail("the Origin is not allowed for this route")
+        .into_response();
+    }
+    let headers = app.gateway.cors.preflight_headers(
+        verdict,
+        &origin,
+        route,
+        method,
+        req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS),
+    );
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+fn apply_cors(app: &AppState, route: &Route, origin: &HeaderValue, res: &mut Response) {
+    let h = res.headers_mut();
+    // The gateway owns CORS for this route: the upstream's opinion is dropped.
+    let theirs: Vec<_> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for k in theirs {
+        h.remove(k);
+    }
+    let verdict = app
+        .gateway
+        .cors
+        .verdict(Some(route), origin.to_str().unwrap_or(""));
+    if verdict != CorsVerdict::Denied {
+        for (k, v) in app.gateway.cors.response_headers(verdict, origin) {
+            if let Some(k) = k {
+                h.append(k, v);
+            }
+        }
+    }
+}
+
+fn with_cors(
+    app: &AppState,
+    route: &Route,
+    headers: &http::HeaderMap,
+    mut res: Response,
+) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && app.gateway.cors.configured_for(route)
+    {
+        apply_cors(app, route, &origin.clone(), &mut res);
+    }
+    res
+}

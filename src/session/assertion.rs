@@ -1,0 +1,166 @@
+//! Identity assertions for upstreams: short-lived JWTs (`X-Tollgate-Assertion`) that a
+//! zero-trust upstream verifies against the JWKS, with its own URL as `aud`.
+//!
+//! An assertion says the same as the identity headers, but signed: `iss`, `sub`, `aud`,
+//! `sid`, `scope`, `email`, `iat`, `exp` (60 s), `jti`. It is explicitly typed
+//! (`typ: tollgate-assertion+jwt`, RFC 8725 §3.11) and its `aud` is never the issuer, so
+//! it can never pass as an access token. Signing costs tens of microseconds, so one
+//! assertion per (credential, upstream) is reused while it has at least half its
+//! lifetime left.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::{Algorithm, Header};
+use serde::Serialize;
+
+use super::keys::KeyRing;
+use crate::clock;
+use crate::error::{Error, Result};
+
+pub const ASSERTION_TYP: &str = "tollgate-assertion+jwt";
+pub const ASSERTION_TTL_SECS: i64 = 60;
+/// A cached assertion is reused only while at least this much of it is left.
+const MIN_REMAINING_SECS: i64 = ASSERTION_TTL_SECS / 2;
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Whom an assertion speaks for.
+pub struct AssertionSubject<'a> {
+    /// Identifies the credential (access-token `jti`, API key id): the cache key.
+    pub credential_id: &'a str,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub session_id: &'a str,
+    pub scope: &'a str,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    sid: &'a str,
+    scope: &'a str,
+    email: &'a str,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// (audience, assertion, exp) for one credential.
+type Cached = Vec<(Arc<str>, Arc<str>, i64)>;
+
+pub struct Assertions {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    cache: RwLock<HashMap<Box<str>, Cached>>,
+}
+
+impl Assertions {
+    pub fn new(keys: Arc<KeyRing>, issuer: &str) -> Assertions {
+        Assertions {
+            keys,
+            issuer: issuer.to_string(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// An assertion of `s` for the upstream `audience`.
+    pub fn for_upstream(&self, s: &AssertionSubject<'_>, audience: &str) -> Result<Arc<str>> {
+        let now = clock::now();
+        if let Some(hit) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(s.credential_id)
+            .and_then(|list| list.iter().find(|(aud, _, _)| &**aud == audience))
+            .filter(|(_, _, exp)| exp - now >= MIN_REMAINING_SECS)
+        {
+            return Ok(hit.1.clone());
+        }
+        let exp = now + ASSERTION_TTL_SECS;
+        let token: Arc<str> = Arc::from(self.sign(s, audience, now, exp)?);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.retain(|_, list| list.iter().any(|(_, _, e)| e - now >= MIN_REMAINING_SECS));
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        let list = cache.entry(s.credential_id.into()).or_default();
+        list.retain(|(aud, _, _)| &**aud != audience);
+        list.push((Arc::from(audience), token.clone(), exp));
+        Ok(token)
+    }
+
+    fn sign(&self, s: &AssertionSubject<'_>, audience: &str, now: i64, exp: i64) -> Result<String> {
+        let key = self.keys.current().active.clone();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ASSERTION_TYP.to_string());
+        header.kid = Some(key.kid.clone());
+        let claims = Claims {
+            iss: &self.issuer,
+            sub: s.user_id,
+            aud: audience,
+            sid: s.session_id,
+            scope: s.scope,
+            email: s.email,
+            iat: now,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| Error::Internal(format!("signing an assertion failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn assertions_verify_for_their_audience_only_and_are_reused() {
+        let dir = std::env::temp_dir().join(format!("tollgate-assert-{}", uuid::Uuid::new_v4()));
+        let keys = Arc::new(KeyRing::open(&dir, std::time::Duration::from_secs(900)).unwrap());
+        let a = Assertions::new(keys.clone(), "https://issuer.test");
+        let s = AssertionSubject {
+            credential_id: "jti-1",
+            user_id: "u1",
+            email: "u1@example.com",
+            session_id: "s1",
+            scope: "docs:read",
+        };
+        let t1 = a.for_upstream(&s, "http://up.test:9000").unwrap();
+        assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());
+        let t2 = a.for_upstream(&s, "http://other.test").unwrap();
+        assert_ne!(t1, t2);
+
+        let set = keys.current();
+        let kid = jsonwebtoken::decode_header(&*t1).unwrap().kid.unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(
+            set.jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == kid.as_str())
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
+        let key = DecodingKey::from_jwk(&jwk).unwrap();
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&["http://up.test:9000"]);
+        v.set_issuer(&["https://issuer.test"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&*t1, &key, &v)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["sub"], "u1");
+        assert_eq!(claims["sid"], "s1");
+        assert_eq!(claims["scope"], "docs:read");
+        assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 60);
+        v.set_audience(&["http://other.test"]);
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&*t1, &key, &v).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,196 @@
+//! A real HTTP upstream for gateway tests, on its own loopback port.
+//!
+//! Every path echoes the request it received as JSON (method, path, query, headers),
+//! except paths ending in:
+//! - `/stream`: a server-sent-event stream, one event, a 1.5 s pause, a second event;
+//! - `/slow`: answers after 3 s;
+//! - `/upload`: counts the request body's bytes as they stream in;
+//! - `/set-cookie`: tries to set Tollgate's refresh cookie and one of its own;
+//! - `/ws`: accepts an `Upgrade` and echoes bytes on the upgraded connection.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+pub struct Upstream {
+    pub base: String,
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new().fallback(handle);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Upstream {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            task,
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    if path.ends_with("/stream") {
+        let events = futures_util::stream::unfold(0u8, |n| async move {
+            match n {
+                0 => Some((Ok::<_, Infallible>(Bytes::from("data: first\n\n")), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    Some((Ok(Bytes::from("data: second\n\n")), 2))
+                }
+                _ => None,
+            }
+        });
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(events),
+        )
+            .into_response();
+    }
+    if path.ends_with("/slow") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        return "late".into_response();
+    }
+    if path.ends_with("/upload") {
+        let mut body = req.into_body().into_data_stream();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => bytes += c.len() as u64,
+                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+        return axum::Json(json!({ "bytes": bytes })).into_response();
+    }
+    if path.ends_with("/set-cookie") {
+        let mut res = "cookies".into_response();
+        for c in [
+            "tg_rt=planted; Path=/",
+            "tg_at=planted; Path=/",
+            "app=1; Path=/",
+        ] {
+            res.headers_mut()
+                .append(header::SET_COOKIE, HeaderValue::from_static(c));
+        }
+        return res;
+    }
+    if path.ends_with("/ws") {
+        return upgrade(req);
+    }
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers
+            .entry(k.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let method = req.method().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut res = axum::Json(json!({
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": headers,
+        "body_bytes": body.len(),
+    }))
+    .into_response();
+    // Upstream opinions the gateway must leave alone on proxied responses.
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'"),
+    );
+    res
+}
+
+fn upgrade(mut req: Request) -> Response {
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 1024];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let mut reply = b"echo:".to_vec();
+                    reply.extend_from_slice(&buf[..n]);
+                    if io.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The JSON an echo answered with.
+pub fn echoed_header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+    echo["headers"][name][0].as_str()
+}
+
+/// Sends raw bytes over a fresh connection and returns the whole response (the gateway's
+/// path handling must be tested with paths no HTTP client library would send).
+pub async fn raw(port: u16, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// `GET path` with `Connection: close` and extra header lines.
+pub async fn raw_get(port: u16, path: &str, extra: &str) -> (u16, String) {
+    raw(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .await
+}

@@ -1,0 +1,507 @@
+//! The gateway over real HTTP: route policy, identity to the upstream, the signed
+//! assertion, path normalisation, streaming, upgrades, upstream failures.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::upstream::{Upstream, echoed_header, raw, raw_get};
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+
+pub fn routes(up: &str) -> String {
+    format!(
+        r#"
+[roles.user]
+scopes = ["profile"]
+[roles.analyst]
+scopes = ["docs:read", "ai:invoke"]
+
+[gateway]
+timeout = "1s"
+
+[[route]]
+path = "/pub/*"
+upstream = "{up}"
+auth = "public"
+
+[[route]]
+path = "/opt/*"
+upstream = "{up}"
+auth = "optional"
+
+[[route]]
+path = "/req/*"
+upstream = "{up}"
+
+[[route]]
+path = "/docs/*"
+upstream = "{up}"
+scopes = ["docs:read"]
+strip_prefix = "/docs"
+
+[[route]]
+path = "/docs/admin/*"
+upstream = "{up}"
+methods = ["GET"]
+scopes = ["docs:read", "docs:admin"]
+
+[[route]]
+path = "/down/*"
+upstream = "http://127.0.0.1:1"
+auth = "public"
+"#
+    )
+}
+
+pub async fn gateway(backend: Backend, up: &Upstream) -> TestServer {
+    TestServer::start_with(
+        backend,
+        Options {
+            config: routes(&up.base),
+            env: vec![],
+        },
+    )
+    .await
+}
+
+/// Creates an account with extra roles through the CLI and signs it in (token mode).
+pub async fn user_with_roles(s: &TestServer, tag: &str, roles: &[&str]) -> (String, String) {
+    let email = email(tag);
+    let mut args = vec!["user", "add", email.as_str(), "--password-stdin"];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let out = s.cli(&args, Some(PASSWORD));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (access, _) = s.login_tokens(&email, PASSWORD).await;
+    (email, access)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn policy_matrix(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let (_, plain) = user_with_roles(&s, "plain", &[]).await;
+    let (_, analyst) = user_with_roles(&s, "analyst", &["analyst"]).await;
+    let garbage = "eyJhbGciOiJFZERTQSJ9.e30.AAAA";
+    // (path, credential, status, identified upstream, problem code)
+    let cases: Vec<(&str, Option<&str>, u16, bool, &str)> = vec![
+        ("/pub/x", None, 200, false, ""),
+        ("/pub/x", Some(&plain), 200, false, ""),
+        ("/pub/x", Some(garbage), 200, false, ""),
+        ("/opt/x", None, 200, false, ""),
+        ("/opt/x", Some(&plain), 200, true, ""),
+        ("/opt/x", Some(garbage), 401, false, "invalid_token"),
+        ("/req/x", None, 401, false, "unauthenticated"),
+        ("/req/x", Some(garbage), 401, false, "invalid_token"),
+        ("/req/x", Some(&plain), 200, true, ""),
+        ("/docs/x", None, 401, false, "unauthenticated"),
+        ("/docs/x", Some(&plain), 403, false, "insufficient_scope"),
+        ("/docs/x", Some(&analyst), 200, true, ""),
+        (
+            "/docs/admin/x",
+            Some(&analyst),
+            403,
+            false,
+            "insufficient_scope",
+        ),
+        ("/nowhere", Some(&analyst), 404, false, "not_found"),
+    ];
+    for (path, cred, status, identified, code) in cases {
+        let auth = cred.map(bearer);
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let r = s.call(Method::GET, path, None, &headers).await;
+        let what = format!("{path} with {:?}", cred.map(|c| &c[..10.min(c.len())]));
+        assert_eq!(r.status, status, "{what}: {:?}", r.json);
+        if status == 200 {
+            assert_eq!(
+                echoed_header(&r.json, "x-tollgate-user").is_some(),
+                identified,
+                "{what}: {:?}",
+                r.json
+            );
+        } else {
+            r.assert_problem(status, code);
+            if status == 401 {
+                assert!(!r.header("www-authenticate").is_empty(), "{what}");
+            }
+        }
+    }
+    // The longest route's method list is final: no fall-through to "/docs/*".
+    let r = s
+        .call(
+            Method::POST,
+            "/docs/admin/x",
+            None,
+            &[("authorization", &bearer(&analyst))],
+        )
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), "GET");
+    // strip_prefix: "/docs/x" reaches the upstream as "/x".
+    let r = s.get_bearer("/docs/x?q=1", &analyst).await;
+    assert_eq!(r.json["path"], "/x");
+    assert_eq!(r.json["query"], "q=1");
+}
+
+async fn identity_reaches_the_upstream_and_forgeries_do_not(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let (email, analyst) = user_with_roles(&s, "analyst", &["analyst"]).await;
+    let me = s.get_bearer("/auth/me", &analyst).await;
+    let forged = [
+        ("x-tollgate-user", "admin"),
+        ("X-Tollgate-Email", "admin@example.com"),
+        ("x-tollgate-scopes", "admin"),
+        ("x-tollgate-session", "forged"),
+        ("x-tollgate-assertion", "forged.jwt.value"),
+        ("x-tollgate-extra", "1"),
+    ];
+    // Anonymous on a public route: every forged header is gone, nothing added.
+    let r = s.call(Method::GET, "/pub/x", None, &forged).await;
+    assert_eq!(r.status, 200);
+    let names: Vec<&String> = r.json["headers"].as_object().unwrap().keys().collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("x-tollgate-")),
+        "{names:?}"
+    );
+    // Authenticated: the real identity replaces the forged one.
+    let auth = bearer(&analyst);
+    let mut headers = forged.to_vec();
+    headers.push(("authorization", &auth));
+    let r = s.call(Method::GET, "/req/x", None, &headers).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let h = |n| echoed_header(&r.json, n).unwrap_or_default().to_string();
+    assert_eq!(h("x-tollgate-user"), me.str("id"));
+    assert_eq!(h("x-tollgate-email"), email);
+    assert_eq!(h("x-tollgate-scopes"), "ai:invoke docs:read profile");
+    assert_eq!(h("x-tollgate-session"), me.str("session_id"));
+    assert!(r.json["headers"]["x-tollgate-extra"].is_null());
+    assert_eq!(
+        r.json["headers"]["x-tollgate-user"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The credential Tollgate consumed is not handed on.
+    assert!(r.json["headers"]["authorization"].is_null(), "{:?}", r.json);
+    // The assertion verifies with the JWKS, for this upstream only.
+    let assertion = h("x-tollgate-assertion");
+    let jwks: Value = s
+        .call(Method::GET, "/.well-known/jwks.json", None, &[])
+        .await
+        .json;
+    let claims =
+        verify_assertion(&jwks, &assertion, &up.base, &s.base).expect("assertion verifies");
+    assert_eq!(claims["sub"], me.json["id"]);
+    assert_eq!(claims["sid"], me.json["session_id"]);
+    assert_eq!(claims["scope"], "ai:invoke docs:read profile");
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 60);
+    assert!(verify_assertion(&jwks, &assertion, "http://other.example", &s.base).is_err());
+    // It is not an access token.
+    s.get_bearer("/auth/me", &assertion)
+        .await
+        .assert_problem(401, "invalid_token");
+    s.get_bearer("/req/x", &assertion)
+        .await
+        .assert_problem(401, "invalid_token");
+    // Forwarding headers.
+    assert_eq!(h("x-forwarded-for"), "127.0.0.1");
+    assert_eq!(h("x-forwarded-proto"), "http");
+    assert_eq!(h("x-forwarded-host"), format!("127.0.0.1:{}", s.port));
+    assert_eq!(h("host"), format!("127.0.0.1:{}", up.port));
+}
+
+pub fn verify_assertion(jwks: &Value, token: &str, aud: &str, iss: &str) -> Result<Value, String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+    let header = decode_header(token).map_err(|e| e.to_string())?;
+    assert_eq!(header.typ.as_deref(), Some("tollgate-assertion+jwt"));
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .ok_or("kid not in the JWKS")?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    let mut v = Validation::new(Algorithm::EdDSA);
+    v.set_audience(&[aud]);
+    v.set_issuer(&[iss]);
+    v.leeway = 0;
+    decode::<Value>(token, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| e.to_string())
+}
+
+async fn our_cookies_stay_with_us(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let e = email("cookies");
+    s.register(&e).await;
+    let jar = s.login_cookies(&e).await;
+    let cookie = format!("{}; app=1", jar.header());
+    for path in ["/pub/x", "/req/x"] {
+        let r = s
+            .call(Method::GET, path, None, &[("cookie", &cookie)])
+            .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(echoed_header(&r.json, "cookie"), Some("app=1"), "{path}");
+    }
+    // An upstream cannot plant Tollgate cookies; its own pass.
+    let r = s.call(Method::GET, "/pub/set-cookie", None, &[]).await;
+    let set: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(set, vec!["app=1; Path=/"]);
+}
+
+async fn proxied_responses_keep_upstream_headers_own_responses_get_ours(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let r = s.call(Method::GET, "/pub/x", None, &[]).await;
+    assert_eq!(r.header("content-security-policy"), "default-src 'self'");
+    assert!(r.headers.get("x-frame-options").is_none());
+    let r = s.call(Method::GET, "/req/x", None, &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("x-frame-options"), "DENY");
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert!(
+        r.header("content-security-policy")
+            .contains("default-src 'none'")
+    );
+}
+
+async fn traversal_and_encoding_tricks_keep_their_policy(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    // Each would reach "/req/secret" (login required) from the public route if the
+    // gateway matched the raw path and the upstream normalised it afterwards.
+    for path in [
+        "/pub/../req/secret",
+        "/pub/%2e%2e/req/secret",
+        "/pub/%2E%2E/req/secret",
+        "/pub/.%2e/req/secret",
+        "/pub/./../req/secret",
+        "//req/secret",
+        "/pub/..//req/secret",
+        "/%70ub/../req/secret",
+    ] {
+        let (status, text) = raw_get(s.port, path, "").await;
+        assert_eq!(status, 401, "{path}: {text}");
+    }
+    for path in [
+        "/pub/..%2freq/secret",
+        "/pub/%2e%2e%2Freq/secret",
+        "/pub/..%5creq/secret",
+        "/pub/x%00",
+        "/pub/%zz",
+        "/pub/../../etc/passwd",
+    ] {
+        let (status, text) = raw_get(s.port, path, "").await;
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains("invalid_path"), "{path}: {text}");
+    }
+    // Reserved paths cannot be reached through a route by encoding.
+    for path in ["/pub/../auth/me", "/%61uth/me", "/pub/%2e%2e/healthz"] {
+        let (status, text) = raw_get(s.port, path, "").await;
+        assert_eq!(status, 404, "{path}: {text}");
+    }
+    // The upstream receives the normalised path, the one whose policy was checked.
+    let (status, text) = raw_get(s.port, "/pub/a/./b/../c%2Dd", "").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#""path":"/pub/a/c-d""#), "{text}");
+}
+
+async fn oversized_headers_get_431(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let big = "a".repeat(40 * 1024);
+    let r = s
+        .call(Method::GET, "/pub/x", None, &[("x-big", &big)])
+        .await;
+    r.assert_problem(431, "headers_too_large");
+    let huge = "b".repeat(1024 * 1024);
+    let (status, _) = raw_get(s.port, "/pub/x", &format!("X-Huge: {huge}\r\n")).await;
+    assert_eq!(status, 431);
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (status, _) = raw_get(s.port, "/pub/x", &many).await;
+    assert!((400..500).contains(&status), "{status}");
+}
+
+async fn upstream_failures_are_502_and_504(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    s.call(Method::GET, "/down/x", None, &[])
+        .await
+        .assert_problem(502, "upstream_unavailable");
+    let start = Instant::now();
+    s.call(Method::GET, "/pub/slow", None, &[])
+        .await
+        .assert_problem(504, "upstream_timeout");
+    assert!(start.elapsed() < Duration::from_millis(2500));
+}
+
+async fn streams_pass_without_buffering(backend: Backend) {
+    use futures_util::StreamExt;
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let start = Instant::now();
+    let res = s.http.get(s.url("/pub/stream")).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    let first_at = start.elapsed();
+    assert_eq!(&first[..], b"data: first\n\n");
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let end_at = start.elapsed();
+    assert_eq!(rest, b"data: second\n\n");
+    assert!(
+        first_at < Duration::from_millis(1000),
+        "first event after {first_at:?}"
+    );
+    assert!(
+        end_at >= Duration::from_millis(1400),
+        "stream ended after {end_at:?}"
+    );
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+async fn large_uploads_stream_in_constant_memory(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    assert_eq!(s.call(Method::GET, "/pub/x", None, &[]).await.status, 200);
+    let before = rss_kib(s.pid(), "VmRSS:");
+    let size: u64 = 512 * 1024 * 1024;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    conn.write_all(
+        format!("POST /pub/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let chunk = vec![7u8; 1024 * 1024];
+    for _ in 0..size / chunk.len() as u64 {
+        conn.write_all(&chunk).await.unwrap();
+    }
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.contains(&format!(r#"{{"bytes":{size}}}"#)), "{reply}");
+    let peak = rss_kib(s.pid(), "VmHWM:");
+    assert!(
+        peak < before + 64 * 1024,
+        "tollgate grew from {before} KiB to a peak of {peak} KiB for a {} MiB upload",
+        size >> 20
+    );
+}
+
+async fn websocket_upgrades_pass_through(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let (_, token) = user_with_roles(&s, "ws", &[]).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    conn.write_all(
+        format!(
+            "GET /req/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Authorization: Bearer {token}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    conn.write_all(b"ping").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"echo:ping");
+    // Unauthenticated upgrades are refused like any request.
+    let (status, _) = raw(
+        s.port,
+        "GET /req/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+on_both_backends!(
+    policy_matrix,
+    identity_reaches_the_upstream_and_forgeries_do_not
+);
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cookies() {
+        our_cookies_stay_with_us(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn security_headers() {
+        proxied_responses_keep_upstream_headers_own_responses_get_ours(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn traversal() {
+        traversal_and_encoding_tricks_keep_their_policy(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn headers_431() {
+        oversized_headers_get_431(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upstream_failures() {
+        upstream_failures_are_502_and_504(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streaming() {
+        streams_pass_without_buffering(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_upload() {
+        large_uploads_stream_in_constant_memory(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn websocket() {
+        websocket_upgrades_pass_through(Backend::Sqlite).await
+    }
+}
