@@ -20,6 +20,7 @@ use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
 use crate::session::api_keys::ApiKeys;
 use crate::session::assertion::Assertions;
+use crate::session::fanout::Fanout;
 use crate::session::keys::KeyRing;
 use crate::session::{AccessTokens, RevocationSet, Sessions};
 use crate::store::Store;
@@ -36,12 +37,17 @@ pub struct App {
     pub gateway: Gateway,
     pub api_keys: ApiKeys,
     pub assertions: Assertions,
+    pub fanout: Arc<Fanout>,
 }
 
 pub type AppState = Arc<App>;
 
-/// How often revocations made elsewhere (CLI, other nodes) are picked up from the database.
+/// How often revocations made elsewhere (CLI, other nodes) are picked up from the database
+/// when nothing pushes them (SQLite)...
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// ...and how often the set is reconciled with the database when a fan-out channel
+/// pushes them (it catches messages lost while a listener reconnected).
+const REVOCATION_RECONCILE: Duration = Duration::from_secs(5);
 /// How often the key directory is re-read for rotated keys.
 const KEY_RELOAD: Duration = crate::session::keys::RELOAD_INTERVAL;
 
@@ -79,6 +85,17 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let store = open_store(&config).await?;
     let keys = Arc::new(KeyRing::open(&keys_dir(&config), config.access_ttl)?);
     let revoked = Arc::new(RevocationSet::new(config.access_ttl));
+    let fanout = Arc::new(
+        match Fanout::connect(&store, config.redis_url.as_deref()).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Revocations still spread through the database (NOTIFY or the poll).
+                tracing::warn!(error = %e, "Redis unavailable for revocation fan-out; using the database");
+                Fanout::connect(&store, None).await?
+            }
+        },
+    );
+    revoked.set_fanout(fanout.clone());
     for (id, at) in store
         .revoked_since(clock::now() - revoked.retention_secs())
         .await?
@@ -126,6 +143,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         gateway,
         api_keys,
         assertions,
+        fanout,
     }))
 }
 
@@ -133,13 +151,14 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = build(config).await?;
+    app.fanout.spawn_listener(app.revoked.clone());
     spawn_revocation_poll(app.clone());
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), "tollgate serving");
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), "tollgate serving");
     let router = crate::http::router(app.clone());
     axum::serve(
         listener,
@@ -158,7 +177,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Feeds the revocation set with sessions revoked by other processes sharing the database.
 fn spawn_revocation_poll(app: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        let period = if app.fanout.is_none() {
+            REVOCATION_POLL
+        } else {
+            REVOCATION_RECONCILE
+        };
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             // The whole retention window, every time: `revoked_at` is stamped by the

@@ -165,7 +165,7 @@ impl Identity {
                 now,
             )
             .await?;
-        self.revoked.revoke_all(&revoked, now);
+        self.revoked.announce(&revoked, now).await;
         Ok(())
     }
 
@@ -178,7 +178,7 @@ impl Identity {
             .set_disabled(&email, disabled, now)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        self.revoked.revoke_all(&revoked, now);
+        self.revoked.announce(&revoked, now).await;
         self.store
             .user_by_email(&email)
             .await?

@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod assertion;
+pub mod fanout;
 pub mod keys;
 pub mod refresh;
 pub mod revocation;
@@ -175,7 +176,7 @@ impl Sessions {
         self.store
             .revoke_session(session_id, None, "refresh_token_reused", now)
             .await?;
-        self.revoked.revoke(session_id, now);
+        self.revoked.announce(&[session_id.to_string()], now).await;
         tracing::warn!(
             session_id,
             event = "refresh_token_reused",
@@ -221,7 +222,7 @@ impl Sessions {
             .revoke_session(session_id, owner, reason, now)
             .await?;
         if ended || owner.is_none() {
-            self.revoked.revoke(session_id, now);
+            self.revoked.announce(&[session_id.to_string()], now).await;
         }
         Ok(ended)
     }

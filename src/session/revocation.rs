@@ -4,16 +4,19 @@
 //! once, with no database round trip. An entry only needs to live as long as a token issued
 //! just before the revocation could (`access_ttl` plus leeway), so the set stays small.
 //! It is fed by this node's own revocations, by a poll of the database (revocations made
-//! by the CLI or other nodes), and is open to other feeds (pub/sub) through
-//! [`RevocationSet::revoke`].
+//! by the CLI or other nodes), and by the fan-out channel (`session::fanout`): this
+//! process's own revocations go out through [`RevocationSet::announce`].
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use super::fanout::Fanout;
 
 pub struct RevocationSet {
     /// session id → Unix second after which the entry can be forgotten.
     entries: RwLock<HashMap<String, i64>>,
     retention_secs: i64,
+    fanout: OnceLock<Arc<Fanout>>,
 }
 
 impl RevocationSet {
@@ -21,6 +24,7 @@ impl RevocationSet {
         RevocationSet {
             entries: RwLock::new(HashMap::new()),
             retention_secs: access_ttl.as_secs() as i64 + 5,
+            fanout: OnceLock::new(),
         }
     }
 
@@ -40,6 +44,19 @@ impl RevocationSet {
         if map.len() >= 1024 && map.len().is_power_of_two() {
             let now = crate::clock::now();
             map.retain(|_, until| *until >= now);
+        }
+    }
+
+    /// Connects the set to the channel that tells other processes (set once, at start).
+    pub fn set_fanout(&self, fanout: Arc<Fanout>) {
+        let _ = self.fanout.set(fanout);
+    }
+
+    /// Records revocations this process has just committed and tells the others.
+    pub async fn announce(&self, session_ids: &[String], revoked_at: i64) {
+        self.revoke_all(session_ids, revoked_at);
+        if let Some(fanout) = self.fanout.get() {
+            fanout.publish(session_ids, revoked_at).await;
         }
     }
 

@@ -308,6 +308,40 @@ impl TestServer {
         self.spawn().await;
     }
 
+    /// Another node: a second process on its own port sharing this one's database, key
+    /// directory and configuration file, with `env` on top.
+    pub async fn sibling(&self, env: Vec<(&'static str, String)>) -> TestServer {
+        let dir = std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut vars = self.env.clone();
+        vars.retain(|(k, _)| k != "TOLLGATE_LISTEN");
+        vars.push(("TOLLGATE_LISTEN".into(), format!("127.0.0.1:{port}")));
+        // Nodes behind one load balancer share one public URL (the tokens' issuer).
+        if !vars.iter().any(|(k, _)| k == "TOLLGATE_PUBLIC_URL") {
+            vars.push(("TOLLGATE_PUBLIC_URL".into(), self.base.clone()));
+        }
+        for (k, v) in env {
+            vars.retain(|(key, _)| key != k);
+            vars.push((k.to_string(), v));
+        }
+        let mut server = TestServer {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            sandbox: Sandbox {
+                dir,
+                database_url: self.sandbox.database_url.clone(),
+                // The first node's sandbox owns (and drops) the database.
+                pg_database: None,
+            },
+            env: vars,
+            child: None,
+            http: self.http.clone(),
+        };
+        server.spawn().await;
+        server
+    }
+
     /// Stops the server gracefully (SIGTERM), as an orchestrator would.
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
