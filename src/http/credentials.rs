@@ -126,12 +126,15 @@ impl Resolved {
 
 /// Verifies the request's credential. `csrf` asks for the double-submit check on
 /// cookie-authenticated unsafe methods; a failure there is an error, not an anonymous
-/// caller. Only a storage failure during a refresh is otherwise an error.
+/// caller. `refresh` allows a transparent refresh (only where the response's three
+/// `Set-Cookie` headers are sure to reach the browser). Only a storage failure during a
+/// refresh is otherwise an error.
 pub async fn resolve(
     app: &AppState,
     method: &Method,
     headers: &HeaderMap,
     csrf: bool,
+    refresh: bool,
 ) -> Result<Resolved, Problem> {
     if let Some(credential) = bearer(headers) {
         if ApiKeys::looks_like_key(credential) {
@@ -170,7 +173,8 @@ pub async fn resolve(
         Some(Err(e)) => Some(e.code()),
         None => None,
     };
-    let Some(refresh_token) = cookies::read(headers, &names.refresh) else {
+    let refresh_token = cookies::read(headers, &names.refresh).filter(|_| refresh);
+    let Some(refresh_token) = refresh_token else {
         return Ok(match access_failure {
             Some(code) => Resolved::failed(code, false, Via::Cookie),
             None => Resolved::default(),

@@ -9,7 +9,11 @@
 //!   `ext_authz` in HTTP mode (`path_prefix: /auth/verify`).
 //!
 //! 200 carries the identity headers for the proxy to copy upstream (none for anonymous
-//! callers); refusals are 401 or 403. A path that matches no route is held to "sign-in
+//! callers); refusals are 401 or 403. There is no transparent refresh here: proxies pass
+//! at most one `Set-Cookie` of an auth response on (nginx's `$upstream_http_set_cookie`
+//! is the first), and a rotated refresh token that never reaches the browser would look
+//! like token theft on its next use. An expired access cookie gets 401 `token_expired`;
+//! the page refreshes with `POST /auth/refresh` (or is sent to sign in). A path that matches no route is held to "sign-in
 //! required" (fail closed). Refused browser navigations are redirected to the sign-in page
 //! where the proxy passes redirects on (Traefik, Caddy, Envoy), never for nginx, whose
 //! `auth_request` accepts only 2xx, 401 and 403.
@@ -20,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode};
 
-use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
+use super::gate::{SignIn, Verdict, attach_identity, evaluate};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::authz::policy::Policy;
@@ -133,14 +137,23 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
     } else {
         SignIn::Never
     };
-    let (resolved, identified) =
-        match evaluate(&app, policy, csrf, &original.method, req.headers(), sign_in).await {
-            Verdict::Allowed {
-                resolved,
-                identified,
-            } => (resolved, identified),
-            Verdict::Refused(res) => return res,
-        };
+    let (resolved, identified) = match evaluate(
+        &app,
+        policy,
+        csrf,
+        &original.method,
+        req.headers(),
+        sign_in,
+        false,
+    )
+    .await
+    {
+        Verdict::Allowed {
+            resolved,
+            identified,
+        } => (resolved, identified),
+        Verdict::Refused(res) => return res,
+    };
     let mut res = StatusCode::OK.into_response();
     if identified && let Some(principal) = &resolved.principal {
         let audience = audience
@@ -150,5 +163,5 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
             return p.into_response();
         }
     }
-    with_session_cookies(&app, res, &resolved)
+    res
 }

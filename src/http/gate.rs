@@ -35,6 +35,7 @@ pub async fn evaluate(
     method: &Method,
     headers: &HeaderMap,
     sign_in: SignIn,
+    refresh: bool,
 ) -> Verdict {
     if policy.auth == AuthMode::Public {
         return Verdict::Allowed {
@@ -42,7 +43,7 @@ pub async fn evaluate(
             identified: false,
         };
     }
-    let resolved = match resolve(app, method, headers, csrf).await {
+    let resolved = match resolve(app, method, headers, csrf, refresh).await {
         Ok(r) => r,
         Err(problem) => return Verdict::Refused(problem.into_response()),
     };

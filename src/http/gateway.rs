@@ -69,6 +69,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         req.method(),
         req.headers(),
         SignIn::Redirect(Some(return_to)),
+        true,
     )
     .await
     {

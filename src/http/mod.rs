@@ -5,6 +5,7 @@
 //! methods answer problem+json like every other error.
 
 pub mod auth;
+pub mod authz;
 pub mod cookies;
 pub mod credentials;
 pub mod extract;
@@ -41,6 +42,7 @@ pub fn router(app: AppState) -> Router {
     // gateway (the fallback) streams bodies of any size to upstreams.
     let own = Router::new()
         .merge(auth::router())
+        .merge(authz::router())
         .merge(forward_auth::router())
         .merge(wellknown::router())
         .merge(ops::router())

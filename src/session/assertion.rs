@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use jsonwebtoken::{Algorithm, Header};
-use serde::Serialize;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
 use crate::clock;
@@ -45,6 +45,16 @@ struct Claims<'a> {
     iat: i64,
     exp: i64,
     jti: String,
+}
+
+/// A verified assertion, as an upstream presents it back (`POST /authz/check`).
+#[derive(Debug, Deserialize)]
+pub struct VerifiedAssertion {
+    pub sub: String,
+    pub sid: String,
+    pub aud: String,
+    pub scope: String,
+    pub exp: i64,
 }
 
 /// (audience, assertion, exp) for one credential.
@@ -91,6 +101,34 @@ impl Assertions {
         list.retain(|(aud, _, _)| &**aud != audience);
         list.push((Arc::from(audience), token.clone(), exp));
         Ok(token)
+    }
+
+    /// Verifies an assertion issued by this Tollgate for one of `audiences`.
+    pub fn verify(&self, token: &str, audiences: &[&str]) -> Result<VerifiedAssertion> {
+        if audiences.is_empty() || token.len() > 8 * 1024 {
+            return Err(Error::InvalidToken);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ASSERTION_TYP) {
+            return Err(Error::InvalidToken);
+        }
+        let keys = self.keys.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| keys.get(kid))
+            .ok_or(Error::InvalidToken)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = super::tokens::LEEWAY_SECS;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<VerifiedAssertion>(token, &key.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::TokenExpired,
+                _ => Error::InvalidToken,
+            })
     }
 
     fn sign(&self, s: &AssertionSubject<'_>, audience: &str, now: i64, exp: i64) -> Result<String> {
@@ -161,6 +199,13 @@ mod tests {
         assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 60);
         v.set_audience(&["http://other.test"]);
         assert!(jsonwebtoken::decode::<serde_json::Value>(&*t1, &key, &v).is_err());
+        // Tollgate takes its own assertions back only for the audiences it is told.
+        assert_eq!(a.verify(&t1, &["http://up.test:9000"]).unwrap().sub, "u1");
+        assert!(a.verify(&t1, &["http://other.test"]).is_err());
+        assert!(a.verify(&t1, &[]).is_err());
+        let mut tampered = t1.to_string();
+        tampered.insert(tampered.len() - 5, 'A');
+        assert!(a.verify(&tampered, &["http://up.test:9000"]).is_err());
         std::fs::remove_dir_all(dir).ok();
     }
 }

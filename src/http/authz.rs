@@ -1,0 +1,191 @@
+//! `POST /authz/check`: the deeper check a service asks for ("may this subject do X?"),
+//! answered from the database's current state rather than from a token's snapshot.
+//!
+//! The caller is a service, authenticated by either
+//! - the `X-Tollgate-Assertion` it received from the gateway (its `aud` must be one of
+//!   the configured upstreams); the subject is then the assertion's, and its session
+//!   must still be live; or
+//! - an API key with scope `authz:check` (`Authorization: Bearer tg_…`); the subject is
+//!   named in the body.
+//!
+//! The question is a list of scopes, a route (`method` + `path`, checked against that
+//! route's policy), or both. The answer uses the user's current roles, so a role revoked
+//! a second ago already counts, and a disabled account is refused.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use http::{HeaderMap, Method};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::Body;
+use super::problem::{ApiResult, Problem};
+use crate::app::AppState;
+use crate::authz::policy::{Decision, Presented, decide};
+use crate::error::Error;
+use crate::gateway::headers::ASSERTION;
+use crate::gateway::path;
+use crate::gateway::routes::Match;
+use crate::session::api_keys::ApiKeys;
+
+/// The scope an API key needs to ask about other subjects.
+pub const CHECK_SCOPE: &str = "authz:check";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/authz/check", post(check))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Question {
+    /// User id; required with an API key, optional (and fixed) with an assertion.
+    subject: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    method: Option<String>,
+    path: Option<String>,
+}
+
+/// Who is asking, and about whom.
+struct Asker {
+    subject: String,
+    session: Option<String>,
+}
+
+async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiResult<Asker> {
+    if let Some(assertion) = headers.get(&ASSERTION).and_then(|v| v.to_str().ok()) {
+        let audiences: Vec<&str> = app
+            .gateway
+            .routes
+            .routes()
+            .iter()
+            .filter_map(|r| r.upstream.as_ref().map(|u| u.audience.as_str()))
+            .collect();
+        let claims = app.assertions.verify(assertion, &audiences)?;
+        if q.subject.as_ref().is_some_and(|s| *s != claims.sub) {
+            return Err(Problem::new(
+                http::StatusCode::FORBIDDEN,
+                "subject_mismatch",
+                "An assertion only answers for its own subject",
+            ));
+        }
+        return Ok(Asker {
+            subject: claims.sub,
+            session: Some(claims.sid).filter(|s| !s.starts_with("apikey:")),
+        });
+    }
+    let key = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| ApiKeys::looks_like_key(k))
+        .ok_or(Error::Unauthenticated)?;
+    let principal = app.api_keys.verify(key).await?;
+    if !principal
+        .scope
+        .split_ascii_whitespace()
+        .any(|s| s == CHECK_SCOPE)
+    {
+        return Err(Problem::insufficient_scope(&[CHECK_SCOPE.to_string()]));
+    }
+    let subject = q.subject.clone().ok_or_else(|| {
+        Problem::bad_request("invalid_request", "name the user to check in 'subject'")
+    })?;
+    Ok(Asker {
+        subject,
+        session: None,
+    })
+}
+
+async fn check(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Body(q): Body<Question>,
+) -> ApiResult<Json<Value>> {
+    let asker = authenticate(&app, &headers, &q).await?;
+    let route_policy = match (&q.method, &q.path) {
+        (None, None) if q.scopes.is_empty() => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "ask about 'scopes', a route ('method' and 'path'), or both",
+            ));
+        }
+        (None, None) => None,
+        (method, Some(raw_path)) => {
+            let method = Method::from_bytes(method.as_deref().unwrap_or("GET").as_bytes())
+                .map_err(|_| Problem::bad_request("invalid_request", "invalid method"))?;
+            let path = path::normalize(raw_path.split('?').next().unwrap_or(""))
+                .map_err(|_| Problem::bad_request("invalid_path", "invalid path"))?;
+            Some(match app.gateway.routes.find(&method, &path) {
+                Match::Found(route) => Some(route.policy.clone()),
+                _ => None,
+            })
+        }
+        (Some(_), None) => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "'method' needs a 'path'",
+            ));
+        }
+    };
+
+    let user = if uuid::Uuid::parse_str(&asker.subject).is_ok() {
+        app.store
+            .user_by_id(&asker.subject)
+            .await
+            .map_err(Error::from)?
+    } else {
+        None
+    };
+    let refuse = |reason: &str| {
+        Json(json!({ "allowed": false, "subject": asker.subject, "reason": reason }))
+    };
+    let Some(user) = user else {
+        return Ok(refuse("unknown_subject"));
+    };
+    if user.disabled {
+        return Ok(refuse("account_disabled"));
+    }
+    if let Some(sid) = &asker.session
+        && app.revoked.is_revoked(sid)
+    {
+        return Ok(refuse("session_revoked"));
+    }
+    let current = app
+        .config
+        .roles
+        .scopes_for(user.roles.iter().map(String::as_str));
+    let held: Vec<&str> = current.iter().map(String::as_str).collect();
+    let mut missing: Vec<String> = q
+        .scopes
+        .iter()
+        .filter(|s| !held.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let mut reason = "ok";
+    match route_policy {
+        None => {}
+        Some(None) => reason = "no_route",
+        Some(Some(policy)) => {
+            if let Decision::InsufficientScope { missing: m } =
+                decide(&policy, Presented::Verified { scopes: &held })
+            {
+                missing.extend(m);
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    if reason == "ok" && !missing.is_empty() {
+        reason = "insufficient_scope";
+    }
+    Ok(Json(json!({
+        "allowed": reason == "ok",
+        "subject": user.id,
+        "scopes": current,
+        "missing_scopes": missing,
+        "reason": reason,
+    })))
+}

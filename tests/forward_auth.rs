@@ -1,0 +1,511 @@
+//! Forward auth (`/auth/verify`) in the three dialects, behind a real nginx, and the
+//! decision endpoint (`POST /authz/check`).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::upstream::{Upstream, echoed_header};
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn config(up: &str) -> String {
+    format!(
+        r#"
+[roles.user]
+scopes = ["profile"]
+[roles.analyst]
+scopes = ["docs:read"]
+[roles.service]
+scopes = ["authz:check"]
+
+[gateway]
+login_url = "https://auth.example.com/login"
+return_origins = ["https://app.example.com"]
+
+[[route]]
+path = "/pub/*"
+upstream = "{up}"
+auth = "public"
+
+[[route]]
+path = "/req/*"
+upstream = "{up}"
+
+[[route]]
+path = "/docs/*"
+upstream = "{up}"
+scopes = ["docs:read"]
+
+[[route]]
+path = "/fa-only/*"
+scopes = ["docs:read"]
+"#
+    )
+}
+
+async fn start(up: &Upstream) -> TestServer {
+    TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            config: config(&up.base),
+            env: vec![],
+        },
+    )
+    .await
+}
+
+async fn signed_in(s: &TestServer, tag: &str, roles: &[&str]) -> (String, String, Cookies) {
+    let e = email(tag);
+    let mut args = vec!["user", "add", e.as_str(), "--password-stdin"];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    assert!(s.cli(&args, Some(PASSWORD)).status.success());
+    let (access, _) = s.login_tokens(&e, PASSWORD).await;
+    let jar = s.login_cookies(&e).await;
+    (e, access, jar)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_dialect() {
+    let up = Upstream::start().await;
+    let s = start(&up).await;
+    let (e, access, jar) = signed_in(&s, "nginx", &[]).await;
+    let auth = format!("Bearer {access}");
+    let verify = |uri: &'static str, extra: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let mut h: Vec<(&str, String)> = vec![("x-original-uri", uri.to_string())];
+            h.extend(extra);
+            let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.call(Method::GET, "/auth/verify", None, &refs).await
+        }
+    };
+    let r = verify("/req/x?y=1", vec![("authorization", auth.clone())]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-tollgate-email"), e);
+    assert_eq!(r.header("x-tollgate-scopes"), "profile");
+    assert!(!r.header("x-tollgate-assertion").is_empty());
+    let r = verify("/req/x", vec![("cookie", jar.header())]).await;
+    assert_eq!(r.status, 200);
+    // nginx cannot pass a redirect on: always 401, even for a browser.
+    let r = verify("/req/x", vec![("accept", "text/html".into())]).await;
+    r.assert_problem(401, "unauthenticated");
+    verify("/docs/x", vec![("authorization", auth.clone())])
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let r = verify("/pub/x", vec![("authorization", auth.clone())]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-tollgate-user").is_none());
+    // Paths no route covers need a session (fail closed).
+    verify("/elsewhere", vec![])
+        .await
+        .assert_problem(401, "unauthenticated");
+    assert_eq!(
+        verify("/elsewhere", vec![("authorization", auth.clone())])
+            .await
+            .status,
+        200
+    );
+    // The same normalisation as the proxy.
+    verify("/pub/../req/x", vec![])
+        .await
+        .assert_problem(401, "unauthenticated");
+    verify("/pub/..%2freq/x", vec![])
+        .await
+        .assert_problem(403, "invalid_path");
+    // Cookie requests that change state need the CSRF token.
+    let cookie = jar.header();
+    let post = vec![
+        ("cookie", cookie.clone()),
+        ("x-original-method", "POST".to_string()),
+    ];
+    verify("/req/x", post.clone())
+        .await
+        .assert_problem(403, "csrf_failed");
+    let mut with_token = post;
+    with_token.push(("x-csrf-token", jar.value("tg_csrf")));
+    assert_eq!(verify("/req/x", with_token).await.status, 200);
+    // A route without upstream is forward-auth only.
+    let (_, analyst, _) = signed_in(&s, "analyst", &["analyst"]).await;
+    let r = verify(
+        "/fa-only/x",
+        vec![("authorization", format!("Bearer {analyst}"))],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    s.get_bearer("/fa-only/x", &analyst)
+        .await
+        .assert_problem(404, "not_found");
+    // Nothing described: a client error.
+    s.call(Method::GET, "/auth/verify", None, &[])
+        .await
+        .assert_problem(400, "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_never_rotates_refresh_tokens() {
+    let up = Upstream::start().await;
+    let s = start(&up).await;
+    let (_, _, jar) = signed_in(&s, "norefresh", &[]).await;
+    let mut stale = jar.clone();
+    stale.0.remove("tg_at");
+    let r = s
+        .call(
+            Method::GET,
+            "/auth/verify",
+            None,
+            &[("x-original-uri", "/req/x"), ("cookie", &stale.header())],
+        )
+        .await;
+    r.assert_problem(401, "unauthenticated");
+    assert!(r.headers.get("set-cookie").is_none());
+    // The refresh cookie was not spent: the page can still refresh itself.
+    let r = s
+        .call(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            &[
+                ("cookie", &stale.header()),
+                ("x-csrf-token", &jar.value("tg_csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_and_envoy_dialects() {
+    let up = Upstream::start().await;
+    let s = start(&up).await;
+    let (_, access, _) = signed_in(&s, "traefik", &[]).await;
+    let auth = format!("Bearer {access}");
+    let traefik = |host: &'static str, extra: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let mut h: Vec<(&str, String)> = vec![
+                ("x-forwarded-uri", "/req/page?tab=1".into()),
+                ("x-forwarded-method", "GET".into()),
+                ("x-forwarded-host", host.into()),
+                ("x-forwarded-proto", "https".into()),
+            ];
+            h.extend(extra);
+            let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.call(Method::GET, "/auth/verify", None, &refs).await
+        }
+    };
+    let r = traefik("app.example.com", vec![("authorization", auth.clone())]).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.header("x-tollgate-user").is_empty());
+    // The assertion is for the route's upstream.
+    let jwks: Value = s
+        .call(Method::GET, "/.well-known/jwks.json", None, &[])
+        .await
+        .json;
+    let assertion = r.header("x-tollgate-assertion");
+    let header = jwt_part(assertion, 1);
+    assert_eq!(header["aud"], up.base.as_str());
+    let _ = jwks;
+    // Browsers are redirected to sign in; the return URL only if its origin is allowed.
+    let html = ("accept", "text/html".to_string());
+    let r = traefik("app.example.com", vec![html.clone()]).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        "https://auth.example.com/login?rd=https%3A%2F%2Fapp.example.com%2Freq%2Fpage%3Ftab%3D1"
+    );
+    let r = traefik("evil.example.com", vec![html]).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), "https://auth.example.com/login");
+    traefik("app.example.com", vec![])
+        .await
+        .assert_problem(401, "unauthenticated");
+    // Envoy ext_authz: the original path follows the prefix, the method is the request's.
+    let r = s
+        .call(
+            Method::GET,
+            "/auth/verify/req/x",
+            None,
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    s.call(Method::DELETE, "/auth/verify/req/x", None, &[])
+        .await
+        .assert_problem(401, "unauthenticated");
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nginx_binary() -> &'static str {
+    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if std::path::Path::new(candidate).exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "nginx is not installed: run scripts/test (it installs it) or apt-get install nginx-light"
+    );
+}
+
+/// nginx with `auth_request` against Tollgate, proxying to the upstream: the
+/// configuration docs/deployment.md gives, with test paths.
+async fn start_nginx(tollgate_port: u16, upstream_port: u16) -> Nginx {
+    let dir = std::env::temp_dir().join(format!("tollgate-nginx-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir.display();
+    let identity: String = ["user", "email", "scopes", "session", "assertion"]
+        .iter()
+        .map(|h| {
+            format!(
+                "      auth_request_set $tg_{h} $upstream_http_x_tollgate_{h};\n      proxy_set_header X-Tollgate-{h} $tg_{h};\n"
+            )
+        })
+        .collect();
+    let conf = format!(
+        r#"
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /_tollgate_verify {{
+      internal;
+      proxy_pass http://127.0.0.1:{tollgate_port}/auth/verify;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+    }}
+    location / {{
+      auth_request /_tollgate_verify;
+{identity}      proxy_pass http://127.0.0.1:{upstream_port};
+    }}
+  }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new(nginx_binary())
+        .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log"), "-c"])
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let mut nginx = Nginx { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = nginx.child.try_wait() {
+            panic!(
+                "nginx exited with {status}: {}",
+                std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "nginx did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nginx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_nginx_auth_request_in_front_of_an_upstream() {
+    let up = Upstream::start().await;
+    let s = start(&up).await;
+    let nginx = start_nginx(s.port, up.port).await;
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let http = reqwest::Client::new();
+    let get = |path: &str, headers: Vec<(&str, String)>| {
+        let mut req = http.get(format!("{base}{path}"));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (e, access, jar) = signed_in(&s, "behind-nginx", &[]).await;
+    let forged = ("x-tollgate-user", "admin".to_string());
+
+    let (status, echo) = get("/pub/x", vec![forged.clone()]).await;
+    assert_eq!(status, 200);
+    assert!(echoed_header(&echo, "x-tollgate-user").is_none(), "{echo}");
+    let (status, _) = get("/req/x", vec![forged.clone()]).await;
+    assert_eq!(status, 401);
+    let (status, echo) = get(
+        "/req/x",
+        vec![
+            forged.clone(),
+            ("authorization", format!("Bearer {access}")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let me = s.get_bearer("/auth/me", &access).await;
+    assert_eq!(
+        echoed_header(&echo, "x-tollgate-user"),
+        Some(me.str("id").as_str())
+    );
+    assert_eq!(
+        echo["headers"]["x-tollgate-user"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(echoed_header(&echo, "x-tollgate-email"), Some(e.as_str()));
+    let (status, echo) = get("/req/x", vec![("cookie", jar.header())]).await;
+    assert_eq!(status, 200);
+    assert!(echoed_header(&echo, "x-tollgate-assertion").is_some());
+    let (status, _) = get(
+        "/docs/x",
+        vec![("authorization", format!("Bearer {access}"))],
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authz_check_answers_from_current_state() {
+    let up = Upstream::start().await;
+    let s = start(&up).await;
+    let (e, access, _) = signed_in(&s, "subject", &["analyst"]).await;
+    let me = s.get_bearer("/auth/me", &access).await;
+    let id = me.str("id");
+    // An upstream asks with the assertion it was given.
+    let r = s.get_bearer("/req/x", &access).await;
+    let assertion = echoed_header(&r.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let ask = |headers: Vec<(&'static str, String)>, body: Value| {
+        let s = &s;
+        async move {
+            let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.call(Method::POST, "/authz/check", Some(body), &refs)
+                .await
+        }
+    };
+    let with_assertion = || vec![("x-tollgate-assertion", assertion.clone())];
+    let r = ask(with_assertion(), json!({ "scopes": ["docs:read"] })).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["allowed"], true);
+    assert_eq!(r.json["subject"], id.as_str());
+    let r = ask(
+        with_assertion(),
+        json!({ "method": "GET", "path": "/docs/7" }),
+    )
+    .await;
+    assert_eq!(r.json["allowed"], true, "{}", r.text);
+    // A role revoked a moment ago already counts, though the token still carries it.
+    assert!(
+        s.cli(&["role", "revoke", &e, "analyst"], None)
+            .status
+            .success()
+    );
+    let r = ask(with_assertion(), json!({ "scopes": ["docs:read"] })).await;
+    assert_eq!(r.json["allowed"], false);
+    assert_eq!(r.json["reason"], "insufficient_scope");
+    assert_eq!(r.json["missing_scopes"], json!(["docs:read"]));
+    // An assertion only answers for its own subject; a tampered one not at all.
+    ask(
+        with_assertion(),
+        json!({ "subject": "someone-else", "scopes": [] }),
+    )
+    .await
+    .assert_problem(403, "subject_mismatch");
+    let mut tampered = assertion.clone();
+    tampered.insert(tampered.len() - 4, 'x');
+    ask(
+        vec![("x-tollgate-assertion", tampered)],
+        json!({ "scopes": ["profile"] }),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    // An access token is not a service credential.
+    ask(
+        vec![("authorization", format!("Bearer {access}"))],
+        json!({ "subject": id, "scopes": ["profile"] }),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
+    // A service asks with an API key scoped authz:check.
+    let svc = email("svc");
+    assert!(
+        s.cli(&["user", "add", &svc, "--role", "service"], None)
+            .status
+            .success()
+    );
+    let key = String::from_utf8(
+        s.cli(&["apikey", "add", &svc, "--scope", "authz:check"], None)
+            .stdout,
+    )
+    .unwrap();
+    let key = format!("Bearer {}", key.trim());
+    let r = ask(
+        vec![("authorization", key.clone())],
+        json!({ "subject": id, "scopes": ["profile"] }),
+    )
+    .await;
+    assert_eq!(r.json["allowed"], true, "{}", r.text);
+    let r = ask(
+        vec![("authorization", key.clone())],
+        json!({ "subject": "nobody", "scopes": ["profile"] }),
+    )
+    .await;
+    assert_eq!(r.json["reason"], "unknown_subject");
+    ask(
+        vec![("authorization", key.clone())],
+        json!({ "scopes": ["profile"] }),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    let plain = email("plainkey");
+    assert!(s.cli(&["user", "add", &plain], None).status.success());
+    let weak = String::from_utf8(s.cli(&["apikey", "add", &plain], None).stdout).unwrap();
+    ask(
+        vec![("authorization", format!("Bearer {}", weak.trim()))],
+        json!({ "subject": id, "scopes": [] }),
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    // Disabled accounts and revoked sessions are refused.
+    assert!(s.cli(&["user", "disable", &e], None).status.success());
+    let r = ask(with_assertion(), json!({ "scopes": [] , "path": "/pub/x"})).await;
+    assert_eq!(r.json["reason"], "account_disabled", "{}", r.text);
+    ask(with_assertion(), json!({}))
+        .await
+        .assert_problem(400, "invalid_request");
+}
