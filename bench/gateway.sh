@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Gateway benchmark: wrk (a second process) against a trivial upstream on loopback, in one
+# run: (a) the upstream directly, (b) Tollgate proxying a public route, (c) Tollgate
+# proxying a required route with a valid session cookie. Prints requests/s and p50/p99
+# latency for each, and the ratios the issue sets goals for:
+#   throughput (c)/(b) >= 0.9, p99 added by authentication (c)-(b) < 0.5 ms.
+# The upstream is nginx answering `return 200` (installed with wrk from Debian's
+# packages when missing). Usage: bench/gateway.sh [duration, default 10s] [connections, 32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10s}
+CONNECTIONS=${2:-32}
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need wrk || ! need nginx; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --locked -q
+WORK=$(mktemp -d)
+cleanup() {
+  [ -n "${TG_PID:-}" ] && kill "$TG_PID" 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP_PORT=$(free_port)
+TG_PORT=$(free_port)
+
+cat > "$WORK/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/body; proxy_temp_path $WORK/proxy;
+  fastcgi_temp_path $WORK/fastcgi; uwsgi_temp_path $WORK/uwsgi; scgi_temp_path $WORK/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+"$NGINX" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
+
+cat > "$WORK/tollgate.toml" <<EOF
+[limits]
+enabled = false
+[[route]]
+path = "/pub/*"
+upstream = "http://127.0.0.1:$UP_PORT"
+auth = "public"
+[[route]]
+path = "/req/*"
+upstream = "http://127.0.0.1:$UP_PORT"
+EOF
+TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" TOLLGATE_LOG=warn \
+  TOLLGATE_LISTEN="127.0.0.1:$TG_PORT" target/release/tollgate serve 2>"$WORK/tollgate.log" &
+TG_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$TG_PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+BASE="http://127.0.0.1:$TG_PORT"
+curl -sf -H 'content-type: application/json' -d '{"email":"bench@example.com","password":"bench password 123"}' "$BASE/auth/register" >/dev/null
+COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password 123"}' "$BASE/auth/login" \
+  | awk -F'[: ;]+' 'tolower($1)=="set-cookie" {printf "%s%s", sep, $2; sep="; "}')
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE/req/x")" = 200 ] || { echo "cookie request refused" >&2; exit 1; }
+
+run() { # label url [header]
+  local out
+  if [ -n "${3:-}" ]; then
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "$3" "$2")
+  else
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
+  fi
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  [ -z "$non2xx" ] || { echo "$1: $non2xx non-2xx responses" >&2; exit 1; }
+  printf '%s %s %s %s\n' "$1" "$rps" "$p50" "$p99"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v } else { sub(/s$/,"",v); print v*1000 } }'; }
+
+# Warm up every path (connection pools, token cache), then measure.
+wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/pub/x" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d2s -H "Cookie: $COOKIE" "$BASE/req/x" >/dev/null
+A=$(run upstream "http://127.0.0.1:$UP_PORT/x")
+B=$(run public "$BASE/pub/x")
+C=$(run required "$BASE/req/x" "Cookie: $COOKIE")
+
+echo "wrk -t1 -c$CONNECTIONS -d$DURATION on $(nproc) cores; upstream: nginx return 200"
+printf '%-34s %12s %10s %10s\n' case "requests/s" p50 p99
+for row in "$A" "$B" "$C"; do
+  read -r label rps p50 p99 <<<"$row"
+  case $label in
+    upstream) name="(a) upstream directly" ;;
+    public) name="(b) Tollgate, public route" ;;
+    required) name="(c) Tollgate, required + cookie" ;;
+  esac
+  printf '%-34s %12s %10s %10s\n' "$name" "$rps" "$p50" "$p99"
+done
+read -r _ rps_b _ p99_b <<<"$B"
+read -r _ rps_c _ p99_c <<<"$C"
+awk -v b="$rps_b" -v c="$rps_c" -v pb="$(to_ms "$p99_b")" -v pc="$(to_ms "$p99_c")" 'BEGIN {
+  printf "throughput (c)/(b) = %.3f   (goal >= 0.9)\n", c/b
+  printf "p99 added by authentication (c)-(b) = %.3f ms   (goal < 0.5 ms)\n", pc-pb
+}'
