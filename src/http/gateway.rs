@@ -102,6 +102,13 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
+    // HTTP/2 clients name the host in the `:authority` pseudo-header, not in `Host`.
+    if !h.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        h.insert(header::HOST, v);
+    }
     let proto = if app.config.secure_cookies() {
         "https"
     } else {
