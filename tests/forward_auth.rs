@@ -58,13 +58,7 @@ async fn start(up: &Upstream) -> TestServer {
 }
 
 async fn signed_in(s: &TestServer, tag: &str, roles: &[&str]) -> (String, String, Cookies) {
-    let e = email(tag);
-    let mut args = vec!["user", "add", e.as_str(), "--password-stdin"];
-    for r in roles {
-        args.extend(["--role", r]);
-    }
-    assert!(s.cli(&args, Some(PASSWORD)).status.success());
-    let (access, _) = s.login_tokens(&e, PASSWORD).await;
+    let (e, access) = s.user_with_roles(tag, roles).await;
     let jar = s.login_cookies(&e).await;
     (e, access, jar)
 }

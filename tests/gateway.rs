@@ -66,23 +66,6 @@ pub async fn gateway(backend: Backend, up: &Upstream) -> TestServer {
     .await
 }
 
-/// Creates an account with extra roles through the CLI and signs it in (token mode).
-pub async fn user_with_roles(s: &TestServer, tag: &str, roles: &[&str]) -> (String, String) {
-    let email = email(tag);
-    let mut args = vec!["user", "add", email.as_str(), "--password-stdin"];
-    for r in roles {
-        args.extend(["--role", r]);
-    }
-    let out = s.cli(&args, Some(PASSWORD));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (access, _) = s.login_tokens(&email, PASSWORD).await;
-    (email, access)
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -90,8 +73,8 @@ fn bearer(token: &str) -> String {
 async fn policy_matrix(backend: Backend) {
     let up = Upstream::start().await;
     let s = gateway(backend, &up).await;
-    let (_, plain) = user_with_roles(&s, "plain", &[]).await;
-    let (_, analyst) = user_with_roles(&s, "analyst", &["analyst"]).await;
+    let (_, plain) = s.user_with_roles("plain", &[]).await;
+    let (_, analyst) = s.user_with_roles("analyst", &["analyst"]).await;
     let garbage = "eyJhbGciOiJFZERTQSJ9.e30.AAAA";
     // (path, credential, status, identified upstream, problem code)
     let cases: Vec<(&str, Option<&str>, u16, bool, &str)> = vec![
@@ -157,7 +140,7 @@ async fn policy_matrix(backend: Backend) {
 async fn identity_reaches_the_upstream_and_forgeries_do_not(backend: Backend) {
     let up = Upstream::start().await;
     let s = gateway(backend, &up).await;
-    let (email, analyst) = user_with_roles(&s, "analyst", &["analyst"]).await;
+    let (email, analyst) = s.user_with_roles("analyst", &["analyst"]).await;
     let me = s.get_bearer("/auth/me", &analyst).await;
     let forged = [
         ("x-tollgate-user", "admin"),
@@ -427,7 +410,7 @@ async fn websocket_upgrades_pass_through(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = Upstream::start().await;
     let s = gateway(backend, &up).await;
-    let (_, token) = user_with_roles(&s, "ws", &[]).await;
+    let (_, token) = s.user_with_roles("ws", &[]).await;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
         .await
         .unwrap();

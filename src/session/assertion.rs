@@ -108,27 +108,13 @@ impl Assertions {
         if audiences.is_empty() || token.len() > 8 * 1024 {
             return Err(Error::InvalidToken);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
-        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ASSERTION_TYP) {
-            return Err(Error::InvalidToken);
-        }
-        let keys = self.keys.current();
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| keys.get(kid))
-            .ok_or(Error::InvalidToken)?;
+        let key = self.keys.key_for(token, |t| t == ASSERTION_TYP)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = super::tokens::LEEWAY_SECS;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<VerifiedAssertion>(token, &key.decoding, &validation)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::TokenExpired,
-                _ => Error::InvalidToken,
-            })
+        super::tokens::decode_claims(token, &key, &validation)
     }
 
     fn sign(&self, s: &AssertionSubject<'_>, audience: &str, now: i64, exp: i64) -> Result<String> {

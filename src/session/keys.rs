@@ -76,6 +76,24 @@ impl KeyRing {
         })
     }
 
+    /// The ring's key for `token`, after the header checks every Tollgate JWT must pass
+    /// before any cryptography: `alg` EdDSA (never what the token chooses), a `typ` that
+    /// `typ_ok` accepts, no `crit`, and a `kid` in the ring.
+    pub fn key_for(&self, token: &str, typ_ok: impl Fn(&str) -> bool) -> Result<Arc<SigningKey>> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
+        if header.alg != jsonwebtoken::Algorithm::EdDSA
+            || !header.typ.as_deref().is_some_and(typ_ok)
+            || header.crit.is_some()
+        {
+            return Err(Error::InvalidToken);
+        }
+        header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.current().get(kid).cloned())
+            .ok_or(Error::InvalidToken)
+    }
+
     /// Writes a new signing key; returns its kid and the Unix second it starts signing.
     /// Servers publish it on their next reload.
     pub fn rotate(dir: &Path) -> Result<(String, i64)> {

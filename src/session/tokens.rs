@@ -13,7 +13,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::keys::KeyRing;
+use super::keys::{KeyRing, SigningKey};
 use super::revocation::RevocationSet;
 use crate::clock;
 use crate::error::{Error, Result};
@@ -176,24 +176,11 @@ impl AccessTokens {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(Error::InvalidToken);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken)?;
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        let key = self.keys.key_for(token, |t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if header.alg != Algorithm::EdDSA || !typ_ok || header.crit.is_some() {
-            return Err(Error::InvalidToken);
-        }
-        let keys = self.keys.current();
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| keys.get(kid))
-            .ok_or(Error::InvalidToken)?;
-        match jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation) {
-            Ok(data) => Ok((Arc::from(key.kid.as_str()), data.claims)),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Error::TokenExpired),
-            Err(_) => Err(Error::InvalidToken),
-        }
+        })?;
+        let claims = decode_claims(token, &key, &self.validation)?;
+        Ok((Arc::from(key.kid.as_str()), claims))
     }
 
     fn remember(&self, token: &str, kid: Arc<str>, claims: Arc<AccessClaims>) {
@@ -206,6 +193,19 @@ impl AccessTokens {
             }
         }
         cache.insert(token.into(), (kid, claims));
+    }
+}
+
+/// Checks signature and claims with `key`; an expired token is told apart from a bad one.
+pub(super) fn decode_claims<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &SigningKey,
+    validation: &Validation,
+) -> Result<T> {
+    match jsonwebtoken::decode::<T>(token, &key.decoding, validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Error::TokenExpired),
+        Err(_) => Err(Error::InvalidToken),
     }
 }
 

@@ -447,6 +447,24 @@ impl TestServer {
         (r.str("access_token"), r.str("refresh_token"))
     }
 
+    /// Creates an account with extra roles through the CLI and signs it in (token mode):
+    /// `(email, access_token)`.
+    pub async fn user_with_roles(&self, tag: &str, roles: &[&str]) -> (String, String) {
+        let email = email(tag);
+        let mut args = vec!["user", "add", email.as_str(), "--password-stdin"];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let out = self.cli(&args, Some(PASSWORD));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (access, _) = self.login_tokens(&email, PASSWORD).await;
+        (email, access)
+    }
+
     /// Cookie-mode login: the cookies it set.
     pub async fn login_cookies(&self, email: &str) -> Cookies {
         let r = self
