@@ -279,6 +279,14 @@ impl Config {
             .map_err(ConfigError)?;
 
         let routes = RouteTable::build(file.route).map_err(ConfigError)?;
+        if let Some(aud) = routes
+            .audiences()
+            .find(|a| a.trim_end_matches('/') == public_url)
+        {
+            return Err(ConfigError(format!(
+                "route audience '{aud}' is Tollgate's own URL: assertions must name the service they are for"
+            )));
+        }
         let cors = CorsConfig {
             allowed_origins: file.cors.allowed_origins.unwrap_or_default(),
             max_age_secs: section_duration("cors.max_age", file.cors.max_age, "10m", true)?

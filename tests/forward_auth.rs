@@ -42,6 +42,7 @@ scopes = ["docs:read"]
 [[route]]
 path = "/fa-only/*"
 scopes = ["docs:read"]
+audience = "https://internal.example.com"
 "#
     )
 }
@@ -73,6 +74,9 @@ async fn nginx_dialect() {
         let s = &s;
         async move {
             let mut h: Vec<(&str, String)> = vec![("x-original-uri", uri.to_string())];
+            if !extra.iter().any(|(k, _)| *k == "x-original-method") {
+                h.push(("x-original-method", "GET".into()));
+            }
             h.extend(extra);
             let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
             s.call(Method::GET, "/auth/verify", None, &refs).await
@@ -93,17 +97,30 @@ async fn nginx_dialect() {
         .assert_problem(403, "insufficient_scope");
     let r = verify("/pub/x", vec![("authorization", auth.clone())]).await;
     assert_eq!(r.status, 200);
-    assert!(r.headers.get("x-tollgate-user").is_none());
+    // Anonymous: the identity headers are present and empty, so proxies that copy them
+    // overwrite whatever the client forged.
+    for h in [
+        "x-tollgate-user",
+        "x-tollgate-email",
+        "x-tollgate-scopes",
+        "x-tollgate-session",
+        "x-tollgate-assertion",
+    ] {
+        assert_eq!(
+            r.headers.get(h).map(|v| v.as_bytes()),
+            Some(&b""[..]),
+            "{h}"
+        );
+    }
     // Paths no route covers need a session (fail closed).
     verify("/elsewhere", vec![])
         .await
         .assert_problem(401, "unauthenticated");
-    assert_eq!(
-        verify("/elsewhere", vec![("authorization", auth.clone())])
-            .await
-            .status,
-        200
-    );
+    let r = verify("/elsewhere", vec![("authorization", auth.clone())]).await;
+    assert_eq!(r.status, 200);
+    // No route, no audience: identity without an assertion (never one for the issuer).
+    assert_eq!(r.header("x-tollgate-assertion"), "");
+    assert!(!r.header("x-tollgate-user").is_empty());
     // The same normalisation as the proxy.
     verify("/pub/../req/x", vec![])
         .await
@@ -131,6 +148,8 @@ async fn nginx_dialect() {
     )
     .await;
     assert_eq!(r.status, 200);
+    let claims = jwt_part(r.header("x-tollgate-assertion"), 1);
+    assert_eq!(claims["aud"], "https://internal.example.com");
     s.get_bearer("/fa-only/x", &analyst)
         .await
         .assert_problem(404, "not_found");
@@ -138,6 +157,35 @@ async fn nginx_dialect() {
     s.call(Method::GET, "/auth/verify", None, &[])
         .await
         .assert_problem(400, "invalid_request");
+    // The method must be stated: a POST must not pass as a GET.
+    s.call(
+        Method::GET,
+        "/auth/verify",
+        None,
+        &[("x-original-uri", "/req/x"), ("authorization", &auth)],
+    )
+    .await
+    .assert_problem(403, "invalid_request");
+    // A client cannot choose the checked path by adding another dialect's headers
+    // (proxies pass client headers on to the auth request).
+    for extra in [vec![
+        ("x-forwarded-uri", "/pub/x"),
+        ("x-forwarded-method", "GET"),
+    ]] {
+        let mut h = vec![("x-original-uri", "/req/x"), ("x-original-method", "GET")];
+        h.extend(extra);
+        s.call(Method::GET, "/auth/verify", None, &h)
+            .await
+            .assert_problem(403, "ambiguous_request");
+    }
+    s.call(
+        Method::GET,
+        "/auth/verify/req/x",
+        None,
+        &[("x-original-uri", "/pub/x"), ("x-original-method", "GET")],
+    )
+    .await
+    .assert_problem(403, "ambiguous_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +200,11 @@ async fn forward_auth_never_rotates_refresh_tokens() {
             Method::GET,
             "/auth/verify",
             None,
-            &[("x-original-uri", "/req/x"), ("cookie", &stale.header())],
+            &[
+                ("x-original-uri", "/req/x"),
+                ("x-original-method", "GET"),
+                ("cookie", &stale.header()),
+            ],
         )
         .await;
     r.assert_problem(401, "unauthenticated");
@@ -495,6 +547,25 @@ async fn authz_check_answers_from_current_state() {
     )
     .await
     .assert_problem(403, "insufficient_scope");
+    // An assertion made for an API key stops answering once the key is revoked.
+    let own =
+        String::from_utf8(s.cli(&["apikey", "add", &e, "--name", "own"], None).stdout).unwrap();
+    let r = s.get_bearer("/req/x", own.trim()).await;
+    let key_assertion = echoed_header(&r.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let with_key_assertion = || vec![("x-tollgate-assertion", key_assertion.clone())];
+    let r = ask(with_key_assertion(), json!({ "scopes": ["profile"] })).await;
+    assert_eq!(r.json["allowed"], true, "{}", r.text);
+    let listed = String::from_utf8(s.cli(&["apikey", "list", &e], None).stdout).unwrap();
+    let key: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert!(
+        s.cli(&["apikey", "revoke", key["id"].as_str().unwrap()], None)
+            .status
+            .success()
+    );
+    let r = ask(with_key_assertion(), json!({ "scopes": ["profile"] })).await;
+    assert_eq!(r.json["reason"], "credential_revoked", "{}", r.text);
     // Disabled accounts and revoked sessions are refused.
     assert!(s.cli(&["user", "disable", &e], None).status.success());
     let r = ask(with_assertion(), json!({ "scopes": [] , "path": "/pub/x"})).await;

@@ -251,6 +251,32 @@ async fn our_cookies_stay_with_us(backend: Backend) {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert_eq!(set, vec!["app=1; Path=/"]);
+    // Tollgate's bearer credentials reach no upstream, not even on a public route;
+    // other schemes and foreign bearer tokens are the app's business.
+    let (access, _) = s.login_tokens(&e, PASSWORD).await;
+    let ours = format!("Bearer {access}");
+    let r = s
+        .call(Method::GET, "/pub/x", None, &[("authorization", &ours)])
+        .await;
+    assert!(r.json["headers"]["authorization"].is_null(), "{}", r.text);
+    for foreign in ["Bearer sk-upstream-own-token", "Basic YTpi"] {
+        let r = s
+            .call(Method::GET, "/pub/x", None, &[("authorization", foreign)])
+            .await;
+        assert_eq!(echoed_header(&r.json, "authorization"), Some(foreign));
+    }
+    // Headers that would steer the upstream to another method, path or client address.
+    let steering = [
+        ("x-http-method-override", "DELETE"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("forwarded", "for=1.2.3.4;host=evil"),
+        ("x-real-ip", "1.2.3.4"),
+    ];
+    let r = s.call(Method::GET, "/pub/x", None, &steering).await;
+    for (name, _) in steering {
+        assert!(r.json["headers"][name].is_null(), "{name}: {}", r.text);
+    }
 }
 
 async fn proxied_responses_keep_upstream_headers_own_responses_get_ours(backend: Backend) {
@@ -292,6 +318,8 @@ async fn traversal_and_encoding_tricks_keep_their_policy(backend: Backend) {
         "/pub/%2e%2e%2Freq/secret",
         "/pub/..%5creq/secret",
         "/pub/x%00",
+        "/pub/..;/req/secret",
+        "/req;x/secret",
         "/pub/%zz",
         "/pub/../../etc/passwd",
     ] {
@@ -438,6 +466,38 @@ async fn websocket_upgrades_pass_through(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], b"echo:ping");
+    // A cookie-authenticated handshake from a foreign Origin is refused (browsers send
+    // cookies with WebSocket handshakes and cannot add a CSRF header to them).
+    let e = email("ws-cookie");
+    s.register(&e).await;
+    let cookie = s.login_cookies(&e).await.header();
+    let handshake = |origin: &str| {
+        format!(
+            "GET /req/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Origin: {origin}\r\nCookie: {cookie}\r\n\r\n"
+        )
+    };
+    let (status, text) = raw(s.port, &handshake("https://evil.example.com")).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("csrf_failed"));
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    conn.write_all(handshake(&s.base).as_bytes()).await.unwrap();
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    // Only WebSocket upgrades are tunnelled: an h2c upgrade is an ordinary request.
+    let (status, text) = raw(
+        s.port,
+        "GET /pub/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        !text.contains("http2-settings") && !text.contains(r#""upgrade""#),
+        "{text}"
+    );
     // Unauthenticated upgrades are refused like any request.
     let (status, _) = raw(
         s.port,

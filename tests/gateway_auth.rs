@@ -91,6 +91,13 @@ async fn expired_access_token_is_refreshed_in_flight(backend: Backend) {
     s.call(Method::GET, "/auth/me", None, &[("cookie", &jar.header())])
         .await
         .assert_problem(401, "token_expired");
+    // The same expired token as a bearer credential: refused, with the RFC 6750 error.
+    let r = s.get_bearer("/req/x", &jar.value("tg_at")).await;
+    r.assert_problem(401, "token_expired");
+    assert!(
+        r.header("www-authenticate")
+            .contains(r#"error="invalid_token""#)
+    );
 
     let r = s
         .call(Method::GET, "/req/x", None, &[("cookie", &jar.header())])
@@ -109,6 +116,8 @@ async fn expired_access_token_is_refreshed_in_flight(backend: Backend) {
     assert!(r.cookies.has_attr("tg_rt", "httponly"));
     // The CSRF cookie keeps its value: other tabs hold copies.
     assert_eq!(r.cookies.value("tg_csrf"), jar.value("tg_csrf"));
+    // A response that sets credentials is never stored by a shared cache.
+    assert_eq!(r.header("cache-control"), "no-store");
     jar.update(&r.cookies);
     let r = s
         .call(Method::GET, "/req/x", None, &[("cookie", &jar.header())])
@@ -330,6 +339,10 @@ async fn cors_preflights_are_answered_at_the_gateway(backend: Backend) {
         .await;
     assert_eq!(r.status, 401);
     assert!(r.headers.get("access-control-allow-origin").is_none());
+    assert!(
+        r.header("vary").contains("Origin"),
+        "caches must key on Origin"
+    );
 }
 
 async fn browsers_are_sent_to_sign_in_without_open_redirects(backend: Backend) {

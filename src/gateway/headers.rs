@@ -53,52 +53,99 @@ pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
     }
 }
 
-/// Drops the named cookies from the `Cookie` header(s), keeping the rest in order.
+/// The five identity headers, empty: a forward-auth answer for an anonymous caller, so
+/// that proxies which copy these headers from the answer (Envoy, Caddy) overwrite any the
+/// client forged instead of leaving them in place.
+pub fn add_empty_identity(headers: &mut HeaderMap) {
+    for name in [USER, EMAIL, SCOPES, SESSION, ASSERTION] {
+        headers.insert(name, HeaderValue::from_static(""));
+    }
+}
+
+/// The name of a `name=value` cookie pair or `Set-Cookie` value, from the raw bytes (a
+/// value need not be UTF-8, and an unreadable one must not hide the name).
+fn cookie_name(pair: &[u8]) -> &[u8] {
+    let name = pair.split(|b| *b == b'=').next().unwrap_or(b"");
+    name.trim_ascii()
+}
+
+/// Drops the named cookies from the `Cookie` header(s), keeping the rest, byte for byte
+/// and in order.
 pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    if !headers.contains_key(header::COOKIE) {
+    let ours = |pair: &[u8]| names.iter().any(|n| n.as_bytes() == cookie_name(pair));
+    let values = headers.get_all(header::COOKIE);
+    if !values
+        .iter()
+        .any(|v| v.as_bytes().split(|b| *b == b';').any(ours))
+    {
         return;
     }
-    let kept: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            !pair.is_empty() && !names.contains(&pair.split('=').next().unwrap_or("").trim())
-        })
-        .map(str::to_string)
-        .collect();
+    let mut kept: Vec<u8> = Vec::new();
+    for v in values {
+        for pair in v.as_bytes().split(|b| *b == b';').map(<[u8]>::trim_ascii) {
+            if pair.is_empty() || ours(pair) {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair);
+        }
+    }
     headers.remove(header::COOKIE);
-    if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    if let Ok(v) = HeaderValue::from_bytes(&kept)
+        && !kept.is_empty()
     {
         headers.insert(header::COOKIE, v);
     }
 }
 
 /// Drops `Set-Cookie` headers of an upstream response that would set one of our cookies
-/// (an upstream must not plant a session in the browser).
+/// (an upstream must not plant a session in the browser). Names are compared on the raw
+/// bytes, with or without the `__Host-` prefix.
 pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
     let values: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .cloned()
         .collect();
-    if values.is_empty() {
-        return;
-    }
     headers.remove(header::SET_COOKIE);
     for v in values {
-        let name = v
-            .to_str()
-            .ok()
-            .and_then(|s| s.split('=').next())
-            .map(str::trim)
-            .unwrap_or("");
-        if !names.contains(&name) {
+        let name = cookie_name(v.as_bytes().split(|b| *b == b';').next().unwrap_or(b""));
+        let bare = name
+            .strip_prefix(b"__Host-")
+            .or_else(|| name.strip_prefix(b"__Secure-"));
+        let ours = names.iter().any(|n| {
+            let n = n.as_bytes();
+            let n_bare = n.strip_prefix(b"__Host-").unwrap_or(n);
+            n == name || Some(n_bare) == bare || n_bare == name
+        });
+        if !ours {
             headers.append(header::SET_COOKIE, v);
         }
+    }
+}
+
+/// Request headers some frameworks trust to change the method, the path or the client
+/// address. The gateway decided on the request as sent, so none may reach the upstream.
+const STEERING: [&str; 9] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+pub fn strip_steering(headers: &mut HeaderMap) {
+    for name in STEERING {
+        headers.remove(name);
     }
 }
 

@@ -6,13 +6,15 @@
 //! decoded (`%2e%2e` is `..`), `.` and `..` segments are resolved (RFC 3986 §5.2.4) and
 //! empty segments (`//`) collapse. What cannot be normalised unambiguously is refused:
 //! encoded slashes and backslashes (`%2f`, `%5c`), a raw backslash, NUL, bad
-//! percent-escapes, and `..` climbing above the root. The upstream is sent the normalised
+//! percent-escapes, `..` climbing above the root, and `;` (path parameters: Java servers
+//! strip `;…` from each segment before resolving, so `/pub/..;/admin` or `/admin;x/` would
+//! mean one path here and another there). The upstream is sent the normalised
 //! path, so it serves exactly the resource whose policy was checked.
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
-    /// Encoded `/` or `\`, a raw `\`, NUL or a control character.
+    /// Encoded `/` or `\`, a raw `\` or `;`, NUL or a control character.
     Ambiguous,
     /// A `%` not followed by two hex digits.
     BadEscape,
@@ -74,7 +76,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             }
             i += 3;
         } else {
-            if b == b'\\' || b.is_ascii_control() {
+            if b == b'\\' || b == b';' || b.is_ascii_control() {
                 return Err(PathError::Ambiguous);
             }
             // The URI parser only lets visible ASCII through; anything else is kept as is.
@@ -124,6 +126,8 @@ mod tests {
             ("/a\\..\\b", PathError::Ambiguous),
             ("/a%00b", PathError::Ambiguous),
             ("/a%0ab", PathError::Ambiguous),
+            ("/pub/..;/admin", PathError::Ambiguous),
+            ("/admin;jsessionid=1/x", PathError::Ambiguous),
             ("/a%zz", PathError::BadEscape),
             ("/a%2", PathError::BadEscape),
         ] {

@@ -125,7 +125,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// `HTTP2-Settings` belongs to the h2c upgrade, which is never passed through.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    HeaderName::from_static("http2-settings"),
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -136,9 +138,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Whether the message asks to switch protocols (a WebSocket handshake).
+/// Whether the message is a WebSocket handshake, the one protocol switch passed through
+/// (an h2c upgrade would open an HTTP/2 connection to the upstream that no policy sees).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && connection_tokens(headers).any(|t| t == "upgrade")
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
@@ -271,6 +277,9 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(wants_upgrade(&h));
+        let mut h2c = h.clone();
+        h2c.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!wants_upgrade(&h2c));
         remove_hop_by_hop(&mut h, true);
         assert_eq!(h[header::CONNECTION], "upgrade");
         assert_eq!(h[header::UPGRADE], "websocket");

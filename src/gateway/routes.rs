@@ -56,6 +56,8 @@ pub struct RouteSpec {
     pub cors_origins: Option<Vec<String>>,
     /// Double-submit CSRF check for cookie-authenticated unsafe methods (default true).
     pub csrf: Option<bool>,
+    /// `aud` of the assertions for this route; default: `upstream`.
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,9 @@ pub struct Route {
     pub strip_prefix: Option<String>,
     pub cors_origins: Vec<String>,
     pub csrf: bool,
+    /// The `aud` of assertions about this route's requests (its upstream by default);
+    /// `None`: no assertion is issued.
+    pub audience: Option<String>,
 }
 
 impl Route {
@@ -168,7 +173,13 @@ impl RouteTable {
             }
             routes.push(route);
         }
-        routes.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
+        // Most specific first; equal patterns next to each other (`find` relies on it).
+        routes.sort_by(|a, b| {
+            b.pattern
+                .specificity()
+                .cmp(&a.pattern.specificity())
+                .then_with(|| pattern_text(&a.pattern).cmp(pattern_text(&b.pattern)))
+        });
         Ok(RouteTable { routes })
     }
 
@@ -178,6 +189,11 @@ impl RouteTable {
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// Every audience assertions are issued for.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().filter_map(|r| r.audience.as_deref())
     }
 
     /// Matches a normalised path.
@@ -197,6 +213,12 @@ impl RouteTable {
             allowed.extend(route.methods.iter().flatten().cloned());
         }
         Match::MethodNotAllowed(allowed)
+    }
+}
+
+fn pattern_text(p: &Pattern) -> &str {
+    match p {
+        Pattern::Exact(s) | Pattern::Prefix(s) => s,
     }
 }
 
@@ -243,6 +265,16 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
             ));
         }
     }
+    if let Some(a) = &spec.audience
+        && (a.is_empty() || a.contains(char::is_whitespace))
+    {
+        return Err(format!(
+            "invalid audience '{a}': expected a non-empty string without spaces"
+        ));
+    }
+    let audience = spec
+        .audience
+        .or_else(|| upstream.as_ref().map(|u| u.audience.clone()));
     let cors_origins = spec.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
         super::cors::check_origin_syntax(origin)?;
@@ -259,6 +291,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
         strip_prefix: spec.strip_prefix,
         cors_origins,
         csrf: spec.csrf.unwrap_or(true),
+        audience,
     })
 }
 
@@ -401,6 +434,19 @@ mod tests {
         ));
         let narrow = RouteTable::build(vec![spec("/api/docs/*")]).unwrap();
         assert!(matches!(narrow.find(&Method::GET, "/api"), Match::NotFound));
+    }
+
+    #[test]
+    fn routes_of_equal_length_do_not_hide_each_other() {
+        let table = RouteTable::build(vec![
+            with_methods("/a/*", &["GET"]),
+            spec("/b/*"),
+            with_methods("/a/*", &["POST"]),
+        ])
+        .unwrap();
+        assert!(found(&table, Method::POST, "/a/x").is_some());
+        assert!(found(&table, Method::GET, "/a/x").is_some());
+        assert!(found(&table, Method::DELETE, "/b/x").is_some());
     }
 
     #[test]

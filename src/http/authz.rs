@@ -55,13 +55,7 @@ struct Asker {
 
 async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiResult<Asker> {
     if let Some(assertion) = headers.get(&ASSERTION).and_then(|v| v.to_str().ok()) {
-        let audiences: Vec<&str> = app
-            .gateway
-            .routes
-            .routes()
-            .iter()
-            .filter_map(|r| r.upstream.as_ref().map(|u| u.audience.as_str()))
-            .collect();
+        let audiences: Vec<&str> = app.gateway.routes.audiences().collect();
         let claims = app.assertions.verify(assertion, &audiences)?;
         if q.subject.as_ref().is_some_and(|s| *s != claims.sub) {
             return Err(Problem::new(
@@ -72,7 +66,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiR
         }
         return Ok(Asker {
             subject: claims.sub,
-            session: Some(claims.sid).filter(|s| !s.starts_with("apikey:")),
+            session: Some(claims.sid),
         });
     }
     let key = headers
@@ -148,10 +142,18 @@ async fn check(
     if user.disabled {
         return Ok(refuse("account_disabled"));
     }
-    if let Some(sid) = &asker.session
-        && app.revoked.is_revoked(sid)
+    match asker
+        .session
+        .as_deref()
+        .map(|s| (s, s.strip_prefix("apikey:")))
     {
-        return Ok(refuse("session_revoked"));
+        Some((_, Some(key_id))) if !app.api_keys.is_live(key_id).await? => {
+            return Ok(refuse("credential_revoked"));
+        }
+        Some((sid, None)) if app.revoked.is_revoked(sid) => {
+            return Ok(refuse("session_revoked"));
+        }
+        _ => {}
     }
     let current = app
         .config

@@ -202,6 +202,14 @@ pub async fn resolve(
     }
 }
 
+/// Whether the request's `Authorization` is a Tollgate credential (an API key, or a JWT
+/// naming one of our keys), which no upstream may receive, whatever the route.
+pub fn carries_our_bearer(app: &AppState, headers: &HeaderMap) -> bool {
+    bearer(headers).is_some_and(|t| {
+        ApiKeys::looks_like_key(t) || app.sessions.tokens().keys().key_for(t, |_| true).is_ok()
+    })
+}
+
 /// The token of `Authorization: Bearer <token>`; other schemes are not ours.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;

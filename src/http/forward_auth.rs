@@ -8,8 +8,9 @@
 //! - otherwise the request itself, with the original path after `/auth/verify`: Envoy
 //!   `ext_authz` in HTTP mode (`path_prefix: /auth/verify`).
 //!
-//! 200 carries the identity headers for the proxy to copy upstream (none for anonymous
-//! callers); refusals are 401 or 403. There is no transparent refresh here: proxies pass
+//! 200 carries the identity headers for the proxy to copy upstream (empty for anonymous
+//! callers), with an assertion for the route's `audience` (its `upstream` by default; no
+//! audience, no assertion); refusals are 401 or 403. There is no transparent refresh here: proxies pass
 //! at most one `Set-Cookie` of an auth response on (nginx's `$upstream_http_set_cookie`
 //! is the first), and a rotated refresh token that never reaches the browser would look
 //! like token theft on its next use. An expired access cookie gets 401 `token_expired`;
@@ -28,6 +29,7 @@ use super::gate::{SignIn, Verdict, attach_identity, evaluate};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::authz::policy::Policy;
+use crate::gateway::headers::add_empty_identity;
 use crate::gateway::path;
 use crate::gateway::routes::Match;
 
@@ -54,56 +56,80 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn describe(req: &Request) -> Option<Original> {
+/// Reads the description of the original request. Exactly one dialect must describe
+/// it: proxies pass client headers on to the auth request, so a client adding another
+/// dialect's headers could otherwise choose which path gets checked. The original method
+/// must be stated (a missing one must not pass a POST off as a GET).
+fn describe(req: &Request) -> Result<Original, Problem> {
     let h = req.headers();
-    let method_from = |name| match header(h, name) {
-        Some(m) => Method::from_bytes(m.as_bytes()).ok(),
-        None => Some(Method::GET),
+    let nginx = header(h, "x-original-uri");
+    let traefik = header(h, "x-forwarded-uri");
+    let envoy = req
+        .uri()
+        .path()
+        .strip_prefix("/auth/verify")
+        .filter(|rest| !rest.is_empty());
+    let refuse = |code: &'static str, detail: &str| {
+        Problem::new(StatusCode::FORBIDDEN, code, "Unusable forward-auth request")
+            .with_detail(detail)
     };
-    if let Some(uri) = header(h, "x-original-uri") {
-        return Some(Original {
-            method: method_from("x-original-method")?,
+    let method = |name: &str| -> Result<Method, Problem> {
+        header(h, name)
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+            .ok_or_else(|| {
+                refuse(
+                    "invalid_request",
+                    &format!("send the original method in {name}"),
+                )
+            })
+    };
+    match (nginx, traefik, envoy) {
+        (None, None, None) => Err(Problem::bad_request(
+            "invalid_request",
+            "describe the original request with X-Original-URI (nginx), X-Forwarded-Uri (Traefik, Caddy) or a path after /auth/verify (Envoy)",
+        )),
+        (Some(uri), None, None) => Ok(Original {
+            method: method("x-original-method")?,
             uri: uri.to_string(),
             origin: None,
             sign_in: false,
-        });
-    }
-    if let Some(uri) = header(h, "x-forwarded-uri") {
-        let origin = header(h, "x-forwarded-host").map(|host| {
-            let proto = header(h, "x-forwarded-proto").unwrap_or("https");
-            format!("{proto}://{host}")
-        });
-        return Some(Original {
-            method: method_from("x-forwarded-method")?,
+        }),
+        (None, Some(uri), None) => Ok(Original {
+            method: method("x-forwarded-method")?,
             uri: uri.to_string(),
-            origin,
+            origin: header(h, "x-forwarded-host").map(|host| {
+                let proto = header(h, "x-forwarded-proto").unwrap_or("https");
+                format!("{proto}://{host}")
+            }),
             sign_in: true,
-        });
+        }),
+        (None, None, Some(rest)) => {
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            Ok(Original {
+                method: req.method().clone(),
+                uri: format!("{rest}{query}"),
+                origin: header(h, "host").map(|host| {
+                    let proto = header(h, "x-forwarded-proto").unwrap_or("https");
+                    format!("{proto}://{host}")
+                }),
+                sign_in: true,
+            })
+        }
+        _ => Err(refuse(
+            "ambiguous_request",
+            "the original request is described in more than one way (X-Original-URI, X-Forwarded-Uri, a path after /auth/verify)",
+        )),
     }
-    let rest = req.uri().path().strip_prefix("/auth/verify")?;
-    if rest.is_empty() {
-        return None;
-    }
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    Some(Original {
-        method: req.method().clone(),
-        uri: format!("{rest}{query}"),
-        origin: header(h, "host").map(|host| format!("http://{host}")),
-        sign_in: true,
-    })
 }
 
 async fn verify(State(app): State<AppState>, req: Request) -> Response {
-    let Some(original) = describe(&req) else {
-        return Problem::bad_request(
-            "invalid_request",
-            "describe the original request with X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy)",
-        )
-        .into_response();
+    let original = match describe(&req) {
+        Ok(o) => o,
+        Err(problem) => return problem.into_response(),
     };
     let raw_path = original.uri.split(['?', '#']).next().unwrap_or("");
     let Ok(normalized) = path::normalize(raw_path) else {
@@ -112,11 +138,7 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
     };
     let default_policy = Policy::default_forward_auth();
     let (policy, csrf, audience) = match app.gateway.routes.find(&original.method, &normalized) {
-        Match::Found(route) => (
-            &route.policy,
-            route.csrf,
-            route.upstream.as_ref().map(|u| u.audience.clone()),
-        ),
+        Match::Found(route) => (&route.policy, route.csrf, route.audience.as_deref()),
         Match::NotFound => (&default_policy, true, None),
         Match::MethodNotAllowed(_) => {
             return Problem::new(
@@ -155,13 +177,13 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
         Verdict::Refused(res) => return res,
     };
     let mut res = StatusCode::OK.into_response();
-    if identified && let Some(principal) = &resolved.principal {
-        let audience = audience
-            .or(original.origin)
-            .unwrap_or_else(|| app.config.public_url.clone());
-        if let Err(p) = attach_identity(&app, res.headers_mut(), principal, &audience) {
-            return p.into_response();
+    match &resolved.principal {
+        Some(principal) if identified => {
+            if let Err(p) = attach_identity(&app, res.headers_mut(), principal, audience) {
+                return p.into_response();
+            }
         }
+        _ => add_empty_identity(res.headers_mut()),
     }
     res
 }

@@ -65,7 +65,10 @@ pub async fn evaluate(
             };
             match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
                 Some(l) => (StatusCode::FOUND, [(header::LOCATION, l)]).into_response(),
-                None => Problem::unauthorized(code, unauthenticated_title(code)).into_response(),
+                None if code == "unauthenticated" => {
+                    Problem::unauthorized(code, unauthenticated_title(code)).into_response()
+                }
+                None => Problem::invalid_token(code, unauthenticated_title(code)).into_response(),
             }
         }
         Decision::InsufficientScope { missing } => {
@@ -98,23 +101,31 @@ pub fn with_session_cookies(app: &AppState, mut res: Response, resolved: &Resolv
     } else {
         return res;
     };
+    // A response that sets credentials must never be stored by a shared cache.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for v in values {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
 }
 
-/// Adds the identity headers and a signed assertion for `audience`.
+/// Adds the identity headers, with a signed assertion when there is an `audience` (an
+/// assertion must name whom it is for; it is never issued for the issuer itself).
 pub fn attach_identity(
     app: &AppState,
     headers: &mut HeaderMap,
     principal: &Principal,
-    audience: &str,
+    audience: Option<&str>,
 ) -> Result<(), Problem> {
     let session_id = principal.session_id();
-    let assertion = app
-        .assertions
-        .for_upstream(&principal.assertion_subject(&session_id), audience)?;
+    let assertion = match audience {
+        Some(aud) => Some(
+            app.assertions
+                .for_upstream(&principal.assertion_subject(&session_id), aud)?,
+        ),
+        None => None,
+    };
     add_identity(
         headers,
         &IdentityHeaders {
@@ -122,7 +133,7 @@ pub fn attach_identity(
             email: principal.email(),
             scope: principal.scope(),
             session_id: &session_id,
-            assertion: &assertion,
+            assertion: assertion.as_deref().unwrap_or(""),
         },
     );
     Ok(())

@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
-use super::credentials::Via;
+use super::credentials::{Via, carries_our_bearer};
 use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::cors::{self, Verdict as CorsVerdict};
-use crate::gateway::headers::{add_forwarded, strip_cookies, strip_forged, strip_set_cookies};
+use crate::gateway::headers::{
+    add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
+};
 use crate::gateway::path;
 use crate::gateway::proxy::{ProxyError, remove_hop_by_hop, spawn_tunnel, wants_upgrade};
 use crate::gateway::routes::{Match, Route, is_reserved};
@@ -87,14 +89,25 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         .flatten();
     let h = &mut parts.headers;
     strip_forged(h);
+    strip_steering(h);
     remove_hop_by_hop(h, client_upgrade.is_some());
     strip_cookies(h, &app.cookies.all());
-    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) && identified {
+    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) || carries_our_bearer(&app, h) {
         h.remove(header::AUTHORIZATION);
+    }
+    // Browsers cannot add a CSRF header to a WebSocket handshake, and send cookies with
+    // it: the handshake's Origin must be one we trust.
+    if client_upgrade.is_some()
+        && resolved.via == Some(Via::Cookie)
+        && !origin_trusted(&app, route, origin.as_ref())
+    {
+        return Problem::csrf_failed()
+            .with_detail("a cookie-authenticated WebSocket handshake from an untrusted Origin")
+            .into_response();
     }
     if identified
         && let Some(principal) = &resolved.principal
-        && let Err(p) = attach_identity(&app, h, principal, &upstream.audience)
+        && let Err(p) = attach_identity(&app, h, principal, route.audience.as_deref())
     {
         return p.into_response();
     }
@@ -243,13 +256,28 @@ fn apply_cors(app: &AppState, route: &Route, origin: &HeaderValue, res: &mut Res
         .gateway
         .cors
         .verdict(Some(route), origin.to_str().unwrap_or(""));
-    if verdict != CorsVerdict::Denied {
-        for (k, v) in app.gateway.cors.response_headers(verdict, origin) {
-            if let Some(k) = k {
-                h.append(k, v);
-            }
+    // `Vary: Origin` even when refused, so no cache serves one origin's answer to another.
+    for (k, v) in app.gateway.cors.response_headers(verdict, origin) {
+        if let Some(k) = k {
+            h.append(k, v);
         }
     }
+}
+
+/// An `Origin` that may act with the user's cookies: ours, a trusted one, or one the
+/// route's CORS configuration lists by name.
+fn origin_trusted(app: &AppState, route: &Route, origin: Option<&HeaderValue>) -> bool {
+    let Some(origin) = origin.and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    origin == app.config.public_origin()
+        || app
+            .config
+            .http
+            .trusted_origins
+            .iter()
+            .any(|t| t.trim_end_matches('/') == origin)
+        || app.gateway.cors.verdict(Some(route), origin) == CorsVerdict::Credentialed
 }
 
 fn with_cors(

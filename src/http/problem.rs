@@ -45,6 +45,12 @@ impl Problem {
         Problem::new(StatusCode::UNAUTHORIZED, code, title).challenge(r#"Bearer realm="tollgate""#)
     }
 
+    /// 401 for a presented credential that was refused (RFC 6750 §3.1 `invalid_token`).
+    pub fn invalid_token(code: &'static str, title: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, code, title)
+            .challenge(r#"Bearer realm="tollgate", error="invalid_token""#)
+    }
+
     /// 403 for a caller without every scope a route requires (RFC 6750 §3.1).
     pub fn insufficient_scope(missing: &[String]) -> Problem {
         Problem::new(

@@ -22,6 +22,9 @@ pub const API_KEY_PREFIX: &str = "tg_";
 /// How long a key's database state is trusted before it is read again.
 pub const CACHE_TTL_SECS: i64 = 5;
 const CACHE_CAPACITY: usize = 100_000;
+/// Refused keys are remembered apart, in a smaller map: a flood of made-up keys must not
+/// evict the keys in use.
+const REFUSED_CAPACITY: usize = 10_000;
 
 /// The identity a valid key stands for.
 #[derive(Debug)]
@@ -35,8 +38,7 @@ pub struct ApiKeyPrincipal {
 }
 
 struct CacheEntry {
-    /// `None`: unknown, revoked, or its user disabled.
-    principal: Option<Arc<ApiKeyPrincipal>>,
+    principal: Arc<ApiKeyPrincipal>,
     fetched_at: i64,
 }
 
@@ -44,6 +46,8 @@ pub struct ApiKeys {
     store: Store,
     roles: RoleMap,
     cache: RwLock<HashMap<Box<str>, CacheEntry>>,
+    /// Unknown, revoked or disabled-user keys → when that was read.
+    refused: RwLock<HashMap<Box<str>, i64>>,
     used: Mutex<HashMap<String, i64>>,
 }
 
@@ -53,6 +57,7 @@ impl ApiKeys {
             store,
             roles,
             cache: RwLock::new(HashMap::new()),
+            refused: RwLock::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
         }
     }
@@ -124,22 +129,38 @@ impl ApiKeys {
         }
         let hash = secret::digest_hex(key);
         let now = clock::now();
+        let fresh = |at: i64| now - at < CACHE_TTL_SECS;
         let cached = self
             .cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash.as_str())
-            .filter(|e| now - e.fetched_at < CACHE_TTL_SECS)
+            .filter(|e| fresh(e.fetched_at))
             .map(|e| e.principal.clone());
         let principal = match cached {
             Some(p) => p,
             None => {
-                let p = self.load(&hash).await?;
-                self.remember(hash, p.clone(), now);
-                p
+                let refused = self
+                    .refused
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(hash.as_str())
+                    .is_some_and(|at| fresh(*at));
+                if refused {
+                    return Err(Error::InvalidToken);
+                }
+                match self.load(&hash).await? {
+                    Some(p) => {
+                        self.remember(hash, p.clone(), now);
+                        p
+                    }
+                    None => {
+                        self.remember_refused(hash, now);
+                        return Err(Error::InvalidToken);
+                    }
+                }
             }
         };
-        let principal = principal.ok_or(Error::InvalidToken)?;
         if principal.expires_at.is_some_and(|e| now >= e) {
             return Err(Error::TokenExpired);
         }
@@ -182,7 +203,18 @@ impl ApiKeys {
         })))
     }
 
-    fn remember(&self, hash: String, principal: Option<Arc<ApiKeyPrincipal>>, now: i64) {
+    fn remember_refused(&self, hash: String, now: i64) {
+        let mut refused = self.refused.write().unwrap_or_else(|p| p.into_inner());
+        if refused.len() >= REFUSED_CAPACITY {
+            refused.retain(|_, at| now - *at < CACHE_TTL_SECS);
+            if refused.len() >= REFUSED_CAPACITY {
+                refused.clear();
+            }
+        }
+        refused.insert(hash.into(), now);
+    }
+
+    fn remember(&self, hash: String, principal: Arc<ApiKeyPrincipal>, now: i64) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             cache.retain(|_, e| now - e.fetched_at < CACHE_TTL_SECS);
@@ -205,8 +237,19 @@ impl ApiKeys {
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, e| e.principal.as_ref().is_none_or(|p| p.key_id != key_id));
+            .retain(|_, e| e.principal.key_id != key_id);
         Ok(revoked)
+    }
+
+    /// Whether the key with this id exists, is not revoked and has not expired (read from
+    /// the database, not the cache: for deeper checks).
+    pub async fn is_live(&self, key_id: &str) -> Result<bool> {
+        let now = clock::now();
+        Ok(self
+            .store
+            .api_key_by_id(key_id)
+            .await?
+            .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| now < e)))
     }
 
     pub async fn list(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>> {

@@ -57,13 +57,19 @@ pub struct VerifiedAssertion {
     pub exp: i64,
 }
 
-/// (audience, assertion, exp) for one credential.
-type Cached = Vec<(Arc<str>, Arc<str>, i64)>;
+/// One cached assertion of a credential.
+struct Cached {
+    audience: Arc<str>,
+    /// The scopes it states: an API key's can change while its id stays.
+    scope: Arc<str>,
+    token: Arc<str>,
+    exp: i64,
+}
 
 pub struct Assertions {
     keys: Arc<KeyRing>,
     issuer: String,
-    cache: RwLock<HashMap<Box<str>, Cached>>,
+    cache: RwLock<HashMap<Box<str>, Vec<Cached>>>,
 }
 
 impl Assertions {
@@ -83,23 +89,31 @@ impl Assertions {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(s.credential_id)
-            .and_then(|list| list.iter().find(|(aud, _, _)| &**aud == audience))
-            .filter(|(_, _, exp)| exp - now >= MIN_REMAINING_SECS)
+            .and_then(|list| {
+                list.iter()
+                    .find(|c| &*c.audience == audience && &*c.scope == s.scope)
+            })
+            .filter(|c| c.exp - now >= MIN_REMAINING_SECS)
         {
-            return Ok(hit.1.clone());
+            return Ok(hit.token.clone());
         }
         let exp = now + ASSERTION_TTL_SECS;
         let token: Arc<str> = Arc::from(self.sign(s, audience, now, exp)?);
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, list| list.iter().any(|(_, _, e)| e - now >= MIN_REMAINING_SECS));
+            cache.retain(|_, list| list.iter().any(|c| c.exp - now >= MIN_REMAINING_SECS));
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
         let list = cache.entry(s.credential_id.into()).or_default();
-        list.retain(|(aud, _, _)| &**aud != audience);
-        list.push((Arc::from(audience), token.clone(), exp));
+        list.retain(|c| &*c.audience != audience);
+        list.push(Cached {
+            audience: Arc::from(audience),
+            scope: Arc::from(s.scope),
+            token: token.clone(),
+            exp,
+        });
         Ok(token)
     }
 

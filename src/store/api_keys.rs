@@ -78,6 +78,17 @@ impl Store {
         })
     }
 
+    pub async fn api_key_by_id(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        on_pool!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"));
+            let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Some(key_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
     pub async fn api_keys_of(&self, user_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
         on_pool!(self, |pool| {
             let sql = sqlx::AssertSqlSafe(format!(

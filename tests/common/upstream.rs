@@ -88,6 +88,7 @@ async fn handle(req: Request) -> Response {
         let mut res = "cookies".into_response();
         for c in [
             "tg_rt=planted; Path=/",
+            "__Host-tg_at=planted; Path=/; Secure",
             "tg_at=planted; Path=/",
             "app=1; Path=/",
         ] {
