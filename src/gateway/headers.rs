@@ -131,20 +131,20 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
 
 /// Request headers some frameworks trust to change the method, the path or the client
 /// address. The gateway decided on the request as sent, so none may reach the upstream.
-const STEERING: [&str; 9] = [
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+const STEERING: [HeaderName; 9] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 pub fn strip_steering(headers: &mut HeaderMap) {
-    for name in STEERING {
+    for name in &STEERING {
         headers.remove(name);
     }
 }
