@@ -70,20 +70,18 @@ fn cookie_name(pair: &[u8]) -> &[u8] {
 }
 
 /// Drops the named cookies from the `Cookie` header(s), keeping the rest, byte for byte
-/// and in order.
+/// and in order. One pass; the header is only rebuilt when one of ours was in it.
 pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    let ours = |pair: &[u8]| names.iter().any(|n| n.as_bytes() == cookie_name(pair));
-    let values = headers.get_all(header::COOKIE);
-    if !values
-        .iter()
-        .any(|v| v.as_bytes().split(|b| *b == b';').any(ours))
-    {
-        return;
-    }
     let mut kept: Vec<u8> = Vec::new();
-    for v in values {
+    let mut removed = false;
+    for v in headers.get_all(header::COOKIE) {
         for pair in v.as_bytes().split(|b| *b == b';').map(<[u8]>::trim_ascii) {
-            if pair.is_empty() || ours(pair) {
+            if pair.is_empty() {
+                continue;
+            }
+            let name = cookie_name(pair);
+            if names.iter().any(|n| n.as_bytes() == name) {
+                removed = true;
                 continue;
             }
             if !kept.is_empty() {
@@ -92,9 +90,12 @@ pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
             kept.extend_from_slice(pair);
         }
     }
+    if !removed {
+        return;
+    }
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_bytes(&kept)
-        && !kept.is_empty()
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_bytes(&kept)
     {
         headers.insert(header::COOKIE, v);
     }
