@@ -394,6 +394,35 @@ async fn streams_pass_without_buffering(backend: Backend) {
     );
 }
 
+async fn a_silent_upstream_stream_is_cut_after_the_idle_timeout(backend: Backend) {
+    use futures_util::StreamExt;
+    let up = Upstream::start().await;
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: routes(&up.base).replace(
+                "timeout = \"1s\"",
+                "timeout = \"1s\"\nidle_timeout = \"1s\"",
+            ),
+            env: vec![],
+        },
+    )
+    .await;
+    let res = s.http.get(s.url("/pub/stream")).send().await.unwrap();
+    let mut body = res.bytes_stream();
+    assert_eq!(&body.next().await.unwrap().unwrap()[..], b"data: first\n\n");
+    // The upstream pauses 1.5 s before its second event: the stream ends in error at
+    // about 1 s of silence instead.
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => assert!(!c.starts_with(b"data: second"), "the second event passed"),
+            Err(_) => cut = true,
+        }
+    }
+    assert!(cut, "the stream should end in an error");
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -410,7 +439,7 @@ async fn large_uploads_stream_in_constant_memory(backend: Backend) {
     let s = gateway(backend, &up).await;
     assert_eq!(s.call(Method::GET, "/pub/x", None, &[]).await.status, 200);
     let before = rss_kib(s.pid(), "VmRSS:");
-    let size: u64 = 512 * 1024 * 1024;
+    let size: u64 = 1024 * 1024 * 1024;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
         .await
         .unwrap();
@@ -538,6 +567,10 @@ mod sqlite_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn streaming() {
         streams_pass_without_buffering(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_timeout() {
+        a_silent_upstream_stream_is_cut_after_the_idle_timeout(Backend::Sqlite).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_upload() {
