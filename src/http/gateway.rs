@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
-use super::credentials::{Via, carries_our_bearer};
+use super::credentials::{Resolved, Via, carries_our_bearer};
 use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
 use super::problem::Problem;
 use crate::app::AppState;
@@ -23,6 +23,7 @@ use crate::gateway::headers::{
 };
 use crate::gateway::path;
 use crate::gateway::proxy::{ProxyError, remove_hop_by_hop, spawn_tunnel, wants_upgrade};
+use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
 
 /// Marks a response that came from an upstream: the edge layers leave its headers alone.
@@ -35,7 +36,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         Err(_) => {
             return Problem::bad_request(
                 "invalid_path",
-                "the path contains encoded slashes, control characters, bad escapes or climbs above the root",
+                "the path contains encoded slashes, ';', control characters, bad escapes or climbs above the root",
             )
             .into_response();
         }
@@ -51,26 +52,23 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         Match::NotFound => return Problem::not_found().into_response(),
         Match::MethodNotAllowed(allowed) => return method_not_allowed(&allowed),
     };
-    let Some(upstream) = &route.upstream else {
+    if route.upstream.is_none() {
         return Problem::not_found()
             .with_detail("this route is for forward auth only (it has no upstream)")
             .into_response();
-    };
-    let return_to = format!(
-        "{}{}",
-        app.config.public_url,
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
+    }
+    // Only a browser navigation can be sent to sign in; don't build its URL otherwise.
+    let return_to = is_browser_navigation(req.method(), req.headers()).then(|| {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        format!("{}{target}", app.config.public_url)
+    });
     let (resolved, identified) = match evaluate(
         &app,
         &route.policy,
         route.csrf,
         req.method(),
         req.headers(),
-        SignIn::Redirect(Some(return_to)),
+        SignIn::Redirect(return_to),
         true,
     )
     .await
@@ -87,29 +85,77 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     let client_upgrade = wants_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
+    if let Err(refusal) = rewrite_for_upstream(
+        &app,
+        route,
+        &normalized,
+        &mut parts,
+        &resolved,
+        identified,
+        client_upgrade.is_some(),
+    ) {
+        return refusal.into_response();
+    }
+    let upstream_req = http::Request::from_parts(parts, body);
+    let mut res = match app.gateway.proxy.send(upstream_req).await {
+        Ok(res) => res,
+        Err(e) => return upstream_failure(&route.name, e),
+    };
+    let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(client) = client_upgrade {
+        spawn_tunnel(client, hyper::upgrade::on(&mut res));
+    }
+    let (mut parts, body) = res.into_parts();
+    remove_hop_by_hop(&mut parts.headers, switching);
+    strip_set_cookies(&mut parts.headers, &app.cookies.all());
+    parts.extensions.insert(Proxied);
+    let mut res = Response::from_parts(parts, Body::new(body));
+    if let Some(origin) = origin
+        && app.gateway.cors.configured_for(route)
+    {
+        apply_cors(&app, route, &origin, &mut res);
+    }
+    with_session_cookies(&app, res, &resolved)
+}
+
+/// Turns the client's request head into the upstream's: what the upstream must not see
+/// goes (forged identity, steering headers, hop-by-hop headers, Tollgate's cookies and
+/// bearer credentials), the verified identity and forwarding headers come, and the target
+/// becomes the upstream URL with the normalised path.
+fn rewrite_for_upstream(
+    app: &AppState,
+    route: &Route,
+    normalized: &str,
+    parts: &mut http::request::Parts,
+    resolved: &Resolved,
+    identified: bool,
+    upgrading: bool,
+) -> Result<(), Problem> {
+    let Some(upstream) = &route.upstream else {
+        return Err(Problem::not_found());
+    };
     let h = &mut parts.headers;
     strip_forged(h);
     strip_steering(h);
-    remove_hop_by_hop(h, client_upgrade.is_some());
+    remove_hop_by_hop(h, upgrading);
     strip_cookies(h, &app.cookies.all());
-    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) || carries_our_bearer(&app, h) {
+    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) || carries_our_bearer(app, h) {
         h.remove(header::AUTHORIZATION);
     }
     // Browsers cannot add a CSRF header to a WebSocket handshake, and send cookies with
     // it: the handshake's Origin must be one we trust.
-    if client_upgrade.is_some()
+    if upgrading
         && resolved.via == Some(Via::Cookie)
-        && !origin_trusted(&app, route, origin.as_ref())
+        && !origin_trusted(app, route, h.get(header::ORIGIN))
     {
-        return Problem::csrf_failed()
-            .with_detail("a cookie-authenticated WebSocket handshake from an untrusted Origin")
-            .into_response();
+        return Err(Problem::csrf_failed()
+            .with_detail("a cookie-authenticated WebSocket handshake from an untrusted Origin"));
     }
     if identified
         && let Some(principal) = &resolved.principal
-        && let Err(p) = attach_identity(&app, h, principal, route.audience.as_deref())
+        && let Err(p) = attach_identity(app, h, principal, route.audience.as_deref())
     {
-        return p.into_response();
+        return Err(p);
     }
     let peer = parts
         .extensions
@@ -131,7 +177,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
         h.insert(header::HOST, host);
     }
-    let mut target = route.upstream_path(&normalized);
+    let mut target = route.upstream_path(normalized);
     if let Some(q) = parts.uri.query() {
         target.push('?');
         target.push_str(q);
@@ -144,31 +190,14 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     {
         Ok(uri) => uri,
         Err(_) => {
-            return Problem::bad_request("invalid_path", "unusable request target").into_response();
+            return Err(Problem::bad_request(
+                "invalid_path",
+                "unusable request target",
+            ));
         }
     };
     parts.version = http::Version::HTTP_11;
-
-    let upstream_req = http::Request::from_parts(parts, body);
-    let mut res = match app.gateway.proxy.send(upstream_req).await {
-        Ok(res) => res,
-        Err(e) => return upstream_failure(&route.name, e),
-    };
-    let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching && let Some(client) = client_upgrade {
-        spawn_tunnel(client, hyper::upgrade::on(&mut res));
-    }
-    let (mut parts, body) = res.into_parts();
-    remove_hop_by_hop(&mut parts.headers, switching);
-    strip_set_cookies(&mut parts.headers, &app.cookies.all());
-    parts.extensions.insert(Proxied);
-    let mut res = Response::from_parts(parts, Body::new(body));
-    if let Some(origin) = origin
-        && app.gateway.cors.configured_for(route)
-    {
-        apply_cors(&app, route, &origin, &mut res);
-    }
-    with_session_cookies(&app, res, &resolved)
+    Ok(())
 }
 
 fn method_not_allowed(allowed: &[http::Method]) -> Response {
