@@ -1,8 +1,10 @@
 //! The HTTP edge: the router and the tower layers every response passes through.
 //!
 //! Layers, outermost first: request id (set, then echoed), a tracing span per request,
-//! panic → 500 problem, metrics, security headers, body-size limit. Unknown paths and
-//! methods answer problem+json like every other error.
+//! panic → 500 problem, metrics, security headers (skipped for proxied responses), the
+//! header-size limit. Tollgate's own routes also get the body-size limits; every other
+//! path falls through to the gateway (`gateway::handle`), which streams bodies of any
+//! size. Unknown paths and methods answer problem+json like every other error.
 
 pub mod auth;
 pub mod authz;
