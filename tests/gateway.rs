@@ -541,43 +541,14 @@ on_both_backends!(
     identity_reaches_the_upstream_and_forgeries_do_not
 );
 
-mod sqlite_only {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cookies() {
-        our_cookies_stay_with_us(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn security_headers() {
-        proxied_responses_keep_upstream_headers_own_responses_get_ours(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn traversal() {
-        traversal_and_encoding_tricks_keep_their_policy(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn headers_431() {
-        oversized_headers_get_431(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn upstream_failures() {
-        upstream_failures_are_502_and_504(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn streaming() {
-        streams_pass_without_buffering(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn idle_timeout() {
-        a_silent_upstream_stream_is_cut_after_the_idle_timeout(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn large_upload() {
-        large_uploads_stream_in_constant_memory(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn websocket() {
-        websocket_upgrades_pass_through(Backend::Sqlite).await
-    }
-}
+on_sqlite!(
+    cookies => our_cookies_stay_with_us,
+    security_headers => proxied_responses_keep_upstream_headers_own_responses_get_ours,
+    traversal => traversal_and_encoding_tricks_keep_their_policy,
+    headers_431 => oversized_headers_get_431,
+    upstream_failures => upstream_failures_are_502_and_504,
+    streaming => streams_pass_without_buffering,
+    idle_timeout => a_silent_upstream_stream_is_cut_after_the_idle_timeout,
+    large_upload => large_uploads_stream_in_constant_memory,
+    websocket => websocket_upgrades_pass_through,
+);

@@ -473,19 +473,8 @@ on_both_backends!(
     api_keys_authenticate_with_their_own_scopes,
 );
 
-mod sqlite_only {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn csrf() {
-        csrf_guards_cookie_requests_that_change_state(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cors() {
-        cors_preflights_are_answered_at_the_gateway(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sign_in_redirect() {
-        browsers_are_sent_to_sign_in_without_open_redirects(Backend::Sqlite).await
-    }
-}
+on_sqlite!(
+    csrf => csrf_guards_cookie_requests_that_change_state,
+    cors => cors_preflights_are_answered_at_the_gateway,
+    sign_in_redirect => browsers_are_sent_to_sign_in_without_open_redirects,
+);

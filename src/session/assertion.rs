@@ -173,6 +173,17 @@ mod tests {
         assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());
         let t2 = a.for_upstream(&s, "http://other.test").unwrap();
         assert_ne!(t1, t2);
+        // An API key keeps its id when its scopes shrink: the cached assertion must not
+        // go on stating the old ones.
+        let narrowed = AssertionSubject { scope: "", ..s };
+        let t3 = a.for_upstream(&narrowed, "http://up.test:9000").unwrap();
+        assert_ne!(t1, t3);
+        assert_eq!(
+            jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&*t3)
+                .unwrap()
+                .claims["scope"],
+            ""
+        );
 
         let set = keys.current();
         let kid = jsonwebtoken::decode_header(&*t1).unwrap().kid.unwrap();

@@ -37,6 +37,18 @@ macro_rules! on_both_backends {
     };
 }
 
+/// One `#[tokio::test]` on SQLite only for each `name => async fn(Backend)`: for tests whose
+/// subject (proxying, path handling, headers) does not depend on the database backend.
+#[macro_export]
+macro_rules! on_sqlite {
+    ($($name:ident => $f:ident),* $(,)?) => {
+        mod sqlite_only {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$f($crate::common::Backend::Sqlite).await } )*
+        }
+    };
+}
+
 /// The PostgreSQL server the suite creates its databases in.
 pub fn postgres_admin_url() -> String {
     std::env::var("TOLLGATE_TEST_POSTGRES_URL")
