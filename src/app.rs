@@ -18,6 +18,10 @@ use crate::gateway::redirect::LoginRedirect;
 use crate::http::cookies::CookieNames;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
+use crate::identity::policy::PasswordPolicy;
+use crate::limits::Limiter;
+use crate::limits::signin::SignInGuard;
+use crate::mail::Mailer;
 use crate::session::api_keys::ApiKeys;
 use crate::session::assertion::Assertions;
 use crate::session::fanout::Fanout;
@@ -29,7 +33,10 @@ use crate::store::Store;
 pub struct App {
     pub config: Config,
     pub store: Store,
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
+    pub limits: Limiter,
+    pub sign_in: SignInGuard,
+    pub mailer: Arc<Mailer>,
     pub sessions: Sessions,
     pub revoked: Arc<RevocationSet>,
     pub cookies: CookieNames,
@@ -120,7 +127,27 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.session.clone(),
         config.refresh_ttl,
     );
-    let identity = Identity::new(store.clone(), hasher, revoked.clone());
+    let outbound = Arc::new(Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?);
+    let policy = PasswordPolicy::new(
+        config.password.refuse_common,
+        config.password.breach_api.clone(),
+        config.password.breach_timeout,
+        outbound,
+    );
+    let mailer = Arc::new(Mailer::new(config.mail.clone(), &config.data_dir)?);
+    let identity = Arc::new(Identity::new(
+        store.clone(),
+        hasher,
+        revoked.clone(),
+        policy,
+        mailer.clone(),
+    ));
+    let limits = Limiter::new(config.limits.clone(), config.redis_url.as_deref())?;
+    let sign_in = SignInGuard::new(
+        store.clone(),
+        config.limits.sign_in.clone(),
+        config.limits.enabled,
+    );
     let api_keys = ApiKeys::new(store.clone(), config.roles.clone());
     let gateway = Gateway {
         routes: config.routes.clone(),
@@ -138,6 +165,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config,
         store,
         identity,
+        limits,
+        sign_in,
+        mailer,
         sessions,
         revoked,
         gateway,
@@ -155,10 +185,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_revocation_poll(app.clone());
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());
+    spawn_audit_checkpoints(app.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), "tollgate serving");
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), mail = %app.mailer.describe(), "tollgate serving");
     let router = crate::http::router(app.clone());
     axum::serve(
         listener,
@@ -170,8 +201,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(e) = app.api_keys.flush_last_used().await {
         tracing::warn!(error = %e, "could not record API key use");
     }
+    checkpoint_audit(&app).await;
     app.store.close().await;
     Ok(())
+}
+
+/// Signs the audit chain's head now and then (and at shutdown), when it moved.
+fn spawn_audit_checkpoints(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(app.config.audit.checkpoint_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            checkpoint_audit(&app).await;
+        }
+    });
+}
+
+async fn checkpoint_audit(app: &App) {
+    let keys = app.sessions.tokens().keys();
+    if let Err(e) = crate::audit::checkpoint::write(&app.store, keys, &app.config.public_url).await
+    {
+        tracing::warn!(error = %e, "audit checkpoint not written");
+    }
 }
 
 /// Feeds the revocation set with sessions revoked by other processes sharing the database.

@@ -16,6 +16,10 @@ use crate::authz::RoleMap;
 use crate::gateway::cors::{CorsConfig, check_origin_syntax};
 use crate::gateway::proxy::ProxyConfig;
 use crate::gateway::routes::{RouteSpec, RouteTable};
+use crate::limits::rules::RuleSpec;
+use crate::limits::signin::SignInPolicy;
+use crate::limits::{Cidr, LimitsConfig, RedisFailure};
+use crate::mail::{MailConfig, SmtpConfig, SmtpTls};
 
 /// A configuration problem, phrased for the operator who has to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,9 @@ pub struct Config {
     pub refresh_ttl: Duration,
     pub log: String,
     pub limits_enabled: bool,
+    pub limits: LimitsConfig,
+    pub mail: MailConfig,
+    pub audit: AuditConfig,
     pub roles: RoleMap,
     pub password: PasswordConfig,
     pub session: SessionConfig,
@@ -59,13 +66,39 @@ pub struct GatewayConfig {
     pub return_origins: Vec<String>,
 }
 
-/// argon2id cost parameters and how many hashes may run at once.
+/// argon2id cost parameters, how many hashes may run at once, and the password policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PasswordConfig {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
     pub max_concurrent: usize,
+    /// Refuse passwords on the shipped list of common passwords.
+    pub refuse_common: bool,
+    /// A k-anonymity range API (`…/range/` + 5 hex digits of the SHA-1), when configured.
+    pub breach_api: Option<String>,
+    pub breach_timeout: Duration,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 1,
+            refuse_common: true,
+            breach_api: None,
+            breach_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// How often a server signs a checkpoint of the chain's head (when it moved).
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +130,9 @@ impl std::fmt::Debug for Config {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("log", &self.log)
             .field("limits_enabled", &self.limits_enabled)
+            .field("limits", &self.limits)
+            .field("mail", &self.mail)
+            .field("audit", &self.audit)
             .field("roles", &self.roles)
             .field("password", &self.password)
             .field("session", &self.session)
@@ -239,7 +275,20 @@ impl Config {
             iterations: p.iterations.unwrap_or(2),
             parallelism: p.parallelism.unwrap_or(1),
             max_concurrent: p.max_concurrent.unwrap_or(cores),
+            refuse_common: p.refuse_common.unwrap_or(true),
+            breach_api: p.breach_api,
+            breach_timeout: section_duration(
+                "password.breach_timeout",
+                p.breach_timeout,
+                "2",
+                false,
+            )?,
         };
+        if let Some(api) = &password.breach_api
+            && !(api.starts_with("https://") || api.starts_with("http://"))
+        {
+            return Err(invalid("password.breach_api", "an http(s) URL", api));
+        }
         if password.memory_kib < 8 * password.parallelism.max(1)
             || password.memory_kib > 4 * 1024 * 1024
         {
@@ -337,6 +386,18 @@ impl Config {
                 .map_err(|e| ConfigError(format!("gateway.return_origins: {e}")))?;
         }
 
+        let limits_enabled = file.limits.enabled.unwrap_or(true);
+        let limits = resolve_limits(file.limits, limits_enabled, &section_duration)?;
+        let mail = resolve_mail(file.mail, file.smtp, &section_duration)?;
+        let audit = AuditConfig {
+            checkpoint_interval: section_duration(
+                "audit.checkpoint_interval",
+                file.audit.checkpoint_interval,
+                "1m",
+                false,
+            )?,
+        };
+
         Ok(Config {
             listen,
             public_url,
@@ -346,7 +407,10 @@ impl Config {
             access_ttl,
             refresh_ttl,
             log,
-            limits_enabled: file.limits.enabled.unwrap_or(true),
+            limits_enabled,
+            limits,
+            mail,
+            audit,
             roles,
             password,
             session,
@@ -406,10 +470,13 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "route",
     "cors",
     "gateway",
+    "smtp",
+    "mail",
+    "audit",
 ];
 /// Sections owned by features that read the file themselves (gateway routes, AI proxy,
 /// federation, mail); accepted here so one file serves every part of the binary.
-const LATER_SECTIONS: &[&str] = &["ai", "identity_provider", "smtp", "mail", "oidc"];
+const LATER_SECTIONS: &[&str] = &["ai", "identity_provider", "oidc"];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
 /// silently fall back to defaults).
@@ -439,6 +506,12 @@ pub struct FileConfig {
     cors: CorsSection,
     #[serde(default)]
     gateway: GatewaySection,
+    #[serde(default)]
+    mail: MailSection,
+    #[serde(default)]
+    smtp: Option<SmtpSection>,
+    #[serde(default)]
+    audit: AuditSection,
 }
 
 impl FileConfig {
@@ -452,6 +525,54 @@ impl FileConfig {
 #[serde(deny_unknown_fields)]
 struct LimitsSection {
     enabled: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    on_redis_failure: Option<RedisFailure>,
+    default_rules: Option<bool>,
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+    #[serde(default)]
+    sign_in: SignInSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInSection {
+    max_failures: Option<u32>,
+    ip_max_failures: Option<u32>,
+    account_max_failures: Option<u32>,
+    lockout: Option<DurationValue>,
+    max_lockout: Option<DurationValue>,
+    account_lockout: Option<DurationValue>,
+    reset_after: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailSection {
+    from: Option<String>,
+    require_verification: Option<bool>,
+    templates_dir: Option<String>,
+    verify_url: Option<String>,
+    reset_url: Option<String>,
+    email_change_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpSection {
+    host: String,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    timeout: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    checkpoint_interval: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,6 +589,9 @@ struct PasswordSection {
     iterations: Option<u32>,
     parallelism: Option<u32>,
     max_concurrent: Option<usize>,
+    refuse_common: Option<bool>,
+    breach_api: Option<String>,
+    breach_timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -517,6 +641,138 @@ impl std::fmt::Display for DurationValue {
             DurationValue::Text(s) => f.write_str(s),
         }
     }
+}
+
+type SectionDuration<'a> =
+    &'a dyn Fn(&str, Option<DurationValue>, &str, bool) -> Result<Duration, ConfigError>;
+
+fn resolve_limits(
+    l: LimitsSection,
+    enabled: bool,
+    duration: SectionDuration<'_>,
+) -> Result<LimitsConfig, ConfigError> {
+    let mut trusted_proxies = Vec::new();
+    for raw in l.trusted_proxies.unwrap_or_default() {
+        trusted_proxies.push(Cidr::parse(&raw).ok_or_else(|| {
+            invalid(
+                "limits.trusted_proxies",
+                "addresses or ranges like 10.0.0.0/8",
+                &raw,
+            )
+        })?);
+    }
+    let rules = crate::limits::rules::merge(l.default_rules.unwrap_or(true), l.rule)
+        .map_err(ConfigError)?;
+    let d = SignInPolicy::default();
+    let s = l.sign_in;
+    let sign_in = SignInPolicy {
+        max_failures: s.max_failures.unwrap_or(d.max_failures),
+        ip_max_failures: s.ip_max_failures.unwrap_or(d.ip_max_failures),
+        account_max_failures: s.account_max_failures.unwrap_or(d.account_max_failures),
+        lockout: duration("limits.sign_in.lockout", s.lockout, "1m", false)?,
+        max_lockout: duration("limits.sign_in.max_lockout", s.max_lockout, "15m", false)?,
+        account_lockout: duration(
+            "limits.sign_in.account_lockout",
+            s.account_lockout,
+            "15m",
+            false,
+        )?,
+        reset_after: duration("limits.sign_in.reset_after", s.reset_after, "1h", false)?,
+    };
+    if sign_in.max_failures == 0 || sign_in.ip_max_failures == 0 {
+        return Err(ConfigError(
+            "limits.sign_in: failure thresholds must be at least 1".into(),
+        ));
+    }
+    if sign_in.account_max_failures <= sign_in.max_failures {
+        return Err(ConfigError(format!(
+            "limits.sign_in.account_max_failures ({}) must exceed max_failures ({}): otherwise one address alone could lock an account for everyone",
+            sign_in.account_max_failures, sign_in.max_failures
+        )));
+    }
+    Ok(LimitsConfig {
+        enabled,
+        trusted_proxies,
+        on_redis_failure: l.on_redis_failure.unwrap_or(RedisFailure::Local),
+        redis_timeout: Duration::from_millis(250),
+        rules,
+        sign_in,
+    })
+}
+
+fn resolve_mail(
+    m: MailSection,
+    smtp: Option<SmtpSection>,
+    duration: SectionDuration<'_>,
+) -> Result<MailConfig, ConfigError> {
+    let from = m.from.unwrap_or("Tollgate <no-reply@localhost>".into());
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "mail.from",
+            "a mailbox like 'Name <addr@example.com>'",
+            &from,
+        ));
+    }
+    for (key, v) in [
+        ("mail.verify_url", &m.verify_url),
+        ("mail.reset_url", &m.reset_url),
+        ("mail.email_change_url", &m.email_change_url),
+    ] {
+        if let Some(u) = v
+            && (!u.contains("{token}") || url::Url::parse(&u.replace("{token}", "t")).is_err())
+        {
+            return Err(invalid(key, "an absolute URL containing {token}", u));
+        }
+    }
+    let smtp = match smtp {
+        None => None,
+        Some(s) => {
+            let password = match (&s.password_env, &s.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError(
+                        "smtp: set password_env or password_file, not both".into(),
+                    ));
+                }
+                (Some(var), None) => Some(std::env::var(var).map_err(|_| {
+                    ConfigError(format!(
+                        "smtp.password_env: environment variable {var} is not set"
+                    ))
+                })?),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| ConfigError(format!("smtp.password_file {path}: {e}")))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
+            if s.host.is_empty() {
+                return Err(invalid("smtp.host", "a host name", ""));
+            }
+            let tls = s.tls.unwrap_or(SmtpTls::Starttls);
+            Some(SmtpConfig {
+                port: s.port.unwrap_or(match tls {
+                    SmtpTls::Tls => 465,
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::None => 25,
+                }),
+                host: s.host,
+                tls,
+                username: s.username,
+                password: password.map(crate::mail::SmtpPassword),
+                timeout: duration("smtp.timeout", s.timeout, "10s", false)?,
+            })
+        }
+    };
+    Ok(MailConfig {
+        from,
+        require_verification: m.require_verification.unwrap_or(false),
+        templates_dir: m.templates_dir.map(PathBuf::from),
+        verify_url: m.verify_url,
+        reset_url: m.reset_url,
+        email_change_url: m.email_change_url,
+        smtp,
+    })
 }
 
 /// `90`, `90s`, `15m`, `1h`, `30d` → a duration; `None` for anything else.

@@ -17,6 +17,12 @@ pub enum Error {
     InvalidCredentials,
     #[error("the account is disabled")]
     AccountDisabled,
+    /// Too many failed sign-ins: this account is locked for this client for a while.
+    #[error("too many failed sign-in attempts; try again later")]
+    Locked { retry_after_secs: i64 },
+    /// `mail.require_verification` is on and the address is not verified yet.
+    #[error("the email address is not verified yet")]
+    EmailNotVerified,
     #[error("no credentials were presented")]
     Unauthenticated,
     #[error("the access token is invalid")]
@@ -53,6 +59,8 @@ impl Error {
             Error::EmailTaken => "email_taken",
             Error::InvalidCredentials => "invalid_credentials",
             Error::AccountDisabled => "account_disabled",
+            Error::Locked { .. } => "too_many_attempts",
+            Error::EmailNotVerified => "email_not_verified",
             Error::Unauthenticated => "unauthenticated",
             Error::InvalidToken => "invalid_token",
             Error::TokenExpired => "token_expired",

@@ -5,6 +5,7 @@
 //! into calls on them, and `store` is the only place that speaks SQL.
 
 pub mod app;
+pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod limits;
+pub mod mail;
 pub mod secret;
 pub mod session;
 pub mod store;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use tollgate::audit::{Context, Outcome};
 use tollgate::config::{Config, parse_duration};
 use tollgate::store::UserRecord;
 use tollgate::{app, session::keys::KeyRing};
@@ -45,6 +46,18 @@ enum Command {
     /// Manage API keys (`Authorization: Bearer tg_…`).
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Check or export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and signed checkpoints; exit 0 when intact, else name the
+    /// first bad entry.
+    Verify,
+    /// Write every entry as JSON lines to standard output, oldest first.
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +100,8 @@ enum UserCommand {
     Disable { email: String },
     /// Re-enable a disabled account.
     Enable { email: String },
+    /// Lift the sign-in lockouts of an account.
+    Unlock { email: String },
 }
 
 #[derive(Subcommand)]
@@ -175,13 +190,43 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
+            let store = app::open_store(&config).await?;
             let (kid, active_from) = KeyRing::rotate(&app::keys_dir(&config))?;
+            let entry = Context::cli()
+                .entry("keys.rotated", Outcome::Success, None)
+                .with("kid", kid.as_str())
+                .with("active_from", active_from);
+            store.append_audit(&entry).await?;
+            store.close().await;
             println!("{}", json!({ "kid": kid, "active_from": active_from }));
             Ok(())
+        }
+        Command::Audit(cmd) => {
+            let store = app::open_store(&config).await?;
+            let result = match cmd {
+                AuditCommand::Verify => {
+                    match tollgate::audit::verify::verify_log(&store, &app::keys_dir(&config))
+                        .await?
+                    {
+                        Ok(summary) => {
+                            println!(
+                                "{}",
+                                json!({ "intact": true, "entries": summary.entries, "checkpoints": summary.checkpoints, "last_hash": summary.last_hash })
+                            );
+                            Ok(())
+                        }
+                        Err(broken) => Err(anyhow::anyhow!("{broken}")),
+                    }
+                }
+                AuditCommand::Export => export_audit(&store).await,
+            };
+            store.close().await;
+            result
         }
         Command::User(cmd) => {
             let app = app::build(config).await?;
             let id = &app.identity;
+            let ctx = Context::cli();
             match cmd {
                 UserCommand::Add {
                     email,
@@ -200,15 +245,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                             );
                         }
                     }
-                    print_user(&id.create_user(&email, password.as_deref(), &roles).await?);
+                    print_user(
+                        &id.create_user(&email, password.as_deref(), &roles, &ctx)
+                            .await?,
+                    );
                 }
                 UserCommand::List => {
                     for u in id.list_users().await? {
                         print_user(&u);
                     }
                 }
-                UserCommand::Disable { email } => print_user(&id.set_disabled(&email, true).await?),
-                UserCommand::Enable { email } => print_user(&id.set_disabled(&email, false).await?),
+                UserCommand::Disable { email } => {
+                    let user = id.find(&email).await?;
+                    print_user(&id.set_disabled(&user.id, true, &ctx).await?)
+                }
+                UserCommand::Enable { email } => {
+                    let user = id.find(&email).await?;
+                    print_user(&id.set_disabled(&user.id, false, &ctx).await?)
+                }
+                UserCommand::Unlock { email } => {
+                    let user = id.find(&email).await?;
+                    app.sign_in.unlock(&user.email, &user.id, &ctx).await?;
+                    print_user(&user)
+                }
             }
             app.store.close().await;
             Ok(())
@@ -232,7 +291,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         })
                         .transpose()?;
                     let user = app.identity.find(&email).await?;
-                    let (key, _) = app.api_keys.create(&user, &name, &scopes, ttl).await?;
+                    let (key, _) = app
+                        .api_keys
+                        .create(&user, &name, &scopes, ttl, &Context::cli())
+                        .await?;
                     println!("{key}");
                 }
                 ApiKeyCommand::List { email } => {
@@ -254,7 +316,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     }
                 }
                 ApiKeyCommand::Revoke { id } => {
-                    if !app.api_keys.revoke(&id).await? {
+                    if !app.api_keys.revoke(&id, &Context::cli()).await? {
                         anyhow::bail!("no live API key with id '{id}'");
                     }
                 }
@@ -264,19 +326,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Role(cmd) => {
             let app = app::build(config).await?;
-            let user = match cmd {
-                RoleCommand::Grant { email, role } => {
-                    app.identity.set_role(&email, &role, true).await?
-                }
-                RoleCommand::Revoke { email, role } => {
-                    app.identity.set_role(&email, &role, false).await?
-                }
+            let (email, role, granted) = match cmd {
+                RoleCommand::Grant { email, role } => (email, role, true),
+                RoleCommand::Revoke { email, role } => (email, role, false),
             };
+            let found = app.identity.find(&email).await?;
+            let user = app
+                .identity
+                .set_role(&found.id, &role, granted, &Context::cli())
+                .await?;
             print_user(&user);
             app.store.close().await;
             Ok(())
         }
     }
+}
+
+/// Pages through the log so an export of any size runs in constant memory.
+async fn export_audit(store: &tollgate::store::Store) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after = 0;
+    loop {
+        let page = store.audit_page(after, 1000).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.seq;
+        for e in &page {
+            let mut v = serde_json::to_value(e)?;
+            v["detail"] = serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
+            writeln!(out, "{v}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -58,26 +58,31 @@ async fn session_insert_refuses_a_disabled_user(b: Backend) {
         ip: None,
         refresh_hash: hash,
     };
+    let audit =
+        tollgate::audit::Context::cli().entry("test", tollgate::audit::Outcome::Success, None);
     store
-        .insert_user(&NewUser {
-            id: "u1",
-            email: "u1@example.com",
-            password_hash: None,
-            roles: &roles,
-            now: 1,
-        })
+        .insert_user(
+            &NewUser {
+                id: "u1",
+                email: "u1@example.com",
+                password_hash: None,
+                roles: &roles,
+                now: 1,
+            },
+            &audit,
+        )
         .await
         .unwrap();
     assert!(
         store
-            .insert_session(&new_session("s1", "h1"))
+            .insert_session(&new_session("s1", "h1"), &audit)
             .await
             .unwrap()
     );
-    store.set_disabled("u1@example.com", true, 2).await.unwrap();
+    store.set_disabled("u1", true, 2, &audit).await.unwrap();
     assert!(
         !store
-            .insert_session(&new_session("s2", "h2"))
+            .insert_session(&new_session("s2", "h2"), &audit)
             .await
             .unwrap(),
         "no session for a disabled user"

@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The role every account receives at creation.
 pub const DEFAULT_ROLE: &str = "user";
+/// The built-in role that grants [`ADMIN_SCOPE`] (plus whatever `[roles.admin]` adds).
+pub const ADMIN_ROLE: &str = "admin";
+/// The scope the admin API (`/admin/*`) requires.
+pub const ADMIN_SCOPE: &str = "admin";
 
 #[derive(Debug, Clone, Default)]
 pub struct RoleMap {
@@ -23,6 +27,10 @@ impl RoleMap {
     ) -> Result<RoleMap, String> {
         let mut roles = BTreeMap::new();
         roles.insert(DEFAULT_ROLE.to_string(), BTreeSet::new());
+        roles.insert(
+            ADMIN_ROLE.to_string(),
+            BTreeSet::from([ADMIN_SCOPE.to_string()]),
+        );
         for (role, scopes) in entries {
             if !valid_role_name(&role) {
                 return Err(format!(
@@ -36,7 +44,8 @@ impl RoleMap {
                     ));
                 }
             }
-            roles.insert(role, scopes.into_iter().collect());
+            let granted = roles.entry(role).or_default();
+            granted.extend(scopes);
         }
         Ok(RoleMap { roles })
     }

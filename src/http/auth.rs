@@ -14,9 +14,13 @@ use super::extract::{
     Body, Caller, Client, Credential, Delivery, Mode, PathParam, bearer_token, check_csrf,
     check_origin,
 };
+use super::limits::check_keyed;
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
+use crate::audit::{Context, Entry, Outcome};
 use crate::error::Error;
+use crate::identity::validate::normalize_email;
+use crate::limits::Per;
 use crate::session::Issued;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -30,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/sessions", get(list_sessions))
         .route("/auth/sessions/{id}", delete(delete_session))
         .route("/auth/password", post(change_password))
+        .merge(super::recovery::router())
 }
 
 #[derive(Deserialize)]
@@ -57,12 +62,24 @@ fn user_json(u: &UserRecord) -> Value {
 
 async fn register(
     State(app): State<AppState>,
+    Client(client): Client,
     headers: HeaderMap,
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    let user = app.identity.register(&c.email, &c.password).await?;
+    let user = app
+        .identity
+        .register(&c.email, &c.password, &Context::anonymous(client.clone()))
+        .await?;
     tracing::info!(user_id = %user.id, event = "user_registered");
+    // The verification mail goes out in the background: the answer must not wait on SMTP.
+    let identity = app.identity.clone();
+    let (mailed, ctx) = (user.clone(), Context::user(&user.id, client));
+    tokio::spawn(async move {
+        if let Err(e) = identity.send_verification(&mailed, &ctx).await {
+            tracing::warn!(error = %e, "verification mail not sent");
+        }
+    });
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": { "id": user.id, "email": user.email } })),
@@ -78,14 +95,58 @@ async fn login(
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    let user = match app.identity.authenticate(&c.email, &c.password).await {
+    // Counters are kept per address as typed (normalised when it can be): unknown and
+    // known accounts are throttled alike.
+    let account = normalize_email(&c.email)
+        .unwrap_or_else(|_| c.email.trim().to_lowercase().chars().take(254).collect());
+    check_keyed(&app, Per::Account, "POST", "/auth/login", &account).await?;
+    let ip = client.ip.clone().unwrap_or_default();
+    let ctx = Context::anonymous(client.clone());
+    let failure = |reason: &'static str| {
+        ctx.entry("auth.login", Outcome::Failure, None)
+            .with("email", account.as_str())
+            .with("reason", reason)
+    };
+    if let Some(secs) = app.sign_in.locked_for(&account, &ip).await? {
+        let entry = Entry {
+            outcome: Outcome::Denied,
+            ..failure("locked")
+        };
+        app.store.append_audit(&entry).await.map_err(Error::from)?;
+        metrics::counter!("tollgate_logins_total", "outcome" => "locked").increment(1);
+        return Err(Error::Locked {
+            retry_after_secs: secs,
+        }
+        .into());
+    }
+    let outcome = app.identity.authenticate(&c.email, &c.password).await;
+    let outcome = match outcome {
+        Ok(u) if app.config.mail.require_verification && !u.email_verified => {
+            Err((Error::EmailNotVerified, Some(u.id)))
+        }
+        Ok(u) => Ok(u),
+        Err(e) => Err((e, None)),
+    };
+    let user = match outcome {
         Ok(u) => u,
-        Err(e) => {
+        Err((e, user_id)) => {
             metrics::counter!("tollgate_logins_total", "outcome" => e.code()).increment(1);
             tracing::info!(event = "login_failed", reason = e.code());
+            let entry = Entry {
+                subject: user_id,
+                ..failure(e.code())
+            };
+            match e {
+                Error::InvalidCredentials => {
+                    app.sign_in.failed(&account, &ip, &entry).await?;
+                }
+                Error::Unavailable(_) => {}
+                _ => app.store.append_audit(&entry).await.map_err(Error::from)?,
+            }
             return Err(e.into());
         }
     };
+    app.sign_in.succeeded(&account, &ip).await?;
     metrics::counter!("tollgate_logins_total", "outcome" => "success").increment(1);
     let issued = app.sessions.start(user, &["pwd"], &client).await?;
     tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
@@ -95,6 +156,7 @@ async fn login(
 async fn refresh(
     State(app): State<AppState>,
     Mode(mode): Mode,
+    Client(client): Client,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -102,13 +164,13 @@ async fn refresh(
         Delivery::Token => {
             let axum::Json(RefreshBody { refresh_token }) =
                 axum::Json::from_bytes(&body).map_err(Problem::from)?;
-            app.sessions.refresh(&refresh_token).await
+            app.sessions.refresh(&refresh_token, &client).await
         }
         Delivery::Cookie => {
             let token =
                 cookies::read(&headers, &app.cookies.refresh).ok_or(Error::InvalidRefreshToken)?;
             check_csrf(&http::Method::POST, &headers, &app)?;
-            app.sessions.refresh(token).await
+            app.sessions.refresh(token, &client).await
         }
     };
     metrics::counter!("tollgate_refreshes_total", "outcome" => match &outcome { Ok(_) => "success", Err(e) => e.code() }).increment(1);
@@ -162,10 +224,15 @@ fn with_cleared_cookies(app: &AppState, mut res: Response) -> Response {
 
 /// Ends the caller's session. A bearer token names it directly; a browser's session is
 /// found from its access cookie, or its refresh cookie when the access token has lapsed.
-async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn logout(
+    State(app): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     if let Some(token) = bearer_token(&headers)? {
         let claims = app.sessions.verify(token)?;
-        app.sessions.end(&claims.sid, None, "logout").await?;
+        let ctx = Context::user(&claims.sub, client);
+        app.sessions.end(&claims.sid, None, "logout", &ctx).await?;
         tracing::info!(user_id = %claims.sub, session_id = %claims.sid, event = "logout");
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -178,11 +245,14 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Re
     let by_access = access.and_then(|t| app.sessions.tokens().verify_uncached(t).ok());
     match (by_access, refresh) {
         (Some(claims), _) => {
-            app.sessions.end(&claims.sid, None, "logout").await?;
+            let ctx = Context::user(&claims.sub, client);
+            app.sessions.end(&claims.sid, None, "logout", &ctx).await?;
             tracing::info!(user_id = %claims.sub, session_id = %claims.sid, event = "logout");
         }
         (None, Some(rt)) => {
-            app.sessions.end_by_refresh_token(rt, "logout").await?;
+            app.sessions
+                .end_by_refresh_token(rt, "logout", &Context::anonymous(client))
+                .await?;
         }
         (None, None) => {}
     }
@@ -231,13 +301,15 @@ async fn list_sessions(State(app): State<AppState>, caller: Caller) -> ApiResult
 async fn delete_session(
     State(app): State<AppState>,
     caller: Caller,
+    Client(client): Client,
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Response> {
+    let ctx = Context::user(&caller.claims.sub, client);
     // Session ids are UUIDs; anything else cannot exist (and must not reach SQL as, say, NUL).
     if uuid::Uuid::parse_str(&id).is_err()
         || !app
             .sessions
-            .end(&id, Some(&caller.claims.sub), "revoked_by_user")
+            .end(&id, Some(&caller.claims.sub), "revoked_by_user", &ctx)
             .await?
     {
         return Err(Problem::not_found().with_detail("no such session"));
@@ -253,12 +325,14 @@ async fn delete_session(
 async fn change_password(
     State(app): State<AppState>,
     caller: Caller,
+    Client(client): Client,
     Body(b): Body<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     let c = &caller.claims;
+    let ctx = Context::user(&c.sub, client);
     match app
         .identity
-        .change_password(&c.sub, &b.current_password, &b.new_password, &c.sid)
+        .change_password(&c.sub, &b.current_password, &b.new_password, &c.sid, &ctx)
         .await
     {
         Ok(()) => {

@@ -20,7 +20,7 @@ use crate::authz::policy::Presented;
 use crate::error::Error;
 use crate::session::api_keys::{ApiKeyPrincipal, ApiKeys};
 use crate::session::assertion::AssertionSubject;
-use crate::session::{AccessClaims, Issued};
+use crate::session::{AccessClaims, ClientInfo, Issued};
 
 /// How a credential arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,16 @@ pub async fn resolve(
     if csrf {
         check_csrf(method, headers, app)?;
     }
-    match app.sessions.refresh(refresh_token).await {
+    // A transparent refresh happens deep inside a proxied request; the reuse audit gets
+    // the user agent (the address is recorded by the edge's own logs).
+    let client = ClientInfo {
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+        ip: None,
+    };
+    match app.sessions.refresh(refresh_token, &client).await {
         Ok(issued) => {
             metrics::counter!("tollgate_refreshes_total", "outcome" => "transparent").increment(1);
             Ok(Resolved {

@@ -143,10 +143,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        // The edge layer's decision (trusted proxies applied) when it ran; the peer else.
+        let ip = match parts.extensions.get::<super::limits::ClientIp>() {
+            Some(c) => Some(c.0.to_string()),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        };
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

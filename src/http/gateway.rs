@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
-use super::credentials::{Resolved, Via, carries_our_bearer};
+use super::credentials::{Principal, Resolved, Via, carries_our_bearer};
 use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
+use super::limits::check_keyed;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::cors::{self, Verdict as CorsVerdict};
@@ -25,6 +26,7 @@ use crate::gateway::path;
 use crate::gateway::proxy::{ProxyError, remove_hop_by_hop, spawn_tunnel, wants_upgrade};
 use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
+use crate::limits::Per;
 
 /// Marks a response that came from an upstream: the edge layers leave its headers alone.
 #[derive(Clone, Copy)]
@@ -79,6 +81,11 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         } => (resolved, identified),
         Verdict::Refused(res) => return with_cors(&app, route, req.headers(), res),
     };
+    if let Err(problem) = limit_principal(&app, req.method().as_str(), &normalized, &resolved).await
+    {
+        let res = with_session_cookies(&app, problem.into_response(), &resolved);
+        return with_cors(&app, route, req.headers(), res);
+    }
 
     let (mut parts, body) = req.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();
@@ -116,6 +123,23 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         apply_cors(&app, route, &origin, &mut res);
     }
     with_session_cookies(&app, res, &resolved)
+}
+
+/// Per-account and per-API-key limits, once the caller is known.
+async fn limit_principal(
+    app: &AppState,
+    method: &str,
+    path: &str,
+    resolved: &Resolved,
+) -> Result<(), Problem> {
+    let Some(principal) = &resolved.principal else {
+        return Ok(());
+    };
+    check_keyed(app, Per::Account, method, path, principal.user_id()).await?;
+    if let Principal::ApiKey(k) = principal {
+        check_keyed(app, Per::ApiKey, method, path, &k.key_id).await?;
+    }
+    Ok(())
 }
 
 /// Turns the client's request head into the upstream's: what the upstream must not see

@@ -6,6 +6,7 @@
 //! path falls through to the gateway (`gateway::handle`), which streams bodies of any
 //! size. Unknown paths and methods answer problem+json like every other error.
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod cookies;
@@ -14,8 +15,10 @@ pub mod extract;
 pub mod forward_auth;
 pub mod gate;
 pub mod gateway;
+pub mod limits;
 pub mod ops;
 pub mod problem;
+pub mod recovery;
 pub mod wellknown;
 
 use std::time::Instant;
@@ -44,6 +47,7 @@ pub fn router(app: AppState) -> Router {
     // gateway (the fallback) streams bodies of any size to upstreams.
     let own = Router::new()
         .merge(auth::router())
+        .merge(admin::router())
         .merge(authz::router())
         .merge(forward_auth::router())
         .merge(wellknown::router())
@@ -81,7 +85,8 @@ pub fn router(app: AppState) -> Router {
                 .layer(middleware::from_fn_with_state(
                     max_headers,
                     refuse_large_headers,
-                )),
+                ))
+                .layer(middleware::from_fn_with_state(app.clone(), limits::edge)),
         )
         .with_state(app)
 }

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::error::Error;
@@ -18,6 +18,8 @@ pub struct Problem {
     pub title: String,
     pub detail: Option<String>,
     www_authenticate: Option<&'static str>,
+    /// More response headers (`Retry-After`, `RateLimit`, …).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -28,11 +30,17 @@ impl Problem {
             title: title.into(),
             detail: None,
             www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Problem {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Problem {
+        self.headers.push((name, value));
         self
     }
 
@@ -93,7 +101,17 @@ impl From<Error> for Problem {
             Error::InvalidToken | Error::TokenExpired | Error::SessionRevoked => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, title).challenge(invalid_token)
             }
-            Error::AccountDisabled => Problem::new(StatusCode::FORBIDDEN, code, title),
+            Error::AccountDisabled | Error::EmailNotVerified => {
+                Problem::new(StatusCode::FORBIDDEN, code, title)
+            }
+            Error::Locked { retry_after_secs } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, code, title)
+                    .with_detail(format!("retry in {retry_after_secs} s"))
+                    .with_header(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(retry_after_secs.max(1)),
+                    )
+            }
             Error::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, code, title),
             Error::Unavailable(source) => {
                 tracing::error!(error = %source, "storage unavailable");
@@ -151,6 +169,9 @@ impl IntoResponse for Problem {
         );
         if let Some(v) = self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         res
     }

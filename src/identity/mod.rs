@@ -6,36 +6,51 @@
 //! this node).
 
 pub mod password;
+pub mod policy;
+pub mod recovery;
 pub mod validate;
 
 use std::sync::Arc;
 
+use crate::audit::{Context, Outcome};
 use crate::authz::{self, DEFAULT_ROLE};
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::mail::Mailer;
 use crate::session::RevocationSet;
 use crate::store::{NewUser, Store, StoreError, UserRecord};
 use password::{PasswordHasher, Verified};
-use validate::{check_password, normalize_email};
+use policy::PasswordPolicy;
+use validate::normalize_email;
 
 pub struct Identity {
     store: Store,
     hasher: Arc<PasswordHasher>,
     revoked: Arc<RevocationSet>,
+    policy: PasswordPolicy,
+    mailer: Arc<Mailer>,
 }
 
 impl Identity {
-    pub fn new(store: Store, hasher: Arc<PasswordHasher>, revoked: Arc<RevocationSet>) -> Identity {
+    pub fn new(
+        store: Store,
+        hasher: Arc<PasswordHasher>,
+        revoked: Arc<RevocationSet>,
+        policy: PasswordPolicy,
+        mailer: Arc<Mailer>,
+    ) -> Identity {
         Identity {
             store,
             hasher,
             revoked,
+            policy,
+            mailer,
         }
     }
 
     /// Self-service sign-up: role `user`, password required.
-    pub async fn register(&self, email: &str, password: &str) -> Result<UserRecord> {
-        self.create_user(email, Some(password), &[]).await
+    pub async fn register(&self, email: &str, password: &str, ctx: &Context) -> Result<UserRecord> {
+        self.create_user(email, Some(password), &[], ctx).await
     }
 
     /// Creates an account with role `user` plus `extra_roles`. Without a password the
@@ -45,10 +60,11 @@ impl Identity {
         email: &str,
         password: Option<&str>,
         extra_roles: &[String],
+        ctx: &Context,
     ) -> Result<UserRecord> {
         let email = normalize_email(email)?;
         if let Some(p) = password {
-            check_password(p)?;
+            self.policy.check(p, &email).await?;
         }
         let mut roles = vec![DEFAULT_ROLE.to_string()];
         for role in extra_roles {
@@ -76,7 +92,11 @@ impl Identity {
             roles: &roles,
             now,
         };
-        match self.store.insert_user(&new).await {
+        let audit = ctx
+            .entry("user.created", Outcome::Success, Some(&id))
+            .with("email", email.as_str())
+            .with("roles", roles.clone());
+        match self.store.insert_user(&new, &audit).await {
             Err(StoreError::Conflict) => return Err(Error::EmailTaken),
             other => other?,
         }
@@ -138,21 +158,10 @@ impl Identity {
         current: &str,
         new: &str,
         keep_session: &str,
+        ctx: &Context,
     ) -> Result<()> {
-        check_password(new)?;
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
-        if self
-            .hasher
-            .verify(current.to_string(), user.password_hash.clone())
-            .await?
-            == Verified::No
-        {
-            return Err(Error::InvalidCredentials);
-        }
+        let user = self.check_current_password(user_id, current).await?;
+        self.policy.check(new, &user.email).await?;
         let hash = self.hasher.hash(new.to_string()).await?;
         let now = clock::now();
         let revoked = self
@@ -163,6 +172,7 @@ impl Identity {
                 Some(keep_session),
                 "password_changed",
                 now,
+                &ctx.entry("password.changed", Outcome::Success, Some(user_id)),
             )
             .await?;
         self.revoked.announce(&revoked, now).await;
@@ -170,33 +180,89 @@ impl Identity {
     }
 
     /// Disables (revoking every session) or re-enables an account.
-    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<UserRecord> {
-        let email = normalize_email(email)?;
+    pub async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        ctx: &Context,
+    ) -> Result<UserRecord> {
         let now = clock::now();
+        let action = if disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
         let revoked = self
             .store
-            .set_disabled(&email, disabled, now)
+            .set_disabled(
+                user_id,
+                disabled,
+                now,
+                &ctx.entry(action, Outcome::Success, Some(user_id)),
+            )
             .await?
             .ok_or(Error::NotFound("user"))?;
         self.revoked.announce(&revoked, now).await;
         self.store
-            .user_by_email(&email)
+            .user_by_id(user_id)
             .await?
             .ok_or(Error::NotFound("user"))
     }
 
     /// Grants or revokes a role; it shows in tokens minted from then on.
-    pub async fn set_role(&self, email: &str, role: &str, granted: bool) -> Result<UserRecord> {
+    pub async fn set_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        granted: bool,
+        ctx: &Context,
+    ) -> Result<UserRecord> {
         if !authz::valid_role_name(role) {
             return Err(Error::invalid(
                 "invalid_role",
                 format!("invalid role name '{role}'"),
             ));
         }
-        let user = self.find(email).await?;
-        self.store.set_role(&user.id, role, granted).await?;
+        let action = if granted {
+            "role.granted"
+        } else {
+            "role.revoked"
+        };
+        let audit = ctx
+            .entry(action, Outcome::Success, Some(user_id))
+            .with("role", role);
+        if self.store.user_by_id(user_id).await?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        self.store.set_role(user_id, role, granted, &audit).await?;
         self.store
-            .user_by_id(&user.id)
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// The signed-in user's account, after re-checking their password.
+    async fn check_current_password(&self, user_id: &str, password: &str) -> Result<UserRecord> {
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        if self
+            .hasher
+            .verify(password.to_string(), user.password_hash.clone())
+            .await?
+            == Verified::No
+        {
+            return Err(Error::InvalidCredentials);
+        }
+        Ok(user)
+    }
+
+    /// The account with this id.
+    pub async fn by_id(&self, user_id: &str) -> Result<UserRecord> {
+        self.store
+            .user_by_id(user_id)
             .await?
             .ok_or(Error::NotFound("user"))
     }

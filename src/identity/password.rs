@@ -197,6 +197,7 @@ mod tests {
             iterations: t,
             parallelism: 1,
             max_concurrent: 2,
+            ..Default::default()
         }
     }
 
@@ -280,6 +281,7 @@ mod tests {
             iterations: 3,
             parallelism: 1,
             max_concurrent: 1,
+            ..Default::default()
         };
         let h = Arc::new(PasswordHasher::new(&cfg).unwrap());
         let phc = h.hash("pw-pw-pw-pw".into()).await.unwrap();

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::audit::{Context, Outcome};
 use crate::authz::{RoleMap, valid_scope};
 use crate::clock;
 use crate::error::{Error, Result};
@@ -74,6 +75,7 @@ impl ApiKeys {
         name: &str,
         scopes: &[String],
         ttl: Option<std::time::Duration>,
+        ctx: &Context,
     ) -> Result<(String, ApiKeyRecord)> {
         let granted = self.roles.scopes_for(user.roles.iter().map(String::as_str));
         for s in scopes {
@@ -98,16 +100,25 @@ impl ApiKeys {
         let id = uuid::Uuid::new_v4().to_string();
         let scopes = scopes.join(" ");
         let expires_at = ttl.map(|t| now + t.as_secs() as i64);
+        let audit = ctx
+            .entry("apikey.created", Outcome::Success, Some(&user.id))
+            .with("key_id", id.as_str())
+            .with("name", name)
+            .with("scopes", scopes.as_str())
+            .with("expires_at", expires_at);
         self.store
-            .insert_api_key(&NewApiKey {
-                id: &id,
-                user_id: &user.id,
-                key_hash: &secret::digest_hex(&key),
-                name,
-                scopes: &scopes,
-                now,
-                expires_at,
-            })
+            .insert_api_key(
+                &NewApiKey {
+                    id: &id,
+                    user_id: &user.id,
+                    key_hash: &secret::digest_hex(&key),
+                    name,
+                    scopes: &scopes,
+                    now,
+                    expires_at,
+                },
+                &audit,
+            )
             .await?;
         let record = ApiKeyRecord {
             id,
@@ -232,8 +243,14 @@ impl ApiKeys {
     }
 
     /// Revokes a key; this node forgets it at once, others within [`CACHE_TTL_SECS`].
-    pub async fn revoke(&self, key_id: &str) -> Result<bool> {
-        let revoked = self.store.revoke_api_key(key_id, clock::now()).await?;
+    pub async fn revoke(&self, key_id: &str, ctx: &Context) -> Result<bool> {
+        let audit = ctx
+            .entry("apikey.revoked", Outcome::Success, None)
+            .with("key_id", key_id);
+        let revoked = self
+            .store
+            .revoke_api_key(key_id, clock::now(), audit)
+            .await?;
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())

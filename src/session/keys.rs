@@ -118,6 +118,41 @@ impl KeyRing {
     }
 }
 
+/// Every public key the directory vouches for, live or retired, by `kid`: what audit
+/// checkpoints are verified against.
+pub fn verification_keys(dir: &Path) -> Result<HashMap<String, DecodingKey>> {
+    let mut out = HashMap::new();
+    for (_, path) in list_key_files(dir)? {
+        if let Some(k) = read_key(&path)? {
+            out.insert(k.kid, k.decoding);
+        }
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| io_err("cannot read key directory", dir, e))? {
+        let path = entry
+            .map_err(|e| io_err("cannot read key directory", dir, e))?
+            .path();
+        let Some(kid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("retired-")?.strip_suffix(".pub"))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let x = std::fs::read_to_string(&path).map_err(|e| io_err("cannot read key", &path, e))?;
+        let thumbprint_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, x.trim());
+        let computed =
+            b64url(digest::digest(&digest::SHA256, thumbprint_input.as_bytes()).as_ref());
+        // The name must be the key's own thumbprint: a swapped file cannot pose as another kid.
+        if computed == kid
+            && let Ok(key) = DecodingKey::from_ed_components(x.trim())
+        {
+            out.insert(kid, key);
+        }
+    }
+    Ok(out)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -223,7 +258,14 @@ fn load(dir: &Path, access_ttl_ms: i64, now: i64) -> Result<KeySet> {
         if let Some(r) = retired_at
             && now > r + access_ttl_ms + RETIRE_MARGIN_MS
         {
-            // Every token this key signed has expired.
+            // Every token this key signed has expired. The public half stays: audit
+            // checkpoints it signed must remain verifiable.
+            if let Ok(Some(k)) = read_key(path) {
+                let public = dir.join(format!("retired-{}.pub", k.kid));
+                if !public.exists() {
+                    let _ = std::fs::write(&public, &k.x);
+                }
+            }
             let _ = std::fs::remove_file(path);
             continue;
         }

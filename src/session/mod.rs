@@ -15,6 +15,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+use crate::audit::{Context, Outcome};
 use crate::authz::RoleMap;
 use crate::clock;
 use crate::config::SessionConfig;
@@ -90,20 +91,27 @@ impl Sessions {
         let expires_at = now + self.absolute_ttl_secs;
         let idle_expires_at = (now + self.cfg.idle_ttl.as_secs() as i64).min(expires_at);
         let amr = amr.join(" ");
+        let audit = Context::user(&user.id, client.clone())
+            .entry("auth.login", Outcome::Success, Some(&user.id))
+            .with("session_id", id.as_str())
+            .with("amr", amr.as_str());
         let created = self
             .store
-            .insert_session(&NewSession {
-                id: &id,
-                user_id: &user.id,
-                client_id: FIRST_PARTY_CLIENT,
-                amr: &amr,
-                now,
-                idle_expires_at,
-                expires_at,
-                user_agent: client.user_agent.as_deref(),
-                ip: client.ip.as_deref(),
-                refresh_hash: &secret::digest_hex(&refresh),
-            })
+            .insert_session(
+                &NewSession {
+                    id: &id,
+                    user_id: &user.id,
+                    client_id: FIRST_PARTY_CLIENT,
+                    amr: &amr,
+                    now,
+                    idle_expires_at,
+                    expires_at,
+                    user_agent: client.user_agent.as_deref(),
+                    ip: client.ip.as_deref(),
+                    refresh_hash: &secret::digest_hex(&refresh),
+                },
+                &audit,
+            )
             .await?;
         if !created {
             return Err(Error::AccountDisabled);
@@ -126,7 +134,7 @@ impl Sessions {
     }
 
     /// Spends `refresh_token` and returns its successor with a new access token.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued> {
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<Issued> {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(Error::InvalidRefreshToken);
         }
@@ -155,7 +163,7 @@ impl Sessions {
                 match successor_sealed.and_then(|s| refresh::open(refresh_token, &s)) {
                     Some(same) if in_grace => (session, same),
                     _ => {
-                        self.revoke_for_reuse(&session.id, now).await?;
+                        self.revoke_for_reuse(&session.id, now, client).await?;
                         return Err(Error::RefreshTokenReused);
                     }
                 }
@@ -172,9 +180,17 @@ impl Sessions {
         self.issue(user, &session, successor)
     }
 
-    async fn revoke_for_reuse(&self, session_id: &str, now: i64) -> Result<()> {
+    async fn revoke_for_reuse(
+        &self,
+        session_id: &str,
+        now: i64,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let audit = Context::anonymous(client.clone())
+            .entry("session.refresh_reuse", Outcome::Denied, None)
+            .with("session_id", session_id);
         self.store
-            .revoke_session(session_id, None, "refresh_token_reused", now)
+            .revoke_session(session_id, None, "refresh_token_reused", now, audit)
             .await?;
         self.revoked.announce(&[session_id.to_string()], now).await;
         tracing::warn!(
@@ -215,11 +231,26 @@ impl Sessions {
 
     /// Ends one session. With `owner`, only that user's session can be ended (others look
     /// like unknown ids). Returns whether a live session was ended.
-    pub async fn end(&self, session_id: &str, owner: Option<&str>, reason: &str) -> Result<bool> {
+    pub async fn end(
+        &self,
+        session_id: &str,
+        owner: Option<&str>,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
         let now = clock::now();
+        let action = if reason == "logout" {
+            "auth.logout"
+        } else {
+            "session.revoked"
+        };
+        let audit = ctx
+            .entry(action, Outcome::Success, None)
+            .with("session_id", session_id)
+            .with("reason", reason);
         let ended = self
             .store
-            .revoke_session(session_id, owner, reason, now)
+            .revoke_session(session_id, owner, reason, now, audit)
             .await?;
         if ended || owner.is_none() {
             self.revoked.announce(&[session_id.to_string()], now).await;
@@ -228,7 +259,12 @@ impl Sessions {
     }
 
     /// Ends the session a refresh token belongs to (logout when the access token is gone).
-    pub async fn end_by_refresh_token(&self, refresh_token: &str, reason: &str) -> Result<bool> {
+    pub async fn end_by_refresh_token(
+        &self,
+        refresh_token: &str,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Ok(false);
         }
@@ -237,7 +273,7 @@ impl Sessions {
             .session_id_for_refresh(&secret::digest_hex(refresh_token))
             .await?
         {
-            Some(id) => self.end(&id, None, reason).await,
+            Some(id) => self.end(&id, None, reason, ctx).await,
             None => Ok(false),
         }
     }

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult, conflict_aware, on_pool};
+use super::audit::append_audit;
+use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+use crate::audit::Entry;
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {
@@ -45,8 +47,9 @@ macro_rules! key_from_row {
 }
 
 impl Store {
-    pub async fn insert_api_key(&self, k: &NewApiKey<'_>) -> StoreResult<()> {
+    pub async fn insert_api_key(&self, k: &NewApiKey<'_>, audit: &Entry) -> StoreResult<()> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO api_keys (id, user_id, key_hash, name, scopes, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -58,9 +61,11 @@ impl Store {
             .bind(k.scopes)
             .bind(k.now)
             .bind(k.expires_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_aware)?;
+            append_audit!(tx, audit);
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -103,17 +108,28 @@ impl Store {
         })
     }
 
-    /// Returns whether a live key was revoked.
-    pub async fn revoke_api_key(&self, id: &str, now: i64) -> StoreResult<bool> {
+    /// Returns whether a live key was revoked (only then is it audited, with the key's
+    /// owner as subject).
+    pub async fn revoke_api_key(&self, id: &str, now: i64, audit: Entry) -> StoreResult<bool> {
         on_pool!(self, |pool| {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            let mut tx = pool.begin_write().await?;
+            let row = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
             )
             .bind(now)
             .bind(id)
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let audit = Entry {
+                subject: Some(row.try_get("user_id")?),
+                ..audit
+            };
+            append_audit!(tx, &audit);
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

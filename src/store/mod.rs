@@ -8,7 +8,10 @@
 //! queue on the busy timeout instead of failing on a lock upgrade.
 
 mod api_keys;
+mod audit;
+mod email_tokens;
 mod sessions;
+mod signin;
 mod users;
 
 use std::str::FromStr;
@@ -22,7 +25,10 @@ use sqlx::sqlite::{
 use sqlx::{SqlSafeStr, Transaction};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use audit::{AuditFilter, AuditRecord};
+pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
+pub use signin::{FailureKeys, LockPolicy};
 pub use users::{NewUser, UserRecord};
 
 /// Storage failures. `Conflict` is the one callers act on; the rest mean "try later".
@@ -140,6 +146,11 @@ impl Store {
                         "api_keys",
                         include_str!("migrations/sqlite/0002_api_keys.sql"),
                     ),
+                    migration(
+                        3,
+                        "audit_recovery",
+                        include_str!("migrations/sqlite/0003_audit_recovery.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -151,6 +162,11 @@ impl Store {
                         2,
                         "api_keys",
                         include_str!("migrations/postgres/0002_api_keys.sql"),
+                    ),
+                    migration(
+                        3,
+                        "audit_recovery",
+                        include_str!("migrations/postgres/0003_audit_recovery.sql"),
                     ),
                 ])
                 .run(pool)

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, on_pool};
+use crate::audit::Entry;
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -79,7 +81,7 @@ macro_rules! session_from_row {
 impl Store {
     /// Creates a session with its first refresh token, atomically. Returns `false` (and
     /// writes nothing) when the user was disabled in the meantime.
-    pub async fn insert_session(&self, s: &NewSession<'_>) -> StoreResult<bool> {
+    pub async fn insert_session(&self, s: &NewSession<'_>, audit: &Entry) -> StoreResult<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(
@@ -110,6 +112,7 @@ impl Store {
                 .bind(s.now)
                 .execute(&mut *tx)
                 .await?;
+            append_audit!(tx, audit);
             tx.commit().await?;
             Ok(true)
         })
@@ -212,26 +215,38 @@ impl Store {
     }
 
     /// Revokes one session (if `user_id` is given, only when it belongs to that user).
-    /// Returns whether a live session was revoked by this call.
+    /// Returns whether a live session was revoked by this call (only then is it audited).
     pub async fn revoke_session(
         &self,
         id: &str,
         user_id: Option<&str>,
         reason: &str,
         now: i64,
+        audit: Entry,
     ) -> StoreResult<bool> {
         on_pool!(self, |pool| {
-            let done = sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            let row = sqlx::query(
                 "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
-                 WHERE id = $3 AND revoked_at IS NULL AND ($4 = '' OR user_id = $4)",
+                 WHERE id = $3 AND revoked_at IS NULL AND ($4 = '' OR user_id = $4)
+                 RETURNING user_id",
             )
             .bind(now)
             .bind(reason)
             .bind(id)
             .bind(user_id.unwrap_or(""))
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let audit = Entry {
+                subject: Some(row.try_get("user_id")?),
+                ..audit
+            };
+            append_audit!(tx, &audit);
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -268,6 +283,36 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push((row.try_get("id")?, row.try_get("revoked_at")?));
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Store {
+    /// Live sessions of every user, newest first, one page (the admin API).
+    pub async fn all_live_sessions(
+        &self,
+        now: i64,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT s.id, s.user_id, s.client_id, s.amr, s.auth_time, s.created_at, s.last_used_at,
+                        s.idle_expires_at, s.expires_at, s.revoked_at, s.user_agent, s.ip
+                 FROM sessions s
+                 WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.idle_expires_at > $1
+                 ORDER BY s.created_at DESC, s.id LIMIT $2 OFFSET $3",
+            )
+            .bind(now)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(session_from_row!(row));
             }
             Ok(out)
         })

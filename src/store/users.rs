@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
+use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+use crate::audit::Entry;
 
 /// An account as stored, with its roles.
 #[derive(Debug, Clone)]
@@ -40,7 +42,7 @@ macro_rules! user_from_row {
 
 impl Store {
     /// Creates the account and its roles atomically; `Conflict` if the email is taken.
-    pub async fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<()> {
+    pub async fn insert_user(&self, user: &NewUser<'_>, audit: &Entry) -> StoreResult<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
@@ -63,6 +65,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            append_audit!(tx, audit);
             tx.commit().await?;
         });
         Ok(())
@@ -160,6 +163,7 @@ impl Store {
         keep: Option<&str>,
         reason: &str,
         now: i64,
+        audit: &Entry,
     ) -> StoreResult<Vec<String>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -179,6 +183,7 @@ impl Store {
             .bind(keep.unwrap_or(""))
             .fetch_all(&mut *tx)
             .await?;
+            append_audit!(tx, audit);
             tx.commit().await?;
             Ok(rows
                 .iter()
@@ -188,21 +193,22 @@ impl Store {
     }
 
     /// Enables or disables an account; disabling revokes all its sessions in the same
-    /// transaction. Returns `None` for an unknown email, else the revoked session ids.
+    /// transaction. Returns `None` for an unknown id, else the revoked session ids.
     pub async fn set_disabled(
         &self,
-        email: &str,
+        user_id: &str,
         disabled: bool,
         now: i64,
+        audit: &Entry,
     ) -> StoreResult<Option<Vec<String>>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let Some(row) = sqlx::query(
-                "UPDATE users SET disabled = $1, updated_at = $2 WHERE email = $3 RETURNING id",
+                "UPDATE users SET disabled = $1, updated_at = $2 WHERE id = $3 RETURNING id",
             )
             .bind(disabled)
             .bind(now)
-            .bind(email)
+            .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?
             else {
@@ -223,30 +229,80 @@ impl Store {
                     revoked.push(r.try_get("id")?);
                 }
             }
+            append_audit!(tx, audit);
             tx.commit().await?;
             Ok(Some(revoked))
         })
     }
 
-    /// Adds or removes one role; returns whether anything changed.
-    pub async fn set_role(&self, user_id: &str, role: &str, granted: bool) -> StoreResult<bool> {
+    /// Adds or removes one role; returns whether anything changed (and only a change is
+    /// audited).
+    pub async fn set_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        granted: bool,
+        audit: &Entry,
+    ) -> StoreResult<bool> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             let done = if granted {
                 sqlx::query(
                     "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )
                 .bind(user_id)
                 .bind(role)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
             } else {
                 sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = $2")
                     .bind(user_id)
                     .bind(role)
-                    .execute(pool)
+                    .execute(&mut *tx)
                     .await?
             };
-            Ok(done.rows_affected() == 1)
+            let changed = done.rows_affected() == 1;
+            if changed {
+                append_audit!(tx, audit);
+            }
+            tx.commit().await?;
+            Ok(changed)
         })
+    }
+}
+
+impl Store {
+    /// Accounts whose email contains `search` (all when empty), by email, one page.
+    pub async fn search_users(
+        &self,
+        search: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{}%", escaped.to_lowercase());
+        let ids: Vec<String> = on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3",
+            )
+            .bind(&pattern)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.user_by_id(&id).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
     }
 }

@@ -2,6 +2,7 @@
 //! a throw-away SQLite file or a fresh PostgreSQL database, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod smtp;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -193,6 +194,17 @@ impl Drop for Sandbox {
     }
 }
 
+/// Rate limits and lockouts are off unless a test's configuration has a `[limits]`
+/// section: most suites sign in many times from one address; the suites about limits
+/// configure them.
+pub fn with_limits_off_unless_set(config: &str) -> String {
+    if config.contains("[limits") {
+        config.to_string()
+    } else {
+        format!("[limits]\nenabled = false\n\n{config}")
+    }
+}
+
 /// A running `tollgate serve`.
 pub struct TestServer {
     pub base: String,
@@ -230,7 +242,7 @@ impl TestServer {
     pub async fn start_in(sandbox: Sandbox, opts: Options) -> TestServer {
         let port = free_port();
         let config_path = sandbox.dir.join("tollgate.toml");
-        std::fs::write(&config_path, &opts.config).unwrap();
+        std::fs::write(&config_path, with_limits_off_unless_set(&opts.config)).unwrap();
         let mut env = vec![
             (
                 "TOLLGATE_CONFIG".to_string(),
@@ -311,7 +323,11 @@ impl TestServer {
     pub async fn restart_with(&mut self, config: Option<&str>, env: Vec<(&'static str, String)>) {
         self.stop();
         if let Some(c) = config {
-            std::fs::write(self.sandbox.dir.join("tollgate.toml"), c).unwrap();
+            std::fs::write(
+                self.sandbox.dir.join("tollgate.toml"),
+                with_limits_off_unless_set(c),
+            )
+            .unwrap();
         }
         for (k, v) in env {
             self.env.retain(|(key, _)| key != k);

@@ -44,6 +44,29 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// An upstream whose every answer is `200 text/plain` with `body(path)`.
+    pub async fn fixed<F>(body: F) -> Upstream
+    where
+        F: Fn(&str) -> String + Clone + Send + Sync + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new().fallback(move |req: Request| {
+            let body = body.clone();
+            async move { body(req.uri().path()) }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Upstream {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            task,
+        }
+    }
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.task.abort();

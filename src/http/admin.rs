@@ -1,0 +1,313 @@
+//! `/admin/*`: the admin API, for callers holding scope `admin` (the built-in `admin`
+//! role grants it). Accounts (list, search, disable, enable, unlock, roles), sessions
+//! (list, revoke) and the audit log (filter, page). Every call is audited with the admin
+//! as actor: changes in the same transaction as the change, reads as `admin.read`.
+//!
+//! Callers authenticate like anywhere else: bearer access token, API key, or the session
+//! cookie (with the CSRF header on changes).
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Body, Caller, Client, PathParam, bearer_token};
+use super::problem::{ApiResult, Problem};
+use crate::app::AppState;
+use crate::audit::{Context, Outcome};
+use crate::authz::ADMIN_SCOPE;
+use crate::error::Error;
+use crate::session::api_keys::ApiKeys;
+use crate::store::{AuditFilter, AuditRecord, SessionRecord, UserRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/{id}", get(get_user))
+        .route("/admin/users/{id}/disable", post(disable_user))
+        .route("/admin/users/{id}/enable", post(enable_user))
+        .route("/admin/users/{id}/unlock", post(unlock_user))
+        .route("/admin/users/{id}/roles", post(change_roles))
+        .route("/admin/sessions", get(list_sessions))
+        .route("/admin/sessions/{id}", delete(revoke_session))
+        .route("/admin/audit", get(audit))
+}
+
+/// A caller with scope `admin`, as the audit context of what they do.
+pub struct Admin(Context);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
+        let Client(client) = Client::from_request_parts(parts, app)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let (user_id, scopes) = match bearer_token(&parts.headers)? {
+            Some(key) if ApiKeys::looks_like_key(key) => {
+                let k = app.api_keys.verify(key).await?;
+                (k.user_id.clone(), k.scope.clone())
+            }
+            _ => {
+                let caller = Caller::from_request_parts(parts, app).await?;
+                (caller.claims.sub.clone(), caller.claims.scope.clone())
+            }
+        };
+        if !scopes.split_ascii_whitespace().any(|s| s == ADMIN_SCOPE) {
+            return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
+        }
+        Ok(Admin(Context::admin(&user_id, client)))
+    }
+}
+
+fn user_json(u: &UserRecord) -> Value {
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "roles": u.roles,
+        "disabled": u.disabled,
+        "email_verified": u.email_verified,
+        "created_at": u.created_at,
+    })
+}
+
+fn session_json(s: &SessionRecord) -> Value {
+    json!({
+        "id": s.id,
+        "user_id": s.user_id,
+        "client_id": s.client_id,
+        "created_at": s.created_at,
+        "last_used_at": s.last_used_at,
+        "expires_at": s.expires_at.min(s.idle_expires_at),
+        "user_agent": s.user_agent,
+        "ip": s.ip,
+    })
+}
+
+fn audit_json(e: &AuditRecord) -> Value {
+    json!({
+        "seq": e.seq,
+        "at_ms": e.at_ms,
+        "action": e.action,
+        "outcome": e.outcome,
+        "actor": e.actor,
+        "subject": e.subject,
+        "ip": e.ip,
+        "user_agent": e.user_agent,
+        "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
+        "hash": e.hash,
+    })
+}
+
+/// Records a read: who looked at what.
+async fn audit_read(
+    app: &AppState,
+    admin: &Admin,
+    what: &str,
+    subject: Option<&str>,
+) -> Result<(), Error> {
+    let entry = admin
+        .0
+        .entry("admin.read", Outcome::Success, subject)
+        .with("resource", what);
+    Ok(app.store.append_audit(&entry).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    q: Option<String>,
+    user: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Problem> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "limit must be 1-500 and offset at least 0",
+        ));
+    }
+    Ok((limit, offset))
+}
+
+/// Query strings that don't parse are a 400 problem, not axum's plain-text rejection.
+fn query<T: serde::de::DeserializeOwned>(uri: &http::Uri) -> Result<T, Problem> {
+    Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| Problem::bad_request("invalid_request", e.body_text()))
+}
+
+async fn list_users(
+    State(app): State<AppState>,
+    admin: Admin,
+    uri: http::Uri,
+) -> ApiResult<Json<Value>> {
+    let p: Page = query(&uri)?;
+    let (limit, offset) = page_bounds(p.limit, p.offset)?;
+    let users = app
+        .store
+        .search_users(p.q.as_deref().unwrap_or(""), limit, offset)
+        .await
+        .map_err(Error::from)?;
+    audit_read(&app, &admin, "users", None).await?;
+    Ok(Json(
+        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_user(
+    State(app): State<AppState>,
+    admin: Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Json<Value>> {
+    let user = app.identity.by_id(&id).await?;
+    audit_read(&app, &admin, "user", Some(&user.id)).await?;
+    Ok(Json(user_json(&user)))
+}
+
+async fn disable_user(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(user_json(
+        &app.identity.set_disabled(&id, true, &ctx).await?,
+    )))
+}
+
+async fn enable_user(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(user_json(
+        &app.identity.set_disabled(&id, false, &ctx).await?,
+    )))
+}
+
+async fn unlock_user(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Json<Value>> {
+    let user = app.identity.by_id(&id).await?;
+    let cleared = app.sign_in.unlock(&user.email, &user.id, &ctx).await?;
+    Ok(Json(
+        json!({ "user": user_json(&user), "counters_cleared": cleared }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    #[serde(default)]
+    grant: Vec<String>,
+    #[serde(default)]
+    revoke: Vec<String>,
+}
+
+async fn change_roles(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+    Body(b): Body<RoleChange>,
+) -> ApiResult<Json<Value>> {
+    let mut user = app.identity.by_id(&id).await?;
+    for role in &b.grant {
+        user = app.identity.set_role(&id, role, true, &ctx).await?;
+    }
+    for role in &b.revoke {
+        user = app.identity.set_role(&id, role, false, &ctx).await?;
+    }
+    Ok(Json(user_json(&user)))
+}
+
+async fn list_sessions(
+    State(app): State<AppState>,
+    admin: Admin,
+    uri: http::Uri,
+) -> ApiResult<Json<Value>> {
+    let p: Page = query(&uri)?;
+    let (limit, offset) = page_bounds(p.limit, p.offset)?;
+    let now = crate::clock::now();
+    let sessions = match &p.user {
+        Some(user) => app.sessions.list(user).await?,
+        None => app
+            .store
+            .all_live_sessions(now, limit, offset)
+            .await
+            .map_err(Error::from)?,
+    };
+    audit_read(&app, &admin, "sessions", p.user.as_deref()).await?;
+    Ok(Json(
+        json!({ "sessions": sessions.iter().map(session_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn revoke_session(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Response> {
+    if uuid::Uuid::parse_str(&id).is_err()
+        || !app
+            .sessions
+            .end(&id, None, "revoked_by_admin", &ctx)
+            .await?
+    {
+        return Err(Problem::not_found().with_detail("no such live session"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    subject: Option<String>,
+    outcome: Option<String>,
+    /// Unix milliseconds, inclusive.
+    since: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    until: Option<i64>,
+    /// Page backwards from this sequence number (the previous page's `next`).
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(app): State<AppState>,
+    admin: Admin,
+    uri: http::Uri,
+) -> ApiResult<Json<Value>> {
+    let q: AuditQuery = query(&uri)?;
+    let (limit, _) = page_bounds(q.limit, None)?;
+    let filter = AuditFilter {
+        action: q.action,
+        actor: q.actor,
+        subject: q.subject,
+        outcome: q.outcome,
+        since_ms: q.since,
+        until_ms: q.until,
+        before_seq: q.before,
+        limit,
+    };
+    let entries = app.store.audit_query(&filter).await.map_err(Error::from)?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    audit_read(&app, &admin, "audit", None).await?;
+    Ok(Json(json!({
+        "entries": entries.iter().map(audit_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}

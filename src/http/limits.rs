@@ -1,0 +1,150 @@
+//! Rate limits at the edge: the client address every later step uses, the per-address and
+//! per-route rules checked before routing, and the 429 every limit answers with.
+//!
+//! Responses to limited requests carry the draft IETF `RateLimit-Policy` and `RateLimit`
+//! fields (`"<rule>";q=<limit>;w=<window s>` and `"<rule>";r=<remaining>;t=<reset s>`)
+//! for the tightest rule that applied; refusals add `Retry-After`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::limits::address::client_ip;
+use crate::limits::{Per, Refusal, Verdict};
+
+/// The client's address as decided at the edge (trusted proxies applied).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Works out the client address, then checks `ip` and `route` rules.
+pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let ip = client_ip(peer, forwarded, &app.config.limits.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    if !app.config.limits.enabled {
+        return next.run(req).await;
+    }
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let ip_text = ip.to_string();
+    let by_ip = app.limits.check(Per::Ip, &method, &path, &ip_text).await;
+    let by_route = match &by_ip {
+        Ok(_) => app.limits.check(Per::Route, &method, &path, "all").await,
+        Err(_) => Ok(None),
+    };
+    match (by_ip, by_route) {
+        (Err(r), _) | (_, Err(r)) => refusal(r).into_response(),
+        (Ok(a), Ok(b)) => {
+            let mut res = next.run(req).await;
+            if let Some(v) = tightest(a, b) {
+                add_headers(res.headers_mut(), &v);
+            }
+            res
+        }
+    }
+}
+
+fn tightest(a: Option<Verdict>, b: Option<Verdict>) -> Option<Verdict> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.decision.remaining < a.decision.remaining {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Checks `per` rules for a key known only after parsing (an account, an API key).
+pub async fn check_keyed(
+    app: &AppState,
+    per: Per,
+    method: &str,
+    path: &str,
+    key: &str,
+) -> Result<(), Problem> {
+    app.limits
+        .check(per, method, path, key)
+        .await
+        .map(|_| ())
+        .map_err(refusal)
+}
+
+/// The answer to a refused request.
+pub fn refusal(r: Refusal) -> Problem {
+    match r {
+        Refusal::Limited(v) => {
+            metrics::counter!("tollgate_rate_limited_total", "rule" => v.rule.clone()).increment(1);
+            let retry = retry_secs(v.decision.retry_after_ms);
+            let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+                .with_detail(format!("limit '{}' reached; retry in {retry} s", v.rule))
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+            for (name, value) in header_values(&v) {
+                p = p.with_header(name, value);
+            }
+            p
+        }
+        Refusal::Unavailable => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limiter_unavailable",
+            "Rate limiter unavailable",
+        )
+        .with_detail("the shared rate-limit store cannot be reached and limits are configured to fail closed")
+        .with_header(header::RETRY_AFTER, HeaderValue::from(1)),
+    }
+}
+
+/// Whole seconds, rounded up, at least 1.
+pub fn retry_secs(ms: i64) -> i64 {
+    ((ms + 999) / 1000).max(1)
+}
+
+/// Adds the fields unless the response already has them (a tighter refusal from a
+/// handler's own check wins).
+fn add_headers(h: &mut HeaderMap, v: &Verdict) {
+    if h.contains_key("ratelimit") {
+        return;
+    }
+    for (name, value) in header_values(v) {
+        h.insert(name, value);
+    }
+}
+
+fn header_values(v: &Verdict) -> Vec<(HeaderName, HeaderValue)> {
+    let policy = format!(
+        "\"{}\";q={};w={}",
+        v.rule,
+        v.quota.limit,
+        (v.quota.window_ms / 1000).max(1)
+    );
+    let state = format!(
+        "\"{}\";r={};t={}",
+        v.rule,
+        v.decision.remaining,
+        retry_secs(v.decision.reset_ms.max(v.decision.retry_after_ms))
+    );
+    match (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        (Ok(p), Ok(s)) => vec![
+            (HeaderName::from_static("ratelimit-policy"), p),
+            (HeaderName::from_static("ratelimit"), s),
+        ],
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,64 @@
+//! Shared GCRA state in Redis: one Lua script per check, so the read-decide-write of a
+//! TAT is atomic across every Tollgate process. The script uses Redis's own clock
+//! (`TIME`), so nodes with skewed clocks still share one timeline, and expires each key
+//! when its TAT has passed.
+
+use std::time::Duration;
+
+use super::gcra::{Decision, Quota};
+
+const SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local ahead = tat + interval - now
+if ahead > capacity then
+  return {0, 0, ahead - capacity, tat - now}
+end
+redis.call('SET', KEYS[1], tat + interval, 'PX', ahead)
+return {1, math.floor((capacity - ahead) / interval), 0, ahead}
+"#;
+
+pub struct RedisStore {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+}
+
+impl RedisStore {
+    /// Connects lazily: a Redis that is down at start-up is retried on each check.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<RedisStore> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("invalid TOLLGATE_REDIS_URL: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("cannot set up Redis: {e}"))?;
+        Ok(RedisStore {
+            conn,
+            script: redis::Script::new(SCRIPT),
+        })
+    }
+
+    pub async fn check(&self, key: &str, quota: &Quota) -> redis::RedisResult<Decision> {
+        let mut conn = self.conn.clone();
+        let (allowed, remaining, retry_after_ms, reset_ms): (i64, i64, i64, i64) = self
+            .script
+            .key(key)
+            .arg(quota.interval_ms())
+            .arg(quota.capacity_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Decision {
+            allowed: allowed == 1,
+            remaining: remaining.max(0) as u32,
+            retry_after_ms,
+            reset_ms,
+        })
+    }
+}

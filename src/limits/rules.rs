@@ -1,0 +1,224 @@
+//! Which requests a limit applies to, and what it counts by.
+//!
+//! A rule names paths (exact, or a `/*` prefix), optionally methods, what it counts per
+//! and its quota. `ip` and `route` rules are checked for every request before routing;
+//! `account` rules where the account is known (the email posted to sign-in and recovery
+//! endpoints, the signed-in user on gateway routes); `api_key` rules when a request
+//! carries an API key. [`default_rules`] protect the sign-in, registration, refresh and
+//! recovery endpoints; a configured rule with the same name replaces a default.
+
+use serde::Deserialize;
+
+use super::gcra::Quota;
+use crate::config::parse_duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// The client address (see `limits.trusted_proxies`).
+    Ip,
+    /// The account: the email a sign-in or recovery request names, or the signed-in user.
+    Account,
+    /// The API key a request carries.
+    ApiKey,
+    /// Everyone together: one allowance for the paths.
+    Route,
+}
+
+/// A rule as written in `[[limits.rule]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub per: Per,
+    pub limit: u32,
+    pub window: String,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+    methods: Vec<String>,
+    pub per: Per,
+    pub quota: Quota,
+}
+
+impl Rule {
+    pub fn build(spec: RuleSpec) -> Result<Rule, String> {
+        let name = spec.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "invalid limits rule name '{name}': expected 1-64 characters of A-Z a-z 0-9 - _ ."
+            ));
+        }
+        let window = parse_duration(&spec.window)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("limits rule '{name}': invalid window '{}'", spec.window))?;
+        if spec.limit == 0 || spec.burst == Some(0) {
+            return Err(format!(
+                "limits rule '{name}': limit and burst must be at least 1"
+            ));
+        }
+        if spec.paths.is_empty() {
+            return Err(format!("limits rule '{name}': paths must not be empty"));
+        }
+        let (mut exact, mut prefixes) = (Vec::new(), Vec::new());
+        for p in spec.paths {
+            if !p.starts_with('/') {
+                return Err(format!(
+                    "limits rule '{name}': path '{p}' must start with '/'"
+                ));
+            }
+            match p.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with('/') => prefixes.push(prefix.to_string()),
+                Some(_) => {
+                    return Err(format!(
+                        "limits rule '{name}': '*' is only allowed as a final '/*' in '{p}'"
+                    ));
+                }
+                None => exact.push(p),
+            }
+        }
+        Ok(Rule {
+            name,
+            exact,
+            prefixes,
+            methods: spec
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
+            per: spec.per,
+            quota: Quota {
+                limit: spec.limit,
+                window_ms: window.as_millis() as u64,
+                burst: spec.burst.unwrap_or(spec.limit),
+            },
+        })
+    }
+
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+            && (self.exact.iter().any(|p| p == path)
+                || self.prefixes.iter().any(|p| path.starts_with(p.as_str())))
+    }
+}
+
+fn spec(name: &str, paths: &[&str], per: Per, limit: u32, window: &str, burst: u32) -> RuleSpec {
+    RuleSpec {
+        name: name.into(),
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        methods: vec!["POST".into()],
+        per,
+        limit,
+        window: window.into(),
+        burst: Some(burst),
+    }
+}
+
+/// The protection every installation gets (docs/configuration.md lists it).
+pub fn default_rules() -> Vec<RuleSpec> {
+    const RECOVERY: &[&str] = &[
+        "/auth/password/forgot",
+        "/auth/password/reset",
+        "/auth/email/verify",
+        "/auth/email/verify/request",
+        "/auth/email/change",
+        "/auth/email/change/confirm",
+    ];
+    vec![
+        spec("login-ip", &["/auth/login"], Per::Ip, 30, "1m", 10),
+        spec("login-account", &["/auth/login"], Per::Account, 10, "1m", 5),
+        spec("register-ip", &["/auth/register"], Per::Ip, 10, "1h", 5),
+        spec("refresh-ip", &["/auth/refresh"], Per::Ip, 120, "1m", 60),
+        spec("recovery-ip", RECOVERY, Per::Ip, 10, "1m", 5),
+        spec(
+            "recovery-account",
+            &["/auth/password/forgot", "/auth/email/verify/request"],
+            Per::Account,
+            3,
+            "15m",
+            3,
+        ),
+    ]
+}
+
+/// The defaults, with configured rules replacing same-named defaults and adding the rest.
+pub fn merge(defaults: bool, configured: Vec<RuleSpec>) -> Result<Vec<Rule>, String> {
+    let mut specs = if defaults {
+        default_rules()
+    } else {
+        Vec::new()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in configured {
+        if !seen.insert(s.name.clone()) {
+            return Err(format!("limits rule '{}' is defined twice", s.name));
+        }
+        specs.retain(|d| d.name != s.name);
+        specs.push(s);
+    }
+    specs.into_iter().map(Rule::build).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_paths_and_methods() {
+        let rules = merge(true, vec![]).unwrap();
+        let login = rules.iter().find(|r| r.name == "login-ip").unwrap();
+        assert!(login.matches("POST", "/auth/login"));
+        assert!(!login.matches("GET", "/auth/login"));
+        assert!(!login.matches("POST", "/auth/login/x"));
+        let api = Rule::build(RuleSpec {
+            name: "api".into(),
+            paths: vec!["/api/*".into()],
+            methods: vec![],
+            per: Per::ApiKey,
+            limit: 5,
+            window: "1s".into(),
+            burst: None,
+        })
+        .unwrap();
+        assert!(api.matches("GET", "/api/x") && api.matches("DELETE", "/api/"));
+        assert!(!api.matches("GET", "/apix"));
+        assert_eq!(api.quota.burst, 5);
+    }
+
+    #[test]
+    fn configured_rules_replace_defaults_by_name() {
+        let mine = spec("login-ip", &["/auth/login"], Per::Ip, 2, "1m", 2);
+        let rules = merge(true, vec![mine]).unwrap();
+        assert_eq!(rules.iter().filter(|r| r.name == "login-ip").count(), 1);
+        assert_eq!(
+            rules
+                .iter()
+                .find(|r| r.name == "login-ip")
+                .unwrap()
+                .quota
+                .limit,
+            2
+        );
+        assert!(merge(false, vec![]).unwrap().is_empty());
+        let twice = vec![
+            spec("a", &["/x"], Per::Ip, 1, "1m", 1),
+            spec("a", &["/y"], Per::Ip, 1, "1m", 1),
+        ];
+        assert!(merge(false, twice).is_err());
+        assert!(merge(false, vec![spec("b", &["/x*"], Per::Ip, 1, "1m", 1)]).is_err());
+        assert!(merge(false, vec![spec("c", &["/x"], Per::Ip, 1, "soon", 1)]).is_err());
+    }
+}

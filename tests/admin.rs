@@ -1,0 +1,243 @@
+//! The admin API: scope `admin` required; accounts, sessions and the audit log; every
+//! action audited with the admin as actor.
+
+mod common;
+
+use common::{Backend, PASSWORD, TestServer, email};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn admin_call(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> common::Reply {
+    s.call(
+        method,
+        path,
+        body,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+}
+
+async fn admins_manage_accounts_and_sessions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
+    let user = email("managed");
+    let id = s.register(&user).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (user_token, _) = s.login_tokens(&user, PASSWORD).await;
+
+    // Not for ordinary users, nor for anonymous callers.
+    admin_call(&s, &user_token, Method::GET, "/admin/users", None)
+        .await
+        .assert_problem(403, "insufficient_scope");
+    s.call(Method::GET, "/admin/users", None, &[])
+        .await
+        .assert_problem(401, "unauthenticated");
+
+    // Search.
+    let found = admin_call(
+        &s,
+        &admin,
+        Method::GET,
+        &format!("/admin/users?q={}", &user[..12]),
+        None,
+    )
+    .await;
+    assert_eq!(found.status, 200, "{:?}", found.json);
+    let users = found.json["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["id"], id.as_str());
+    admin_call(&s, &admin, Method::GET, "/admin/users?limit=0", None)
+        .await
+        .assert_problem(400, "invalid_request");
+    admin_call(&s, &admin, Method::GET, "/admin/users?bogus=1", None)
+        .await
+        .assert_problem(400, "invalid_request");
+
+    // Sessions: list the user's, revoke one.
+    let listed = admin_call(
+        &s,
+        &admin,
+        Method::GET,
+        &format!("/admin/sessions?user={id}"),
+        None,
+    )
+    .await;
+    let sessions = listed.json["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 1);
+    let sid = sessions[0]["id"].as_str().unwrap();
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::DELETE,
+        &format!("/admin/sessions/{sid}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    s.get_bearer("/auth/me", &user_token)
+        .await
+        .assert_problem(401, "session_revoked");
+    admin_call(
+        &s,
+        &admin,
+        Method::DELETE,
+        &format!("/admin/sessions/{sid}"),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+
+    // Roles.
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{id}/roles"),
+        Some(json!({ "grant": ["editor"] })),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["roles"], json!(["editor", "user"]));
+    admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{id}/roles"),
+        Some(json!({ "grant": ["Bad Role"] })),
+    )
+    .await
+    .assert_problem(400, "invalid_role");
+
+    // Disable revokes sessions; enable; unlock.
+    let (user_token, _) = s.login_tokens(&user, PASSWORD).await;
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.json["disabled"].clone()), (200, json!(true)));
+    s.get_bearer("/auth/me", &user_token)
+        .await
+        .assert_problem(401, "session_revoked");
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{id}/enable"),
+        None,
+    )
+    .await;
+    assert_eq!(r.json["disabled"], false);
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{id}/unlock"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        "/admin/users/no-such-id/disable",
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+
+    // Every action is in the log with the admin as actor.
+    let admin_id = common::jwt_part(&admin, 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let actions = s
+        .sandbox
+        .query_strings("SELECT action FROM audit_log WHERE actor LIKE 'admin:%' ORDER BY seq")
+        .await;
+    for expected in [
+        "admin.read",
+        "session.revoked",
+        "role.granted",
+        "user.disabled",
+        "user.enabled",
+        "user.unlocked",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+    let actor = s
+        .sandbox
+        .query_string("SELECT actor FROM audit_log WHERE action = 'user.disabled'")
+        .await
+        .unwrap();
+    assert_eq!(actor, format!("admin:{admin_id}"));
+}
+
+async fn the_audit_log_filters_and_pages(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (admin_email, _) = s.user_with_roles("auditor", &["admin"]).await;
+    // An API key with the admin scope works as well as a token.
+    let out = s.cli(&["apikey", "add", &admin_email, "--scope", "admin"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    for i in 0..5 {
+        s.register(&email(&format!("page{i}"))).await;
+    }
+    let page1 = admin_call(
+        &s,
+        &key,
+        Method::GET,
+        "/admin/audit?action=user.created&limit=4",
+        None,
+    )
+    .await;
+    assert_eq!(page1.status, 200, "{:?}", page1.json);
+    let entries = page1.json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e["action"] == "user.created"));
+    assert!(
+        entries[0]["seq"].as_i64() > entries[1]["seq"].as_i64(),
+        "newest first"
+    );
+    let next = page1.json["next"].as_i64().unwrap();
+    let page2 = admin_call(
+        &s,
+        &key,
+        Method::GET,
+        &format!("/admin/audit?action=user.created&limit=4&before={next}"),
+        None,
+    )
+    .await;
+    let rest = page2.json["entries"].as_array().unwrap();
+    assert_eq!(rest.len(), 2, "6 accounts in all (the auditor too)");
+    assert!(page2.json["next"].is_null());
+    let failures = admin_call(&s, &key, Method::GET, "/admin/audit?outcome=failure", None).await;
+    assert_eq!(failures.json["entries"].as_array().unwrap().len(), 0);
+    admin_call(&s, &key, Method::GET, "/admin/audit?since=yesterday", None)
+        .await
+        .assert_problem(400, "invalid_request");
+}
+
+on_both_backends!(
+    admins_manage_accounts_and_sessions,
+    the_audit_log_filters_and_pages
+);
