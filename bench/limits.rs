@@ -1,0 +1,133 @@
+//! Cost of one rate-limit check, in this process and through Redis.
+//!
+//! Local: `Limiter::check` with one matching rule over 10,000 distinct keys (the sharded
+//! map, the rule scan, the key string), against the bare GCRA arithmetic
+//! (`gcra::check`) on the same inputs. Redis: the same `Limiter::check` with
+//! `TOLLGATE_REDIS_URL` semantics (one Lua script per check), one at a time and 32 in
+//! flight, against a bare `PING` round trip on the same kind of connection.
+//! Run: `cargo bench --bench limits` (needs the local Redis).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate::limits::rules::{Per, RuleSpec, merge};
+use tollgate::limits::signin::SignInPolicy;
+use tollgate::limits::{LimitsConfig, Limiter, RedisFailure, gcra};
+
+const PHASE: Duration = Duration::from_secs(3);
+const KEYS: usize = 10_000;
+
+fn config() -> LimitsConfig {
+    let rule = RuleSpec {
+        name: format!("bench{}", uuid::Uuid::new_v4().simple()),
+        paths: vec!["/api/*".into()],
+        methods: vec![],
+        per: Per::Ip,
+        limit: 1_000_000_000,
+        window: "1s".into(),
+        burst: Some(1_000_000_000),
+    };
+    LimitsConfig {
+        enabled: true,
+        trusted_proxies: vec![],
+        on_redis_failure: RedisFailure::Deny,
+        redis_timeout: Duration::from_secs(1),
+        rules: merge(true, vec![rule]).unwrap(),
+        sign_in: SignInPolicy::default(),
+    }
+}
+
+fn per_sec(mut f: impl FnMut(usize)) -> f64 {
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < PHASE {
+        for _ in 0..1000 {
+            f(n);
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn per_sec_async<F, Fut>(concurrency: usize, f: F) -> f64
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while start.elapsed() < PHASE {
+                    f(t * 1_000_000 + n).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn line(name: &str, rate: f64, base: f64) {
+    println!(
+        "{name:<44} {rate:>12.0}/s  {:>8.2} µs/check  ratio to baseline {:.2}",
+        1e6 / rate,
+        rate / base
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
+    let limiter = Limiter::new(config(), None).unwrap();
+    let quota = gcra::Quota { limit: 1_000_000_000, window_ms: 1000, burst: 1_000_000_000 };
+    let mut tats = vec![None; KEYS];
+    let raw = per_sec(|n| {
+        let i = n % KEYS;
+        let (_, t) = gcra::check(tats[i], n as i64, &quota);
+        tats[i] = t;
+    });
+    let local = per_sec(|n| {
+        let fut = limiter.check(Per::Ip, "GET", "/api/x", &keys[n % KEYS]);
+        // No Redis: the future completes on its first poll.
+        let out = futures_util::FutureExt::now_or_never(fut).expect("local checks do not wait");
+        assert!(out.unwrap().is_some());
+    });
+    println!("one thread; {KEYS} distinct keys; default rules + 1 matching rule");
+    line("baseline: bare GCRA arithmetic", raw, raw);
+    line("local Limiter::check", local, raw);
+
+    let url = std::env::var("TOLLGATE_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let redis_limiter = Arc::new(Limiter::new(config(), Some(&url)).unwrap());
+    let keys = Arc::new(keys);
+    for inflight in [1usize, 32] {
+        let c = conn.clone();
+        let ping = per_sec_async(inflight, move |_| {
+            let mut c = c.clone();
+            async move {
+                let _: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+            }
+        })
+        .await;
+        let (l, k) = (redis_limiter.clone(), keys.clone());
+        let checks = per_sec_async(inflight, move |n| {
+            let (l, k) = (l.clone(), k.clone());
+            async move {
+                assert!(l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS]).await.unwrap().is_some());
+            }
+        })
+        .await;
+        println!("Redis, {inflight} in flight");
+        line("  baseline: PING round trip", ping, ping);
+        line("  Limiter::check through Redis (Lua GCRA)", checks, ping);
+    }
+}
