@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tollgate::limits::rules::{Per, RuleSpec, merge};
 use tollgate::limits::signin::SignInPolicy;
-use tollgate::limits::{LimitsConfig, Limiter, RedisFailure, gcra};
+use tollgate::limits::{Limiter, LimitsConfig, RedisFailure, gcra};
 
 const PHASE: Duration = Duration::from_secs(3);
 const KEYS: usize = 10_000;
@@ -85,9 +85,15 @@ fn line(name: &str, rate: f64, base: f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
+    let keys: Vec<String> = (0..KEYS)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
     let limiter = Limiter::new(config(), None).unwrap();
-    let quota = gcra::Quota { limit: 1_000_000_000, window_ms: 1000, burst: 1_000_000_000 };
+    let quota = gcra::Quota {
+        limit: 1_000_000_000,
+        window_ms: 1000,
+        burst: 1_000_000_000,
+    };
     let mut tats = vec![None; KEYS];
     let raw = per_sec(|n| {
         let i = n % KEYS;
@@ -122,7 +128,12 @@ async fn main() {
         let checks = per_sec_async(inflight, move |n| {
             let (l, k) = (l.clone(), k.clone());
             async move {
-                assert!(l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS]).await.unwrap().is_some());
+                assert!(
+                    l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS])
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
             }
         })
         .await;

@@ -186,6 +186,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());
     spawn_audit_checkpoints(app.clone());
+    if app.mailer.is_outbox() {
+        tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

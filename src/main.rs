@@ -55,7 +55,12 @@ enum Command {
 enum AuditCommand {
     /// Check the hash chain and signed checkpoints; exit 0 when intact, else name the
     /// first bad entry.
-    Verify,
+    Verify {
+        /// `SEQ:HASH` from an earlier run's output, kept outside the database: the entry
+        /// at SEQ must still have HASH.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect: Option<String>,
+    },
     /// Write every entry as JSON lines to standard output, oldest first.
     Export,
 }
@@ -204,14 +209,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Audit(cmd) => {
             let store = app::open_store(&config).await?;
             let result = match cmd {
-                AuditCommand::Verify => {
-                    match tollgate::audit::verify::verify_log(&store, &app::keys_dir(&config))
-                        .await?
-                    {
+                AuditCommand::Verify { expect } => {
+                    let expect = expect.map(|raw| parse_expect(&raw)).transpose()?;
+                    let keys = app::keys_dir(&config);
+                    match tollgate::audit::verify::verify_log(&store, &keys, expect).await? {
                         Ok(summary) => {
                             println!(
                                 "{}",
-                                json!({ "intact": true, "entries": summary.entries, "checkpoints": summary.checkpoints, "last_hash": summary.last_hash })
+                                json!({
+                                    "intact": true,
+                                    "entries": summary.entries,
+                                    "checkpoints": summary.checkpoints,
+                                    "unsigned_tail": summary.unsigned_tail,
+                                    "last_hash": summary.last_hash,
+                                    "expect": format!("{}:{}", summary.entries, summary.last_hash),
+                                })
                             );
                             Ok(())
                         }
@@ -340,6 +352,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `SEQ:HASH` as printed by an earlier `audit verify` (its `expect` field).
+fn parse_expect(raw: &str) -> anyhow::Result<(i64, String)> {
+    raw.split_once(':')
+        .and_then(|(s, h)| Some((s.parse::<i64>().ok()?, h.to_string())))
+        .filter(|(s, h)| *s > 0 && h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --expect '{raw}': expected SEQ:HASH as printed by audit verify"
+            )
+        })
 }
 
 /// Pages through the log so an export of any size runs in constant memory.

@@ -55,10 +55,19 @@ async fn drop_guards(s: &TestServer, backend: Backend) {
         Backend::Sqlite => {
             s.sandbox.execute("DROP TRIGGER audit_log_no_update").await;
             s.sandbox.execute("DROP TRIGGER audit_log_no_delete").await;
+            s.sandbox
+                .execute("DROP TRIGGER audit_checkpoints_no_update")
+                .await;
+            s.sandbox
+                .execute("DROP TRIGGER audit_checkpoints_no_delete")
+                .await;
         }
         Backend::Postgres => {
             s.sandbox
                 .execute("DROP TRIGGER audit_log_no_change ON audit_log")
+                .await;
+            s.sandbox
+                .execute("DROP TRIGGER audit_checkpoints_no_change ON audit_checkpoints")
                 .await;
         }
     }
@@ -69,6 +78,15 @@ async fn events_are_recorded_and_the_chain_verifies(backend: Backend) {
     let (ok, text) = verify(&s);
     assert!(ok, "{text}");
     assert!(text.contains("\"intact\":true"), "{text}");
+    // A head recorded elsewhere pins the chain like a signed checkpoint.
+    let printed: Value = serde_json::from_str(text.trim()).unwrap();
+    let expect = printed["expect"].as_str().unwrap().to_string();
+    let out = s.cli(&["audit", "verify", "--expect", &expect], None);
+    assert!(out.status.success());
+    let wrong = format!("2:{}", "0".repeat(64));
+    let out = s.cli(&["audit", "verify", "--expect", &wrong], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit entry 2"));
     let actions = s
         .sandbox
         .query_strings(

@@ -334,7 +334,8 @@ async fn default_rules_limit_sign_in_per_account() {
     let s = TestServer::start_with(
         Backend::Sqlite,
         Options {
-            config: "[limits]\n\n[roles.user]\nscopes = []\n".into(),
+            config: "[limits]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[roles.user]\nscopes = []\n"
+                .into(),
             env: vec![],
         },
     )
@@ -361,9 +362,45 @@ async fn default_rules_limit_sign_in_per_account() {
         )
         .await;
     r.assert_problem(429, "rate_limited");
+    // Counted per account *and* client: the same account from elsewhere is not starved.
+    let elsewhere = s
+        .call(
+            Method::POST,
+            "/auth/login",
+            Some(json!({ "email": target, "password": "whatever it is" })),
+            &[("x-forwarded-for", "198.51.100.99")],
+        )
+        .await;
+    elsewhere.assert_problem(401, "invalid_credentials");
     assert!(
         r.header("ratelimit-policy").contains("\"login-account\""),
         "{:?}",
         r.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_see_the_normalised_path_the_gateway_forwards() {
+    let upstream = common::upstream::Upstream::fixed(|_| "ok".to_string()).await;
+    let config = format!(
+        "[limits]\ndefault_rules = false\n\n[[limits.rule]]\nname = \"app\"\npaths = [\"/app/*\"]\nper = \"route\"\nlimit = 2\nwindow = \"1h\"\n\n[[route]]\npath = \"/app/*\"\nupstream = \"{}\"\nauth = \"public\"\n\n[roles.user]\nscopes = []\n",
+        upstream.base
+    );
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for path in ["/app/x", "//app/x", "/./app/x", "/%61pp/x", "/z/../app/x"] {
+        statuses.push(common::upstream::raw_get(s.port, path, "").await.0);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 429, 429],
+        "spellings of one path share its limit"
     );
 }

@@ -270,7 +270,43 @@ async fn email_change_is_confirmed_at_the_new_address(backend: Backend) {
     );
 }
 
+async fn a_password_reset_cancels_a_pending_email_change(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = email("owner");
+    let intruder = email("intruder");
+    s.register(&owner).await;
+    // Someone who knew the password asks to move the account to their address...
+    let (access, _) = s.login_tokens(&owner, PASSWORD).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/auth/email/change",
+            Some(json!({ "new_email": intruder, "password": PASSWORD })),
+            &[("authorization", &format!("Bearer {access}"))],
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let change = token_in(&wait_for_mail(&s, &intruder, 1).await);
+    // ...the owner resets the password...
+    s.post("/auth/password/forgot", json!({ "email": owner }))
+        .await;
+    let reset = token_in(&wait_for_mail(&s, &owner, 2).await);
+    let r = s
+        .post(
+            "/auth/password/reset",
+            json!({ "token": reset, "new_password": "the owner's new passphrase" }),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    // ...and the pending change is dead.
+    s.post("/auth/email/change/confirm", json!({ "token": change }))
+        .await
+        .assert_problem(400, "invalid_token");
+    s.login_tokens(&owner, "the owner's new passphrase").await;
+}
+
 on_both_backends!(
+    a_password_reset_cancels_a_pending_email_change,
     reset_is_single_use_and_revokes_every_session,
     reset_tokens_expire,
     unknown_and_known_emails_get_identical_answers,

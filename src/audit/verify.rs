@@ -30,6 +30,9 @@ pub struct Summary {
     pub entries: i64,
     pub checkpoints: usize,
     pub last_hash: String,
+    /// Entries after the newest signed checkpoint: covered by the chain alone, so someone
+    /// able to write the database could still drop or rewrite them undetected.
+    pub unsigned_tail: i64,
 }
 
 pub struct Walker {
@@ -123,19 +126,26 @@ impl Walker {
                 ),
             });
         }
+        let newest = self.checkpoints.keys().next_back().copied().unwrap_or(0);
         Ok(Summary {
             entries: last,
             checkpoints: self.checkpoints.len(),
             last_hash: self.prev_hash,
+            unsigned_tail: last - newest,
         })
     }
 }
 
 /// Verifies the whole log in `store` against the key directory `keys_dir`: `Ok(Err(_))`
 /// names the first bad entry; `Err(_)` means the check itself could not run.
+///
+/// `expect` is a `(seq, hash)` recorded outside the database earlier (from a previous
+/// run's output): it is held to like a signed checkpoint, so even someone who could
+/// delete checkpoints cannot rewrite what it covers.
 pub async fn verify_log(
     store: &crate::store::Store,
     keys_dir: &std::path::Path,
+    expect: Option<(i64, String)>,
 ) -> crate::error::Result<Result<Summary, Break>> {
     let keys = crate::session::keys::verification_keys(keys_dir)?;
     let mut signed = BTreeMap::new();
@@ -158,6 +168,10 @@ pub async fn verify_log(
             }
         }
     }
+    let checkpoints = signed.len();
+    if let Some((seq, hash)) = expect {
+        signed.insert(seq, hash);
+    }
     let mut walker = Walker::new(signed);
     let mut after = 0;
     loop {
@@ -173,5 +187,5 @@ pub async fn verify_log(
         }
     }
     let head = store.audit_head().await?;
-    Ok(walker.finish(head))
+    Ok(walker.finish(head).map(|s| Summary { checkpoints, ..s }))
 }

@@ -103,6 +103,13 @@ fn audit_json(e: &AuditRecord) -> Value {
     })
 }
 
+/// Account ids are UUIDs; anything else cannot exist (and must not reach SQL as, say, NUL).
+fn user_id(raw: &str) -> Result<&str, Problem> {
+    uuid::Uuid::parse_str(raw)
+        .map(|_| raw)
+        .map_err(|_| Problem::not_found().with_detail("no such user"))
+}
+
 /// Records a read: who looked at what.
 async fn audit_read(
     app: &AppState,
@@ -168,7 +175,7 @@ async fn get_user(
     admin: Admin,
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = app.identity.by_id(&id).await?;
+    let user = app.identity.by_id(user_id(&id)?).await?;
     audit_read(&app, &admin, "user", Some(&user.id)).await?;
     Ok(Json(user_json(&user)))
 }
@@ -179,7 +186,7 @@ async fn disable_user(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(user_json(
-        &app.identity.set_disabled(&id, true, &ctx).await?,
+        &app.identity.set_disabled(user_id(&id)?, true, &ctx).await?,
     )))
 }
 
@@ -189,7 +196,9 @@ async fn enable_user(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(user_json(
-        &app.identity.set_disabled(&id, false, &ctx).await?,
+        &app.identity
+            .set_disabled(user_id(&id)?, false, &ctx)
+            .await?,
     )))
 }
 
@@ -198,7 +207,7 @@ async fn unlock_user(
     Admin(ctx): Admin,
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = app.identity.by_id(&id).await?;
+    let user = app.identity.by_id(user_id(&id)?).await?;
     let cleared = app.sign_in.unlock(&user.email, &user.id, &ctx).await?;
     Ok(Json(
         json!({ "user": user_json(&user), "counters_cleared": cleared }),
@@ -220,7 +229,7 @@ async fn change_roles(
     PathParam(id): PathParam<String>,
     Body(b): Body<RoleChange>,
 ) -> ApiResult<Json<Value>> {
-    let mut user = app.identity.by_id(&id).await?;
+    let mut user = app.identity.by_id(user_id(&id)?).await?;
     for role in &b.grant {
         user = app.identity.set_role(&id, role, true, &ctx).await?;
     }
@@ -239,7 +248,7 @@ async fn list_sessions(
     let (limit, offset) = page_bounds(p.limit, p.offset)?;
     let now = crate::clock::now();
     let sessions = match &p.user {
-        Some(user) => app.sessions.list(user).await?,
+        Some(user) => app.sessions.list(user_id(user)?).await?,
         None => app
             .store
             .all_live_sessions(now, limit, offset)

@@ -14,7 +14,7 @@ use super::extract::{
     Body, Caller, Client, Credential, Delivery, Mode, PathParam, bearer_token, check_csrf,
     check_origin,
 };
-use super::limits::check_keyed;
+use super::limits::{account_key, check_keyed, client_key};
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::{Context, Entry, Outcome};
@@ -99,12 +99,22 @@ async fn login(
     // known accounts are throttled alike.
     let account = normalize_email(&c.email)
         .unwrap_or_else(|_| c.email.trim().to_lowercase().chars().take(254).collect());
-    check_keyed(&app, Per::Account, "POST", "/auth/login", &account).await?;
-    let ip = client.ip.clone().unwrap_or_default();
+    check_keyed(
+        &app,
+        Per::Account,
+        "POST",
+        "/auth/login",
+        &account_key(&account, &client),
+    )
+    .await?;
+    let ip = client_key(&client);
+    // What was typed is recorded only when it is an address: people type passwords into
+    // the email field, and the log cannot be purged.
+    let typed = normalize_email(&c.email).unwrap_or_else(|_| "(not an email)".into());
     let ctx = Context::anonymous(client.clone());
     let failure = |reason: &'static str| {
         ctx.entry("auth.login", Outcome::Failure, None)
-            .with("email", account.as_str())
+            .with("email", typed.as_str())
             .with("reason", reason)
     };
     if let Some(secs) = app.sign_in.locked_for(&account, &ip).await? {

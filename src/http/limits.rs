@@ -14,8 +14,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use super::problem::Problem;
 use crate::app::AppState;
-use crate::limits::address::client_ip;
+use crate::gateway::path;
+use crate::limits::address::{client_ip, limit_key};
 use crate::limits::{Per, Refusal, Verdict};
+use crate::session::ClientInfo;
 
 /// The client's address as decided at the edge (trusted proxies applied).
 #[derive(Debug, Clone, Copy)]
@@ -39,8 +41,10 @@ pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let ip_text = ip.to_string();
+    // Rules see the path the gateway will route and forward, not a spelling of it
+    // (`//x`, `/./x`, `%78`); paths it refuses are refused later anyway.
+    let path = path::normalize(req.uri().path()).unwrap_or_else(|_| req.uri().path().to_owned());
+    let ip_text = limit_key(ip);
     let by_ip = app.limits.check(Per::Ip, &method, &path, &ip_text).await;
     let by_route = match &by_ip {
         Ok(_) => app.limits.check(Per::Route, &method, &path, "all").await,
@@ -67,6 +71,24 @@ fn tightest(a: Option<Verdict>, b: Option<Verdict>) -> Option<Verdict> {
         }),
         (a, b) => a.or(b),
     }
+}
+
+/// The key of an account-scoped limit: the account *from this client*. Keyed on the
+/// account alone, one address could spend a victim's whole allowance and keep the owner
+/// out; per-account protection across addresses is the sign-in lockout's job.
+pub fn account_key(account: &str, client: &ClientInfo) -> String {
+    let account: String = account.chars().take(254).collect();
+    format!("{account} {}", client_key(client))
+}
+
+/// The counting key of the client address a handler saw (IPv6 by /64).
+pub fn client_key(client: &ClientInfo) -> String {
+    client
+        .ip
+        .as_deref()
+        .and_then(|s| s.parse::<IpAddr>().ok())
+        .map(limit_key)
+        .unwrap_or_default()
 }
 
 /// Checks `per` rules for a key known only after parsing (an account, an API key).

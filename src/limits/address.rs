@@ -54,6 +54,19 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key an address is counted under: an IPv4 address as is, an IPv6 address by its
+/// /64 (one host commonly holds a whole /64, so counting single IPv6 addresses would give
+/// one attacker 2^64 allowances).
+pub fn limit_key(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// The client address for a connection from `peer` carrying `forwarded_for` (every
 /// `X-Forwarded-For` value, in order).
 pub fn client_ip<'a>(
@@ -99,6 +112,20 @@ mod tests {
         for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", ""] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_prefix() {
+        assert_eq!(limit_key(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            limit_key(ip("2001:db8:1:2::1")),
+            limit_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            limit_key(ip("2001:db8:1:2::1")),
+            limit_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(limit_key(ip("::ffff:10.0.0.1")), "10.0.0.1");
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub fn default_rules() -> Vec<RuleSpec> {
         "/auth/email/verify/request",
         "/auth/email/change",
         "/auth/email/change/confirm",
+        // They check the current password: a stolen access token must not guess it fast.
+        "/auth/password",
     ];
     vec![
         spec("login-ip", &["/auth/login"], Per::Ip, 30, "1m", 10),

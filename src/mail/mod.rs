@@ -145,6 +145,11 @@ impl Mailer {
         &self.config
     }
 
+    /// Whether messages only go to the local outbox (no `[smtp]`).
+    pub fn is_outbox(&self) -> bool {
+        matches!(self.transport, Transport::Outbox(_))
+    }
+
     /// Where messages go, for the start-up log.
     pub fn describe(&self) -> String {
         match &self.transport {
@@ -243,12 +248,23 @@ fn smtp_transport(s: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, 
 }
 
 /// One file per message, written under a temporary name and renamed, so a reader never
-/// sees half a message.
+/// sees half a message. Messages carry live codes: only the owner may read them.
 async fn write_outbox(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
-    tokio::fs::create_dir_all(dir).await?;
+    use tokio::io::AsyncWriteExt;
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await?;
     let name = format!("{}-{}.eml", crate::limits::now_ms(), uuid::Uuid::new_v4());
     let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, bytes).await?;
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut file = opts.open(&tmp).await?;
+    file.write_all(bytes).await?;
+    file.sync_all().await?;
     tokio::fs::rename(&tmp, dir.join(name)).await?;
     Ok(())
 }

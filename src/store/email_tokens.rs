@@ -144,6 +144,15 @@ impl Store {
             .bind(&user_id)
             .fetch_all(&mut *tx)
             .await?;
+            // Every other pending code dies with the old password (an email change
+            // requested by whoever knew it must not outlive the reset).
+            sqlx::query(
+                "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
             let audit = Entry {
                 subject: Some(user_id.clone()),
                 ..audit

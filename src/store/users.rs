@@ -183,6 +183,14 @@ impl Store {
             .bind(keep.unwrap_or(""))
             .fetch_all(&mut *tx)
             .await?;
+            // Pending mailed codes (an email change above all) die with the old password.
+            sqlx::query(
+                "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             append_audit!(tx, audit);
             tx.commit().await?;
             Ok(rows
@@ -228,6 +236,13 @@ impl Store {
                 for r in rows {
                     revoked.push(r.try_get("id")?);
                 }
+                sqlx::query(
+                    "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             }
             append_audit!(tx, audit);
             tx.commit().await?;

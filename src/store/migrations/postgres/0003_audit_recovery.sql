@@ -21,6 +21,8 @@ CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
 CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
 FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -36,6 +38,10 @@ CREATE TABLE audit_checkpoints (
     at_ms     BIGINT NOT NULL,
     signature TEXT NOT NULL
 );
+CREATE TRIGGER audit_checkpoints_no_change BEFORE UPDATE OR DELETE ON audit_checkpoints
+FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
 -- Failed sign-ins, per key (`ip:…`, `acct:…`, `pair:…`): the failure count, when the last
 -- one happened and until when the key is locked.

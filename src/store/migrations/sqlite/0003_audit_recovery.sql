@@ -36,6 +36,10 @@ CREATE TABLE audit_checkpoints (
     at_ms     INTEGER NOT NULL,
     signature TEXT NOT NULL
 );
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 
 -- Failed sign-ins, per key (`ip:…`, `acct:…`, `pair:…`): the failure count, when the last
 -- one happened and until when the key is locked.
