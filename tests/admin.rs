@@ -157,6 +157,12 @@ async fn admins_manage_accounts_and_sessions(backend: Backend) {
     )
     .await
     .assert_problem(404, "not_found");
+    // Ids that could never be ours never reach SQL (PostgreSQL refuses NUL in text).
+    for path in ["/admin/users/%00", "/admin/sessions?user=%00"] {
+        admin_call(&s, &admin, Method::GET, path, None)
+            .await
+            .assert_problem(404, "not_found");
+    }
 
     // Every action is in the log with the admin as actor.
     let admin_id = common::jwt_part(&admin, 1)["sub"]

@@ -27,6 +27,12 @@ async fn seeded(backend: Backend, config: &str) -> (TestServer, String) {
         json!({ "email": user, "password": "not the password" }),
     )
     .await;
+    // A password typed into the email field must not land in the undeletable log.
+    s.post(
+        "/auth/login",
+        json!({ "email": "Hunter2Hunter2!", "password": "x" }),
+    )
+    .await;
     let out = s.cli(&["user", "disable", &user], None);
     assert!(out.status.success());
     let _ = access;
@@ -132,6 +138,10 @@ async fn events_are_recorded_and_the_chain_verifies(backend: Backend) {
     );
     let export = serde_json::to_string(&lines).unwrap();
     assert!(!export.contains(PASSWORD) && !export.contains("not the password"));
+    assert!(
+        !export.to_lowercase().contains("hunter2hunter2"),
+        "{export}"
+    );
     assert!(export.contains(&user));
     // The log refuses edits through SQL while its guards are in place.
     let refused = match backend {

@@ -48,6 +48,19 @@ async fn reset_is_single_use_and_revokes_every_session(backend: Backend) {
     // Registration mailed a verification code first; the reset is the second message.
     let mail = wait_for_mail(&s, &user, 2).await;
     assert!(mail.contains("Subject: Reset your password"), "{mail}");
+    // Messages carry live codes: only the owner may read them.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = s.sandbox.dir.join("data").join("outbox");
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let mode = f.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
     let token = token_in(&mail);
     let new_password = "a brand new passphrase";
     let r = s

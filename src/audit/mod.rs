@@ -115,6 +115,14 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The same entry about `subject` (known only inside the store's transaction).
+    pub fn about(self, subject: impl Into<String>) -> Entry {
+        Entry {
+            subject: Some(subject.into()),
+            ..self
+        }
+    }
+
     /// Adds one detail field.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Entry {
         if let Value::Object(map) = &mut self.detail {

@@ -15,7 +15,7 @@ use http::{StatusCode, Uri};
 
 use super::credentials::{Principal, Resolved, Via, carries_our_bearer};
 use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
-use super::limits::check_keyed;
+use super::limits::{NormalizedPath, check_keyed};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::cors::{self, Verdict as CorsVerdict};
@@ -32,10 +32,15 @@ use crate::limits::Per;
 #[derive(Clone, Copy)]
 pub struct Proxied;
 
-pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
-    let normalized = match path::normalize(req.uri().path()) {
-        Ok(p) => p,
-        Err(_) => {
+pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
+    // The edge layer normalised the path already; only a bare handler (tests) does it here.
+    let normalized = match req.extensions_mut().remove::<NormalizedPath>() {
+        Some(NormalizedPath(p)) => p,
+        None => path::normalize(req.uri().path()).ok(),
+    };
+    let normalized = match normalized {
+        Some(p) => p,
+        None => {
             return Problem::bad_request(
                 "invalid_path",
                 "the path contains encoded slashes, ';', control characters, bad escapes or climbs above the root",

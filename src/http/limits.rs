@@ -23,7 +23,13 @@ use crate::session::ClientInfo;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-/// Works out the client address, then checks `ip` and `route` rules.
+/// The request path normalised once at the edge (`None`: the gateway refuses it), for
+/// the rules here and for the gateway, which would otherwise normalise it again.
+#[derive(Debug, Clone)]
+pub struct NormalizedPath(pub Option<String>);
+
+/// Works out the client address and the normalised path, then checks `ip` and `route`
+/// rules.
 pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -36,14 +42,19 @@ pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> 
         .iter()
         .filter_map(|v| v.to_str().ok());
     let ip = client_ip(peer, forwarded, &app.config.limits.trusted_proxies);
-    req.extensions_mut().insert(ClientIp(ip));
-    if !app.config.limits.enabled {
-        return next.run(req).await;
-    }
-    let method = req.method().as_str().to_owned();
     // Rules see the path the gateway will route and forward, not a spelling of it
     // (`//x`, `/./x`, `%78`); paths it refuses are refused later anyway.
-    let path = path::normalize(req.uri().path()).unwrap_or_else(|_| req.uri().path().to_owned());
+    let normalized = path::normalize(req.uri().path()).ok();
+    req.extensions_mut().insert(ClientIp(ip));
+    if !app.config.limits.enabled {
+        req.extensions_mut().insert(NormalizedPath(normalized));
+        return next.run(req).await;
+    }
+    let path = normalized
+        .clone()
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    req.extensions_mut().insert(NormalizedPath(normalized));
+    let method = req.method().as_str().to_owned();
     let ip_text = limit_key(ip);
     let by_ip = app.limits.check(Per::Ip, &method, &path, &ip_text).await;
     let by_route = match &by_ip {

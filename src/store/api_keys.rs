@@ -123,10 +123,7 @@ impl Store {
             let Some(row) = row else {
                 return Ok(false);
             };
-            let audit = Entry {
-                subject: Some(row.try_get("user_id")?),
-                ..audit
-            };
+            let audit = audit.about(row.try_get::<String, _>("user_id")?);
             append_audit!(tx, &audit);
             tx.commit().await?;
             Ok(true)

@@ -46,6 +46,20 @@ macro_rules! spend_token {
     }};
 }
 
+/// Voids every unspent mailed code of `$user_id` inside `$tx`: what a password change,
+/// reset or disable does, so an email change requested by whoever knew the old password
+/// dies with it.
+macro_rules! void_pending_codes {
+    ($tx:expr, $user_id:expr, $now:expr) => {
+        sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind($now)
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use void_pending_codes;
+
 impl Store {
     /// Stores a new token; earlier unspent tokens of the same purpose for the user stop
     /// working (only the latest mail counts).
@@ -144,19 +158,8 @@ impl Store {
             .bind(&user_id)
             .fetch_all(&mut *tx)
             .await?;
-            // Every other pending code dies with the old password (an email change
-            // requested by whoever knew it must not outlive the reset).
-            sqlx::query(
-                "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-            )
-            .bind(now)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
-            let audit = Entry {
-                subject: Some(user_id.clone()),
-                ..audit
-            };
+            void_pending_codes!(tx, &user_id, now);
+            let audit = audit.about(user_id.clone());
             append_audit!(tx, &audit);
             tx.commit().await?;
             let revoked = rows
@@ -192,10 +195,7 @@ impl Store {
             if updated != 1 {
                 return Ok(None);
             }
-            let audit = Entry {
-                subject: Some(user_id.clone()),
-                ..audit
-            };
+            let audit = audit.about(user_id.clone());
             append_audit!(tx, &audit);
             tx.commit().await?;
             Ok(Some(user_id))
@@ -235,12 +235,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(conflict_aware)?;
-            let audit = Entry {
-                subject: Some(user_id.clone()),
-                ..audit
-            }
-            .with("old_email", old_email.as_str())
-            .with("new_email", new_email.as_str());
+            let audit = audit
+                .about(user_id.clone())
+                .with("old_email", old_email.as_str())
+                .with("new_email", new_email.as_str());
             append_audit!(tx, &audit);
             tx.commit().await?;
             Ok(Some((user_id, old_email, new_email)))

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::audit::append_audit;
+use super::email_tokens::void_pending_codes;
 use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
 use crate::audit::Entry;
 
@@ -183,14 +184,7 @@ impl Store {
             .bind(keep.unwrap_or(""))
             .fetch_all(&mut *tx)
             .await?;
-            // Pending mailed codes (an email change above all) die with the old password.
-            sqlx::query(
-                "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-            )
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            void_pending_codes!(tx, user_id, now);
             append_audit!(tx, audit);
             tx.commit().await?;
             Ok(rows
@@ -236,13 +230,7 @@ impl Store {
                 for r in rows {
                     revoked.push(r.try_get("id")?);
                 }
-                sqlx::query(
-                    "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-                )
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+                void_pending_codes!(tx, user_id, now);
             }
             append_audit!(tx, audit);
             tx.commit().await?;
