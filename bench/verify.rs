@@ -53,6 +53,7 @@ fn main() {
                 roles: &roles,
                 auth_time: 0,
                 amr: &amr,
+                service: false,
             };
             tokens.mint(&subject).unwrap().0
         })

@@ -22,12 +22,16 @@ use crate::identity::policy::PasswordPolicy;
 use crate::limits::Limiter;
 use crate::limits::signin::SignInGuard;
 use crate::mail::Mailer;
+use crate::oidc::Provider;
+use crate::oidc::clients::Clients;
+use crate::oidc::federation::Federation;
 use crate::session::api_keys::ApiKeys;
 use crate::session::assertion::Assertions;
 use crate::session::fanout::Fanout;
 use crate::session::keys::KeyRing;
 use crate::session::{AccessTokens, RevocationSet, Sessions};
 use crate::store::Store;
+use crate::ui::Pages;
 
 /// Everything a request handler can reach.
 pub struct App {
@@ -37,7 +41,7 @@ pub struct App {
     pub limits: Limiter,
     pub sign_in: SignInGuard,
     pub mailer: Arc<Mailer>,
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
     pub revoked: Arc<RevocationSet>,
     pub cookies: CookieNames,
     pub metrics: PrometheusHandle,
@@ -45,6 +49,9 @@ pub struct App {
     pub api_keys: ApiKeys,
     pub assertions: Assertions,
     pub fanout: Arc<Fanout>,
+    pub oidc: Provider,
+    pub federation: Federation,
+    pub pages: Pages,
 }
 
 pub type AppState = Arc<App>;
@@ -119,15 +126,28 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         &config.public_url,
         config.access_ttl,
     ));
-    let sessions = Sessions::new(
+    let sessions = Arc::new(Sessions::new(
         store.clone(),
-        tokens,
+        tokens.clone(),
         revoked.clone(),
         config.roles.clone(),
         config.session.clone(),
         config.refresh_ttl,
-    );
+    ));
     let outbound = Arc::new(Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?);
+    let oidc = Provider::new(
+        store.clone(),
+        sessions.clone(),
+        Clients::new(store.clone(), revoked.clone()),
+        config.oidc.clone(),
+    );
+    let federation = Federation::new(
+        config.identity_providers.clone(),
+        outbound.clone(),
+        tokens.keys().clone(),
+        &config.public_url,
+        store.clone(),
+    );
     let policy = PasswordPolicy::new(
         config.password.refuse_common,
         config.password.breach_api.clone(),
@@ -174,6 +194,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         api_keys,
         assertions,
         fanout,
+        oidc,
+        federation,
+        pages: Pages::new(),
     }))
 }
 
@@ -186,6 +209,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());
     spawn_audit_checkpoints(app.clone());
+    spawn_oauth_pruning(app.clone());
     if app.mailer.is_outbox() {
         tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
     }
@@ -254,6 +278,21 @@ fn spawn_revocation_poll(app: AppState) {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "revocation poll failed"),
+            }
+        }
+    });
+}
+
+/// How often spent authorization codes and expired token revocations are deleted.
+const OAUTH_PRUNE: Duration = Duration::from_secs(600);
+
+fn spawn_oauth_pruning(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(OAUTH_PRUNE);
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.store.prune_oauth(clock::now()).await {
+                tracing::warn!(error = %e, "could not prune authorization codes");
             }
         }
     });

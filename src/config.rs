@@ -20,6 +20,8 @@ use crate::limits::rules::RuleSpec;
 use crate::limits::signin::SignInPolicy;
 use crate::limits::{Cidr, LimitsConfig, RedisFailure};
 use crate::mail::{MailConfig, SmtpConfig, SmtpTls};
+use crate::oidc::OidcConfig;
+use crate::oidc::federation::{ProviderConfig, ProviderSpec};
 
 /// A configuration problem, phrased for the operator who has to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub struct Config {
     pub routes: RouteTable,
     pub cors: CorsConfig,
     pub gateway: GatewayConfig,
+    pub oidc: OidcConfig,
+    pub identity_providers: Vec<ProviderConfig>,
 }
 
 /// Upstream timeouts and the sign-in redirect (`[gateway]`).
@@ -140,6 +144,8 @@ impl std::fmt::Debug for Config {
             .field("routes", &self.routes)
             .field("cors", &self.cors)
             .field("gateway", &self.gateway)
+            .field("oidc", &self.oidc)
+            .field("identity_providers", &self.identity_providers)
             .finish()
     }
 }
@@ -398,6 +404,24 @@ impl Config {
             )?,
         };
 
+        let o = file.oidc;
+        let oidc = OidcConfig {
+            code_ttl: section_duration("oidc.code_ttl", o.code_ttl, "60s", false)?,
+            flow_ttl: section_duration("oidc.flow_ttl", o.flow_ttl, "30m", false)?,
+            require_pkce: o.require_pkce.unwrap_or(false),
+        };
+        if oidc.code_ttl > Duration::from_secs(600) {
+            return Err(invalid(
+                "oidc.code_ttl",
+                "at most 10m (RFC 6749 §4.1.2)",
+                "longer",
+            ));
+        }
+
+        let identity_providers =
+            crate::oidc::federation::config::resolve(file.identity_provider, &env)
+                .map_err(ConfigError)?;
+
         Ok(Config {
             listen,
             public_url,
@@ -418,6 +442,8 @@ impl Config {
             routes,
             cors,
             gateway,
+            oidc,
+            identity_providers,
         })
     }
 }
@@ -473,10 +499,12 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "smtp",
     "mail",
     "audit",
+    "oidc",
+    "identity_provider",
 ];
 /// Sections owned by features that read the file themselves (gateway routes, AI proxy,
 /// federation, mail); accepted here so one file serves every part of the binary.
-const LATER_SECTIONS: &[&str] = &["ai", "identity_provider", "oidc"];
+const LATER_SECTIONS: &[&str] = &["ai"];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
 /// silently fall back to defaults).
@@ -512,6 +540,10 @@ pub struct FileConfig {
     smtp: Option<SmtpSection>,
     #[serde(default)]
     audit: AuditSection,
+    #[serde(default)]
+    oidc: OidcSection,
+    #[serde(default)]
+    identity_provider: Vec<ProviderSpec>,
 }
 
 impl FileConfig {
@@ -567,6 +599,14 @@ struct SmtpSection {
     password_env: Option<String>,
     password_file: Option<String>,
     timeout: Option<DurationValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcSection {
+    code_ttl: Option<DurationValue>,
+    flow_ttl: Option<DurationValue>,
+    require_pkce: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,6 +49,47 @@ enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage OAuth 2.0 / OpenID Connect clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints {"client_id","client_secret"} once (no secret for
+    /// --public). Grants default to authorization_code + refresh_token with redirect
+    /// URIs, client_credentials without.
+    Add {
+        name: String,
+        /// Choose the client id (default: generated from the name).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// Exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may send the browser (repeatable).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// authorization_code, refresh_token or client_credentials (repeatable).
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<String>,
+        /// A scope beyond openid/profile/email/offline_access the client may ask for
+        /// (repeatable); for client_credentials, the scopes its tokens carry.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// A first-party application: users are not asked for consent.
+        #[arg(long)]
+        skip_consent: bool,
+    },
+    /// Print every client as JSON lines (never a secret).
+    List,
+    /// Delete a client: its sessions and tokens stop working at once.
+    Delete { id: String },
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret { id: String },
 }
 
 #[derive(Subcommand)]
@@ -331,6 +372,52 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     if !app.api_keys.revoke(&id, &Context::cli()).await? {
                         anyhow::bail!("no live API key with id '{id}'");
                     }
+                }
+            }
+            app.store.close().await;
+            Ok(())
+        }
+        Command::Client(cmd) => {
+            let app = app::build(config).await?;
+            let clients = &app.oidc.clients;
+            let ctx = Context::cli();
+            match cmd {
+                ClientCommand::Add {
+                    name,
+                    id,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    public,
+                    grants,
+                    scopes,
+                    skip_consent,
+                } => {
+                    let spec = tollgate::oidc::clients::ClientSpec {
+                        id,
+                        name,
+                        redirect_uris,
+                        post_logout_redirect_uris,
+                        public,
+                        grant_types: grants,
+                        scopes,
+                        skip_consent,
+                    };
+                    let (client, secret) = clients.create(spec, &ctx).await?;
+                    let mut out = json!({ "client_id": client.id });
+                    if let Some(s) = secret {
+                        out["client_secret"] = s.into();
+                    }
+                    println!("{out}");
+                }
+                ClientCommand::List => {
+                    for c in clients.list().await? {
+                        println!("{}", c.to_json());
+                    }
+                }
+                ClientCommand::Delete { id } => clients.delete(&id, &ctx).await?,
+                ClientCommand::RotateSecret { id } => {
+                    let secret = clients.rotate_secret(&id, &ctx).await?;
+                    println!("{}", json!({ "client_id": id, "client_secret": secret }));
                 }
             }
             app.store.close().await;

@@ -51,12 +51,15 @@ async fn session_insert_refuses_a_disabled_user(b: Backend) {
         user_id: "u1",
         client_id: "tollgate",
         amr: "pwd",
+        auth_time: 1,
         now: 1,
         idle_expires_at: i64::MAX / 2,
         expires_at: i64::MAX / 2,
         user_agent: None,
         ip: None,
-        refresh_hash: hash,
+        refresh_hash: Some(hash),
+        scope: None,
+        parent_id: None,
     };
     let audit =
         tollgate::audit::Context::cli().entry("test", tollgate::audit::Outcome::Success, None);
@@ -67,6 +70,7 @@ async fn session_insert_refuses_a_disabled_user(b: Backend) {
                 email: "u1@example.com",
                 password_hash: None,
                 roles: &roles,
+                email_verified: false,
                 now: 1,
             },
             &audit,

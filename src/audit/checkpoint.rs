@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::session::keys::KeyRing;
 
 pub const TYP: &str = "tollgate-audit-checkpoint+jwt";
@@ -27,19 +27,13 @@ struct Claims {
 
 /// Signs `(seq, hash)` with the ring's active key.
 pub fn sign(keys: &KeyRing, issuer: &str, seq: i64, hash: &str, now: i64) -> Result<String> {
-    let set = keys.current();
-    let key = &set.active;
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(TYP.into());
-    header.kid = Some(key.kid.clone());
     let claims = Claims {
         iss: issuer.to_string(),
         iat: now,
         seq,
         hash: hash.to_string(),
     };
-    jsonwebtoken::encode(&header, &claims, &key.encoding)
-        .map_err(|e| Error::Internal(format!("checkpoint signing failed: {e}")))
+    keys.sign(TYP, &claims)
 }
 
 /// Checks a checkpoint's signature with one of `keys` (by `kid`) and returns the

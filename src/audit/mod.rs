@@ -35,8 +35,8 @@ impl Outcome {
     }
 }
 
-/// Who is acting and from where: `user:<id>`, `admin:<id>`, `cli`, `system` or
-/// `anonymous`, plus the client's address and user agent when there is a request.
+/// Who is acting and from where: `user:<id>`, `admin:<id>`, `client:<id>`, `cli`,
+/// `system` or `anonymous`, plus the client's address and user agent when there is a request.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub actor: String,
@@ -72,6 +72,14 @@ impl Context {
     pub fn user(user_id: &str, client: ClientInfo) -> Context {
         Context {
             actor: format!("user:{user_id}"),
+            client,
+        }
+    }
+
+    /// An OAuth client acting for itself (token, introspection and revocation requests).
+    pub fn client(client_id: &str, client: ClientInfo) -> Context {
+        Context {
+            actor: format!("client:{client_id}"),
             client,
         }
     }

@@ -14,6 +14,13 @@ pub const DEFAULT_ROLE: &str = "user";
 pub const ADMIN_ROLE: &str = "admin";
 /// The scope the admin API (`/admin/*`) requires.
 pub const ADMIN_SCOPE: &str = "admin";
+/// The OpenID Connect scopes every client may ask for and every user may grant; they
+/// are about the user's profile, not about what the user may do.
+pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+pub fn is_standard_scope(scope: &str) -> bool {
+    STANDARD_SCOPES.contains(&scope)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct RoleMap {

@@ -24,12 +24,39 @@ impl AuthMode {
     }
 }
 
+/// Which services (clients calling with their own client-credentials tokens) a route
+/// admits. Users and services are told apart so an internal endpoint is never opened to
+/// every service by accident, nor a user route to a service that has the right scope.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Services {
+    /// No service token passes (the default).
+    #[default]
+    None,
+    /// Any service whose token carries the route's scopes.
+    Any,
+    /// These clients only (and still the route's scopes).
+    Only(Vec<String>),
+}
+
+impl Services {
+    fn admits(&self, client_id: &str) -> bool {
+        match self {
+            Services::None => false,
+            Services::Any => true,
+            Services::Only(ids) => ids.iter().any(|id| id == client_id),
+        }
+    }
+}
+
 /// A route's access policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub auth: AuthMode,
     /// Every one of these is required of an authenticated caller.
     pub scopes: Vec<String>,
+    pub services: Services,
+    /// Whether users' credentials pass (false: a route for services only).
+    pub users: bool,
 }
 
 impl Policy {
@@ -39,6 +66,8 @@ impl Policy {
         Policy {
             auth: AuthMode::Required,
             scopes: Vec::new(),
+            services: Services::None,
+            users: true,
         }
     }
 }
@@ -52,8 +81,12 @@ pub enum Presented<'a> {
     /// chose to send (a bearer token, an API key) and false for cookies a browser sends
     /// by itself, which may simply be stale.
     Rejected { code: &'static str, explicit: bool },
-    /// A verified credential granting these scopes.
-    Verified { scopes: &'a [&'a str] },
+    /// A verified credential granting these scopes; `service` names the client when it
+    /// is a service's own token.
+    Verified {
+        scopes: &'a [&'a str],
+        service: Option<&'a str>,
+    },
 }
 
 /// The outcome.
@@ -65,6 +98,9 @@ pub enum Decision {
     Unauthenticated { code: &'static str },
     /// 403: authenticated, but some required scopes are missing.
     InsufficientScope { missing: Vec<String> },
+    /// 403: authenticated, but this kind of caller is not admitted (`service_not_allowed`,
+    /// `user_not_allowed`).
+    Forbidden { code: &'static str },
 }
 
 pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
@@ -81,7 +117,19 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
             code: "unauthenticated",
         },
         (_, Presented::Rejected { code, .. }) => Decision::Unauthenticated { code },
-        (_, Presented::Verified { scopes }) => {
+        (
+            _,
+            Presented::Verified {
+                service: Some(client),
+                ..
+            },
+        ) if !policy.services.admits(client) => Decision::Forbidden {
+            code: "service_not_allowed",
+        },
+        (_, Presented::Verified { service: None, .. }) if !policy.users => Decision::Forbidden {
+            code: "user_not_allowed",
+        },
+        (_, Presented::Verified { scopes, .. }) => {
             let missing: Vec<String> = policy
                 .scopes
                 .iter()
@@ -105,6 +153,15 @@ mod tests {
         Policy {
             auth,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            services: Services::None,
+            users: true,
+        }
+    }
+
+    fn user(scopes: &'static [&'static str]) -> Presented<'static> {
+        Presented::Verified {
+            scopes,
+            service: None,
         }
     }
 
@@ -132,23 +189,15 @@ mod tests {
             // public: credentials are never looked at, not even bad ones
             (policy(Public, &[]), Presented::Nothing, ALLOW_ANON),
             (policy(Public, &[]), bad_bearer, ALLOW_ANON),
-            (
-                policy(Public, &[]),
-                Presented::Verified { scopes: reader },
-                ALLOW_ANON,
-            ),
+            (policy(Public, &[]), user(reader), ALLOW_ANON),
             // optional: identity when valid, anonymous when absent or stale
             (policy(Optional, &[]), Presented::Nothing, ALLOW_ANON),
             (policy(Optional, &[]), stale, ALLOW_ANON),
             (policy(Optional, &[]), bad_bearer, unauth("invalid_token")),
-            (
-                policy(Optional, &[]),
-                Presented::Verified { scopes: none },
-                ALLOW_ID,
-            ),
+            (policy(Optional, &[]), user(none), ALLOW_ID),
             (
                 policy(Optional, &["docs:read"]),
-                Presented::Verified { scopes: none },
+                user(none),
                 missing(&["docs:read"]),
             ),
             (
@@ -164,19 +213,11 @@ mod tests {
             ),
             (policy(Required, &[]), stale, unauth("token_expired")),
             (policy(Required, &[]), bad_bearer, unauth("invalid_token")),
-            (
-                policy(Required, &[]),
-                Presented::Verified { scopes: none },
-                ALLOW_ID,
-            ),
-            (
-                policy(Required, &["docs:read"]),
-                Presented::Verified { scopes: reader },
-                ALLOW_ID,
-            ),
+            (policy(Required, &[]), user(none), ALLOW_ID),
+            (policy(Required, &["docs:read"]), user(reader), ALLOW_ID),
             (
                 policy(Required, &["docs:read", "docs:write", "profile"]),
-                Presented::Verified { scopes: reader },
+                user(reader),
                 missing(&["docs:write"]),
             ),
             (
@@ -191,6 +232,36 @@ mod tests {
     }
 
     #[test]
+    fn services_pass_only_where_admitted_and_users_only_where_allowed() {
+        let service = |client: &'static str| Presented::Verified {
+            scopes: &["reports:read"],
+            service: Some(client),
+        };
+        let mut p = policy(AuthMode::Required, &["reports:read"]);
+        let refused = Decision::Forbidden {
+            code: "service_not_allowed",
+        };
+        assert_eq!(decide(&p, service("billing")), refused, "none by default");
+        p.services = Services::Only(vec!["reports".into()]);
+        assert_eq!(decide(&p, service("reports")), ALLOW_ID);
+        assert_eq!(decide(&p, service("billing")), refused);
+        p.services = Services::Any;
+        assert_eq!(decide(&p, service("billing")), ALLOW_ID);
+        p.scopes = vec!["reports:write".into()];
+        assert!(matches!(
+            decide(&p, service("billing")),
+            Decision::InsufficientScope { .. }
+        ));
+        p.users = false;
+        assert_eq!(
+            decide(&p, user(&["reports:write"])),
+            Decision::Forbidden {
+                code: "user_not_allowed"
+            }
+        );
+    }
+
+    #[test]
     fn scope_names_match_exactly() {
         let p = policy(AuthMode::Required, &["docs:read"]);
         for near in [
@@ -201,7 +272,13 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    decide(&p, Presented::Verified { scopes: near }),
+                    decide(
+                        &p,
+                        Presented::Verified {
+                            scopes: near,
+                            service: None
+                        }
+                    ),
                     Decision::InsufficientScope { .. }
                 ),
                 "{near:?}"

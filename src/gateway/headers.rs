@@ -13,6 +13,7 @@ pub const USER: HeaderName = HeaderName::from_static("x-tollgate-user");
 pub const EMAIL: HeaderName = HeaderName::from_static("x-tollgate-email");
 pub const SCOPES: HeaderName = HeaderName::from_static("x-tollgate-scopes");
 pub const SESSION: HeaderName = HeaderName::from_static("x-tollgate-session");
+pub const CLIENT: HeaderName = HeaderName::from_static("x-tollgate-client");
 pub const ASSERTION: HeaderName = HeaderName::from_static("x-tollgate-assertion");
 const PREFIX: &str = "x-tollgate-";
 
@@ -22,6 +23,9 @@ pub struct IdentityHeaders<'a> {
     pub email: &'a str,
     pub scope: &'a str,
     pub session_id: &'a str,
+    /// The OAuth client the credential was issued to; for a service's own token, the
+    /// service (with the user fields empty).
+    pub client_id: &'a str,
     pub assertion: &'a str,
 }
 
@@ -43,6 +47,7 @@ pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
         (EMAIL, id.email),
         (SCOPES, id.scope),
         (SESSION, id.session_id),
+        (CLIENT, id.client_id),
         (ASSERTION, id.assertion),
     ] {
         // Our own ids, scopes and JWTs are visible ASCII; an email may carry UTF-8, which
@@ -53,11 +58,11 @@ pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
     }
 }
 
-/// The five identity headers, empty: a forward-auth answer for an anonymous caller, so
+/// The identity headers, empty: a forward-auth answer for an anonymous caller, so
 /// that proxies which copy these headers from the answer (Envoy, Caddy) overwrite any the
 /// client forged instead of leaving them in place.
 pub fn add_empty_identity(headers: &mut HeaderMap) {
-    for name in [USER, EMAIL, SCOPES, SESSION, ASSERTION] {
+    for name in [USER, EMAIL, SCOPES, SESSION, CLIENT, ASSERTION] {
         headers.insert(name, HeaderValue::from_static(""));
     }
 }
@@ -191,6 +196,7 @@ mod tests {
                 email: "zoë@example.com",
                 scope: "a b",
                 session_id: "s1",
+                client_id: "tollgate",
                 assertion: "jwt",
             },
         );

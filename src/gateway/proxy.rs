@@ -95,6 +95,26 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// One buffered exchange for Tollgate's own outbound calls (identity providers, the
+    /// breach range API): the whole response, up to `max_bytes` of body.
+    pub async fn fetch(
+        &self,
+        req: Request<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<Response<Vec<u8>>, ProxyError> {
+        use http_body_util::BodyExt;
+        let res = self.send(req.map(axum::body::Body::from)).await?;
+        let (parts, body) = res.into_parts();
+        let body = http_body_util::Limited::new(body, max_bytes)
+            .collect()
+            .await
+            .map_err(|e| ProxyError::Broken(format!("reading the response: {e}")))?
+            .to_bytes();
+        Ok(Response::from_parts(parts, body.to_vec()))
+    }
+}
+
 fn classify(e: hyper_util::client::legacy::Error) -> ProxyError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {

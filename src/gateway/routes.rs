@@ -11,8 +11,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::path;
-use crate::authz::policy::{AuthMode, Policy};
+use crate::authz::policy::{AuthMode, Policy, Services};
 use crate::authz::valid_scope;
+use crate::oidc::clients::valid_client_id;
 
 /// Paths Tollgate serves itself; no route may claim them.
 pub const RESERVED_PREFIXES: &[&str] = &[
@@ -58,6 +59,11 @@ pub struct RouteSpec {
     pub csrf: Option<bool>,
     /// `aud` of the assertions for this route; default: `upstream`.
     pub audience: Option<String>,
+    /// Services admitted with their own (client-credentials) tokens: client ids, or
+    /// `["*"]` for any service holding the route's scopes. Default: none.
+    pub clients: Option<Vec<String>>,
+    /// Whether users' credentials pass (default true; false: services only).
+    pub users: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +281,27 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     let audience = spec
         .audience
         .or_else(|| upstream.as_ref().map(|u| u.audience.clone()));
+    let services = match spec.clients.as_deref() {
+        None | Some([]) => Services::None,
+        Some([any]) if any == "*" => Services::Any,
+        Some(ids) => {
+            if let Some(bad) = ids.iter().find(|id| !valid_client_id(id)) {
+                return Err(format!(
+                    "invalid client id '{bad}' in clients (use [\"*\"] alone for any service)"
+                ));
+            }
+            Services::Only(ids.to_vec())
+        }
+    };
+    let users = spec.users.unwrap_or(true);
+    if !users && services == Services::None {
+        return Err("users = false admits nobody: list the services in clients".into());
+    }
+    if services != Services::None && auth == AuthMode::Public {
+        return Err(
+            "clients on a public route would never be checked: use auth = \"required\"".into(),
+        );
+    }
     let cors_origins = spec.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
         super::cors::check_origin_syntax(origin)?;
@@ -287,6 +314,8 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
         policy: Policy {
             auth,
             scopes: spec.scopes,
+            services,
+            users,
         },
         strip_prefix: spec.strip_prefix,
         cors_origins,

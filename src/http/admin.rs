@@ -35,10 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sessions", get(list_sessions))
         .route("/admin/sessions/{id}", delete(revoke_session))
         .route("/admin/audit", get(audit))
+        .merge(super::admin_clients::router())
 }
 
 /// A caller with scope `admin`, as the audit context of what they do.
-pub struct Admin(Context);
+pub struct Admin(pub Context);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Problem;
@@ -111,7 +112,7 @@ fn user_id(raw: &str) -> Result<&str, Problem> {
 }
 
 /// Records a read: who looked at what.
-async fn audit_read(
+pub(crate) async fn audit_read(
     app: &AppState,
     admin: &Admin,
     what: &str,

@@ -14,13 +14,11 @@ use super::extract::{
     Body, Caller, Client, Credential, Delivery, Mode, PathParam, bearer_token, check_csrf,
     check_origin,
 };
-use super::limits::{account_key, check_keyed, client_key};
 use super::problem::{ApiResult, Problem};
+use super::signin::check_password;
 use crate::app::AppState;
-use crate::audit::{Context, Entry, Outcome};
+use crate::audit::Context;
 use crate::error::Error;
-use crate::identity::validate::normalize_email;
-use crate::limits::Per;
 use crate::session::Issued;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -95,69 +93,7 @@ async fn login(
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    // Counters are kept per address as typed (normalised when it can be): unknown and
-    // known accounts are throttled alike.
-    let account = normalize_email(&c.email)
-        .unwrap_or_else(|_| c.email.trim().to_lowercase().chars().take(254).collect());
-    check_keyed(
-        &app,
-        Per::Account,
-        "POST",
-        "/auth/login",
-        &account_key(&account, &client),
-    )
-    .await?;
-    let ip = client_key(&client);
-    // What was typed is recorded only when it is an address: people type passwords into
-    // the email field, and the log cannot be purged.
-    let typed = normalize_email(&c.email).unwrap_or_else(|_| "(not an email)".into());
-    let ctx = Context::anonymous(client.clone());
-    let failure = |reason: &'static str| {
-        ctx.entry("auth.login", Outcome::Failure, None)
-            .with("email", typed.as_str())
-            .with("reason", reason)
-    };
-    if let Some(secs) = app.sign_in.locked_for(&account, &ip).await? {
-        let entry = Entry {
-            outcome: Outcome::Denied,
-            ..failure("locked")
-        };
-        app.store.append_audit(&entry).await.map_err(Error::from)?;
-        metrics::counter!("tollgate_logins_total", "outcome" => "locked").increment(1);
-        return Err(Error::Locked {
-            retry_after_secs: secs,
-        }
-        .into());
-    }
-    let outcome = app.identity.authenticate(&c.email, &c.password).await;
-    let outcome = match outcome {
-        Ok(u) if app.config.mail.require_verification && !u.email_verified => {
-            Err((Error::EmailNotVerified, Some(u.id)))
-        }
-        Ok(u) => Ok(u),
-        Err(e) => Err((e, None)),
-    };
-    let user = match outcome {
-        Ok(u) => u,
-        Err((e, user_id)) => {
-            metrics::counter!("tollgate_logins_total", "outcome" => e.code()).increment(1);
-            tracing::info!(event = "login_failed", reason = e.code());
-            let entry = Entry {
-                subject: user_id,
-                ..failure(e.code())
-            };
-            match e {
-                Error::InvalidCredentials => {
-                    app.sign_in.failed(&account, &ip, &entry).await?;
-                }
-                Error::Unavailable(_) => {}
-                _ => app.store.append_audit(&entry).await.map_err(Error::from)?,
-            }
-            return Err(e.into());
-        }
-    };
-    app.sign_in.succeeded(&account, &ip).await?;
-    metrics::counter!("tollgate_logins_total", "outcome" => "success").increment(1);
+    let user = check_password(&app, "/auth/login", &c.email, &c.password, &client).await?;
     let issued = app.sessions.start(user, &["pwd"], &client).await?;
     tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
     Ok(deliver(&app, mode, issued, None))
@@ -207,7 +143,7 @@ fn deliver(app: &AppState, mode: Delivery, issued: Issued, keep_csrf: Option<Str
     match mode {
         Delivery::Token => Json(json!({
             "access_token": issued.access_token,
-            "refresh_token": issued.refresh_token,
+            "refresh_token": issued.refresh_token.as_deref().unwrap_or_default(),
             "token_type": "Bearer",
             "expires_in": expires_in,
             "session_id": issued.access_claims.sid,

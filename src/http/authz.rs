@@ -171,9 +171,13 @@ async fn check(
         None => {}
         Some(None) => reason = "no_route",
         Some(Some(policy)) => {
-            if let Decision::InsufficientScope { missing: m } =
-                decide(&policy, Presented::Verified { scopes: &held })
-            {
+            if let Decision::InsufficientScope { missing: m } = decide(
+                &policy,
+                Presented::Verified {
+                    scopes: &held,
+                    service: None,
+                },
+            ) {
                 missing.extend(m);
             }
         }

@@ -3,7 +3,7 @@
 //! Over `https://` public URLs every name carries the `__Host-` prefix (so no subdomain can
 //! plant one) and `Secure`. `tg_at`/`tg_rt` are `HttpOnly`; `tg_csrf` is readable by the
 //! page's scripts so they can echo it in `X-CSRF-Token` (double submit). All are
-//! `SameSite=Lax` and `Path=/`.
+//! `SameSite=Lax` and `Path=/`. `tg_fed` lives for one federated sign-in (HttpOnly).
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -16,6 +16,8 @@ pub struct CookieNames {
     pub access: String,
     pub refresh: String,
     pub csrf: String,
+    /// A federated sign-in's journey (state, nonce, PKCE verifier), signed and HttpOnly.
+    pub journey: String,
     pub secure: bool,
 }
 
@@ -26,6 +28,7 @@ impl CookieNames {
             access: format!("{prefix}tg_at"),
             refresh: format!("{prefix}tg_rt"),
             csrf: format!("{prefix}tg_csrf"),
+            journey: format!("{prefix}tg_fed"),
             secure,
         }
     }
@@ -57,14 +60,19 @@ impl CookieNames {
             .unwrap_or_else(secret::generate);
         [
             self.set(&self.access, &issued.access_token, access_age, true),
-            self.set(&self.refresh, &issued.refresh_token, refresh_age, true),
+            self.set(
+                &self.refresh,
+                issued.refresh_token.as_deref().unwrap_or(""),
+                refresh_age,
+                true,
+            ),
             self.set(&self.csrf, &csrf, refresh_age, false),
         ]
     }
 
-    /// All three names, to keep them from crossing the proxy.
-    pub fn all(&self) -> [&str; 3] {
-        [&self.access, &self.refresh, &self.csrf]
+    /// Every name, to keep them from crossing the proxy.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.access, &self.refresh, &self.csrf, &self.journey]
     }
 
     /// `Set-Cookie` values that delete all three cookies.

@@ -60,9 +60,28 @@ impl Principal {
         }
     }
 
-    /// The session id, or `apikey:<id>` for an API key (which has no session).
+    /// The client of a service's own token (client credentials): no user behind it.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Principal::Token(c) if c.is_service() => Some(&c.client_id),
+            _ => None,
+        }
+    }
+
+    /// The OAuth client a token was issued to (`tollgate` for Tollgate's own sign-in);
+    /// empty for an API key.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Principal::Token(c) => &c.client_id,
+            Principal::ApiKey(_) => "",
+        }
+    }
+
+    /// The session id, `apikey:<id>` for an API key, empty for a service (neither has a
+    /// session).
     pub fn session_id(&self) -> std::borrow::Cow<'_, str> {
         match self {
+            Principal::Token(c) if c.is_service() => "".into(),
             Principal::Token(c) => c.sid.as_str().into(),
             Principal::ApiKey(k) => format!("apikey:{}", k.key_id).into(),
         }
@@ -79,6 +98,7 @@ impl Principal {
             email: self.email(),
             session_id,
             scope: self.scope(),
+            client_id: self.client_id(),
         }
     }
 }
@@ -107,9 +127,12 @@ impl Resolved {
             .unwrap_or_default()
     }
 
-    pub fn presented<'a>(&self, scopes: &'a [&'a str]) -> Presented<'a> {
+    pub fn presented<'a>(&'a self, scopes: &'a [&'a str]) -> Presented<'a> {
         match (&self.principal, self.failure) {
-            (Some(_), _) => Presented::Verified { scopes },
+            (Some(p), _) => Presented::Verified {
+                scopes,
+                service: p.service(),
+            },
             (None, Some((code, explicit))) => Presented::Rejected { code, explicit },
             (None, None) => Presented::Nothing,
         }

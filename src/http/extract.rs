@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use http::request::Parts;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::cookies;
@@ -15,7 +15,7 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::secret::constant_time_eq;
-use crate::session::{AccessClaims, ClientInfo};
+use crate::session::{AccessClaims, ClientInfo, FIRST_PARTY_CLIENT};
 
 /// A JSON body; every rejection (syntax, types, size, media type) is a 4xx problem.
 pub struct Body<T>(pub T);
@@ -59,23 +59,32 @@ pub struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
+    /// Only tokens of Tollgate's own sign-in manage an account: a token an OAuth client
+    /// obtained (however scoped) or a service's own token is refused here, so a third
+    /// party holding one cannot change passwords or sessions.
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Problem> {
-        if let Some(token) = bearer_token(&parts.headers)? {
-            let claims = app.sessions.verify(token)?;
-            return Ok(Caller {
-                claims,
-                credential: Credential::Bearer,
-            });
-        }
-        let Some(token) = cookies::read(&parts.headers, &app.cookies.access) else {
-            return Err(Error::Unauthenticated.into());
+        let (claims, credential) = match bearer_token(&parts.headers)? {
+            Some(token) => (app.sessions.verify(token)?, Credential::Bearer),
+            None => {
+                let Some(token) = cookies::read(&parts.headers, &app.cookies.access) else {
+                    return Err(Error::Unauthenticated.into());
+                };
+                let claims = app.sessions.verify(token)?;
+                check_csrf(&parts.method, &parts.headers, app)?;
+                (claims, Credential::Cookie)
+            }
         };
-        let claims = app.sessions.verify(token)?;
-        check_csrf(&parts.method, &parts.headers, app)?;
-        Ok(Caller {
-            claims,
-            credential: Credential::Cookie,
-        })
+        if claims.client_id != FIRST_PARTY_CLIENT {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "first_party_only",
+                "This endpoint takes tokens of Tollgate's own sign-in",
+            )
+            .with_detail(
+                "a token issued to an OAuth client cannot manage the account; use /oauth2/userinfo",
+            ));
+        }
+        Ok(Caller { claims, credential })
     }
 }
 

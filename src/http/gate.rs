@@ -74,6 +74,13 @@ pub async fn evaluate(
         Decision::InsufficientScope { missing } => {
             Problem::insufficient_scope(&missing).into_response()
         }
+        Decision::Forbidden { code } => {
+            let title = match code {
+                "service_not_allowed" => "This route does not admit this service",
+                _ => "This route is for services only",
+            };
+            Problem::new(StatusCode::FORBIDDEN, code, title).into_response()
+        }
     };
     Verdict::Refused(with_session_cookies(app, refusal, &resolved))
 }
@@ -126,13 +133,20 @@ pub fn attach_identity(
         ),
         None => None,
     };
+    // A service is named as the client; the user headers stay empty, so no upstream can
+    // take a client id for a user id.
+    let user_id = match principal.service() {
+        Some(_) => "",
+        None => principal.user_id(),
+    };
     add_identity(
         headers,
         &IdentityHeaders {
-            user_id: principal.user_id(),
+            user_id,
             email: principal.email(),
             scope: principal.scope(),
             session_id: &session_id,
+            client_id: principal.client_id(),
             assertion: assertion.as_deref().unwrap_or(""),
         },
     );

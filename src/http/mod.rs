@@ -7,18 +7,25 @@
 //! size. Unknown paths and methods answer problem+json like every other error.
 
 pub mod admin;
+pub mod admin_clients;
 pub mod auth;
 pub mod authz;
+pub mod consents;
 pub mod cookies;
 pub mod credentials;
 pub mod extract;
+pub mod federation;
 pub mod forward_auth;
 pub mod gate;
 pub mod gateway;
+pub mod html;
 pub mod limits;
+pub mod oauth;
 pub mod ops;
+pub mod pages;
 pub mod problem;
 pub mod recovery;
+pub mod signin;
 pub mod wellknown;
 
 use std::time::Instant;
@@ -51,6 +58,10 @@ pub fn router(app: AppState) -> Router {
         .merge(authz::router())
         .merge(forward_auth::router())
         .merge(wellknown::router())
+        .merge(oauth::router())
+        .merge(pages::router())
+        .merge(federation::router())
+        .merge(consents::router())
         .merge(ops::router())
         .method_not_allowed_fallback(|| async {
             Problem::new(

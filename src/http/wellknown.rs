@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::authz::STANDARD_SCOPES;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,28 +18,51 @@ async fn jwks(State(app): State<AppState>) -> Json<Value> {
     Json(app.sessions.tokens().keys().current().jwks.clone())
 }
 
-/// The provider metadata this node can honour so far; the OIDC provider endpoints add
-/// themselves here as they land.
+/// The provider metadata (OpenID Connect Discovery 1.0, RFC 8414): every endpoint and
+/// what each supports.
 async fn discovery(State(app): State<AppState>) -> Json<Value> {
     let issuer = &app.config.public_url;
-    let mut scopes: Vec<String> = vec![
-        "openid".into(),
-        "profile".into(),
-        "email".into(),
-        "offline_access".into(),
-    ];
+    let mut scopes: Vec<String> = STANDARD_SCOPES.iter().map(|s| s.to_string()).collect();
     for s in app.config.roles.scopes_for(app.config.roles.names()) {
         if !scopes.contains(&s) {
             scopes.push(s);
         }
     }
+    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let endpoint = |path: &str| format!("{issuer}{path}");
     Json(json!({
         "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": endpoint("/oauth2/authorize"),
+        "token_endpoint": endpoint("/oauth2/token"),
+        "userinfo_endpoint": endpoint("/oauth2/userinfo"),
+        "jwks_uri": endpoint("/.well-known/jwks.json"),
+        "introspection_endpoint": endpoint("/oauth2/introspect"),
+        "revocation_endpoint": endpoint("/oauth2/revoke"),
+        "end_session_endpoint": endpoint("/oauth2/logout"),
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
         "scopes_supported": scopes,
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "email", "sid"],
+        "claims_supported": [
+            "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+            "at_hash", "email", "email_verified", "preferred_username",
+        ],
+        "acr_values_supported": ["1", "2"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+        "ui_locales_supported": ["en"],
     }))
 }

@@ -90,6 +90,7 @@ impl Identity {
             email: &email,
             password_hash: hash.as_deref(),
             roles: &roles,
+            email_verified: false,
             now,
         };
         let audit = ctx

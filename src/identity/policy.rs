@@ -13,7 +13,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use http_body_util::BodyExt;
 
 use super::validate::check_password;
 use crate::error::{Error, Result};
@@ -90,17 +89,16 @@ async fn breached(api: &str, client: &Proxy, password: &str) -> std::result::Res
     let req = http::Request::get(uri)
         .header(http::header::USER_AGENT, "tollgate")
         .header("add-padding", "true")
-        .body(axum::body::Body::empty())
+        .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    let res = client.send(req).await.map_err(|e| format!("{e:?}"))?;
+    let res = client
+        .fetch(req, MAX_RANGE_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
     if !res.status().is_success() {
         return Err(format!("range API answered {}", res.status()));
     }
-    let body = http_body_util::Limited::new(res.into_body(), MAX_RANGE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let body = res.into_body();
     let text = String::from_utf8_lossy(&body);
     Ok(text.lines().any(|line| {
         line.split_once(':').is_some_and(|(s, count)| {

@@ -139,9 +139,13 @@ pub fn default_rules() -> Vec<RuleSpec> {
         // They check the current password: a stolen access token must not guess it fast.
         "/auth/password",
     ];
+    // Every door that checks a password: the JSON API, the hosted form, account linking.
+    const SIGN_IN: &[&str] = &["/auth/login", "/ui/login", "/auth/federated/link"];
     vec![
-        spec("login-ip", &["/auth/login"], Per::Ip, 30, "1m", 10),
-        spec("login-account", &["/auth/login"], Per::Account, 10, "1m", 5),
+        spec("login-ip", SIGN_IN, Per::Ip, 30, "1m", 10),
+        spec("login-account", SIGN_IN, Per::Account, 10, "1m", 5),
+        // Client secrets are 256 bits; this bounds the cost of a flood, not guessing.
+        spec("token-ip", &["/oauth2/token"], Per::Ip, 600, "1m", 200),
         spec("register-ip", &["/auth/register"], Per::Ip, 10, "1h", 5),
         spec("refresh-ip", &["/auth/refresh"], Per::Ip, 120, "1m", 60),
         spec("recovery-ip", RECOVERY, Per::Ip, 10, "1m", 5),

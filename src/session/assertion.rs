@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
@@ -32,6 +32,8 @@ pub struct AssertionSubject<'a> {
     pub email: &'a str,
     pub session_id: &'a str,
     pub scope: &'a str,
+    /// The OAuth client the credential was issued to (empty for API keys).
+    pub client_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -41,7 +43,10 @@ struct Claims<'a> {
     aud: &'a str,
     sid: &'a str,
     scope: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     email: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    client_id: &'a str,
     iat: i64,
     exp: i64,
     jti: String,
@@ -122,20 +127,18 @@ impl Assertions {
         if audiences.is_empty() || token.len() > 8 * 1024 {
             return Err(Error::InvalidToken);
         }
-        let key = self.keys.key_for(token, |t| t == ASSERTION_TYP)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = super::tokens::LEEWAY_SECS;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        super::tokens::decode_claims(token, &key, &validation)
+        let (_, claims) = self
+            .keys
+            .verify(token, |t| t == ASSERTION_TYP, &validation)?;
+        Ok(claims)
     }
 
     fn sign(&self, s: &AssertionSubject<'_>, audience: &str, now: i64, exp: i64) -> Result<String> {
-        let key = self.keys.current().active.clone();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(ASSERTION_TYP.to_string());
-        header.kid = Some(key.kid.clone());
         let claims = Claims {
             iss: &self.issuer,
             sub: s.user_id,
@@ -143,12 +146,12 @@ impl Assertions {
             sid: s.session_id,
             scope: s.scope,
             email: s.email,
+            client_id: s.client_id,
             iat: now,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| Error::Internal(format!("signing an assertion failed: {e}")))
+        self.keys.sign(ASSERTION_TYP, &claims)
     }
 }
 
@@ -168,6 +171,7 @@ mod tests {
             email: "u1@example.com",
             session_id: "s1",
             scope: "docs:read",
+            client_id: "tollgate",
         };
         let t1 = a.for_upstream(&s, "http://up.test:9000").unwrap();
         assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());

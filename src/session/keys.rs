@@ -27,6 +27,24 @@ pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// node sharing the directory has loaded it: no node ever meets a `kid` it cannot verify.
 pub const ACTIVATION_DELAY_MS: i64 = 3 * RELOAD_INTERVAL.as_millis() as i64;
 
+/// JWTs longer than this are refused before any parsing.
+pub const MAX_JWT_BYTES: usize = 8 * 1024;
+
+/// Checks signature and claims with `key`; an expired token is told apart from a bad one.
+fn decode_claims<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &SigningKey,
+    validation: &jsonwebtoken::Validation,
+) -> Result<T> {
+    match jsonwebtoken::decode::<T>(token, &key.decoding, validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+            Err(Error::TokenExpired)
+        }
+        Err(_) => Err(Error::InvalidToken),
+    }
+}
+
 pub struct SigningKey {
     pub kid: String,
     pub created_ms: i64,
@@ -92,6 +110,34 @@ impl KeyRing {
             .as_deref()
             .and_then(|kid| self.current().get(kid).cloned())
             .ok_or(Error::InvalidToken)
+    }
+
+    /// Signs `claims` with the active key as a compact JWS of type `typ`. Every JWT
+    /// Tollgate issues goes through here, each kind with its own `typ` (RFC 8725 §3.11),
+    /// so one kind can never be taken for another.
+    pub fn sign<T: serde::Serialize>(&self, typ: &str, claims: &T) -> Result<String> {
+        let key = self.current().active.clone();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.typ = Some(typ.to_string());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| Error::Internal(format!("signing a {typ} failed: {e}")))
+    }
+
+    /// The header checks of [`KeyRing::key_for`], then the signature and `validation`'s
+    /// claim checks; returns the verifying key with the claims.
+    pub fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ_ok: impl Fn(&str) -> bool,
+        validation: &jsonwebtoken::Validation,
+    ) -> Result<(Arc<SigningKey>, T)> {
+        if token.is_empty() || token.len() > MAX_JWT_BYTES {
+            return Err(Error::InvalidToken);
+        }
+        let key = self.key_for(token, typ_ok)?;
+        let claims = decode_claims(token, &key, validation)?;
+        Ok((key, claims))
     }
 
     /// Writes a new signing key; returns its kid and the Unix second it starts signing.

@@ -16,7 +16,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 use crate::audit::{Context, Outcome};
-use crate::authz::RoleMap;
+use crate::authz::{self, RoleMap};
 use crate::clock;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result};
@@ -35,15 +35,65 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
+/// What a new session is: whose client it belongs to, what it may do, where it came from.
+pub struct SessionTerms<'a> {
+    pub client_id: &'a str,
+    /// Scopes granted to an OAuth client; `None` for Tollgate's own sign-in.
+    pub scope: Option<&'a str>,
+    /// The sign-in session it derives from (it ends with it).
+    pub parent_id: Option<&'a str>,
+    pub auth_time: i64,
+    /// Space-separated authentication methods (RFC 8176).
+    pub amr: &'a str,
+}
+
+/// A session about to be created: id, first refresh token and deadlines.
+pub struct SessionDraft {
+    pub id: String,
+    pub refresh: Option<String>,
+    refresh_hash: Option<String>,
+    pub now: i64,
+    pub idle_expires_at: i64,
+    pub expires_at: i64,
+}
+
+impl SessionDraft {
+    /// The row to insert for `user_id` on these terms.
+    pub fn session<'a>(
+        &'a self,
+        user_id: &'a str,
+        terms: &'a SessionTerms<'a>,
+        client: &'a ClientInfo,
+    ) -> NewSession<'a> {
+        NewSession {
+            id: &self.id,
+            user_id,
+            client_id: terms.client_id,
+            amr: terms.amr,
+            auth_time: terms.auth_time,
+            now: self.now,
+            idle_expires_at: self.idle_expires_at,
+            expires_at: self.expires_at,
+            user_agent: client.user_agent.as_deref(),
+            ip: client.ip.as_deref(),
+            refresh_hash: self.refresh_hash.as_deref(),
+            scope: terms.scope,
+            parent_id: terms.parent_id,
+        }
+    }
+}
+
 /// A freshly issued token pair.
 #[derive(Debug)]
 pub struct Issued {
     pub access_token: String,
     pub access_claims: AccessClaims,
-    pub refresh_token: String,
+    /// `None` for a client grant without refresh tokens.
+    pub refresh_token: Option<String>,
     /// When the refresh token stops working at the latest (idle or absolute end).
     pub refresh_expires_at: i64,
     pub user: UserRecord,
+    pub session: SessionRecord,
 }
 
 pub struct Sessions {
@@ -78,63 +128,84 @@ impl Sessions {
         &self.tokens
     }
 
-    /// Starts a session for an authenticated user.
+    pub fn revoked(&self) -> &Arc<RevocationSet> {
+        &self.revoked
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts a session of Tollgate's own sign-in for an authenticated user.
     pub async fn start(
         &self,
         user: UserRecord,
         amr: &[&str],
         client: &ClientInfo,
     ) -> Result<Issued> {
-        let now = clock::now();
-        let id = uuid::Uuid::new_v4().to_string();
-        let refresh = secret::generate();
-        let expires_at = now + self.absolute_ttl_secs;
-        let idle_expires_at = (now + self.cfg.idle_ttl.as_secs() as i64).min(expires_at);
+        let draft = self.draft(true);
         let amr = amr.join(" ");
+        let terms = SessionTerms {
+            client_id: FIRST_PARTY_CLIENT,
+            scope: None,
+            parent_id: None,
+            auth_time: draft.now,
+            amr: &amr,
+        };
+        let new = draft.session(&user.id, &terms, client);
         let audit = Context::user(&user.id, client.clone())
             .entry("auth.login", Outcome::Success, Some(&user.id))
-            .with("session_id", id.as_str())
+            .with("session_id", new.id)
             .with("amr", amr.as_str());
-        let created = self
-            .store
-            .insert_session(
-                &NewSession {
-                    id: &id,
-                    user_id: &user.id,
-                    client_id: FIRST_PARTY_CLIENT,
-                    amr: &amr,
-                    now,
-                    idle_expires_at,
-                    expires_at,
-                    user_agent: client.user_agent.as_deref(),
-                    ip: client.ip.as_deref(),
-                    refresh_hash: &secret::digest_hex(&refresh),
-                },
-                &audit,
-            )
-            .await?;
-        if !created {
+        if !self.store.insert_session(&new, &audit).await? {
             return Err(Error::AccountDisabled);
         }
-        let session = SessionRecord {
-            id,
-            user_id: user.id.clone(),
-            client_id: FIRST_PARTY_CLIENT.into(),
-            amr,
-            auth_time: now,
-            created_at: now,
-            last_used_at: now,
-            idle_expires_at,
-            expires_at,
-            revoked_at: None,
-            user_agent: None,
-            ip: None,
-        };
-        self.issue(user, &session, refresh)
+        let session = new.record();
+        self.issue(user, &session, draft.refresh, None)
     }
 
-    /// Spends `refresh_token` and returns its successor with a new access token.
+    /// A new session id, its first refresh token (when `refresh`) and its deadlines, for
+    /// whoever inserts the session in its own transaction (`start`, a code exchange). A
+    /// session without a refresh token lives as long as its one access token.
+    pub fn draft(&self, refresh: bool) -> SessionDraft {
+        let now = clock::now();
+        let (idle_expires_at, expires_at) = if refresh {
+            let expires_at = now + self.absolute_ttl_secs;
+            (
+                (now + self.cfg.idle_ttl.as_secs() as i64).min(expires_at),
+                expires_at,
+            )
+        } else {
+            let end = now + self.tokens.ttl_secs();
+            (end, end)
+        };
+        let refresh = refresh.then(secret::generate);
+        SessionDraft {
+            id: uuid::Uuid::new_v4().to_string(),
+            refresh_hash: refresh.as_deref().map(secret::digest_hex),
+            refresh,
+            now,
+            idle_expires_at,
+            expires_at,
+        }
+    }
+
+    /// Spends a refresh token of Tollgate's own sign-in and returns its successor.
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<Issued> {
+        self.refresh_as(refresh_token, FIRST_PARTY_CLIENT, None, client)
+            .await
+    }
+
+    /// Spends `refresh_token`, which must belong to `client_id`, and returns its
+    /// successor with a new access token, whose scopes are `narrowed` when given (the
+    /// caller has checked them against the grant; the session keeps its grant).
+    pub async fn refresh_as(
+        &self,
+        refresh_token: &str,
+        client_id: &str,
+        narrowed: Option<&[String]>,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(Error::InvalidRefreshToken);
         }
@@ -145,6 +216,7 @@ impl Sessions {
             .store
             .spend_refresh_token(
                 &secret::digest_hex(refresh_token),
+                client_id,
                 &secret::digest_hex(&successor),
                 &sealed,
                 now,
@@ -177,7 +249,7 @@ impl Sessions {
         if user.disabled {
             return Err(Error::InvalidRefreshToken);
         }
-        self.issue(user, &session, successor)
+        self.issue(user, &session, Some(successor), narrowed)
     }
 
     async fn revoke_for_reuse(
@@ -189,10 +261,14 @@ impl Sessions {
         let audit = Context::anonymous(client.clone())
             .entry("session.refresh_reuse", Outcome::Denied, None)
             .with("session_id", session_id);
-        self.store
+        let mut revoked = self
+            .store
             .revoke_session(session_id, None, "refresh_token_reused", now, audit)
             .await?;
-        self.revoked.announce(&[session_id.to_string()], now).await;
+        if revoked.is_empty() {
+            revoked.push(session_id.to_string());
+        }
+        self.revoked.announce(&revoked, now).await;
         tracing::warn!(
             session_id,
             event = "refresh_token_reused",
@@ -201,13 +277,26 @@ impl Sessions {
         Ok(())
     }
 
-    fn issue(
+    /// Mints the access token of `session` for `user` and packs it with `refresh_token`.
+    /// Tollgate's own sessions get every scope the user's roles grant now; a client's
+    /// session gets what was granted to it (or `narrowed`), less any role scope the user
+    /// has lost since.
+    pub fn issue(
         &self,
         user: UserRecord,
         session: &SessionRecord,
-        refresh_token: String,
+        refresh_token: Option<String>,
+        narrowed: Option<&[String]>,
     ) -> Result<Issued> {
-        let scopes = self.roles.scopes_for(user.roles.iter().map(String::as_str));
+        let role_scopes = self.roles.scopes_for(user.roles.iter().map(String::as_str));
+        let scopes: Vec<String> = match narrowed.map(|n| n.join(" ")).or(session.scope.clone()) {
+            None => role_scopes,
+            Some(granted) => granted
+                .split_ascii_whitespace()
+                .filter(|s| authz::is_standard_scope(s) || role_scopes.iter().any(|r| r == s))
+                .map(str::to_string)
+                .collect(),
+        };
         let amr: Vec<String> = session.amr.split_whitespace().map(str::to_string).collect();
         let (access_token, access_claims) = self.tokens.mint(&TokenSubject {
             user_id: &user.id,
@@ -219,6 +308,7 @@ impl Sessions {
             roles: &user.roles,
             auth_time: session.auth_time,
             amr: &amr,
+            service: false,
         })?;
         Ok(Issued {
             access_token,
@@ -226,6 +316,7 @@ impl Sessions {
             refresh_token,
             refresh_expires_at: session.idle_expires_at.min(session.expires_at),
             user,
+            session: session.clone(),
         })
     }
 
@@ -248,14 +339,17 @@ impl Sessions {
             .entry(action, Outcome::Success, None)
             .with("session_id", session_id)
             .with("reason", reason);
-        let ended = self
+        let revoked = self
             .store
             .revoke_session(session_id, owner, reason, now, audit)
             .await?;
-        if ended || owner.is_none() {
+        if !revoked.is_empty() {
+            self.revoked.announce(&revoked, now).await;
+        } else if owner.is_none() {
+            // Already revoked (maybe by another node): make sure this one knows.
             self.revoked.announce(&[session_id.to_string()], now).await;
         }
-        Ok(ended)
+        Ok(!revoked.is_empty())
     }
 
     /// Ends the session a refresh token belongs to (logout when the access token is gone).
@@ -270,10 +364,10 @@ impl Sessions {
         }
         match self
             .store
-            .session_id_for_refresh(&secret::digest_hex(refresh_token))
+            .session_for_refresh(&secret::digest_hex(refresh_token))
             .await?
         {
-            Some(id) => self.end(&id, None, reason, ctx).await,
+            Some((session, _)) => self.end(&session.id, None, reason, ctx).await,
             None => Ok(false),
         }
     }

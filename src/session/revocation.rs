@@ -6,15 +6,23 @@
 //! It is fed by this node's own revocations, by a poll of the database (revocations made
 //! by the CLI or other nodes), and by the fan-out channel (`session::fanout`): this
 //! process's own revocations go out through [`RevocationSet::announce`].
+//!
+//! Besides sessions, the set holds deleted OAuth clients (announced as `client:<id>`):
+//! every token a deleted client holds fails at once, whatever its session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use super::fanout::Fanout;
 
+/// How a deleted client is named on the fan-out channel and in the database poll.
+pub const CLIENT_PREFIX: &str = "client:";
+
 pub struct RevocationSet {
     /// session id → Unix second after which the entry can be forgotten.
     entries: RwLock<HashMap<String, i64>>,
+    /// Deleted OAuth clients, the same way.
+    clients: RwLock<HashMap<String, i64>>,
     retention_secs: i64,
     fanout: OnceLock<Arc<Fanout>>,
 }
@@ -23,6 +31,7 @@ impl RevocationSet {
     pub fn new(access_ttl: std::time::Duration) -> RevocationSet {
         RevocationSet {
             entries: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
             retention_secs: access_ttl.as_secs() as i64 + 5,
             fanout: OnceLock::new(),
         }
@@ -33,12 +42,17 @@ impl RevocationSet {
         self.retention_secs
     }
 
-    pub fn revoke(&self, session_id: &str, revoked_at: i64) {
-        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+    /// Records a revoked session, or a deleted client when `id` is `client:<id>`.
+    pub fn revoke(&self, id: &str, revoked_at: i64) {
+        let (map, id) = match id.strip_prefix(CLIENT_PREFIX) {
+            Some(client) => (&self.clients, client),
+            None => (&self.entries, id),
+        };
+        let mut map = map.write().unwrap_or_else(|p| p.into_inner());
         // Counted from when this node learns of it too: a revocation stamped by a slower
         // clock, or committed late, must still outlive every token of the session.
         let forget_after = revoked_at.max(crate::clock::now()) + self.retention_secs;
-        let entry = map.entry(session_id.to_string()).or_insert(forget_after);
+        let entry = map.entry(id.to_string()).or_insert(forget_after);
         *entry = (*entry).max(forget_after);
         // Amortised pruning: only when the map has grown, never on the read path.
         if map.len() >= 1024 && map.len().is_power_of_two() {
@@ -73,6 +87,12 @@ impl RevocationSet {
             .contains_key(session_id)
     }
 
+    /// Whether the OAuth client `client_id` was deleted (its tokens are void).
+    pub fn is_client_revoked(&self, client_id: &str) -> bool {
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        !clients.is_empty() && clients.contains_key(client_id)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -94,6 +114,15 @@ mod tests {
         set.revoke("a", crate::clock::now());
         assert!(set.is_revoked("a"));
         assert!(!set.is_revoked("b"));
+    }
+
+    #[test]
+    fn deleted_clients_are_kept_apart_from_sessions() {
+        let set = RevocationSet::new(Duration::from_secs(60));
+        set.revoke("client:reports", crate::clock::now());
+        assert!(set.is_client_revoked("reports"));
+        assert!(!set.is_revoked("reports") && !set.is_revoked("client:reports"));
+        assert!(!set.is_client_revoked("billing"));
     }
 
     #[test]

@@ -9,19 +9,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::keys::{KeyRing, SigningKey};
+use super::keys::KeyRing;
 use super::revocation::RevocationSet;
 use crate::clock;
 use crate::error::{Error, Result};
 
 /// At most this much clock skew is tolerated on `exp`/`nbf` (interface: ≤ 1 s).
 pub const LEEWAY_SECS: u64 = 1;
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Verified tokens remembered at most; past this the cache sheds expired entries, then all.
 const CACHE_CAPACITY: usize = 100_000;
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -41,14 +38,29 @@ pub struct AccessClaims {
     pub scope: String,
     pub roles: Vec<String>,
     pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
+    #[serde(default)]
     pub email_verified: bool,
+    /// `client_credentials` for a service's own token (no user behind it; `sub` is the
+    /// client id), absent for tokens issued to a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gty: Option<String>,
 }
+
+/// The `gty` of tokens a client obtained for itself.
+pub const SERVICE_GRANT: &str = "client_credentials";
 
 impl AccessClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split_ascii_whitespace()
+    }
+
+    /// A service's own token (client credentials), not a user's.
+    pub fn is_service(&self) -> bool {
+        self.gty.is_some()
     }
 }
 
@@ -63,6 +75,8 @@ pub struct TokenSubject<'a> {
     pub roles: &'a [String],
     pub auth_time: i64,
     pub amr: &'a [String],
+    /// A client-credentials token: `user_id` is the client id.
+    pub service: bool,
 }
 
 pub struct AccessTokens {
@@ -106,6 +120,15 @@ impl AccessTokens {
         &self.keys
     }
 
+    /// How long an access token lives.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Signs a new access token; returns it with its claims.
     pub fn mint(&self, s: &TokenSubject<'_>) -> Result<(String, AccessClaims)> {
         let now = clock::now();
@@ -124,13 +147,9 @@ impl AccessTokens {
             amr: s.amr.to_vec(),
             email: s.email.to_string(),
             email_verified: s.email_verified,
+            gty: s.service.then(|| SERVICE_GRANT.to_string()),
         };
-        let key = self.keys.current().active.clone();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_string());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+        let token = self.keys.sign(ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, claims))
     }
 
@@ -160,7 +179,10 @@ impl AccessTokens {
                 c
             }
         };
-        if self.revoked.is_revoked(&claims.sid) {
+        if self.revoked.is_revoked(&claims.sid)
+            || (claims.client_id != super::FIRST_PARTY_CLIENT
+                && self.revoked.is_client_revoked(&claims.client_id))
+        {
             return Err(Error::SessionRevoked);
         }
         Ok(claims)
@@ -173,13 +195,9 @@ impl AccessTokens {
 
     /// The full check; returns the verifying key's id with the claims.
     fn verify_signed(&self, token: &str) -> Result<(Arc<str>, AccessClaims)> {
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(Error::InvalidToken);
-        }
-        let key = self.keys.key_for(token, |t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        })?;
-        let claims = decode_claims(token, &key, &self.validation)?;
+        let (key, claims) = self
+            .keys
+            .verify(token, is_access_token_typ, &self.validation)?;
         Ok((Arc::from(key.kid.as_str()), claims))
     }
 
@@ -196,17 +214,9 @@ impl AccessTokens {
     }
 }
 
-/// Checks signature and claims with `key`; an expired token is told apart from a bad one.
-pub(super) fn decode_claims<T: serde::de::DeserializeOwned>(
-    token: &str,
-    key: &SigningKey,
-    validation: &Validation,
-) -> Result<T> {
-    match jsonwebtoken::decode::<T>(token, &key.decoding, validation) {
-        Ok(data) => Ok(data.claims),
-        Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(Error::TokenExpired),
-        Err(_) => Err(Error::InvalidToken),
-    }
+/// `typ` values RFC 9068 allows for access tokens.
+pub fn is_access_token_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
 #[cfg(test)]
@@ -225,6 +235,7 @@ mod tests {
             roles: &[],
             auth_time: 0,
             amr: &[],
+            service: false,
         }
     }
 

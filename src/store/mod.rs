@@ -9,7 +9,10 @@
 
 mod api_keys;
 mod audit;
+mod clients;
 mod email_tokens;
+mod federation;
+mod oauth;
 mod sessions;
 mod signin;
 mod users;
@@ -26,7 +29,10 @@ use sqlx::{SqlSafeStr, Transaction};
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditFilter, AuditRecord};
+pub use clients::ClientRecord;
 pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
+pub use federation::{FederatedIdentity, FederatedLogin};
+pub use oauth::{CodeRecord, ConsentRecord, NewCode, Redeemed};
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
 pub use signin::{FailureKeys, LockPolicy};
 pub use users::{NewUser, UserRecord};
@@ -46,7 +52,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].
-fn conflict_aware(e: sqlx::Error) -> StoreError {
+pub(crate) fn conflict_aware(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => StoreError::Database(e),
@@ -151,6 +157,7 @@ impl Store {
                         "audit_recovery",
                         include_str!("migrations/sqlite/0003_audit_recovery.sql"),
                     ),
+                    migration(4, "oidc", include_str!("migrations/sqlite/0004_oidc.sql")),
                 ])
                 .run(pool)
                 .await?
@@ -168,6 +175,7 @@ impl Store {
                         "audit_recovery",
                         include_str!("migrations/postgres/0003_audit_recovery.sql"),
                     ),
+                    migration(4, "oidc", include_str!("migrations/postgres/0004_oidc.sql")),
                 ])
                 .run(pool)
                 .await?

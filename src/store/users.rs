@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::audit::append_audit;
 use super::email_tokens::void_pending_codes;
-use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+use super::{BeginWrite, Store, StoreResult, on_pool};
 use crate::audit::Entry;
 
 /// An account as stored, with its roles.
@@ -24,8 +24,40 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: Option<&'a str>,
     pub roles: &'a [String],
+    /// Whether the address is known to be the user's (an identity provider said so).
+    pub email_verified: bool,
     pub now: i64,
 }
+
+/// Inserts the account and its roles inside the open write transaction `$tx`; a taken
+/// email is `StoreError::Conflict`.
+macro_rules! insert_user {
+    ($tx:expr, $user:expr) => {{
+        let user: &$crate::store::NewUser<'_> = $user;
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, disabled, email_verified, created_at, updated_at)
+             VALUES ($1, $2, $3, FALSE, $4, $5, $5)",
+        )
+        .bind(user.id)
+        .bind(user.email)
+        .bind(user.password_hash)
+        .bind(user.email_verified)
+        .bind(user.now)
+        .execute(&mut *$tx)
+        .await
+        .map_err($crate::store::conflict_aware)?;
+        for role in user.roles {
+            sqlx::query(
+                "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(user.id)
+            .bind(role)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use insert_user;
 
 macro_rules! user_from_row {
     ($row:expr, $roles:expr) => {
@@ -46,26 +78,7 @@ impl Store {
     pub async fn insert_user(&self, user: &NewUser<'_>, audit: &Entry) -> StoreResult<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO users (id, email, password_hash, disabled, email_verified, created_at, updated_at)
-                 VALUES ($1, $2, $3, FALSE, FALSE, $4, $4)",
-            )
-            .bind(user.id)
-            .bind(user.email)
-            .bind(user.password_hash)
-            .bind(user.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_aware)?;
-            for role in user.roles {
-                sqlx::query(
-                    "INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(user.id)
-                .bind(role)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_user!(tx, user);
             append_audit!(tx, audit);
             tx.commit().await?;
         });

@@ -1,0 +1,276 @@
+//! `/auth/federated/*`: signing in through an external identity provider.
+//!
+//! `GET /auth/federated/{name}` sends the browser to the provider with a signed journey
+//! cookie; `…/callback` checks it, lets `oidc::federation` verify the answer, and signs
+//! the user in (or asks to confirm a link); `POST /auth/federated/link` confirms a link
+//! with the existing account's password. Every outcome is a page or a redirect.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode, header};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::cookies;
+use super::extract::{Client, PathParam, check_origin};
+use super::html::{self, FormCsrf, error_page, form_csrf_ok, see_other};
+use super::pages::{pending_of, return_target, signed_in};
+use super::problem::Problem;
+use super::signin::check_password;
+use crate::app::AppState;
+use crate::audit::Context;
+use crate::oidc::error::OAuthError;
+use crate::oidc::federation::{FederationError, PendingLink, Resolution};
+
+/// Where a journey's cookie lives at most (the journey itself expires sooner).
+const JOURNEY_COOKIE_SECS: i64 = 600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/federated/link", post(link))
+        .route("/auth/federated/{name}", get(start))
+        .route("/auth/federated/{name}/callback", get(callback))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StartQuery {
+    flow: Option<String>,
+    rd: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    iss: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LinkForm {
+    csrf_token: String,
+    link: String,
+    password: String,
+}
+
+/// The page for a federation failure, with the status that fits it.
+fn failure(app: &AppState, e: FederationError) -> Response {
+    let (status, code) = match &e {
+        FederationError::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
+        FederationError::BadJourney => (StatusCode::BAD_REQUEST, "invalid_state"),
+        FederationError::Provider { .. } => (StatusCode::BAD_GATEWAY, "provider_error"),
+        FederationError::Refused(_) => (StatusCode::FORBIDDEN, "federation_refused"),
+        FederationError::Domain(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    if let FederationError::Domain(inner) = e {
+        return Problem::from(inner).into_response();
+    }
+    html::message(
+        app,
+        status,
+        "Sign-in did not complete",
+        &e.to_string(),
+        Some(code),
+    )
+}
+
+async fn start(
+    State(app): State<AppState>,
+    PathParam(name): PathParam<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    // A flow must be one of ours; an `rd` one a sign-in may return to.
+    let flow = match pending_of(&app, q.flow.as_deref()) {
+        Ok(Some(_)) => q.flow,
+        Ok(None) => None,
+        Err(e) => return error_page(&app, &e),
+    };
+    let rd = return_target(&app, q.rd.as_deref());
+    match app.federation.start(&name, flow, rd).await {
+        Ok((url, journey)) => {
+            let mut res = see_other(&url);
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                app.cookies
+                    .set(&app.cookies.journey, &journey, JOURNEY_COOKIE_SECS, true),
+            );
+            res
+        }
+        Err(e) => failure(&app, e),
+    }
+}
+
+async fn callback(
+    State(app): State<AppState>,
+    Client(info): Client,
+    headers: HeaderMap,
+    PathParam(name): PathParam<String>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let cookie = cookies::read(&headers, &app.cookies.journey);
+    let mut res = match app.federation.journey(cookie, &name, q.state.as_deref()) {
+        Err(e) => failure(&app, e),
+        Ok(journey) => match (&q.code, &q.error) {
+            (_, Some(error)) => {
+                let detail = q.error_description.as_deref().unwrap_or(error);
+                let retry = journey
+                    .flow
+                    .as_deref()
+                    .map_or("/ui/login".to_string(), |f| format!("/ui/login?flow={f}"));
+                html::page(
+                    &app,
+                    StatusCode::BAD_REQUEST,
+                    "message.html",
+                    context! {
+                        heading => "Sign-in did not complete",
+                        text => format!("The identity provider answered: {}", detail.chars().take(200).collect::<String>()),
+                        code => "provider_error", is_error => true,
+                        link => context! { href => retry, label => "Try again" },
+                    },
+                )
+            }
+            (None, None) => error_page(&app, &OAuthError::invalid_request("code is missing")),
+            (Some(code), None) => {
+                let ctx = Context::anonymous(info.clone());
+                let outcome = match app
+                    .federation
+                    .finish(&journey, code, q.iss.as_deref())
+                    .await
+                {
+                    Ok(identity) => app.federation.resolve(&identity, &journey, &ctx).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Err(e) => failure(&app, e),
+                    Ok(Resolution::SignedIn(user)) => {
+                        let pending = journey.flow.as_deref().and_then(|f| app.oidc.open(f).ok());
+                        signed_in(
+                            &app,
+                            user,
+                            &["fed"],
+                            &info,
+                            &headers,
+                            pending.as_ref(),
+                            journey.rd.as_deref(),
+                        )
+                        .await
+                    }
+                    Ok(Resolution::ConfirmLink(token, link)) => {
+                        link_page(&app, &headers, StatusCode::OK, &token, &link, None)
+                    }
+                }
+            }
+        },
+    };
+    // The journey is over, whatever its outcome.
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        app.cookies.set(&app.cookies.journey, "", 0, true),
+    );
+    res
+}
+
+fn link_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    token: &str,
+    link: &PendingLink,
+    error: Option<&str>,
+) -> Response {
+    let csrf = FormCsrf::for_request(app, headers);
+    let provider = app
+        .federation
+        .providers()
+        .find(|(name, _)| *name == link.provider)
+        .map_or(link.provider.as_str(), |(_, label)| label)
+        .to_string();
+    let page = html::page(
+        app,
+        status,
+        "link.html",
+        context! { provider, email => link.email.clone(), csrf => csrf.token.clone(), link => token, error },
+    );
+    csrf.apply(page)
+}
+
+async fn link(
+    State(app): State<AppState>,
+    Client(info): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: LinkForm = match html::form_body(&headers, &body).and_then(|t| {
+        serde_urlencoded::from_str(&t).map_err(|_| OAuthError::invalid_request("malformed form"))
+    }) {
+        Ok(f) => f,
+        Err(e) => return error_page(&app, &e),
+    };
+    let pending = match app.federation.pending_link(&form.link) {
+        Ok(l) => l,
+        Err(e) => return failure(&app, e),
+    };
+    if check_origin(&headers, &app).is_err() || !form_csrf_ok(&app, &headers, &form.csrf_token) {
+        let msg = "This form expired or did not come from this site. Please try again.";
+        return link_page(
+            &app,
+            &headers,
+            StatusCode::FORBIDDEN,
+            &form.link,
+            &pending,
+            Some(msg),
+        );
+    }
+    let user = match check_password(
+        &app,
+        "/auth/federated/link",
+        &pending.email,
+        &form.password,
+        &info,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(problem) => {
+            let msg = match problem.code {
+                "invalid_credentials" => "The password is incorrect.",
+                "too_many_attempts" | "rate_limited" => {
+                    "Too many attempts. Wait a little, then try again."
+                }
+                _ => "The password could not be checked. Please try again.",
+            };
+            return link_page(
+                &app,
+                &headers,
+                problem.status,
+                &form.link,
+                &pending,
+                Some(msg),
+            );
+        }
+    };
+    let ctx = Context::user(&user.id, info.clone());
+    match app.federation.link(&pending, &user, &ctx).await {
+        Ok(user) => {
+            let flow = pending.flow.as_deref().and_then(|f| app.oidc.open(f).ok());
+            signed_in(
+                &app,
+                user,
+                &["pwd"],
+                &info,
+                &headers,
+                flow.as_ref(),
+                pending.rd.as_deref(),
+            )
+            .await
+        }
+        Err(e) => failure(&app, e),
+    }
+}

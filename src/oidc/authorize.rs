@@ -1,0 +1,632 @@
+//! The authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1): its validation, the
+//! decision of what the browser must do next, and the reply sent back to the client.
+//!
+//! Validation follows RFC 6749 §4.1.2.1: until the client and its exact redirect URI are
+//! known, errors are shown to the user and never redirected (no open redirector); after
+//! that they go back to the client, with `state` and `iss` (RFC 9207).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::clients::AUTHORIZATION_CODE;
+use super::error::OAuthError;
+use super::{pkce, scope};
+use crate::store::ClientRecord;
+
+/// The longest `state`/`nonce` accepted: they travel in URLs and signed flow tokens.
+const MAX_OPAQUE: usize = 1024;
+
+/// Where the client wants the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// A validated authorization request, waiting for the user to sign in or consent. It
+/// travels between the hosted pages inside a signed flow token (`flow.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// What the client asked for (all of it registered for the client).
+    pub scope: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    pub response_mode: ResponseMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    /// When the request arrived: `prompt=login` and `max_age` are judged against it.
+    pub requested_at: i64,
+}
+
+impl Pending {
+    fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Why an authorization request is refused, and to whom it is told.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The client or redirect URI cannot be trusted: show the user, never redirect.
+    Untrusted(OAuthError),
+    /// Tell the client through its redirect URI.
+    ToClient(Reply),
+}
+
+/// An answer to the client: its redirect URI, how to deliver, and the parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn code(p: &Pending, code: String, issuer: &str) -> Reply {
+        Reply::to(p, vec![("code", code)], issuer)
+    }
+
+    pub fn error(p: &Pending, e: &OAuthError, issuer: &str) -> Reply {
+        Reply::to(
+            p,
+            vec![
+                ("error", e.code.to_string()),
+                ("error_description", e.description.clone()),
+            ],
+            issuer,
+        )
+    }
+
+    fn to(p: &Pending, mut params: Vec<(&'static str, String)>, issuer: &str) -> Reply {
+        if let Some(s) = &p.state {
+            params.push(("state", s.clone()));
+        }
+        params.push(("iss", issuer.to_string()));
+        Reply {
+            redirect_uri: p.redirect_uri.clone(),
+            mode: p.response_mode,
+            params,
+        }
+    }
+
+    /// The redirect URI with the parameters added to its query (RFC 6749 §4.1.2).
+    pub fn location(&self) -> String {
+        let mut url = self.redirect_uri.clone();
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.params.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query);
+        url
+    }
+}
+
+/// Query or form parameters, each at most once (RFC 6749 §3.1); `Err` names a repeated
+/// one.
+pub fn parse_params(raw: &str) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("parameter '{k}' is repeated"));
+        }
+    }
+    Ok(out)
+}
+
+/// Validates an authorization request against its client (`None`: unknown client).
+pub fn validate(
+    params: &HashMap<String, String>,
+    client: Option<&ClientRecord>,
+    require_pkce: bool,
+    issuer: &str,
+    now: i64,
+) -> Result<Pending, Refusal> {
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let untrusted = |d: &str| Err(Refusal::Untrusted(OAuthError::invalid_request(d)));
+    if get("client_id").is_none() {
+        return untrusted("client_id is missing");
+    }
+    let Some(client) = client else {
+        return Err(Refusal::Untrusted(OAuthError::invalid_client(
+            "unknown client",
+        )));
+    };
+    let Some(redirect_uri) = get("redirect_uri") else {
+        return untrusted(
+            "redirect_uri is missing (it is required, and must match a registered URI exactly)",
+        );
+    };
+    if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+        return untrusted("redirect_uri does not match any URI registered for this client");
+    }
+
+    // From here on the client is told, at its redirect URI, in the mode it asked for when
+    // that mode is one we know.
+    let response_mode = match get("response_mode") {
+        None | Some("query") => Some(ResponseMode::Query),
+        Some("form_post") => Some(ResponseMode::FormPost),
+        Some(_) => None,
+    };
+    let mut pending = Pending {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        scope: Vec::new(),
+        state: get("state").map(str::to_string),
+        nonce: get("nonce").map(str::to_string),
+        code_challenge: None,
+        response_mode: response_mode.unwrap_or(ResponseMode::Query),
+        prompt: Vec::new(),
+        max_age: None,
+        requested_at: now,
+    };
+    let refuse = |pending: &Pending, e: OAuthError| {
+        Err(Refusal::ToClient(Reply::error(pending, &e, issuer)))
+    };
+    if pending.state.as_ref().is_some_and(|s| s.len() > MAX_OPAQUE) {
+        pending.state = None;
+        return refuse(&pending, OAuthError::invalid_request("state is too long"));
+    }
+    if response_mode.is_none() {
+        return refuse(
+            &pending,
+            OAuthError::invalid_request("response_mode must be query or form_post"),
+        );
+    }
+    if get("request").is_some() {
+        return refuse(
+            &pending,
+            OAuthError::request_not_supported("request objects are not supported"),
+        );
+    }
+    if get("request_uri").is_some() {
+        return refuse(
+            &pending,
+            OAuthError::request_uri_not_supported("request_uri is not supported"),
+        );
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => {
+            return refuse(
+                &pending,
+                OAuthError::invalid_request("response_type is missing"),
+            );
+        }
+        Some(_) => {
+            return refuse(
+                &pending,
+                OAuthError::unsupported_response_type("only response_type=code is supported"),
+            );
+        }
+    }
+    if !client.allows_grant(AUTHORIZATION_CODE) {
+        return refuse(
+            &pending,
+            OAuthError::unauthorized_client("this client may not use the authorization code flow"),
+        );
+    }
+    let scopes = match scope::parse(get("scope")) {
+        Ok(s) => s,
+        Err(e) => return refuse(&pending, e),
+    };
+    if let Err(e) = scope::check_allowed(&scopes, &client.scopes) {
+        return refuse(&pending, e);
+    }
+    pending.scope = scopes;
+    if pending.nonce.as_ref().is_some_and(|n| n.len() > MAX_OPAQUE) {
+        return refuse(&pending, OAuthError::invalid_request("nonce is too long"));
+    }
+    match (get("code_challenge"), get("code_challenge_method")) {
+        (None, None) if client.is_public() || require_pkce => {
+            return refuse(
+                &pending,
+                OAuthError::invalid_request(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256",
+                ),
+            );
+        }
+        (None, None) => {}
+        (Some(c), Some("S256")) if pkce::valid_challenge(c) => {
+            pending.code_challenge = Some(c.to_string());
+        }
+        (Some(_), Some("S256")) => {
+            return refuse(
+                &pending,
+                OAuthError::invalid_request(
+                    "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+                ),
+            );
+        }
+        (Some(_), None) | (Some(_), Some(_)) | (None, Some(_)) => {
+            return refuse(
+                &pending,
+                OAuthError::invalid_request(
+                    "code_challenge_method must be S256, with a code_challenge",
+                ),
+            );
+        }
+    }
+    let prompt: Vec<String> = get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = prompt
+        .iter()
+        .find(|p| !matches!(p.as_str(), "none" | "login" | "consent" | "select_account"))
+    {
+        let bad = bad.chars().take(32).collect::<String>();
+        return refuse(
+            &pending,
+            OAuthError::invalid_request(format!("unknown prompt value '{bad}'")),
+        );
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return refuse(
+            &pending,
+            OAuthError::invalid_request("prompt=none cannot be combined with other values"),
+        );
+    }
+    pending.prompt = prompt;
+    if let Some(raw) = get("max_age") {
+        match raw.parse::<i64>() {
+            Ok(n) if n >= 0 => pending.max_age = Some(n),
+            _ => {
+                return refuse(
+                    &pending,
+                    OAuthError::invalid_request("max_age must be a non-negative integer"),
+                );
+            }
+        }
+    }
+    Ok(pending)
+}
+
+/// The signed-in browser, as its session cookie shows it.
+#[derive(Debug, Clone)]
+pub struct BrowserSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    /// Space-separated (RFC 8176).
+    pub amr: String,
+    /// What the user's roles grant.
+    pub scopes: Vec<String>,
+}
+
+/// What the browser must do next.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    SignIn,
+    /// Ask the user to allow these scopes.
+    Consent {
+        scopes: Vec<String>,
+    },
+    /// Issue a code for these scopes.
+    Issue {
+        scopes: Vec<String>,
+    },
+    /// Tell the client (`prompt=none` could not be honoured).
+    Refuse(OAuthError),
+}
+
+/// Decides the next step of a pending authorization. `consent` is what the user allowed
+/// the client before; `consented_now` says the user has just answered the consent page.
+pub fn next_step(
+    p: &Pending,
+    client: &ClientRecord,
+    session: Option<&BrowserSession>,
+    consent: Option<&[String]>,
+    consented_now: bool,
+) -> Step {
+    let silent = p.prompts("none");
+    let session = session.filter(|s| {
+        let reauth = p.prompts("login") || p.prompts("select_account");
+        let fresh_enough = p
+            .max_age
+            .is_none_or(|max| s.auth_time >= p.requested_at - max);
+        (!reauth || s.auth_time >= p.requested_at) && fresh_enough
+    });
+    let Some(session) = session else {
+        return if silent {
+            Step::Refuse(OAuthError::login_required("the user must sign in"))
+        } else {
+            Step::SignIn
+        };
+    };
+    let user_scopes: Vec<&str> = session.scopes.iter().map(String::as_str).collect();
+    let scopes = scope::grantable_by(&p.scope, &user_scopes);
+    let remembered = !p.prompts("consent")
+        && (client.skip_consent || consent.is_some_and(|c| scope::is_subset(&scopes, c)));
+    if consented_now || remembered {
+        return Step::Issue { scopes };
+    }
+    if silent {
+        Step::Refuse(OAuthError::consent_required(
+            "the user has not allowed this client these scopes",
+        ))
+    } else {
+        Step::Consent { scopes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISS: &str = "https://id.example";
+
+    fn client(public: bool) -> ClientRecord {
+        ClientRecord {
+            id: "app".into(),
+            name: "App".into(),
+            secret_hash: (!public).then(|| "h".into()),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec![AUTHORIZATION_CODE.into()],
+            scopes: vec!["docs:read".into()],
+            ..ClientRecord::default()
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut base: HashMap<String, String> = [
+            ("client_id", "app"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("response_type", "code"),
+            ("scope", "openid docs:read"),
+            ("state", "s1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            if v.is_empty() {
+                base.remove(*k);
+            } else {
+                base.insert(k.to_string(), v.to_string());
+            }
+        }
+        base
+    }
+
+    fn error_of(r: Result<Pending, Refusal>) -> (bool, String) {
+        match r {
+            Err(Refusal::Untrusted(e)) => (false, e.code.to_string()),
+            Err(Refusal::ToClient(reply)) => {
+                assert!(reply.params.contains(&("iss", ISS.into())));
+                let (_, code) = reply.params.iter().find(|(k, _)| *k == "error").unwrap();
+                (true, code.clone())
+            }
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn untrusted_clients_and_redirects_are_never_redirected_to() {
+        let c = client(false);
+        assert_eq!(
+            error_of(validate(&params(&[]), None, false, ISS, 0)),
+            (false, "invalid_client".to_string())
+        );
+        let other = params(&[("redirect_uri", "https://evil.example/cb")]);
+        assert_eq!(
+            error_of(validate(&other, Some(&c), false, ISS, 0)),
+            (false, "invalid_request".to_string())
+        );
+        let prefix = params(&[("redirect_uri", "https://app.example/cb/x")]);
+        assert_eq!(
+            error_of(validate(&prefix, Some(&c), false, ISS, 0)),
+            (false, "invalid_request".to_string())
+        );
+        let missing = params(&[("redirect_uri", "")]);
+        assert_eq!(
+            error_of(validate(&missing, Some(&c), false, ISS, 0)),
+            (false, "invalid_request".to_string())
+        );
+    }
+
+    #[test]
+    fn later_errors_go_back_to_the_client() {
+        let c = client(false);
+        for (pairs, code) in [
+            (
+                vec![("response_type", "token")],
+                "unsupported_response_type",
+            ),
+            (vec![("scope", "openid admin")], "invalid_scope"),
+            (
+                vec![("code_challenge", "x"), ("code_challenge_method", "plain")],
+                "invalid_request",
+            ),
+            (vec![("prompt", "none login")], "invalid_request"),
+            (vec![("max_age", "-1")], "invalid_request"),
+            (vec![("response_mode", "fragment")], "invalid_request"),
+            (vec![("request", "eyJ")], "request_not_supported"),
+        ] {
+            assert_eq!(
+                error_of(validate(&params(&pairs), Some(&c), false, ISS, 0)),
+                (true, code.to_string()),
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_clients_must_use_pkce() {
+        let c = client(true);
+        assert_eq!(
+            error_of(validate(&params(&[]), Some(&c), false, ISS, 0)),
+            (true, "invalid_request".to_string())
+        );
+        let challenge = pkce::s256(&"v".repeat(43));
+        let ok = params(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let p = validate(&ok, Some(&c), false, ISS, 7).unwrap();
+        assert_eq!(p.code_challenge.as_deref(), Some(challenge.as_str()));
+        assert_eq!(p.requested_at, 7);
+        // Confidential clients may skip it, unless the server requires it of everyone.
+        assert!(validate(&params(&[]), Some(&client(false)), false, ISS, 0).is_ok());
+        assert!(validate(&params(&[]), Some(&client(false)), true, ISS, 0).is_err());
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(parse_params("a=1&b=2").is_ok());
+        assert!(parse_params("a=1&a=2").is_err());
+    }
+
+    fn pending(prompt: &[&str], max_age: Option<i64>) -> Pending {
+        Pending {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: vec!["openid".into(), "docs:read".into()],
+            state: Some("s".into()),
+            nonce: None,
+            code_challenge: None,
+            response_mode: ResponseMode::Query,
+            prompt: prompt.iter().map(|s| s.to_string()).collect(),
+            max_age,
+            requested_at: 1000,
+        }
+    }
+
+    fn session(auth_time: i64) -> BrowserSession {
+        BrowserSession {
+            session_id: "s".into(),
+            user_id: "u".into(),
+            auth_time,
+            amr: "pwd".into(),
+            scopes: vec!["docs:read".into()],
+        }
+    }
+
+    #[test]
+    fn steps_follow_session_prompt_max_age_and_consent() {
+        let c = client(false);
+        let granted = vec!["openid".to_string(), "docs:read".to_string()];
+        let issue = Step::Issue {
+            scopes: granted.clone(),
+        };
+        assert_eq!(
+            next_step(&pending(&[], None), &c, None, None, false),
+            Step::SignIn
+        );
+        assert_eq!(
+            next_step(&pending(&[], None), &c, Some(&session(10)), None, false),
+            Step::Consent {
+                scopes: granted.clone()
+            }
+        );
+        assert_eq!(
+            next_step(
+                &pending(&[], None),
+                &c,
+                Some(&session(10)),
+                Some(&granted),
+                false
+            ),
+            issue
+        );
+        // prompt=login wants a sign-in after the request; max_age one recent enough.
+        assert_eq!(
+            next_step(
+                &pending(&["login"], None),
+                &c,
+                Some(&session(999)),
+                Some(&granted),
+                false
+            ),
+            Step::SignIn
+        );
+        assert_eq!(
+            next_step(
+                &pending(&["login"], None),
+                &c,
+                Some(&session(1000)),
+                Some(&granted),
+                false
+            ),
+            issue
+        );
+        assert_eq!(
+            next_step(
+                &pending(&[], Some(60)),
+                &c,
+                Some(&session(900)),
+                Some(&granted),
+                false
+            ),
+            Step::SignIn
+        );
+        assert_eq!(
+            next_step(
+                &pending(&[], Some(0)),
+                &c,
+                Some(&session(1001)),
+                Some(&granted),
+                false
+            ),
+            issue
+        );
+        // prompt=consent asks again; prompt=none never shows a page.
+        assert_eq!(
+            next_step(
+                &pending(&["consent"], None),
+                &c,
+                Some(&session(10)),
+                Some(&granted),
+                false
+            ),
+            Step::Consent {
+                scopes: granted.clone()
+            }
+        );
+        assert!(matches!(
+            next_step(&pending(&["none"], None), &c, None, None, false),
+            Step::Refuse(e) if e.code == "login_required"
+        ));
+        assert!(matches!(
+            next_step(&pending(&["none"], None), &c, Some(&session(10)), None, false),
+            Step::Refuse(e) if e.code == "consent_required"
+        ));
+        // A scope the user's roles don't grant is left out, not refused.
+        let mut s = session(10);
+        s.scopes.clear();
+        assert_eq!(
+            next_step(&pending(&[], None), &c, Some(&s), None, true),
+            Step::Issue {
+                scopes: vec!["openid".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn replies_carry_state_and_issuer_in_the_query() {
+        let p = pending(&[], None);
+        let r = Reply::code(&p, "c0de".into(), ISS);
+        assert_eq!(
+            r.location(),
+            "https://app.example/cb?code=c0de&state=s&iss=https%3A%2F%2Fid.example"
+        );
+        let mut q = p.clone();
+        q.redirect_uri = "https://app.example/cb?tenant=1".into();
+        assert!(
+            Reply::error(&q, &OAuthError::access_denied("no"), ISS)
+                .location()
+                .starts_with("https://app.example/cb?tenant=1&error=access_denied&")
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The OpenID Connect provider: clients, the authorization code flow with PKCE, the
+//! token endpoint's grants, introspection, revocation, userinfo and RP-initiated logout.
+//! No HTTP here: `http::oauth` and `http::ui` translate requests into these calls.
+//!
+//! A user signs in once to Tollgate (the browser's own session). Each authorization a
+//! client obtains becomes a session of that client, derived from the browser's session:
+//! it carries the scopes the user granted, and ends when the browser's session ends
+//! (sign-out) unless `offline_access` was granted. Its tokens are the same RFC 9068
+//! access tokens and rotating refresh tokens as Tollgate's own, so the gateway, the
+//! revocation set and reuse detection treat them alike. A service (client credentials)
+//! gets access tokens for itself, with no session and no user.
+
+pub mod authorize;
+pub mod clients;
+pub mod error;
+pub mod federation;
+pub mod flow;
+mod grants;
+pub mod id_token;
+mod introspection;
+pub mod pkce;
+pub mod scope;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authorize::{BrowserSession, Pending, Reply, Step};
+use clients::Clients;
+use error::OAuthError;
+pub use grants::TokenResponse;
+pub use introspection::LogoutPlan;
+
+use crate::audit::{Context, Outcome};
+use crate::clock;
+use crate::error::Result;
+use crate::secret;
+use crate::session::Sessions;
+use crate::session::keys::KeyRing;
+use crate::store::{ClientRecord, NewCode, Store};
+
+/// `[oidc]`.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// How long an authorization code can be exchanged.
+    pub code_ttl: Duration,
+    /// How long the sign-in and consent pages of one authorization request stay valid.
+    pub flow_ttl: Duration,
+    /// PKCE for confidential clients too (always required of public clients).
+    pub require_pkce: bool,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            code_ttl: Duration::from_secs(60),
+            flow_ttl: Duration::from_secs(30 * 60),
+            require_pkce: false,
+        }
+    }
+}
+
+pub struct Provider {
+    store: Store,
+    sessions: Arc<Sessions>,
+    pub clients: Clients,
+    keys: Arc<KeyRing>,
+    issuer: String,
+    cfg: OidcConfig,
+}
+
+impl Provider {
+    pub fn new(
+        store: Store,
+        sessions: Arc<Sessions>,
+        clients: Clients,
+        cfg: OidcConfig,
+    ) -> Provider {
+        let keys = sessions.tokens().keys().clone();
+        let issuer = sessions.tokens().issuer().to_string();
+        Provider {
+            store,
+            sessions,
+            clients,
+            keys,
+            issuer,
+            cfg,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Validates an authorization request's parameters against its client.
+    pub async fn begin(
+        &self,
+        params: &std::collections::HashMap<String, String>,
+    ) -> std::result::Result<Pending, authorize::Refusal> {
+        let client = match params.get("client_id") {
+            Some(id) => match self.clients.live(id).await {
+                Ok(c) => Some(c),
+                Err(crate::error::Error::NotFound(_)) => None,
+                Err(e) => return Err(authorize::Refusal::Untrusted(e.into())),
+            },
+            None => None,
+        };
+        authorize::validate(
+            params,
+            client.as_deref(),
+            self.cfg.require_pkce,
+            &self.issuer,
+            clock::now(),
+        )
+    }
+
+    /// The pending request as a signed flow token for the hosted pages.
+    pub fn seal(&self, p: &Pending) -> Result<String> {
+        flow::seal(
+            &self.keys,
+            &self.issuer,
+            p,
+            self.cfg.flow_ttl.as_secs() as i64,
+        )
+    }
+
+    pub fn open(&self, flow_token: &str) -> std::result::Result<Pending, OAuthError> {
+        flow::open(&self.keys, &self.issuer, flow_token)
+    }
+
+    /// The next step of a pending authorization for this browser, with its client.
+    pub async fn step(
+        &self,
+        p: &Pending,
+        session: Option<&BrowserSession>,
+        consented_now: bool,
+    ) -> std::result::Result<(Arc<ClientRecord>, Step), OAuthError> {
+        let client = self
+            .clients
+            .live(&p.client_id)
+            .await
+            .map_err(|_| OAuthError::invalid_client("the client no longer exists"))?;
+        let consent = match session {
+            Some(s) if !client.skip_consent && !consented_now => {
+                self.store.consent(&s.user_id, &client.id).await?
+            }
+            _ => None,
+        };
+        let step = authorize::next_step(p, &client, session, consent.as_deref(), consented_now);
+        Ok((client, step))
+    }
+
+    /// Remembers that the user allowed the client `scopes` (added to what was allowed).
+    pub async fn record_consent(
+        &self,
+        session: &BrowserSession,
+        client_id: &str,
+        scopes: &[String],
+        ctx: &Context,
+    ) -> Result<()> {
+        let mut all = self
+            .store
+            .consent(&session.user_id, client_id)
+            .await?
+            .unwrap_or_default();
+        for s in scopes {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        let audit = ctx
+            .entry(
+                "oauth.consent_granted",
+                Outcome::Success,
+                Some(&session.user_id),
+            )
+            .with("client_id", client_id)
+            .with("scopes", scopes.to_vec());
+        self.store
+            .grant_consent(&session.user_id, client_id, &all, clock::now(), &audit)
+            .await?;
+        Ok(())
+    }
+
+    /// Issues an authorization code for `scopes` and returns the reply to the client.
+    pub async fn issue_code(
+        &self,
+        p: &Pending,
+        session: &BrowserSession,
+        scopes: &[String],
+    ) -> Result<Reply> {
+        let code = secret::generate();
+        let now = clock::now();
+        self.store
+            .insert_code(&NewCode {
+                code_hash: &secret::digest_hex(&code),
+                client_id: &p.client_id,
+                user_id: &session.user_id,
+                browser_session: &session.session_id,
+                redirect_uri: &p.redirect_uri,
+                scope: &scopes.join(" "),
+                nonce: p.nonce.as_deref(),
+                code_challenge: p.code_challenge.as_deref(),
+                auth_time: session.auth_time,
+                amr: &session.amr,
+                now,
+                expires_at: now + self.cfg.code_ttl.as_secs() as i64,
+            })
+            .await?;
+        metrics::counter!("tollgate_oauth_codes_total").increment(1);
+        Ok(Reply::code(p, code, &self.issuer))
+    }
+
+    /// The reply that tells the client its request was refused.
+    pub fn refusal(&self, p: &Pending, e: &OAuthError) -> Reply {
+        Reply::error(p, e, &self.issuer)
+    }
+
+    /// The user's consents, and withdrawing one (which ends the client's sessions).
+    pub async fn consents(&self, user_id: &str) -> Result<Vec<crate::store::ConsentRecord>> {
+        Ok(self.store.consents_of(user_id).await?)
+    }
+
+    pub async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
+        let now = clock::now();
+        let audit = ctx
+            .entry("oauth.consent_withdrawn", Outcome::Success, Some(user_id))
+            .with("client_id", client_id);
+        match self
+            .store
+            .withdraw_consent(user_id, client_id, now, &audit)
+            .await?
+        {
+            Some(revoked) => {
+                self.sessions.revoked().announce(&revoked, now).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! OAuth 2.0 clients. Lists are stored space-separated; a deleted client keeps its row
+//! (`deleted_at`), so its id is never handed out again and the revocation poll sees it.
+
+use sqlx::Row;
+
+use super::audit::append_audit;
+use super::sessions::revoke_client_sessions;
+use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+use crate::audit::Entry;
+
+/// A client as stored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientRecord {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 (hex) of the secret; `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    /// A first-party client whose users are never asked for consent.
+    pub skip_consent: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
+     grant_types, scopes, skip_consent, created_at, updated_at, deleted_at";
+
+fn split(list: String) -> Vec<String> {
+    list.split_ascii_whitespace().map(str::to_string).collect()
+}
+
+macro_rules! client_from_row {
+    ($row:expr) => {
+        ClientRecord {
+            id: $row.try_get("id")?,
+            name: $row.try_get("name")?,
+            secret_hash: $row.try_get("secret_hash")?,
+            redirect_uris: split($row.try_get("redirect_uris")?),
+            post_logout_redirect_uris: split($row.try_get("post_logout_redirect_uris")?),
+            grant_types: split($row.try_get("grant_types")?),
+            scopes: split($row.try_get("scopes")?),
+            skip_consent: $row.try_get("skip_consent")?,
+            created_at: $row.try_get("created_at")?,
+            updated_at: $row.try_get("updated_at")?,
+            deleted_at: $row.try_get("deleted_at")?,
+        }
+    };
+}
+
+impl Store {
+    /// Registers a client; `Conflict` when the id is taken (even by a deleted client).
+    pub async fn insert_client(&self, c: &ClientRecord, audit: &Entry) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO oauth_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris,
+                                            grant_types, scopes, skip_consent, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(c.secret_hash.as_deref())
+            .bind(c.redirect_uris.join(" "))
+            .bind(c.post_logout_redirect_uris.join(" "))
+            .bind(c.grant_types.join(" "))
+            .bind(c.scopes.join(" "))
+            .bind(c.skip_consent)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_aware)?;
+            append_audit!(tx, audit);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A client by id, deleted or not.
+    pub async fn client_by_id(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        on_pool!(self, |pool| {
+            let sql =
+                sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM oauth_clients WHERE id = $1"));
+            let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Some(client_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every client that is not deleted, by id.
+    pub async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        on_pool!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM oauth_clients WHERE deleted_at IS NULL ORDER BY id"
+            ));
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(client_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replaces a live client's settings (not its id, secret or creation time). Returns
+    /// whether it existed.
+    pub async fn update_client(&self, c: &ClientRecord, audit: &Entry) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE oauth_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
+                        grant_types = $5, scopes = $6, skip_consent = $7, updated_at = $8
+                 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(c.redirect_uris.join(" "))
+            .bind(c.post_logout_redirect_uris.join(" "))
+            .bind(c.grant_types.join(" "))
+            .bind(c.scopes.join(" "))
+            .bind(c.skip_consent)
+            .bind(c.updated_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !updated {
+                return Ok(false);
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Replaces a live confidential client's secret. Returns whether it did.
+    pub async fn set_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        now: i64,
+        audit: &Entry,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE oauth_clients SET secret_hash = $1, updated_at = $2
+                 WHERE id = $3 AND deleted_at IS NULL AND secret_hash IS NOT NULL",
+            )
+            .bind(secret_hash)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !updated {
+                return Ok(false);
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Deletes a client: marks it deleted, revokes every session it holds and forgets
+    /// the consents given to it, in one transaction. `None` when there was no live client;
+    /// else the revoked session ids.
+    pub async fn delete_client(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &Entry,
+    ) -> StoreResult<Option<Vec<String>>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let deleted = sqlx::query(
+                "UPDATE oauth_clients SET deleted_at = $1
+                 WHERE id = $2 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !deleted {
+                return Ok(None);
+            }
+            let revoked = revoke_client_sessions!(tx, id, "", "client_deleted", now);
+            sqlx::query("DELETE FROM oauth_consents WHERE client_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let audit = audit.clone().with("sessions_revoked", revoked.len());
+            append_audit!(tx, &audit);
+            tx.commit().await?;
+            Ok(Some(revoked))
+        })
+    }
+}
