@@ -14,9 +14,11 @@ pub const DEFAULT_ROLE: &str = "user";
 pub const ADMIN_ROLE: &str = "admin";
 /// The scope the admin API (`/admin/*`) requires.
 pub const ADMIN_SCOPE: &str = "admin";
-/// The OpenID Connect scopes every client may ask for and every user may grant; they
-/// are about the user's profile, not about what the user may do.
-pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// The scopes every client may ask for and every user may grant: OpenID Connect's, and
+/// `roles` (the user's role names in the ID token and userinfo, for a relying party that
+/// maps them, as a Tollgate federating to this one does). They are about the user's
+/// profile, not about what the user may do.
+pub const STANDARD_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "roles"];
 
 pub fn is_standard_scope(scope: &str) -> bool {
     STANDARD_SCOPES.contains(&scope)

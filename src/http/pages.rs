@@ -242,14 +242,13 @@ pub async fn signed_in(
     tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
     let mut res = match (pending, rd) {
         (Some(p), _) => {
-            proceed(
-                app,
-                p,
-                Some(&browser_of(&issued.access_claims)),
-                false,
-                info,
-            )
-            .await
+            // This sign-in satisfies the request's prompt=login or max_age.
+            let p = Pending {
+                signed_in_as: Some(issued.access_claims.sid.clone()),
+                ..p.clone()
+            };
+            let browser = browser_of(&issued.access_claims);
+            proceed(app, &p, Some(&browser), false, info).await
         }
         (None, Some(target)) => see_other(target),
         (None, None) => html::message(

@@ -52,7 +52,7 @@ async fn discovery(State(app): State<AppState>) -> Json<Value> {
         "scopes_supported": scopes,
         "claims_supported": [
             "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-            "at_hash", "email", "email_verified", "preferred_username",
+            "at_hash", "email", "email_verified", "preferred_username", "roles",
         ],
         "acr_values_supported": ["1", "2"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

@@ -46,6 +46,10 @@ pub struct Pending {
     pub max_age: Option<i64>,
     /// When the request arrived: `prompt=login` and `max_age` are judged against it.
     pub requested_at: i64,
+    /// The session the user signed in with during this very request, which satisfies
+    /// `prompt=login` and `max_age` whatever the clock says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
 }
 
 impl Pending {
@@ -168,6 +172,7 @@ pub fn validate(
         prompt: Vec::new(),
         max_age: None,
         requested_at: now,
+        signed_in_as: None,
     };
     let refuse = |pending: &Pending, e: OAuthError| {
         Err(Refusal::ToClient(Reply::error(pending, &e, issuer)))
@@ -332,11 +337,14 @@ pub fn next_step(
 ) -> Step {
     let silent = p.prompts("none");
     let session = session.filter(|s| {
+        if p.signed_in_as.as_deref() == Some(s.session_id.as_str()) {
+            return true;
+        }
         let reauth = p.prompts("login") || p.prompts("select_account");
         let fresh_enough = p
             .max_age
             .is_none_or(|max| s.auth_time >= p.requested_at - max);
-        (!reauth || s.auth_time >= p.requested_at) && fresh_enough
+        (!reauth || s.auth_time > p.requested_at) && fresh_enough
     });
     let Some(session) = session else {
         return if silent {
@@ -500,6 +508,7 @@ mod tests {
             prompt: prompt.iter().map(|s| s.to_string()).collect(),
             max_age,
             requested_at: 1000,
+            signed_in_as: None,
         }
     }
 
@@ -554,6 +563,29 @@ mod tests {
         assert_eq!(
             next_step(
                 &pending(&["login"], None),
+                &c,
+                Some(&session(1000)),
+                Some(&granted),
+                false
+            ),
+            Step::SignIn,
+            "a sign-in in the same second may have come before the request"
+        );
+        assert_eq!(
+            next_step(
+                &pending(&["login"], None),
+                &c,
+                Some(&session(1001)),
+                Some(&granted),
+                false
+            ),
+            issue
+        );
+        let mut signed_in_here = pending(&["login"], Some(0));
+        signed_in_here.signed_in_as = Some("s".into());
+        assert_eq!(
+            next_step(
+                &signed_in_here,
                 &c,
                 Some(&session(1000)),
                 Some(&granted),

@@ -78,6 +78,7 @@ mod tests {
             prompt: vec![],
             max_age: None,
             requested_at: now,
+            signed_in_as: None,
         };
         let token = seal(&keys, "https://id.example", &p, 600).unwrap();
         assert_eq!(open(&keys, "https://id.example", &token).unwrap(), p);

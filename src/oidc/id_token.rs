@@ -36,6 +36,8 @@ struct Claims<'a> {
     email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<&'a [String]>,
 }
 
 /// What an ID token says.
@@ -87,6 +89,7 @@ pub fn mint(keys: &KeyRing, t: &IdToken<'_>) -> Result<String> {
         email: email.then_some(t.user.email.as_str()),
         email_verified: email.then_some(t.user.email_verified),
         preferred_username: scope::contains(t.scope, "profile").then_some(t.user.email.as_str()),
+        roles: scope::contains(t.scope, "roles").then_some(t.user.roles.as_slice()),
     };
     keys.sign(ID_TOKEN_TYP, &claims)
 }

@@ -154,7 +154,10 @@ impl Provider {
             out["email_verified"] = user.email_verified.into();
         }
         if scope::contains(&claims.scope, "profile") {
-            out["preferred_username"] = user.email.into();
+            out["preferred_username"] = user.email.clone().into();
+        }
+        if scope::contains(&claims.scope, "roles") {
+            out["roles"] = user.roles.into();
         }
         Ok(out)
     }

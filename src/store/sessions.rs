@@ -359,9 +359,13 @@ impl Store {
             let Some(row) = row else {
                 return Ok(Vec::new());
             };
+            // Client sessions derived from it end with it, except those granted
+            // offline_access: they were meant to outlive the sign-in.
             let children = sqlx::query(
                 "UPDATE sessions SET revoked_at = $1, revoked_reason = 'parent_ended'
-                 WHERE parent_id = $2 AND revoked_at IS NULL RETURNING id",
+                 WHERE parent_id = $2 AND revoked_at IS NULL
+                   AND (scope IS NULL OR ' ' || scope || ' ' NOT LIKE '% offline_access %')
+                 RETURNING id",
             )
             .bind(now)
             .bind(id)

@@ -80,6 +80,7 @@ pub fn describe_scope(scope: &str) -> String {
         "profile" => "see your user name".into(),
         "email" => "see your email address".into(),
         "offline_access" => "keep access after you sign out here, until you withdraw it".into(),
+        "roles" => "see your roles".into(),
         other => format!("act for you with the permission “{other}”"),
     }
 }

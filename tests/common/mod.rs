@@ -2,6 +2,8 @@
 //! a throw-away SQLite file or a fresh PostgreSQL database, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod oidc;
 pub mod smtp;
 pub mod upstream;
 
@@ -56,7 +58,7 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -240,7 +242,14 @@ impl TestServer {
     }
 
     pub async fn start_in(sandbox: Sandbox, opts: Options) -> TestServer {
-        let port = free_port();
+        // A port chosen in advance (to register URLs on it elsewhere first) comes as
+        // TOLLGATE_LISTEN.
+        let port = opts
+            .env
+            .iter()
+            .find(|(k, _)| *k == "TOLLGATE_LISTEN")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
         let config_path = sandbox.dir.join("tollgate.toml");
         std::fs::write(&config_path, with_limits_off_unless_set(&opts.config)).unwrap();
         let mut env = vec![

@@ -1,0 +1,405 @@
+//! Federation end to end: a second Tollgate process is the external identity provider.
+//! Both run for real on loopback; a scripted browser carries the user between them, with
+//! a cookie jar per origin (as two hosts would have).
+
+mod common;
+
+use common::browser::{Browser, absolute, hidden, query_of, unescape};
+use common::oidc::{add_client, authorize_url, code_of, exchange, pkce, walk};
+use common::{Backend, Options, PASSWORD, TestServer, email, free_port};
+
+/// The identity provider: users with roles, and a client for the relying Tollgate.
+struct Idp {
+    server: TestServer,
+    client_id: String,
+    secret: String,
+}
+
+async fn idp(b: Backend, rp_port: u16) -> Idp {
+    let server = TestServer::start_with(
+        b,
+        Options {
+            config:
+                "[roles.user]\nscopes = [\"profile\"]\n[roles.analyst]\nscopes = [\"docs:read\"]\n"
+                    .into(),
+            env: vec![],
+        },
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{rp_port}/auth/federated");
+    let out = server.cli(
+        &[
+            "client",
+            "add",
+            "Relying Tollgate",
+            "--redirect-uri",
+            &format!("{base}/corp/callback"),
+            "--redirect-uri",
+            &format!("{base}/plain/callback"),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Idp {
+        client_id: v["client_id"].as_str().unwrap().into(),
+        secret: v["client_secret"].as_str().unwrap().into(),
+        server,
+    }
+}
+
+/// The relying Tollgate, on `port`, trusting `idp` as "corp" (OIDC) and "plain" (OAuth 2).
+async fn relying(b: Backend, port: u16, idp: &Idp) -> TestServer {
+    let i = &idp.server.base;
+    let config = format!(
+        r#"
+[roles.user]
+scopes = ["profile"]
+[roles.reader]
+scopes = ["docs:read"]
+
+[[identity_provider]]
+name = "corp"
+display_name = "Corp SSO"
+issuer = "{i}"
+client_id = "{id}"
+client_secret_env = "CORP_SECRET"
+scopes = ["openid", "email", "profile", "roles"]
+role_claim = "roles"
+[identity_provider.roles]
+"analyst" = "reader"
+
+[[identity_provider]]
+name = "plain"
+kind = "oauth2"
+authorization_url = "{i}/oauth2/authorize"
+token_url = "{i}/oauth2/token"
+userinfo_url = "{i}/oauth2/userinfo"
+subject_claim = "sub"
+client_id = "{id}"
+client_secret_env = "CORP_SECRET"
+scopes = ["openid", "email"]
+"#,
+        id = idp.client_id
+    );
+    TestServer::start_with(
+        b,
+        Options {
+            config,
+            env: vec![
+                ("TOLLGATE_LISTEN", format!("127.0.0.1:{port}")),
+                ("CORP_SECRET", idp.secret.clone()),
+            ],
+        },
+    )
+    .await
+}
+
+fn user_on(s: &TestServer, tag: &str, roles: &[&str]) -> String {
+    let email = email(tag);
+    let mut args = vec!["user", "add", email.as_str(), "--password-stdin"];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let out = s.cli(&args, Some(PASSWORD));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    email
+}
+
+/// From `/auth/federated/{provider}` on the relying side, through sign-in and consent at
+/// the provider, back to the callback: the callback's answer.
+async fn federate(
+    browser: &mut Browser,
+    rp: &TestServer,
+    idp: &TestServer,
+    provider: &str,
+    start_query: &str,
+    as_user: &str,
+) -> (String, common::Reply) {
+    let start = rp.url(&format!("/auth/federated/{provider}{start_query}"));
+    let r = browser.get(&start).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to_idp = r.header("location").to_string();
+    assert!(to_idp.starts_with(&idp.base), "{to_idp}");
+    let q = query_of(&to_idp);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(!q["state"].is_empty());
+    if provider == "corp" {
+        assert!(!q["nonce"].is_empty());
+    }
+    assert!(r.cookies.has_attr("tg_fed", "httponly"));
+    let back = walk(browser, idp, &to_idp, as_user).await;
+    assert!(back.starts_with(&rp.base), "{back}");
+    let r = browser.get(&back).await;
+    (back, r)
+}
+
+async fn sign_in_through_another_tollgate(b: Backend) {
+    let port = free_port();
+    let idp = idp(b, port).await;
+    let rp = relying(b, port, &idp).await;
+    let alice = user_on(&idp.server, "alice", &["analyst"]);
+    let mut browser = Browser::new();
+
+    // The hosted sign-in page offers the provider.
+    let page = unescape(&browser.get(&rp.url("/ui/login")).await.text);
+    assert!(
+        page.contains("/auth/federated/corp") && page.contains("Corp SSO"),
+        "{page}"
+    );
+
+    // First sign-in: an account is created just in time, with the mapped role.
+    let (_, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &alice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains(&format!("signed in as {alice}")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.cookies.0.get("tg_fed").is_some_and(|(v, _)| v.is_empty()),
+        "the journey cookie is cleared"
+    );
+    let access = browser
+        .cookie(&rp.base, "tg_at")
+        .expect("signed in at the relying side");
+    let me = rp.get_bearer("/auth/me", &access).await;
+    let account = me.str("id");
+    assert_eq!(me.json["email"], alice.as_str());
+    assert_eq!(me.json["roles"], serde_json::json!(["reader", "user"]));
+    assert_eq!(
+        me.json["scopes"],
+        serde_json::json!(["docs:read", "profile"])
+    );
+    assert_eq!(me.json["amr"], serde_json::json!(["fed"]));
+    let listed = rp.cli(&["user", "list"], None);
+    let accounts = String::from_utf8_lossy(&listed.stdout)
+        .matches(&alice)
+        .count();
+    assert_eq!(accounts, 1);
+
+    // The provider withdraws the role: the next sign-in takes the mapped role away, and
+    // signs into the same account.
+    let out = idp.server.cli(&["role", "revoke", &alice, "analyst"], None);
+    assert!(out.status.success());
+    let mut second = Browser::new();
+    let (_, r) = federate(&mut second, &rp, &idp.server, "corp", "", &alice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let me = rp
+        .get_bearer("/auth/me", &second.cookie(&rp.base, "tg_at").unwrap())
+        .await;
+    assert_eq!(me.str("id"), account, "the same account");
+    assert_eq!(me.json["roles"], serde_json::json!(["user"]));
+    let listed = rp.cli(&["user", "list"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout)
+            .matches(&alice)
+            .count(),
+        1
+    );
+    assert!(
+        rp.sandbox
+            .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'federation.roles_synced'")
+            .await
+            >= 1
+    );
+
+    // A plain OAuth 2.0 provider (no ID token: the user endpoint says who it is).
+    let bob = user_on(&idp.server, "bob", &[]);
+    let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "plain", "", &bob).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains(&format!("signed in as {bob}")));
+}
+
+async fn journeys_are_bound_to_the_browser(b: Backend) {
+    let port = free_port();
+    let idp = idp(b, port).await;
+    let rp = relying(b, port, &idp).await;
+    let alice = user_on(&idp.server, "alice", &[]);
+
+    // A callback without the journey cookie (login CSRF), or with another state, fails.
+    let mut browser = Browser::new();
+    let r = browser.get(&rp.url("/auth/federated/corp")).await;
+    let state = query_of(r.header("location"))["state"].clone();
+    let r = Browser::new()
+        .get(&rp.url(&format!(
+            "/auth/federated/corp/callback?code=x&state={state}"
+        )))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = browser
+        .get(&rp.url("/auth/federated/corp/callback?code=x&state=other"))
+        .await;
+    assert_eq!(r.status, 400);
+    // The journey is spent: the attacker's attempt cleared it, so even the right state fails.
+    let r = browser
+        .get(&rp.url(&format!(
+            "/auth/federated/corp/callback?code=x&state={state}"
+        )))
+        .await;
+    assert_eq!(r.status, 400);
+    // A provider error is shown, not a crash; an unknown provider is 404.
+    let mut browser = Browser::new();
+    let r = browser.get(&rp.url("/auth/federated/corp")).await;
+    let state = query_of(r.header("location"))["state"].clone();
+    let r = browser
+        .get(&rp.url(&format!(
+            "/auth/federated/corp/callback?error=access_denied&state={state}"
+        )))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("access_denied"));
+    assert_eq!(
+        Browser::new()
+            .get(&rp.url("/auth/federated/nope"))
+            .await
+            .status,
+        404
+    );
+
+    // A code from the provider is only good once, and only with its own journey.
+    let mut browser = Browser::new();
+    let (back, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &alice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let replay = browser.get(&back).await;
+    assert_eq!(replay.status, 400, "{}", replay.text);
+}
+
+async fn existing_accounts_are_linked_only_with_a_verified_email_and_the_password(b: Backend) {
+    let port = free_port();
+    let idp = idp(b, port).await;
+    let rp = relying(b, port, &idp).await;
+
+    // The same address on both sides; the provider has not verified it: no link.
+    let dave = user_on(&idp.server, "dave", &[]);
+    let out = rp.cli(&["user", "add", &dave, "--password-stdin"], Some(PASSWORD));
+    assert!(out.status.success());
+    let mut browser = Browser::new();
+    let (_, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &dave).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("already exists"));
+
+    // Verified at the provider: the user is asked for the existing account's password.
+    idp.server
+        .sandbox
+        .execute("UPDATE users SET email_verified = TRUE")
+        .await;
+    let mut browser = Browser::new();
+    let (_, page) = federate(&mut browser, &rp, &idp.server, "corp", "", &dave).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Link your Corp SSO account"),
+        "{}",
+        page.text
+    );
+    assert!(
+        browser.cookie(&rp.base, "tg_at").is_none(),
+        "not signed in before confirming"
+    );
+    let link = hidden(&page.text, "link").unwrap();
+    let csrf = hidden(&page.text, "csrf_token").unwrap();
+    let r = browser
+        .post_form(
+            &rp.url("/auth/federated/link"),
+            &[
+                ("csrf_token", &csrf),
+                ("link", &link),
+                ("password", "not it at all"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(browser.cookie(&rp.base, "tg_at").is_none());
+    let r = browser
+        .post_form(
+            &rp.url("/auth/federated/link"),
+            &[
+                ("csrf_token", &csrf),
+                ("link", &link),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let me = rp
+        .get_bearer("/auth/me", &browser.cookie(&rp.base, "tg_at").unwrap())
+        .await;
+    assert_eq!(me.json["email"], dave.as_str());
+
+    // Linked: the next federated sign-in goes straight in.
+    let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "corp", "", &dave).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("signed in as"));
+    assert_eq!(
+        rp.sandbox
+            .query_i64("SELECT COUNT(*) FROM federated_identities")
+            .await,
+        1
+    );
+}
+
+/// An application of the relying Tollgate signs its user in through the provider: the
+/// pending authorization survives the detour and ends in a code.
+async fn a_pending_authorization_continues_after_federation(b: Backend) {
+    let port = free_port();
+    let idp = idp(b, port).await;
+    let rp = relying(b, port, &idp).await;
+    let erin = user_on(&idp.server, "erin", &[]);
+    let app = add_client(
+        &rp,
+        "App",
+        Some(&format!("http://127.0.0.1:{}/cb", port + 1)),
+        &["--skip-consent"],
+    );
+    let mut browser = Browser::new();
+    let p = pkce();
+    let start = authorize_url(
+        &rp,
+        &app,
+        &[
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let r = browser.get(&start).await;
+    let login = browser.get(&absolute(&start, r.header("location"))).await;
+    let flow = hidden(&login.text, "flow").unwrap();
+    let page = unescape(&login.text);
+    assert!(
+        page.contains(&format!("/auth/federated/corp?flow={flow}")),
+        "{page}"
+    );
+    let (_, r) = federate(
+        &mut browser,
+        &rp,
+        &idp.server,
+        "corp",
+        &format!("?flow={flow}"),
+        &erin,
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let back = r.header("location").to_string();
+    let code = code_of(&rp, &back);
+    let t = exchange(&rp, &app, &code, Some(&p.verifier)).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(
+        common::jwt_part(&t.str("id_token"), 1)["email"],
+        erin.as_str()
+    );
+}
+
+on_both_backends!(sign_in_through_another_tollgate);
+on_sqlite!(
+    journeys_are_bound_to_the_browser => journeys_are_bound_to_the_browser,
+    linking => existing_accounts_are_linked_only_with_a_verified_email_and_the_password,
+    pending_authorization => a_pending_authorization_continues_after_federation,
+);
