@@ -64,7 +64,10 @@ async fn healthz(s: &Arc<TestServer>) -> f64 {
 }
 
 fn row(what: &str, per_s: f64, baseline: f64) {
-    println!("  {what:<44} {per_s:>9.0}/s   ratio to healthz {:.3}", per_s / baseline);
+    println!(
+        "  {what:<44} {per_s:>9.0}/s   ratio to healthz {:.3}",
+        per_s / baseline
+    );
 }
 
 #[tokio::main]
@@ -76,9 +79,19 @@ async fn main() {
             env: vec![("TOLLGATE_LOG", "warn".into())],
         };
         let s = Arc::new(TestServer::start_with(backend, opts).await);
-        let svc = Arc::new(add_client(&s, "Bench service", None, &["--scope", "reports:read"]));
+        let svc = Arc::new(add_client(
+            &s,
+            "Bench service",
+            None,
+            &["--scope", "reports:read"],
+        ));
         let redirect = format!("http://127.0.0.1:{}/cb", s.port + 1);
-        let web = Arc::new(add_client(&s, "Bench web", Some(&redirect), &["--skip-consent"]));
+        let web = Arc::new(add_client(
+            &s,
+            "Bench web",
+            Some(&redirect),
+            &["--skip-consent"],
+        ));
         let user = common::email("bench");
         s.register(&user).await;
 
@@ -87,12 +100,22 @@ async fn main() {
         let mut chains = Vec::new();
         for _ in 0..CLIENTS {
             let (code, verifier) = authorized_code(&mut browser, &s, &web, &user, &[]).await;
-            chains.push(exchange(&s, &web, &code, Some(&verifier)).await.str("refresh_token"));
+            chains.push(
+                exchange(&s, &web, &code, Some(&verifier))
+                    .await
+                    .str("refresh_token"),
+            );
         }
         // Access tokens to introspect.
         let mut pool = Vec::with_capacity(POOL);
         for _ in 0..POOL {
-            let r = form_call(&s, "/oauth2/token", &svc, &[("grant_type", "client_credentials")]).await;
+            let r = form_call(
+                &s,
+                "/oauth2/token",
+                &svc,
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
             pool.push(r.str("access_token"));
         }
         let pool = Arc::new(pool);
@@ -102,7 +125,15 @@ async fn main() {
             let (s, svc) = (s.clone(), svc.clone());
             rate(move |_, _| {
                 let (s, svc) = (s.clone(), svc.clone());
-                async move { form_call(&s, "/oauth2/token", &svc, &[("grant_type", "client_credentials")]).await }
+                async move {
+                    form_call(
+                        &s,
+                        "/oauth2/token",
+                        &svc,
+                        &[("grant_type", "client_credentials")],
+                    )
+                    .await
+                }
             })
             .await
         };
@@ -122,7 +153,8 @@ async fn main() {
                 Arc::new(chains.into_iter().map(tokio::sync::Mutex::new).collect());
             let (s, web) = (s.clone(), web.clone());
             rate(move |i, _| {
-                let (s, web, chains): (Arc<TestServer>, Arc<Rp>, _) = (s.clone(), web.clone(), chains.clone());
+                let (s, web, chains): (Arc<TestServer>, Arc<Rp>, _) =
+                    (s.clone(), web.clone(), chains.clone());
                 async move {
                     let mut token = chains[i].lock().await;
                     let r = form_call(
@@ -143,9 +175,21 @@ async fn main() {
         let baseline_after = healthz(&s).await;
         let baseline = (baseline + baseline_after) / 2.0;
         println!("{backend:?}:");
-        row("GET /healthz (baseline, mean of before/after)", baseline, baseline);
+        row(
+            "GET /healthz (baseline, mean of before/after)",
+            baseline,
+            baseline,
+        );
         row("client_credentials grants", grants, baseline);
-        row("introspections (pool of 1000 access tokens)", introspections, baseline);
-        row("refresh_token grants (rotation, one chain each)", refreshes, baseline);
+        row(
+            "introspections (pool of 1000 access tokens)",
+            introspections,
+            baseline,
+        );
+        row(
+            "refresh_token grants (rotation, one chain each)",
+            refreshes,
+            baseline,
+        );
     }
 }

@@ -147,6 +147,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         tokens.keys().clone(),
         &config.public_url,
         store.clone(),
+        config.mail.require_verification,
     );
     let policy = PasswordPolicy::new(
         config.password.refuse_common,

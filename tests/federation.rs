@@ -99,6 +99,15 @@ scopes = ["openid", "email"]
     .await
 }
 
+/// A user at the provider, whose address the provider has verified (`verified`).
+async fn verified_user_on(s: &TestServer, tag: &str, roles: &[&str]) -> String {
+    let email = user_on(s, tag, roles);
+    s.sandbox
+        .execute("UPDATE users SET email_verified = TRUE")
+        .await;
+    email
+}
+
 fn user_on(s: &TestServer, tag: &str, roles: &[&str]) -> String {
     let email = email(tag);
     let mut args = vec!["user", "add", email.as_str(), "--password-stdin"];
@@ -146,7 +155,12 @@ async fn sign_in_through_another_tollgate(b: Backend) {
     let port = free_port();
     let idp = idp(b, port).await;
     let rp = relying(b, port, &idp).await;
-    let alice = user_on(&idp.server, "alice", &["analyst"]);
+    // A provider that has not verified the address cannot create an account with it.
+    let mallory = user_on(&idp.server, "mallory", &[]);
+    let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "corp", "", &mallory).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("has not verified"), "{}", r.text);
+    let alice = verified_user_on(&idp.server, "alice", &["analyst"]).await;
     let mut browser = Browser::new();
 
     // The hosted sign-in page offers the provider.
@@ -213,7 +227,7 @@ async fn sign_in_through_another_tollgate(b: Backend) {
     );
 
     // A plain OAuth 2.0 provider (no ID token: the user endpoint says who it is).
-    let bob = user_on(&idp.server, "bob", &[]);
+    let bob = verified_user_on(&idp.server, "bob", &[]).await;
     let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "plain", "", &bob).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains(&format!("signed in as {bob}")));
@@ -223,7 +237,7 @@ async fn journeys_are_bound_to_the_browser(b: Backend) {
     let port = free_port();
     let idp = idp(b, port).await;
     let rp = relying(b, port, &idp).await;
-    let alice = user_on(&idp.server, "alice", &[]);
+    let alice = verified_user_on(&idp.server, "alice", &[]).await;
 
     // A callback without the journey cookie (login CSRF), or with another state, fails.
     let mut browser = Browser::new();
@@ -352,7 +366,7 @@ async fn a_pending_authorization_continues_after_federation(b: Backend) {
     let port = free_port();
     let idp = idp(b, port).await;
     let rp = relying(b, port, &idp).await;
-    let erin = user_on(&idp.server, "erin", &[]);
+    let erin = verified_user_on(&idp.server, "erin", &[]).await;
     let app = add_client(
         &rp,
         "App",

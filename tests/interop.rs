@@ -41,7 +41,12 @@ async fn openid_client_library(b: Backend) {
     assert!(out.status.success());
     let redirect = format!("http://127.0.0.1:{}/callback", s.port + 1);
     let after = format!("http://127.0.0.1:{}/signed-out", s.port + 1);
-    let web = add_client(&s, "Interop web", Some(&redirect), &["--post-logout-redirect-uri", &after]);
+    let web = add_client(
+        &s,
+        "Interop web",
+        Some(&redirect),
+        &["--post-logout-redirect-uri", &after],
+    );
     let spa = add_client(&s, "Interop SPA", Some(&redirect), &["--public"]);
     let svc = add_client(&s, "Interop service", None, &["--scope", "reports:read"]);
     let out = Command::new("node")

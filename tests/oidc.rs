@@ -268,7 +268,7 @@ fn at_hash(token: &str) -> String {
 }
 
 async fn code_exchange_refusals(b: Backend) {
-    let s = server(b, "[oidc]\ncode_ttl = 1\n").await;
+    let s = server(b, "").await;
     let user = analyst(&s);
     let rp = web_client(&s);
     let other = add_client(&s, "Other", Some(&redirect(&s)), &[]);
@@ -304,15 +304,6 @@ async fn code_exchange_refusals(b: Backend) {
     assert_oauth_error(&wrong_uri, 400, "invalid_grant");
     assert_eq!(exchange(&s, &rp, &code, Some(&verifier)).await.status, 200);
 
-    // Expired codes (code_ttl = 1 s) are refused.
-    let (code, verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_oauth_error(
-        &exchange(&s, &rp, &code, Some(&verifier)).await,
-        400,
-        "invalid_grant",
-    );
-
     // A code issued without a challenge refuses a verifier (PKCE downgrade).
     let back = walk(&mut browser, &s, &authorize_url(&s, &rp, &[]), &user).await;
     let code = code_of(&s, &back);
@@ -328,6 +319,21 @@ async fn code_exchange_refusals(b: Backend) {
         let r = exchange(&s, &rp, code, None).await;
         assert!(r.status == 400, "{code:?}: {} {}", r.status, r.text);
     }
+}
+
+async fn expired_codes_are_refused(b: Backend) {
+    let s = server(b, "[oidc]\ncode_ttl = 1\n").await;
+    let user = analyst(&s);
+    let rp = web_client(&s);
+    let mut browser = Browser::new();
+    // Expired codes (code_ttl = 1 s) are refused.
+    let (code, verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_oauth_error(
+        &exchange(&s, &rp, &code, Some(&verifier)).await,
+        400,
+        "invalid_grant",
+    );
 }
 
 async fn authorize_refusals(b: Backend) {
@@ -645,6 +651,32 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
     );
     let wide = refresh(rp.clone(), narrow.str("refresh_token"), None).await;
     assert_eq!(wide.json["scope"], "openid docs:read");
+
+    // The other client loses docs:read: its sessions end with it.
+    let (code, verifier) = authorized_code(
+        &mut browser,
+        &s,
+        &other,
+        &user,
+        &[("scope", "openid docs:read")],
+    )
+    .await;
+    let o = exchange(&s, &other, &code, Some(&verifier)).await;
+    let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
+    let r = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/admin/clients/{}", other.id),
+            Some(serde_json::json!({ "name": "Other", "redirect_uris": [other.redirect_uri] })),
+            &[("authorization", &format!("Bearer {admin}"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_oauth_error(
+        &refresh(other.clone(), o.str("refresh_token"), None).await,
+        400,
+        "invalid_grant",
+    );
     // The spent token, after the grace window, revokes the whole session.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_oauth_error(
@@ -811,6 +843,19 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
     let r = browser.get(&s.url("/oauth2/logout")).await;
     assert_eq!(r.status, 200);
     assert!(r.text.contains("Sign out?"));
+    // A cross-site POST carries no SameSite=Lax cookies: the session is not seen, so the
+    // user is asked on this origin instead of being told "signed out" falsely.
+    let r = s
+        .http
+        .post(s.url("/oauth2/logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("id_token_hint={hint}"))
+        .send()
+        .await
+        .unwrap();
+    let r = common::Reply::from(r).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("Sign out?") && r.text.contains("id_token_hint"));
     let r = browser
         .post_form(&s.url("/oauth2/logout"), &[("confirm", "yes")])
         .await;
@@ -859,6 +904,7 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
 on_both_backends!(
     code_flow_over_http_end_to_end,
     code_exchange_refusals,
+    expired_codes_are_refused,
     refresh_is_bound_to_its_client_and_grant,
     introspection_and_revocation,
     logout_ends_the_sign_in_and_its_client_sessions,

@@ -91,11 +91,12 @@ async fn hosted_sign_in_page(b: Backend) {
     for c in ["tg_at", "tg_rt"] {
         assert!(r.cookies.has_attr(c, "httponly"), "{c}");
     }
-    assert_eq!(
+    assert_ne!(
         r.cookies.value("tg_csrf"),
         csrf,
-        "the form's CSRF token stays"
+        "a new session gets a new CSRF token"
     );
+    let csrf = r.cookies.value("tg_csrf");
     let r = browser
         .post_form(
             &s.url("/ui/login"),
@@ -330,6 +331,8 @@ async fn consents_are_listed_and_withdrawn(b: Backend) {
     assert_eq!(listed.json[0]["client_name"], "Notes");
     assert_eq!(listed.json[0]["scopes"], json!(["openid", "email"]));
 
+    // A code issued just before the withdrawal must not outlive it.
+    let (late_code, late_verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
     let auth = format!("Bearer {own}");
     let r = s
         .call(
@@ -358,6 +361,8 @@ async fn consents_are_listed_and_withdrawn(b: Backend) {
             .status,
         401
     );
+    let late = exchange(&s, &rp, &late_code, Some(&late_verifier)).await;
+    assert_eq!(late.status, 400, "{}", late.text);
     let r = s
         .call(
             Method::DELETE,

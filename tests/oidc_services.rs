@@ -41,6 +41,12 @@ users = false
 path = "/docs/*"
 upstream = "{up}"
 scopes = ["docs:read"]
+
+[[route]]
+path = "/for-apps/*"
+upstream = "{up}"
+scopes = ["docs:read"]
+clients = ["*"]
 "#
     )
 }
@@ -124,16 +130,16 @@ async fn services_are_admitted_by_client_or_scope(b: Backend) {
     // Another service, though its scopes fit, is not on the list.
     bearer_get(&s, "/internal/x", &bt)
         .await
-        .assert_problem(403, "service_not_allowed");
+        .assert_problem(403, "client_not_allowed");
     // "*": any service with the scopes; without them, refused for scope.
     assert_eq!(bearer_get(&s, "/any-service/x", &bt).await.status, 200);
     bearer_get(&s, "/any-service/x", &nt)
         .await
         .assert_problem(403, "insufficient_scope");
-    // Routes that name no clients refuse every service, whatever its scopes.
+    // Routes that name no clients refuse every client's token, whatever its scopes.
     bearer_get(&s, "/docs/x", &rt)
         .await
-        .assert_problem(403, "service_not_allowed");
+        .assert_problem(403, "client_not_allowed");
 
     // Users pass user routes, and service routes only where users are allowed.
     let (_, user) = s.user_with_roles("analyst", &["analyst"]).await;
@@ -168,7 +174,7 @@ async fn services_are_admitted_by_client_or_scope(b: Backend) {
     assert_eq!(r.header("x-tollgate-user"), "");
     verify(&bt, "/internal/x")
         .await
-        .assert_problem(403, "service_not_allowed");
+        .assert_problem(403, "client_not_allowed");
 
     // A revoked token (RFC 7009) and a deleted client's tokens stop at once.
     assert_eq!(
@@ -239,8 +245,13 @@ async fn user_tokens_of_applications_carry_only_their_grant(b: Backend) {
     let t = exchange(&s, &rp, &code, Some(&verifier)).await;
     let access = t.str("access_token");
 
-    // The user's roles grant docs:read, but the application was not granted it.
+    // Routes that do not name applications refuse their tokens, whatever the scopes.
     bearer_get(&s, "/docs/x", &access)
+        .await
+        .assert_problem(403, "client_not_allowed");
+    // Where applications are admitted: the user's roles grant docs:read, but the
+    // application was not granted it.
+    bearer_get(&s, "/for-apps/x", &access)
         .await
         .assert_problem(403, "insufficient_scope");
     let r = bearer_get(&s, "/any-service/x", &access).await;
@@ -254,6 +265,34 @@ async fn user_tokens_of_applications_carry_only_their_grant(b: Backend) {
             .unwrap_or("")
             .is_empty()
     );
+    // The upstream's deeper check answers within what the application was granted, not
+    // everything the user's roles hold.
+    let assertion = echoed_header(&r.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let check = s
+        .call(
+            Method::POST,
+            "/authz/check",
+            Some(serde_json::json!({ "scopes": ["docs:read"] })),
+            &[("x-tollgate-assertion", &assertion)],
+        )
+        .await;
+    assert_eq!(check.status, 200, "{}", check.text);
+    assert_eq!(check.json["allowed"], false, "{}", check.text);
+    assert_eq!(
+        check.json["missing_scopes"],
+        serde_json::json!(["docs:read"])
+    );
+    let check = s
+        .call(
+            Method::POST,
+            "/authz/check",
+            Some(serde_json::json!({ "method": "GET", "path": "/docs/x" })),
+            &[("x-tollgate-assertion", &assertion)],
+        )
+        .await;
+    assert_eq!(check.json["reason"], "client_not_allowed", "{}", check.text);
 
     // The ID token is not an access token: not at the gateway, not at the API.
     let id_token = t.str("id_token");

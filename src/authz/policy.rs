@@ -24,26 +24,28 @@ impl AuthMode {
     }
 }
 
-/// Which services (clients calling with their own client-credentials tokens) a route
-/// admits. Users and services are told apart so an internal endpoint is never opened to
-/// every service by accident, nor a user route to a service that has the right scope.
+/// Which OAuth clients' tokens a route admits: a service calling with its own
+/// client-credentials token, or an application calling with a token a user granted it.
+/// Tollgate's own sign-in and API keys are not clients here: they always count as the
+/// user. Applications are admitted only where a route says so, so a token a user granted
+/// an application for `openid` alone never opens the first-party API.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Services {
-    /// No service token passes (the default).
+pub enum Clients {
+    /// No client's token passes (the default).
     #[default]
     None,
-    /// Any service whose token carries the route's scopes.
+    /// Any client whose token carries the route's scopes.
     Any,
     /// These clients only (and still the route's scopes).
     Only(Vec<String>),
 }
 
-impl Services {
+impl Clients {
     fn admits(&self, client_id: &str) -> bool {
         match self {
-            Services::None => false,
-            Services::Any => true,
-            Services::Only(ids) => ids.iter().any(|id| id == client_id),
+            Clients::None => false,
+            Clients::Any => true,
+            Clients::Only(ids) => ids.iter().any(|id| id == client_id),
         }
     }
 }
@@ -54,8 +56,9 @@ pub struct Policy {
     pub auth: AuthMode,
     /// Every one of these is required of an authenticated caller.
     pub scopes: Vec<String>,
-    pub services: Services,
-    /// Whether users' credentials pass (false: a route for services only).
+    pub clients: Clients,
+    /// Whether users' credentials pass, their own or through an application (false: a
+    /// route for services only).
     pub users: bool,
 }
 
@@ -66,7 +69,7 @@ impl Policy {
         Policy {
             auth: AuthMode::Required,
             scopes: Vec::new(),
-            services: Services::None,
+            clients: Clients::None,
             users: true,
         }
     }
@@ -81,12 +84,25 @@ pub enum Presented<'a> {
     /// chose to send (a bearer token, an API key) and false for cookies a browser sends
     /// by itself, which may simply be stale.
     Rejected { code: &'static str, explicit: bool },
-    /// A verified credential granting these scopes; `service` names the client when it
-    /// is a service's own token.
+    /// A verified credential granting these scopes. `client` names the OAuth client the
+    /// token was issued to (`None` for Tollgate's own sign-in and API keys); `service`
+    /// says it is that client's own token, with no user behind it.
     Verified {
         scopes: &'a [&'a str],
-        service: Option<&'a str>,
+        client: Option<&'a str>,
+        service: bool,
     },
+}
+
+impl<'a> Presented<'a> {
+    /// A user's own credential (Tollgate's sign-in or an API key).
+    pub fn user(scopes: &'a [&'a str]) -> Presented<'a> {
+        Presented::Verified {
+            scopes,
+            client: None,
+            service: false,
+        }
+    }
 }
 
 /// The outcome.
@@ -98,7 +114,7 @@ pub enum Decision {
     Unauthenticated { code: &'static str },
     /// 403: authenticated, but some required scopes are missing.
     InsufficientScope { missing: Vec<String> },
-    /// 403: authenticated, but this kind of caller is not admitted (`service_not_allowed`,
+    /// 403: authenticated, but this kind of caller is not admitted (`client_not_allowed`,
     /// `user_not_allowed`).
     Forbidden { code: &'static str },
 }
@@ -120,13 +136,13 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
         (
             _,
             Presented::Verified {
-                service: Some(client),
+                client: Some(client),
                 ..
             },
-        ) if !policy.services.admits(client) => Decision::Forbidden {
-            code: "service_not_allowed",
+        ) if !policy.clients.admits(client) => Decision::Forbidden {
+            code: "client_not_allowed",
         },
-        (_, Presented::Verified { service: None, .. }) if !policy.users => Decision::Forbidden {
+        (_, Presented::Verified { service: false, .. }) if !policy.users => Decision::Forbidden {
             code: "user_not_allowed",
         },
         (_, Presented::Verified { scopes, .. }) => {
@@ -153,16 +169,13 @@ mod tests {
         Policy {
             auth,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            services: Services::None,
+            clients: Clients::None,
             users: true,
         }
     }
 
     fn user(scopes: &'static [&'static str]) -> Presented<'static> {
-        Presented::Verified {
-            scopes,
-            service: None,
-        }
+        Presented::user(scopes)
     }
 
     const ALLOW_ANON: Decision = Decision::Allow { identified: false };
@@ -232,33 +245,47 @@ mod tests {
     }
 
     #[test]
-    fn services_pass_only_where_admitted_and_users_only_where_allowed() {
+    fn clients_pass_only_where_admitted_and_users_only_where_allowed() {
         let service = |client: &'static str| Presented::Verified {
             scopes: &["reports:read"],
-            service: Some(client),
+            client: Some(client),
+            service: true,
+        };
+        let app = Presented::Verified {
+            scopes: &["reports:read"],
+            client: Some("docs-app"),
+            service: false,
         };
         let mut p = policy(AuthMode::Required, &["reports:read"]);
         let refused = Decision::Forbidden {
-            code: "service_not_allowed",
+            code: "client_not_allowed",
         };
         assert_eq!(decide(&p, service("billing")), refused, "none by default");
-        p.services = Services::Only(vec!["reports".into()]);
+        assert_eq!(decide(&p, app), refused, "nor an application's user token");
+        assert_eq!(decide(&p, user(&["reports:read"])), ALLOW_ID);
+        p.clients = Clients::Only(vec!["reports".into()]);
         assert_eq!(decide(&p, service("reports")), ALLOW_ID);
         assert_eq!(decide(&p, service("billing")), refused);
-        p.services = Services::Any;
+        p.clients = Clients::Any;
         assert_eq!(decide(&p, service("billing")), ALLOW_ID);
+        assert_eq!(decide(&p, app), ALLOW_ID);
         p.scopes = vec!["reports:write".into()];
         assert!(matches!(
             decide(&p, service("billing")),
             Decision::InsufficientScope { .. }
         ));
         p.users = false;
+        p.scopes.clear();
+        let user_not_allowed = Decision::Forbidden {
+            code: "user_not_allowed",
+        };
+        assert_eq!(decide(&p, user(&[])), user_not_allowed);
         assert_eq!(
-            decide(&p, user(&["reports:write"])),
-            Decision::Forbidden {
-                code: "user_not_allowed"
-            }
+            decide(&p, app),
+            user_not_allowed,
+            "an application acts for a user"
         );
+        assert_eq!(decide(&p, service("billing")), ALLOW_ID);
     }
 
     #[test]
@@ -272,13 +299,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    decide(
-                        &p,
-                        Presented::Verified {
-                            scopes: near,
-                            service: None
-                        }
-                    ),
+                    decide(&p, Presented::user(near)),
                     Decision::InsufficientScope { .. }
                 ),
                 "{near:?}"

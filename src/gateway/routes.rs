@@ -11,7 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::path;
-use crate::authz::policy::{AuthMode, Policy, Services};
+use crate::authz::policy::{AuthMode, Clients, Policy};
 use crate::authz::valid_scope;
 use crate::oidc::clients::valid_client_id;
 
@@ -59,8 +59,9 @@ pub struct RouteSpec {
     pub csrf: Option<bool>,
     /// `aud` of the assertions for this route; default: `upstream`.
     pub audience: Option<String>,
-    /// Services admitted with their own (client-credentials) tokens: client ids, or
-    /// `["*"]` for any service holding the route's scopes. Default: none.
+    /// OAuth clients whose tokens are admitted (services' own tokens, and users' tokens
+    /// held by applications): client ids, or `["*"]` for any client holding the route's
+    /// scopes. Default: none (Tollgate's own sign-in and API keys only).
     pub clients: Option<Vec<String>>,
     /// Whether users' credentials pass (default true; false: services only).
     pub users: Option<bool>,
@@ -281,23 +282,23 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     let audience = spec
         .audience
         .or_else(|| upstream.as_ref().map(|u| u.audience.clone()));
-    let services = match spec.clients.as_deref() {
-        None | Some([]) => Services::None,
-        Some([any]) if any == "*" => Services::Any,
+    let clients = match spec.clients.as_deref() {
+        None | Some([]) => Clients::None,
+        Some([any]) if any == "*" => Clients::Any,
         Some(ids) => {
             if let Some(bad) = ids.iter().find(|id| !valid_client_id(id)) {
                 return Err(format!(
                     "invalid client id '{bad}' in clients (use [\"*\"] alone for any service)"
                 ));
             }
-            Services::Only(ids.to_vec())
+            Clients::Only(ids.to_vec())
         }
     };
     let users = spec.users.unwrap_or(true);
-    if !users && services == Services::None {
+    if !users && clients == Clients::None {
         return Err("users = false admits nobody: list the services in clients".into());
     }
-    if services != Services::None && auth == AuthMode::Public {
+    if clients != Clients::None && auth == AuthMode::Public {
         return Err(
             "clients on a public route would never be checked: use auth = \"required\"".into(),
         );
@@ -314,7 +315,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
         policy: Policy {
             auth,
             scopes: spec.scopes,
-            services,
+            clients,
             users,
         },
         strip_prefix: spec.strip_prefix,

@@ -22,11 +22,13 @@ use serde_json::{Value, json};
 use super::extract::Body;
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
+use crate::authz::is_standard_scope;
 use crate::authz::policy::{Decision, Presented, decide};
 use crate::error::Error;
 use crate::gateway::headers::ASSERTION;
 use crate::gateway::path;
 use crate::gateway::routes::Match;
+use crate::session::FIRST_PARTY_CLIENT;
 use crate::session::api_keys::ApiKeys;
 
 /// The scope an API key needs to ask about other subjects.
@@ -51,6 +53,9 @@ struct Question {
 struct Asker {
     subject: String,
     session: Option<String>,
+    /// The application whose token the assertion was made from (not Tollgate's own
+    /// sign-in), with the scopes that token carried: the answer never exceeds them.
+    application: Option<(String, String)>,
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiResult<Asker> {
@@ -64,9 +69,12 @@ async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiR
                 "An assertion only answers for its own subject",
             ));
         }
+        let application = (!claims.client_id.is_empty() && claims.client_id != FIRST_PARTY_CLIENT)
+            .then(|| (claims.client_id.clone(), claims.scope.clone()));
         return Ok(Asker {
             subject: claims.sub,
             session: Some(claims.sid),
+            application,
         });
     }
     let key = headers
@@ -90,6 +98,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiR
     Ok(Asker {
         subject,
         session: None,
+        application: None,
     })
 }
 
@@ -159,6 +168,16 @@ async fn check(
         .config
         .roles
         .scopes_for(user.roles.iter().map(String::as_str));
+    // An application's token holds what the user granted it, less what the roles no
+    // longer grant.
+    let current: Vec<String> = match &asker.application {
+        None => current,
+        Some((_, granted)) => granted
+            .split_ascii_whitespace()
+            .filter(|s| is_standard_scope(s) || current.iter().any(|c| c == s))
+            .map(str::to_string)
+            .collect(),
+    };
     let held: Vec<&str> = current.iter().map(String::as_str).collect();
     let mut missing: Vec<String> = q
         .scopes
@@ -171,14 +190,15 @@ async fn check(
         None => {}
         Some(None) => reason = "no_route",
         Some(Some(policy)) => {
-            if let Decision::InsufficientScope { missing: m } = decide(
-                &policy,
-                Presented::Verified {
-                    scopes: &held,
-                    service: None,
-                },
-            ) {
-                missing.extend(m);
+            let presented = Presented::Verified {
+                scopes: &held,
+                client: asker.application.as_ref().map(|(c, _)| c.as_str()),
+                service: false,
+            };
+            match decide(&policy, presented) {
+                Decision::InsufficientScope { missing: m } => missing.extend(m),
+                Decision::Forbidden { code } => reason = code,
+                _ => {}
             }
         }
     }

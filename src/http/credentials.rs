@@ -20,7 +20,7 @@ use crate::authz::policy::Presented;
 use crate::error::Error;
 use crate::session::api_keys::{ApiKeyPrincipal, ApiKeys};
 use crate::session::assertion::AssertionSubject;
-use crate::session::{AccessClaims, ClientInfo, Issued};
+use crate::session::{AccessClaims, ClientInfo, FIRST_PARTY_CLIENT, Issued};
 
 /// How a credential arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,15 @@ impl Principal {
         }
     }
 
+    /// The OAuth client (an application or a service) a token was issued to; `None` for
+    /// Tollgate's own sign-in and API keys.
+    pub fn oauth_client(&self) -> Option<&str> {
+        match self {
+            Principal::Token(c) if c.client_id != FIRST_PARTY_CLIENT => Some(&c.client_id),
+            _ => None,
+        }
+    }
+
     /// The OAuth client a token was issued to (`tollgate` for Tollgate's own sign-in);
     /// empty for an API key.
     pub fn client_id(&self) -> &str {
@@ -99,6 +108,7 @@ impl Principal {
             session_id,
             scope: self.scope(),
             client_id: self.client_id(),
+            service: self.service().is_some(),
         }
     }
 }
@@ -131,7 +141,8 @@ impl Resolved {
         match (&self.principal, self.failure) {
             (Some(p), _) => Presented::Verified {
                 scopes,
-                service: p.service(),
+                client: p.oauth_client(),
+                service: p.service().is_some(),
             },
             (None, Some((code, explicit))) => Presented::Rejected { code, explicit },
             (None, None) => Presented::Nothing,

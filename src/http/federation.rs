@@ -64,7 +64,14 @@ struct LinkForm {
 fn failure(app: &AppState, e: FederationError) -> Response {
     let (status, code) = match &e {
         FederationError::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
-        FederationError::BadJourney => (StatusCode::BAD_REQUEST, "invalid_state"),
+        FederationError::BadJourney => {
+            tracing::warn!(
+                event = "federation_bad_journey",
+                "federated sign-in without its journey cookie or with another state"
+            );
+            (StatusCode::BAD_REQUEST, "invalid_state")
+        }
+        FederationError::CodeRefused { .. } => (StatusCode::BAD_REQUEST, "invalid_grant"),
         FederationError::Provider { .. } => (StatusCode::BAD_GATEWAY, "provider_error"),
         FederationError::Refused(_) => (StatusCode::FORBIDDEN, "federation_refused"),
         FederationError::Domain(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -156,7 +163,6 @@ async fn callback(
                             user,
                             &["fed"],
                             &info,
-                            &headers,
                             pending.as_ref(),
                             journey.rd.as_deref(),
                         )
@@ -265,7 +271,6 @@ async fn link(
                 user,
                 &["pwd"],
                 &info,
-                &headers,
                 flow.as_ref(),
                 pending.rd.as_deref(),
             )

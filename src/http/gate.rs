@@ -76,7 +76,7 @@ pub async fn evaluate(
         }
         Decision::Forbidden { code } => {
             let title = match code {
-                "service_not_allowed" => "This route does not admit this service",
+                "client_not_allowed" => "This route does not admit this client's tokens",
                 _ => "This route is for services only",
             };
             Problem::new(StatusCode::FORBIDDEN, code, title).into_response()

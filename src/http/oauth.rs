@@ -23,7 +23,7 @@ use crate::audit::{Context, Outcome};
 use crate::oidc::authorize::{
     BrowserSession, Pending, Refusal, Reply, ResponseMode, Step, parse_params,
 };
-use crate::oidc::clients::{PresentedClient, valid_client_id};
+use crate::oidc::clients::PresentedClient;
 use crate::oidc::error::OAuthError;
 use crate::session::{AccessClaims, FIRST_PARTY_CLIENT};
 
@@ -166,12 +166,14 @@ async fn authenticated(
         Err(e) => {
             if e.code == "invalid_client" {
                 metrics::counter!("tollgate_oauth_client_auth_failures_total").increment(1);
-                let named = valid_client_id(&presented.id).then_some(presented.id.as_str());
-                let entry = Context::anonymous(info.clone())
-                    .entry("oauth.client_auth_failed", Outcome::Failure, None)
-                    .with("client_id", named);
-                if let Err(err) = app.store.append_audit(&entry).await {
-                    tracing::warn!(error = %err, "failed client authentication not audited");
+                tracing::info!(event = "client_auth_failed", client_id = %presented.id.chars().take(64).collect::<String>());
+                if app.oidc.clients.failure_worth_auditing(&presented.id).await {
+                    let entry = Context::anonymous(info.clone())
+                        .entry("oauth.client_auth_failed", Outcome::Failure, None)
+                        .with("client_id", presented.id.as_str());
+                    if let Err(err) = app.store.append_audit(&entry).await {
+                        tracing::warn!(error = %err, "failed client authentication not audited");
+                    }
                 }
             }
             Err(e)
@@ -443,11 +445,19 @@ async fn logout(
         Err(e) => return error_page(app, &e),
     };
     let current = current_session(app, headers).await;
-    if let Some((sid, user_id, email)) = &current {
-        let confirmed = plan.hinted_session.as_deref() == Some(sid.as_str())
-            || (posted
-                && p.confirm.as_deref() == Some("yes")
-                && form_csrf_ok(app, headers, p.csrf_token.as_deref().unwrap_or("")));
+    let confirmed_here = posted
+        && p.confirm.as_deref() == Some("yes")
+        && form_csrf_ok(app, headers, p.csrf_token.as_deref().unwrap_or(""));
+    // A cross-site POST from an application arrives without the SameSite=Lax cookies: the
+    // session is invisible, not absent. The confirmation page posts again from this origin.
+    let session_hidden = posted && current.is_none() && !confirmed_here;
+    if current.is_some() || session_hidden {
+        let (sid, email) = match &current {
+            Some((sid, _, email)) => (sid.as_str(), email.as_str()),
+            None => ("", ""),
+        };
+        let confirmed =
+            (!sid.is_empty() && plan.hinted_session.as_deref() == Some(sid)) || confirmed_here;
         if !confirmed {
             let csrf = FormCsrf::for_request(app, headers);
             let params: Vec<(String, String)> = [
@@ -471,6 +481,8 @@ async fn logout(
             );
             return csrf.apply(page);
         }
+    }
+    if let Some((sid, user_id, _)) = &current {
         let ctx = Context::user(user_id, info.clone());
         if let Err(e) = app.sessions.end(sid, None, "logout", &ctx).await {
             return super::problem::Problem::from(e).into_response();

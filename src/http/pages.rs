@@ -13,7 +13,6 @@ use http::{HeaderMap, StatusCode, header};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies;
 use super::extract::{Client, check_origin};
 use super::gate::with_session_cookies;
 use super::html::{self, FormCsrf, error_page, form_csrf_ok, see_other};
@@ -211,16 +210,7 @@ async fn login_submit(
         Ok(u) => u,
         Err(problem) => return login_refused(&app, &headers, problem, view).await,
     };
-    signed_in(
-        &app,
-        user,
-        &["pwd"],
-        &info,
-        &headers,
-        pending.as_ref(),
-        rd.as_deref(),
-    )
-    .await
+    signed_in(&app, user, &["pwd"], &info, pending.as_ref(), rd.as_deref()).await
 }
 
 /// After any successful sign-in at a page (password, federation, account link): starts
@@ -231,7 +221,6 @@ pub async fn signed_in(
     user: crate::store::UserRecord,
     amr: &[&str],
     info: &crate::session::ClientInfo,
-    headers: &HeaderMap,
     pending: Option<&Pending>,
     rd: Option<&str>,
 ) -> Response {
@@ -259,8 +248,8 @@ pub async fn signed_in(
             None,
         ),
     };
-    let keep_csrf = cookies::read(headers, &app.cookies.csrf);
-    for v in app.cookies.for_issued(&issued, keep_csrf) {
+    // A new session gets a new CSRF token: one planted before sign-in must not survive.
+    for v in app.cookies.for_issued(&issued, None) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res

@@ -115,6 +115,11 @@ impl Reply {
     }
 }
 
+/// `state` and `nonce`: RFC 6749 Appendix A VSCHARs (printable ASCII), bounded.
+fn opaque_ok(value: &str) -> bool {
+    value.len() <= MAX_OPAQUE && value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
 /// Query or form parameters, each at most once (RFC 6749 §3.1); `Err` names a repeated
 /// one.
 pub fn parse_params(raw: &str) -> Result<HashMap<String, String>, String> {
@@ -177,9 +182,12 @@ pub fn validate(
     let refuse = |pending: &Pending, e: OAuthError| {
         Err(Refusal::ToClient(Reply::error(pending, &e, issuer)))
     };
-    if pending.state.as_ref().is_some_and(|s| s.len() > MAX_OPAQUE) {
+    if pending.state.as_deref().is_some_and(|s| !opaque_ok(s)) {
         pending.state = None;
-        return refuse(&pending, OAuthError::invalid_request("state is too long"));
+        return refuse(
+            &pending,
+            OAuthError::invalid_request("state must be at most 1024 printable ASCII characters"),
+        );
     }
     if response_mode.is_none() {
         return refuse(
@@ -228,8 +236,11 @@ pub fn validate(
         return refuse(&pending, e);
     }
     pending.scope = scopes;
-    if pending.nonce.as_ref().is_some_and(|n| n.len() > MAX_OPAQUE) {
-        return refuse(&pending, OAuthError::invalid_request("nonce is too long"));
+    if pending.nonce.as_deref().is_some_and(|n| !opaque_ok(n)) {
+        return refuse(
+            &pending,
+            OAuthError::invalid_request("nonce must be at most 1024 printable ASCII characters"),
+        );
     }
     match (get("code_challenge"), get("code_challenge_method")) {
         (None, None) if client.is_public() || require_pkce => {
@@ -461,6 +472,8 @@ mod tests {
             (vec![("max_age", "-1")], "invalid_request"),
             (vec![("response_mode", "fragment")], "invalid_request"),
             (vec![("request", "eyJ")], "request_not_supported"),
+            (vec![("nonce", "a\u{0}b")], "invalid_request"),
+            (vec![("state", "snow\u{2603}")], "invalid_request"),
         ] {
             assert_eq!(
                 error_of(validate(&params(&pairs), Some(&c), false, ISS, 0)),

@@ -100,7 +100,14 @@ pub struct Clients {
     store: Store,
     revoked: Arc<RevocationSet>,
     cache: RwLock<HashMap<String, Cached>>,
+    /// When a failed authentication of each client was last audited.
+    failures_audited: std::sync::Mutex<HashMap<String, i64>>,
 }
+
+/// At most one audit entry per client per this many seconds for failed authentication:
+/// the attempts are evidence, but an unauthenticated caller must not be able to grow the
+/// append-only log (and serialise its writers) at will.
+const FAILURE_AUDIT_INTERVAL_SECS: i64 = 10;
 
 impl Clients {
     pub fn new(store: Store, revoked: Arc<RevocationSet>) -> Clients {
@@ -108,6 +115,7 @@ impl Clients {
             store,
             revoked,
             cache: RwLock::new(HashMap::new()),
+            failures_audited: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -175,15 +183,21 @@ impl Clients {
                 ..(*current).clone()
             },
         )?;
+        // Scopes taken from the client take its sessions with them: their refresh tokens
+        // would otherwise keep minting what it may no longer have.
+        let narrowed = current.scopes.iter().any(|s| !client.scopes.contains(s));
         let audit = ctx
             .entry("client.updated", Outcome::Success, None)
             .with("client_id", id)
             .with("grant_types", client.grant_types.clone())
             .with("scopes", client.scopes.clone())
             .with("redirect_uris", client.redirect_uris.clone());
-        if !self.store.update_client(&client, &audit).await? {
-            return Err(Error::NotFound("client"));
-        }
+        let revoked = self
+            .store
+            .update_client(&client, narrowed, &audit)
+            .await?
+            .ok_or(Error::NotFound("client"))?;
+        self.revoked.announce(&revoked, client.updated_at).await;
         self.forget(id);
         Ok(client)
     }
@@ -298,6 +312,29 @@ impl Clients {
         }
     }
 
+    /// Whether a failed authentication presenting `id` should be audited now: only for
+    /// a client that exists, and at most once per interval each.
+    pub async fn failure_worth_auditing(&self, id: &str) -> bool {
+        if self.live(id).await.is_err() {
+            return false;
+        }
+        let now = clock::now();
+        let mut last = self
+            .failures_audited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.len() >= CACHE_CAPACITY {
+            last.clear();
+        }
+        match last.get(id) {
+            Some(at) if now - at < FAILURE_AUDIT_INTERVAL_SECS => false,
+            _ => {
+                last.insert(id.to_string(), now);
+                true
+            }
+        }
+    }
+
     fn forget(&self, id: &str) {
         self.cache
             .write()
@@ -332,9 +369,11 @@ fn metadata_error(detail: impl Into<String>) -> Error {
     Error::invalid("invalid_client_metadata", detail)
 }
 
-/// Client ids appear in tokens, URLs, headers and the fan-out channel: keep them plain.
+/// Client ids appear in tokens, URLs, headers and the fan-out channel: keep them plain,
+/// and never shaped like a user id (a UUID), which a service's `sub` could pose as.
 pub fn valid_client_id(id: &str) -> bool {
-    (1..=48).contains(&id.len())
+    uuid::Uuid::parse_str(id).is_err()
+        && (1..=48).contains(&id.len())
         && id.as_bytes()[0].is_ascii_alphanumeric()
         && id
             .bytes()
@@ -523,6 +562,7 @@ mod tests {
         assert!(!valid_client_id("-x"));
         assert!(!valid_client_id("tollgate"));
         assert!(!valid_client_id(&"a".repeat(49)));
+        assert!(!valid_client_id("0190a0b0-0000-7000-8000-000000000000"));
         let id = generated_id("My Docs App!");
         assert!(
             id.starts_with("my-docs-app-") && valid_client_id(&id),

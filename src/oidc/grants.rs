@@ -249,6 +249,8 @@ impl Provider {
             amr: &[],
             service: true,
         })?;
+        // Issued for itself, with no session: the structured log is the record.
+        tracing::info!(event = "client_token_issued", client_id = %client.id, jti = %claims.jti, scope = %claims.scope);
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -162,9 +162,10 @@ impl Provider {
         Ok(out)
     }
 
-    /// Checks an RP-initiated logout request: the hint must be an ID token of ours, the
-    /// client (named by the hint or `client_id`) must exist, and a post-logout URI must
-    /// be registered for it, exactly.
+    /// Checks an RP-initiated logout request: a post-logout URI must be registered,
+    /// exactly, for the client the hint or `client_id` names. A hint that does not verify
+    /// (signed by a key since dropped, say) counts as no hint: the user is asked to confirm,
+    /// and is only sent back to a URI `client_id` vouches for.
     pub async fn plan_logout(
         &self,
         hint: Option<&str>,
@@ -172,9 +173,15 @@ impl Provider {
         post_logout_redirect_uri: Option<&str>,
         state: Option<&str>,
     ) -> Result<LogoutPlan, OAuthError> {
-        let hint = hint
-            .map(|h| id_token::verify_hint(&self.keys, &self.issuer, h))
-            .transpose()?;
+        let hint = hint.and_then(
+            |h| match id_token::verify_hint(&self.keys, &self.issuer, h) {
+                Ok(hint) => Some(hint),
+                Err(e) => {
+                    tracing::info!(error = %e, "logout hint ignored");
+                    None
+                }
+            },
+        );
         let client_id = match (&hint, client_id) {
             (Some(h), Some(c)) if h.aud != c => {
                 return Err(OAuthError::invalid_request(

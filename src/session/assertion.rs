@@ -34,6 +34,8 @@ pub struct AssertionSubject<'a> {
     pub scope: &'a str,
     /// The OAuth client the credential was issued to (empty for API keys).
     pub client_id: &'a str,
+    /// A service's own token: `sub` is the client, not a user (`gty` says so).
+    pub service: bool,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,8 @@ struct Claims<'a> {
     email: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gty: Option<&'static str>,
     iat: i64,
     exp: i64,
     jti: String,
@@ -60,6 +64,9 @@ pub struct VerifiedAssertion {
     pub aud: String,
     pub scope: String,
     pub exp: i64,
+    /// The OAuth client the credential was issued to (absent for API keys).
+    #[serde(default)]
+    pub client_id: String,
 }
 
 /// One cached assertion of a credential.
@@ -147,6 +154,7 @@ impl Assertions {
             scope: s.scope,
             email: s.email,
             client_id: s.client_id,
+            gty: s.service.then_some(super::tokens::SERVICE_GRANT),
             iat: now,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -172,6 +180,7 @@ mod tests {
             session_id: "s1",
             scope: "docs:read",
             client_id: "tollgate",
+            service: false,
         };
         let t1 = a.for_upstream(&s, "http://up.test:9000").unwrap();
         assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());

@@ -107,9 +107,15 @@ impl Store {
         })
     }
 
-    /// Replaces a live client's settings (not its id, secret or creation time). Returns
-    /// whether it existed.
-    pub async fn update_client(&self, c: &ClientRecord, audit: &Entry) -> StoreResult<bool> {
+    /// Replaces a live client's settings (not its id, secret or creation time), ending
+    /// its sessions too when `end_sessions`. `None` when there was no live client; else
+    /// the revoked session ids.
+    pub async fn update_client(
+        &self,
+        c: &ClientRecord,
+        end_sessions: bool,
+        audit: &Entry,
+    ) -> StoreResult<Option<Vec<String>>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
@@ -130,11 +136,17 @@ impl Store {
             .rows_affected()
                 == 1;
             if !updated {
-                return Ok(false);
+                return Ok(None);
             }
-            append_audit!(tx, audit);
+            let revoked = if end_sessions {
+                revoke_client_sessions!(tx, &c.id, "", "client_scopes_reduced", c.updated_at)
+            } else {
+                Vec::new()
+            };
+            let audit = audit.clone().with("sessions_revoked", revoked.len());
+            append_audit!(tx, &audit);
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(revoked))
         })
     }
 

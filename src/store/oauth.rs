@@ -262,6 +262,14 @@ impl Store {
                     .await?
                     .rows_affected()
                     == 1;
+            // A code issued a moment ago must not create a session after the withdrawal.
+            sqlx::query(
+                "DELETE FROM oauth_codes WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
             let revoked = revoke_client_sessions!(tx, client_id, user_id, "consent_withdrawn", now);
             if !had_consent && revoked.is_empty() {
                 return Ok(None);

@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, Validation};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
 use openidconnect::{
     AccessTokenHash, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -58,6 +60,9 @@ pub enum FederationError {
     /// The provider refused, could not be reached, or answered something unverifiable.
     #[error("signing in with {provider} did not work: {detail}")]
     Provider { provider: String, detail: String },
+    /// The provider refused the code it was given back (spent, expired, not ours).
+    #[error("{provider} did not accept this sign-in ({detail}); please start again")]
+    CodeRefused { provider: String, detail: String },
     /// Tollgate's own rules refuse the result (no email, no account, disabled, …).
     #[error("{0}")]
     Refused(String),
@@ -134,6 +139,8 @@ pub struct Federation {
     keys: Arc<KeyRing>,
     issuer: String,
     store: Store,
+    /// `mail.require_verification`: a federated sign-in needs a verified address too.
+    require_verification: bool,
     metadata: RwLock<HashMap<String, (Arc<CoreProviderMetadata>, i64)>>,
 }
 
@@ -144,6 +151,7 @@ impl Federation {
         keys: Arc<KeyRing>,
         issuer: &str,
         store: Store,
+        require_verification: bool,
     ) -> Federation {
         Federation {
             providers,
@@ -151,6 +159,7 @@ impl Federation {
             keys,
             issuer: issuer.to_string(),
             store,
+            require_verification,
             metadata: RwLock::new(HashMap::new()),
         }
     }
@@ -180,6 +189,28 @@ impl Federation {
         FederationError::Provider {
             provider: p.label.clone(),
             detail,
+        }
+    }
+
+    /// A failed code exchange: the provider refusing the code (spent, expired, not
+    /// ours) is the browser's problem (400); anything else is the provider's (502).
+    fn exchange_error<RE, T>(
+        p: &ProviderConfig,
+        e: openidconnect::RequestTokenError<RE, T>,
+    ) -> FederationError
+    where
+        RE: std::error::Error + 'static,
+        T: openidconnect::ErrorResponse + 'static,
+    {
+        match e {
+            openidconnect::RequestTokenError::ServerResponse(r) => {
+                tracing::info!(provider = %p.name, error = %r, "the provider refused the code");
+                FederationError::CodeRefused {
+                    provider: p.label.clone(),
+                    detail: r.to_string(),
+                }
+            }
+            other => Self::provider_error(p, format!("code exchange failed: {other}")),
         }
     }
 
@@ -398,7 +429,7 @@ impl Federation {
                     .set_pkce_verifier(oauth2::PkceCodeVerifier::new(j.verifier.clone()))
                     .request_async(&self.outbound)
                     .await
-                    .map_err(|e| Self::provider_error(p, format!("code exchange failed: {e}")))?;
+                    .map_err(|e| Self::exchange_error(p, e))?;
                 let access = token.access_token().secret();
                 let claims = self.get_json(p, userinfo_url, access).await?;
                 let mut id = self.identity_from_claims(p, claims)?;
@@ -431,7 +462,7 @@ impl Federation {
             .set_pkce_verifier(PkceCodeVerifier::new(j.verifier.clone()))
             .request_async(&self.outbound)
             .await
-            .map_err(|e| Self::provider_error(p, format!("code exchange failed: {e}")))?;
+            .map_err(|e| Self::exchange_error(p, e))?;
         let id_token = token
             .id_token()
             .ok_or_else(|| Self::provider_error(p, "no ID token in the token response"))?;
@@ -451,7 +482,23 @@ impl Federation {
                 (m, client)
             }
         };
-        let verifier = client.id_token_verifier();
+        // Only the provider's asymmetric algorithms: an HMAC "signature" keyed with our
+        // own client secret proves nothing about the provider (RFC 8725 §3.1).
+        let algs: Vec<CoreJwsSigningAlgorithm> = m
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a,
+                    CoreJwsSigningAlgorithm::HmacSha256
+                        | CoreJwsSigningAlgorithm::HmacSha384
+                        | CoreJwsSigningAlgorithm::HmacSha512
+                        | CoreJwsSigningAlgorithm::None
+                )
+            })
+            .cloned()
+            .collect();
+        let verifier = client.id_token_verifier().set_allowed_algs(algs);
         let verified = id_token
             .claims(&verifier, &nonce)
             .map_err(|e| Self::provider_error(p, format!("ID token rejected: {e}")))?;
@@ -622,6 +669,15 @@ impl Federation {
                 p.label
             )));
         }
+        // An account claims its address: a provider that has not verified the address
+        // cannot hand it out (else its owner, arriving later, would recover an account
+        // the provider's user still signs into: pre-hijacking).
+        if !ext.email_verified {
+            return Err(FederationError::Refused(format!(
+                "{} has not verified the address {email}; verify it there, then sign in again",
+                p.label
+            )));
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let now = clock::now();
         let mut user_roles = vec![DEFAULT_ROLE.to_string()];
@@ -685,6 +741,11 @@ impl Federation {
     ) -> FedResult<Resolution> {
         if user.disabled {
             return Err(FederationError::Refused("this account is disabled".into()));
+        }
+        if self.require_verification && !user.email_verified {
+            return Err(FederationError::Refused(
+                "verify your email address first: follow the link we mailed you".into(),
+            ));
         }
         let (grant, revoke) = roles::changes(&user.roles, before, now_mapped);
         let audit = ctx
