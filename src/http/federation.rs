@@ -15,8 +15,8 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::cookies;
-use super::extract::{Client, PathParam, check_origin};
-use super::html::{self, FormCsrf, error_page, form_csrf_ok, see_other};
+use super::extract::{Client, PathParam};
+use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
 use super::pages::{pending_of, return_target, signed_in};
 use super::problem::Problem;
 use super::signin::check_password;
@@ -213,9 +213,7 @@ async fn link(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LinkForm = match html::form_body(&headers, &body).and_then(|t| {
-        serde_urlencoded::from_str(&t).map_err(|_| OAuthError::invalid_request("malformed form"))
-    }) {
+    let form: LinkForm = match html::form(&headers, &body) {
         Ok(f) => f,
         Err(e) => return error_page(&app, &e),
     };
@@ -223,7 +221,7 @@ async fn link(
         Ok(l) => l,
         Err(e) => return failure(&app, e),
     };
-    if check_origin(&headers, &app).is_err() || !form_csrf_ok(&app, &headers, &form.csrf_token) {
+    if !form_trusted(&app, &headers, &form.csrf_token) {
         let msg = "This form expired or did not come from this site. Please try again.";
         return link_page(
             &app,

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::{Value, context};
 
 use super::cookies;
+use super::extract::check_origin;
 use crate::app::AppState;
 use crate::oidc::error::OAuthError;
 use crate::secret;
@@ -117,10 +118,21 @@ impl FormCsrf {
     }
 }
 
-/// Whether a submitted form's `csrf_token` matches the browser's CSRF cookie.
-pub fn form_csrf_ok(app: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
-    cookies::read(headers, &app.cookies.csrf)
-        .is_some_and(|c| !submitted.is_empty() && secret::constant_time_eq(c, submitted))
+/// Whether a submitted form came from one of our pages: its `csrf_token` matches the
+/// browser's CSRF cookie, and its `Origin`, when sent, is ours.
+pub fn form_trusted(app: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
+    check_origin(headers, app).is_ok()
+        && cookies::read(headers, &app.cookies.csrf)
+            .is_some_and(|c| !submitted.is_empty() && secret::constant_time_eq(c, submitted))
+}
+
+/// A form body as `T`; anything that is not one is refused.
+pub fn form<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, OAuthError> {
+    let text = form_body(headers, body)?;
+    serde_urlencoded::from_str(&text).map_err(|_| OAuthError::invalid_request("malformed form"))
 }
 
 /// Parses an `application/x-www-form-urlencoded` body; anything else is refused.

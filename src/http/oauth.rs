@@ -17,7 +17,7 @@ use minijinja::context;
 use super::credentials::{Principal, Resolved, Via, resolve};
 use super::extract::Client;
 use super::gate::with_session_cookies;
-use super::html::{self, FormCsrf, error_page, form_csrf_ok, see_other};
+use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
 use crate::oidc::authorize::{
@@ -192,6 +192,15 @@ async fn token(
     Ok(([(header::PRAGMA, "no-cache")], Json(granted)).into_response())
 }
 
+/// The `token` parameter of introspection and revocation.
+fn token_param(params: &HashMap<String, String>) -> Result<&str, OAuthError> {
+    params
+        .get("token")
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))
+}
+
 async fn introspect(
     State(app): State<AppState>,
     Client(info): Client,
@@ -199,10 +208,7 @@ async fn introspect(
     body: Bytes,
 ) -> OAuthResult {
     let (client, params) = authenticated(&app, &headers, &body, &info).await?;
-    let token = params
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = token_param(&params)?;
     Ok(Json(app.oidc.introspect(&client, token).await?).into_response())
 }
 
@@ -213,11 +219,9 @@ async fn revoke(
     body: Bytes,
 ) -> OAuthResult {
     let (client, params) = authenticated(&app, &headers, &body, &info).await?;
-    let token = params
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    app.oidc.revoke(&client, token, &info).await?;
+    app.oidc
+        .revoke(&client, token_param(&params)?, &info)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -410,11 +414,7 @@ async fn logout_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = html::form_body(&headers, &body).and_then(|text| {
-        serde_urlencoded::from_str::<LogoutParams>(&text)
-            .map_err(|_| OAuthError::invalid_request("malformed logout parameters"))
-    });
-    match params {
+    match html::form::<LogoutParams>(&headers, &body) {
         Ok(p) => logout(&app, &info, &headers, p, true).await,
         Err(e) => error_page(&app, &e),
     }
@@ -447,7 +447,7 @@ async fn logout(
     let current = current_session(app, headers).await;
     let confirmed_here = posted
         && p.confirm.as_deref() == Some("yes")
-        && form_csrf_ok(app, headers, p.csrf_token.as_deref().unwrap_or(""));
+        && form_trusted(app, headers, p.csrf_token.as_deref().unwrap_or(""));
     // A cross-site POST from an application arrives without the SameSite=Lax cookies: the
     // session is invisible, not absent. The confirmation page posts again from this origin.
     let session_hidden = posted && current.is_none() && !confirmed_here;

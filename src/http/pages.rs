@@ -13,9 +13,9 @@ use http::{HeaderMap, StatusCode, header};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::extract::{Client, check_origin};
+use super::extract::Client;
 use super::gate::with_session_cookies;
-use super::html::{self, FormCsrf, error_page, form_csrf_ok, see_other};
+use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
 use super::oauth::{browser_of, browser_session, proceed, reply_response};
 use super::problem::Problem;
 use super::signin::check_password;
@@ -184,9 +184,7 @@ async fn login_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LoginForm = match html::form_body(&headers, &body).and_then(|t| {
-        serde_urlencoded::from_str(&t).map_err(|_| OAuthError::invalid_request("malformed form"))
-    }) {
+    let form: LoginForm = match html::form(&headers, &body) {
         Ok(f) => f,
         Err(e) => return error_page(&app, &e),
     };
@@ -202,7 +200,7 @@ async fn login_submit(
         error: Some(error),
         client_name: None,
     };
-    if check_origin(&headers, &app).is_err() || !form_csrf_ok(&app, &headers, &form.csrf_token) {
+    if !form_trusted(&app, &headers, &form.csrf_token) {
         let v = view("This form expired or did not come from this site. Please try again.");
         return render_login(&app, &headers, StatusCode::FORBIDDEN, v).await;
     }
@@ -328,13 +326,11 @@ async fn consent_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: ConsentForm = match html::form_body(&headers, &body).and_then(|t| {
-        serde_urlencoded::from_str(&t).map_err(|_| OAuthError::invalid_request("malformed form"))
-    }) {
+    let form: ConsentForm = match html::form(&headers, &body) {
         Ok(f) => f,
         Err(e) => return error_page(&app, &e),
     };
-    if check_origin(&headers, &app).is_err() || !form_csrf_ok(&app, &headers, &form.csrf_token) {
+    if !form_trusted(&app, &headers, &form.csrf_token) {
         return html::message(
             &app,
             StatusCode::FORBIDDEN,

@@ -87,10 +87,6 @@ impl Provider {
         }
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     /// Validates an authorization request's parameters against its client.
     pub async fn begin(
         &self,

@@ -132,10 +132,6 @@ impl Sessions {
         &self.revoked
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Starts a session of Tollgate's own sign-in for an authenticated user.
     pub async fn start(
         &self,

@@ -227,7 +227,8 @@ impl Store {
             let won = sqlx::query(
                 "UPDATE refresh_tokens SET spent_at = $1, successor_sealed = $2
                  WHERE token_hash = $3 AND spent_at IS NULL
-                   AND session_id IN (SELECT id FROM sessions WHERE client_id = $4)",
+                   AND EXISTS (SELECT 1 FROM sessions s
+                               WHERE s.id = refresh_tokens.session_id AND s.client_id = $4)",
             )
             .bind(now)
             .bind(successor_sealed)
@@ -315,20 +316,6 @@ impl Store {
             };
             let unspent = row.try_get::<Option<i64>, _>("spent_at")?.is_none();
             Ok(Some((session_from_row!(row), unspent)))
-        })
-    }
-
-    /// One session by id, whatever its state.
-    pub async fn session_by_id(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
-        on_pool!(self, |pool| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1"
-            ));
-            let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
-            match row {
-                Some(row) => Ok(Some(session_from_row!(row))),
-                None => Ok(None),
-            }
         })
     }
 
