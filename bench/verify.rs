@@ -63,7 +63,7 @@ fn main() {
     }
 
     let set = keys.current();
-    let public = B64.decode(&set.active.x).unwrap();
+    let public = B64.decode(set.active.jwk["x"].as_str().unwrap()).unwrap();
     let prepared: Vec<(Vec<u8>, Vec<u8>)> = minted
         .iter()
         .map(|t| {

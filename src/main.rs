@@ -83,6 +83,9 @@ enum ClientCommand {
         /// A first-party application: users are not asked for consent.
         #[arg(long)]
         skip_consent: bool,
+        /// How its ID tokens are signed: RS256 (default) or EdDSA.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// Print every client as JSON lines (never a secret).
     List,
@@ -391,8 +394,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     grants,
                     scopes,
                     skip_consent,
+                    id_token_alg,
                 } => {
                     let spec = tollgate::oidc::clients::ClientSpec {
+                        id_token_signed_response_alg: id_token_alg,
                         id,
                         name,
                         redirect_uris,

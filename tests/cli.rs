@@ -305,16 +305,23 @@ async fn zero_configuration_serve() {
     let disco: Value = disco.unwrap().json().await.unwrap();
     assert_eq!(disco["issuer"], "http://127.0.0.1:8080");
     assert!(dir.join("tollgate-data/tollgate.db").is_file());
-    let keys: Vec<_> = std::fs::read_dir(dir.join("tollgate-data/keys"))
+    // One key of each family: Ed25519, and RSA for RS256 ID tokens.
+    let mut keys: Vec<String> = std::fs::read_dir(dir.join("tollgate-data/keys"))
         .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(keys.len(), 1);
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys[0].starts_with("ed25519-") && keys[1].starts_with("rsa-"),
+        "{keys:?}"
+    );
     #[cfg(unix)]
-    {
+    for key in &keys {
         use std::os::unix::fs::PermissionsExt;
-        let key = keys[0].as_ref().unwrap().path();
+        let path = dir.join("tollgate-data/keys").join(key);
         assert_eq!(
-            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
             0o600
         );
     }

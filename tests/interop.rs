@@ -47,7 +47,12 @@ async fn openid_client_library(b: Backend) {
         Some(&redirect),
         &["--post-logout-redirect-uri", &after],
     );
-    let spa = add_client(&s, "Interop SPA", Some(&redirect), &["--public"]);
+    let spa = add_client(
+        &s,
+        "Interop SPA",
+        Some(&redirect),
+        &["--public", "--id-token-alg", "EdDSA"],
+    );
     let svc = add_client(&s, "Interop service", None, &["--scope", "reports:read"]);
     let out = Command::new("node")
         .arg("rp.mjs")
@@ -72,7 +77,11 @@ async fn openid_client_library(b: Backend) {
         s.server_log()
     );
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
-    assert!(stdout.contains("\"id_token_alg\":\"EdDSA\""), "{stdout}");
+    assert!(stdout.contains("\"id_token_alg\":\"RS256\""), "{stdout}");
+    assert!(
+        stdout.contains("\"spa_id_token_alg\":\"EdDSA\""),
+        "{stdout}"
+    );
 }
 
 on_sqlite!(openid_client_library => openid_client_library);

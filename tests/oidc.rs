@@ -154,12 +154,34 @@ async fn code_flow_over_http_end_to_end(b: Backend) {
         "never more than granted"
     );
 
+    // RS256 by default (what every library accepts), verifiable with the published JWKS.
     let id_token = t.str("id_token");
     let header = jwt_part(&id_token, 0);
     assert_eq!(
         (header["alg"].as_str(), header["typ"].as_str()),
-        (Some("EdDSA"), Some("JWT"))
+        (Some("RS256"), Some("JWT"))
     );
+    let jwks = s
+        .call(reqwest::Method::GET, "/.well-known/jwks.json", None, &[])
+        .await
+        .json;
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap()
+        .clone();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[rp.id.as_str()]);
+    validation.set_issuer(&[s.base.as_str()]);
+    jsonwebtoken::decode::<Value>(
+        &id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .expect("the ID token verifies against the JWKS");
     let id = jwt_part(&id_token, 1);
     assert_eq!(id["iss"], s.base.as_str());
     assert_eq!(id["aud"], rp.id.as_str());
@@ -260,11 +282,11 @@ async fn code_flow_over_http_end_to_end(b: Backend) {
     );
 }
 
-/// `at_hash` computed here: the left half of SHA-512 (Ed25519's hash), base64url.
+/// `at_hash` computed here for an RS256 ID token: the left half of SHA-256, base64url.
 fn at_hash(token: &str) -> String {
     use base64::Engine;
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, token.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..32])
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
 }
 
 async fn code_exchange_refusals(b: Backend) {

@@ -50,7 +50,11 @@ fn server_key(s: &TestServer) -> Vec<u8> {
     let file = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "pk8"))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ed25519-") && n.ends_with(".pk8"))
+        })
         .unwrap();
     std::fs::read(file).unwrap()
 }

@@ -43,7 +43,7 @@ async fn discovery(State(app): State<AppState>) -> Json<Value> {
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

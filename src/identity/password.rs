@@ -285,6 +285,11 @@ mod tests {
         };
         let h = Arc::new(PasswordHasher::new(&cfg).unwrap());
         let phc = h.hash("pw-pw-pw-pw".into()).await.unwrap();
+        // The hashing thread hands the result over, then gives its permit back.
+        let settle = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.admission.available_permits() < 2 && std::time::Instant::now() < settle {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         assert_eq!(h.admission.available_permits(), 2);
         let tasks: Vec<_> = (0..2)
             .map(|_| {

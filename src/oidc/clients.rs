@@ -52,6 +52,9 @@ pub struct ClientSpec {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub skip_consent: bool,
+    /// How its ID tokens are signed: `RS256` (default, what every library accepts) or
+    /// `EdDSA` (OIDC Dynamic Client Registration's name for the setting).
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl ClientRecord {
@@ -66,6 +69,7 @@ impl ClientRecord {
             "grant_types": self.grant_types,
             "scopes": self.scopes,
             "skip_consent": self.skip_consent,
+            "id_token_signed_response_alg": self.id_token_alg,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })
@@ -445,6 +449,15 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
     if let Some(bad) = scopes.iter().find(|s| !valid_scope(s)) {
         return Err(metadata_error(format!("invalid scope '{bad}'")));
     }
+    let id_token_alg = match spec.id_token_signed_response_alg.as_deref() {
+        None | Some("RS256") => "RS256",
+        Some("EdDSA") => "EdDSA",
+        Some(other) => {
+            return Err(metadata_error(format!(
+                "id_token_signed_response_alg must be RS256 or EdDSA, got '{other}'"
+            )));
+        }
+    };
     let mut redirect_uris = spec.redirect_uris;
     redirect_uris.dedup();
     let mut post_logout = spec.post_logout_redirect_uris;
@@ -456,6 +469,7 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
         grant_types: grants,
         scopes,
         skip_consent: spec.skip_consent,
+        id_token_alg: id_token_alg.to_string(),
         ..base
     })
 }

@@ -270,6 +270,7 @@ impl Provider {
             Some(id_token::mint(
                 &self.keys,
                 &IdToken {
+                    alg: &client.id_token_alg,
                     issuer: &self.issuer,
                     user: &issued.user,
                     client_id: &client.id,

@@ -10,7 +10,7 @@ use super::error::OAuthError;
 use super::scope;
 use crate::error::Result;
 use crate::secret::b64url;
-use crate::session::keys::KeyRing;
+use crate::session::keys::{Family, KeyRing};
 use crate::store::UserRecord;
 
 pub const ID_TOKEN_TYP: &str = "JWT";
@@ -42,6 +42,8 @@ struct Claims<'a> {
 
 /// What an ID token says.
 pub struct IdToken<'a> {
+    /// `RS256` or `EdDSA`, as the client registered.
+    pub alg: &'a str,
     pub issuer: &'a str,
     pub user: &'a UserRecord,
     pub client_id: &'a str,
@@ -72,6 +74,11 @@ pub fn acr_for(amr: &str) -> &'static str {
 }
 
 pub fn mint(keys: &KeyRing, t: &IdToken<'_>) -> Result<String> {
+    let family = if t.alg == "EdDSA" {
+        Family::Ed25519
+    } else {
+        Family::Rsa
+    };
     let email = scope::contains(t.scope, "email");
     let claims = Claims {
         iss: t.issuer,
@@ -85,20 +92,24 @@ pub fn mint(keys: &KeyRing, t: &IdToken<'_>) -> Result<String> {
         acr: acr_for(t.amr),
         amr: t.amr.split_ascii_whitespace().collect(),
         sid: t.sid,
-        at_hash: at_hash(t.access_token),
+        at_hash: at_hash(family, t.access_token),
         email: email.then_some(t.user.email.as_str()),
         email_verified: email.then_some(t.user.email_verified),
         preferred_username: scope::contains(t.scope, "profile").then_some(t.user.email.as_str()),
         roles: scope::contains(t.scope, "roles").then_some(t.user.roles.as_slice()),
     };
-    keys.sign(ID_TOKEN_TYP, &claims)
+    keys.sign_as(family, ID_TOKEN_TYP, &claims)
 }
 
-/// `at_hash` for an EdDSA (Ed25519) ID token: the left half of the access token's
-/// SHA-512, base64url (OIDC Core §3.1.3.6 with the hash Ed25519 uses).
-pub fn at_hash(access_token: &str) -> String {
-    let d = digest::digest(&digest::SHA512, access_token.as_bytes());
-    b64url(&d.as_ref()[..32])
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the access token's hash, with the
+/// hash of the ID token's algorithm: SHA-256 for RS256, SHA-512 for EdDSA (Ed25519).
+pub fn at_hash(family: Family, access_token: &str) -> String {
+    let hash = match family {
+        Family::Rsa => &digest::SHA256,
+        Family::Ed25519 => &digest::SHA512,
+    };
+    let d = digest::digest(hash, access_token.as_bytes());
+    b64url(&d.as_ref()[..d.as_ref().len() / 2])
 }
 
 /// The claims of an `id_token_hint` that logout relies on.
@@ -118,6 +129,7 @@ pub fn verify_hint(
     token: &str,
 ) -> std::result::Result<Hint, OAuthError> {
     let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.algorithms = vec![Algorithm::EdDSA, Algorithm::RS256];
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.set_issuer(&[issuer]);
@@ -154,6 +166,7 @@ mod tests {
         let token = mint(
             &keys,
             &IdToken {
+                alg: "RS256",
                 issuer: "https://id.example",
                 user: &user,
                 client_id: "app",
@@ -174,7 +187,14 @@ mod tests {
         assert_eq!(claims["nonce"], "n");
         assert_eq!(claims["email"], "u1@example.com");
         assert!(claims.get("preferred_username").is_none());
-        assert_eq!(claims["at_hash"], at_hash("at"));
+        assert_eq!(claims["at_hash"], at_hash(Family::Rsa, "at"));
+        // RFC test vector style check: SHA-256's left half is 16 bytes (22 characters).
+        assert_eq!(at_hash(Family::Rsa, "at").len(), 22);
+        assert_eq!(at_hash(Family::Ed25519, "at").len(), 43);
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::RS256
+        );
         // Long expired, still a valid hint; not from here, not one.
         let hint = verify_hint(&keys, "https://id.example", &token).unwrap();
         assert_eq!((hint.sub.as_str(), hint.aud.as_str()), ("u1", "app"));

@@ -21,13 +21,15 @@ pub struct ClientRecord {
     pub scopes: Vec<String>,
     /// A first-party client whose users are never asked for consent.
     pub skip_consent: bool,
+    /// `RS256` or `EdDSA`: how its ID tokens are signed.
+    pub id_token_alg: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
-     grant_types, scopes, skip_consent, created_at, updated_at, deleted_at";
+     grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at, deleted_at";
 
 fn split(list: String) -> Vec<String> {
     list.split_ascii_whitespace().map(str::to_string).collect()
@@ -44,6 +46,7 @@ macro_rules! client_from_row {
             grant_types: split($row.try_get("grant_types")?),
             scopes: split($row.try_get("scopes")?),
             skip_consent: $row.try_get("skip_consent")?,
+            id_token_alg: $row.try_get("id_token_alg")?,
             created_at: $row.try_get("created_at")?,
             updated_at: $row.try_get("updated_at")?,
             deleted_at: $row.try_get("deleted_at")?,
@@ -58,8 +61,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO oauth_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris,
-                                            grant_types, scopes, skip_consent, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                                            grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -69,6 +72,7 @@ impl Store {
             .bind(c.grant_types.join(" "))
             .bind(c.scopes.join(" "))
             .bind(c.skip_consent)
+            .bind(&c.id_token_alg)
             .bind(c.created_at)
             .execute(&mut *tx)
             .await
@@ -120,7 +124,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE oauth_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
-                        grant_types = $5, scopes = $6, skip_consent = $7, updated_at = $8
+                        grant_types = $5, scopes = $6, skip_consent = $7, id_token_alg = $8, updated_at = $9
                  WHERE id = $1 AND deleted_at IS NULL",
             )
             .bind(&c.id)
@@ -130,6 +134,7 @@ impl Store {
             .bind(c.grant_types.join(" "))
             .bind(c.scopes.join(" "))
             .bind(c.skip_consent)
+            .bind(&c.id_token_alg)
             .bind(c.updated_at)
             .execute(&mut *tx)
             .await?

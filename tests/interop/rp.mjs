@@ -1,8 +1,8 @@
 // A relying party built on openid-client (panva; OpenID-certified), driving Tollgate's
 // provider the way an application would. The browser part (sign-in and consent pages)
 // is scripted with fetch and a cookie jar; everything OAuth/OIDC is the library's:
-// discovery, PKCE, state, nonce, RFC 9207 `iss` checking, ID token validation (EdDSA via
-// the JWKS), userinfo, refresh, introspection, revocation, client credentials and the
+// discovery, PKCE, state, nonce, RFC 9207 `iss` checking, ID token validation (RS256 and
+// EdDSA via the JWKS), userinfo, refresh, introspection, revocation, client credentials and the
 // end-session URL. Exits non-zero, naming the step, when anything is off.
 //
 // Environment: ISSUER, CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, SERVICE_ID,
@@ -134,6 +134,7 @@ const spaTokens = await client.authorizationCodeGrant(spa, spaCallback, {
   pkceCodeVerifier: spaVerifier, expectedState: spaState, expectedNonce: spaNonce, idTokenExpected: true,
 });
 check(spaTokens.claims().sub === claims.sub, 'public client', spaTokens.claims());
+report.spa_id_token_alg = JSON.parse(Buffer.from(spaTokens.id_token.split('.')[0], 'base64url')).alg;
 
 // 4. A service with client credentials.
 const svc = await client.discovery(issuer, env.SERVICE_ID, env.SERVICE_SECRET, undefined, insecure);

@@ -1,7 +1,8 @@
 -- OpenID Connect provider and federation. Timestamps are Unix seconds.
 
 -- OAuth 2.0 clients. Only the SHA-256 of a confidential client's secret is stored (the
--- secret is 256 random bits); public clients have none. Lists are space-separated
+-- secret is 256 random bits); public clients have none. `id_token_alg` is how its ID tokens
+-- are signed (RS256 or EdDSA). Lists are space-separated
 -- (URIs and scopes contain no spaces). A deleted client keeps its row, so its id is
 -- never reused and the revocation poll can see when it went.
 CREATE TABLE oauth_clients (
@@ -13,6 +14,7 @@ CREATE TABLE oauth_clients (
     grant_types               TEXT NOT NULL,
     scopes                    TEXT NOT NULL,
     skip_consent              BOOLEAN NOT NULL DEFAULT FALSE,
+    id_token_alg              TEXT NOT NULL DEFAULT 'RS256',
     created_at                BIGINT NOT NULL,
     updated_at                BIGINT NOT NULL,
     deleted_at                BIGINT
