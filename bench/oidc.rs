@@ -5,8 +5,10 @@
 //! - client-credentials grants (`POST /oauth2/token`, Basic authentication, a signed
 //!   token each);
 //! - introspections (`POST /oauth2/introspect`) of access tokens from a pool of 1000;
-//! - refresh grants (`POST /oauth2/token`, `grant_type=refresh_token`), each client
-//!   walking its own chain: a spend-and-issue transaction each, on SQLite and PostgreSQL.
+//! - refresh grants (`POST /oauth2/token`, `grant_type=refresh_token`, scope `openid
+//!   email`), each client walking its own chain: a spend-and-issue transaction and a new
+//!   ID token each, for a client with RS256 ID tokens (the default) and one with EdDSA;
+//!   on SQLite and PostgreSQL.
 //!
 //! Run: `cargo bench --bench oidc` (PostgreSQL as for `scripts/test`).
 
@@ -92,19 +94,24 @@ async fn main() {
             Some(&redirect),
             &["--skip-consent"],
         ));
+        let web_ed = Arc::new(add_client(
+            &s,
+            "Bench web EdDSA",
+            Some(&redirect),
+            &["--skip-consent", "--id-token-alg", "EdDSA"],
+        ));
         let user = common::email("bench");
         s.register(&user).await;
 
-        // Chains of refresh tokens, one per client, from real code exchanges.
+        // Chains of refresh tokens, one per bench client, from real code exchanges.
         let mut browser = Browser::new();
-        let mut chains = Vec::new();
+        let (mut chains, mut chains_ed) = (Vec::new(), Vec::new());
         for _ in 0..CLIENTS {
-            let (code, verifier) = authorized_code(&mut browser, &s, &web, &user, &[]).await;
-            chains.push(
-                exchange(&s, &web, &code, Some(&verifier))
-                    .await
-                    .str("refresh_token"),
-            );
+            for (rp, out) in [(&web, &mut chains), (&web_ed, &mut chains_ed)] {
+                let (code, verifier) = authorized_code(&mut browser, &s, rp, &user, &[]).await;
+                let t = exchange(&s, rp, &code, Some(&verifier)).await;
+                out.push(t.str("refresh_token"));
+            }
         }
         // Access tokens to introspect.
         let mut pool = Vec::with_capacity(POOL);
@@ -148,30 +155,8 @@ async fn main() {
             })
             .await
         };
-        let refreshes = {
-            let chains: Arc<Vec<tokio::sync::Mutex<String>>> =
-                Arc::new(chains.into_iter().map(tokio::sync::Mutex::new).collect());
-            let (s, web) = (s.clone(), web.clone());
-            rate(move |i, _| {
-                let (s, web, chains): (Arc<TestServer>, Arc<Rp>, _) =
-                    (s.clone(), web.clone(), chains.clone());
-                async move {
-                    let mut token = chains[i].lock().await;
-                    let r = form_call(
-                        &s,
-                        "/oauth2/token",
-                        &web,
-                        &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-                    )
-                    .await;
-                    if r.status == 200 {
-                        *token = r.str("refresh_token");
-                    }
-                    r
-                }
-            })
-            .await
-        };
+        let refreshes = refresh_rate(&s, &web, chains).await;
+        let refreshes_ed = refresh_rate(&s, &web_ed, chains_ed).await;
         let baseline_after = healthz(&s).await;
         let baseline = (baseline + baseline_after) / 2.0;
         println!("{backend:?}:");
@@ -187,9 +172,37 @@ async fn main() {
             baseline,
         );
         row(
-            "refresh_token grants (rotation, one chain each)",
+            "refresh_token grants, RS256 ID token (default)",
             refreshes,
             baseline,
         );
+        row(
+            "refresh_token grants, EdDSA ID token",
+            refreshes_ed,
+            baseline,
+        );
     }
+}
+
+/// Refresh grants per second, each bench client walking its own chain of `web`'s tokens.
+async fn refresh_rate(s: &Arc<TestServer>, web: &Arc<Rp>, chains: Vec<String>) -> f64 {
+    let chains: Arc<Vec<tokio::sync::Mutex<String>>> =
+        Arc::new(chains.into_iter().map(tokio::sync::Mutex::new).collect());
+    let (s, web) = (s.clone(), web.clone());
+    rate(move |i, _| {
+        let (s, web, chains) = (s.clone(), web.clone(), chains.clone());
+        async move {
+            let mut token = chains[i].lock().await;
+            let fields = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ];
+            let r = form_call(&s, "/oauth2/token", &web, &fields).await;
+            if r.status == 200 {
+                *token = r.str("refresh_token");
+            }
+            r
+        }
+    })
+    .await
 }
