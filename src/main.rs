@@ -236,6 +236,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = app::open_store(&config).await?;
             store.close().await;
+            // The key ring too: run once before nodes start on a shared key directory,
+            // no two of them race to create a first key of a family.
+            KeyRing::open(&app::keys_dir(&config), config.access_ttl)?;
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {

@@ -234,6 +234,25 @@ async fn clients_through_the_admin_api_and_the_cli(b: Backend) {
         updated.json["redirect_uris"],
         json!(["https://wiki.example.com/cb2"])
     );
+    assert_eq!(updated.json["id_token_signed_response_alg"], "RS256");
+    // A setting left out of a later update stays as it was.
+    let ed = call(
+        Method::PUT,
+        &format!("/admin/clients/{id}"),
+        Some(
+            json!({ "name": "Wiki 2", "redirect_uris": ["https://wiki.example.com/cb2"],
+                     "id_token_signed_response_alg": "EdDSA" }),
+        ),
+    )
+    .await;
+    assert_eq!(ed.json["id_token_signed_response_alg"], "EdDSA");
+    let kept = call(
+        Method::PUT,
+        &format!("/admin/clients/{id}"),
+        Some(json!({ "name": "Wiki 3", "redirect_uris": ["https://wiki.example.com/cb2"] })),
+    )
+    .await;
+    assert_eq!(kept.json["id_token_signed_response_alg"], "EdDSA");
 
     // A rotated secret replaces the old one.
     let rp = Rp {

@@ -176,6 +176,31 @@ async fn services_are_admitted_by_client_or_scope(b: Backend) {
         .await
         .assert_problem(403, "client_not_allowed");
 
+    // Taking a scope from a service voids the tokens it already holds; new ones carry less.
+    let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
+    let older = service_token(&s, &billing).await;
+    assert_eq!(bearer_get(&s, "/any-service/x", &older).await.status, 200);
+    let r = s
+        .call(
+            Method::PUT,
+            "/admin/clients/billing",
+            Some(serde_json::json!({ "name": "Billing", "scopes": [], "grant_types": ["client_credentials"] })),
+            &[("authorization", &format!("Bearer {admin}"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    bearer_get(&s, "/any-service/x", &older)
+        .await
+        .assert_problem(401, "session_revoked");
+    // Tokens issued in the second of the change are void too (whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let newer = service_token(&s, &billing).await;
+    assert_eq!(common::jwt_part(&newer, 1)["scope"], "");
+    assert_eq!(bearer_get(&s, "/services-only/x", &newer).await.status, 200);
+    bearer_get(&s, "/any-service/x", &newer)
+        .await
+        .assert_problem(403, "insufficient_scope");
+
     // A revoked token (RFC 7009) and a deleted client's tokens stop at once.
     assert_eq!(
         form_call(&s, "/oauth2/revoke", &billing, &[("token", &bt)])

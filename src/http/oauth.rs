@@ -23,7 +23,7 @@ use crate::audit::{Context, Outcome};
 use crate::oidc::authorize::{
     BrowserSession, Pending, Refusal, Reply, ResponseMode, Step, parse_params,
 };
-use crate::oidc::clients::PresentedClient;
+use crate::oidc::clients::{PresentedClient, valid_client_id};
 use crate::oidc::error::OAuthError;
 use crate::session::{AccessClaims, FIRST_PARTY_CLIENT};
 
@@ -166,7 +166,12 @@ async fn authenticated(
         Err(e) => {
             if e.code == "invalid_client" {
                 metrics::counter!("tollgate_oauth_client_auth_failures_total").increment(1);
-                tracing::info!(event = "client_auth_failed", client_id = %presented.id.chars().take(64).collect::<String>());
+                let named = if valid_client_id(&presented.id) {
+                    presented.id.as_str()
+                } else {
+                    "(malformed)"
+                };
+                tracing::info!(event = "client_auth_failed", client_id = named);
                 if app.oidc.clients.failure_worth_auditing(&presented.id).await {
                     let entry = Context::anonymous(info.clone())
                         .entry("oauth.client_auth_failed", Outcome::Failure, None)

@@ -365,7 +365,8 @@ pub fn next_step(
         };
     };
     let user_scopes: Vec<&str> = session.scopes.iter().map(String::as_str).collect();
-    let scopes = scope::grantable_by(&p.scope, &user_scopes);
+    // The client as it is now: a request made before its scopes were narrowed gets less.
+    let scopes = scope::still_allowed(&scope::grantable_by(&p.scope, &user_scopes), &client.scopes);
     let remembered = !p.prompts("consent")
         && (client.skip_consent || consent.is_some_and(|c| scope::is_subset(&scopes, c)));
     if consented_now || remembered {
@@ -652,6 +653,21 @@ mod tests {
         s.scopes.clear();
         assert_eq!(
             next_step(&pending(&[], None), &c, Some(&s), None, true),
+            Step::Issue {
+                scopes: vec!["openid".into()]
+            }
+        );
+        // So is one taken from the client after the request was made.
+        let mut narrowed = client(false);
+        narrowed.scopes.clear();
+        assert_eq!(
+            next_step(
+                &pending(&[], None),
+                &narrowed,
+                Some(&session(10)),
+                None,
+                true
+            ),
             Step::Issue {
                 scopes: vec!["openid".into()]
             }

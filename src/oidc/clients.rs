@@ -187,20 +187,23 @@ impl Clients {
                 ..(*current).clone()
             },
         )?;
-        // Scopes taken from the client take its sessions with them: their refresh tokens
-        // would otherwise keep minting what it may no longer have.
-        let narrowed = current.scopes.iter().any(|s| !client.scopes.contains(s));
         let audit = ctx
             .entry("client.updated", Outcome::Success, None)
             .with("client_id", id)
             .with("grant_types", client.grant_types.clone())
             .with("scopes", client.scopes.clone())
             .with("redirect_uris", client.redirect_uris.clone());
-        let revoked = self
-            .store
-            .update_client(&client, narrowed, &audit)
-            .await?
-            .ok_or(Error::NotFound("client"))?;
+        // Scopes taken from the client take its sessions and tokens with them: refresh
+        // tokens would otherwise go on minting what it may no longer have.
+        let revoked = match self.store.update_client(&client, &audit).await {
+            Err(StoreError::Conflict) => {
+                return Err(Error::invalid(
+                    "client_changed",
+                    "the client was changed meanwhile; read it again and retry",
+                ));
+            }
+            other => other?.ok_or(Error::NotFound("client"))?,
+        };
         self.revoked.announce(&revoked, client.updated_at).await;
         self.forget(id);
         Ok(client)
@@ -450,6 +453,8 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
         return Err(metadata_error(format!("invalid scope '{bad}'")));
     }
     let id_token_alg = match spec.id_token_signed_response_alg.as_deref() {
+        // Absent: what the client had (an update), else the default.
+        None if !base.id_token_alg.is_empty() => base.id_token_alg.as_str(),
         None | Some("RS256") => "RS256",
         Some("EdDSA") => "EdDSA",
         Some(other) => {
@@ -470,7 +475,7 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
         scopes,
         skip_consent: spec.skip_consent,
         id_token_alg: id_token_alg.to_string(),
-        ..base
+        ..base.clone()
     })
 }
 

@@ -128,10 +128,17 @@ impl Provider {
             }
             (None, None) => {}
         }
+        // What the client may still have: its scopes may have been narrowed since.
+        let granted: Vec<String> = rec
+            .scope
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect();
+        let granted = scope::still_allowed(&granted, &client.scopes).join(" ");
         let draft = self.sessions.draft(client.allows_grant(REFRESH_TOKEN));
         let terms = SessionTerms {
             client_id: &client.id,
-            scope: Some(&rec.scope),
+            scope: Some(&granted),
             parent_id: Some(&rec.browser_session),
             auth_time: rec.auth_time,
             amr: &rec.amr,
@@ -140,7 +147,7 @@ impl Provider {
         let audit = ctx
             .entry("oauth.code_exchanged", Outcome::Success, Some(&rec.user_id))
             .with("session_id", new.id)
-            .with("scope", rec.scope.as_str());
+            .with("scope", granted.as_str());
         match self.store.redeem_code(&code_hash, &new, &audit).await? {
             Redeemed::Issued => {}
             Redeemed::Replayed { session_id } => {

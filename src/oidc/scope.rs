@@ -57,6 +57,16 @@ pub fn grantable_by(requested: &[String], user_scopes: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `scopes` less those the client is no longer registered for (its scopes were narrowed
+/// after a request or code was made).
+pub fn still_allowed(scopes: &[String], allowed: &[String]) -> Vec<String> {
+    scopes
+        .iter()
+        .filter(|s| is_standard_scope(s) || allowed.contains(s))
+        .cloned()
+        .collect()
+}
+
 /// Whether every scope of `part` is in `whole`.
 pub fn is_subset(part: &[String], whole: &[String]) -> bool {
     part.iter().all(|s| whole.contains(s))

@@ -164,6 +164,7 @@ fn apply(payload: &str, revoked: &RevocationSet) {
         tracing::warn!("malformed revocation message ignored");
         return;
     };
+    // Session ids and `client:`/`client-tokens:` plus a client id (at most 48).
     for id in parts.filter(|id| id.len() <= 64) {
         revoked.revoke(id, at);
     }

@@ -7,8 +7,10 @@
 //! by the CLI or other nodes), and by the fan-out channel (`session::fanout`): this
 //! process's own revocations go out through [`RevocationSet::announce`].
 //!
-//! Besides sessions, the set holds deleted OAuth clients (announced as `client:<id>`):
-//! every token a deleted client holds fails at once, whatever its session.
+//! Besides sessions, the set holds OAuth clients: a deleted one (announced as
+//! `client:<id>`) loses every token at once, whatever its session; one whose scopes were
+//! narrowed (`client-tokens:<id>`, at the time of the change) loses the tokens issued up to
+//! then, services' own included, which have no session to revoke.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -17,12 +19,23 @@ use super::fanout::Fanout;
 
 /// How a deleted client is named on the fan-out channel and in the database poll.
 pub const CLIENT_PREFIX: &str = "client:";
+/// How a client whose earlier tokens are void is named: `client-tokens:<id>`, announced
+/// with the time up to which its tokens were issued.
+pub const CLIENT_TOKENS_PREFIX: &str = "client-tokens:";
+
+/// A client's revocation: tokens issued at or before `cutoff` fail (every token, for a
+/// deleted client).
+#[derive(Debug, Clone, Copy)]
+struct ClientCutoff {
+    cutoff: i64,
+    forget_after: i64,
+}
 
 pub struct RevocationSet {
     /// session id → Unix second after which the entry can be forgotten.
     entries: RwLock<HashMap<String, i64>>,
-    /// Deleted OAuth clients, the same way.
-    clients: RwLock<HashMap<String, i64>>,
+    /// OAuth clients whose tokens (up to a time) are void.
+    clients: RwLock<HashMap<String, ClientCutoff>>,
     retention_secs: i64,
     fanout: OnceLock<Arc<Fanout>>,
 }
@@ -42,16 +55,35 @@ impl RevocationSet {
         self.retention_secs
     }
 
-    /// Records a revoked session, or a deleted client when `id` is `client:<id>`.
+    /// Records a revoked session, a deleted client (`client:<id>`), or a client whose
+    /// tokens issued up to `revoked_at` are void (`client-tokens:<id>`).
     pub fn revoke(&self, id: &str, revoked_at: i64) {
-        let (map, id) = match id.strip_prefix(CLIENT_PREFIX) {
-            Some(client) => (&self.clients, client),
-            None => (&self.entries, id),
-        };
-        let mut map = map.write().unwrap_or_else(|p| p.into_inner());
         // Counted from when this node learns of it too: a revocation stamped by a slower
         // clock, or committed late, must still outlive every token of the session.
         let forget_after = revoked_at.max(crate::clock::now()) + self.retention_secs;
+        let client = match (
+            id.strip_prefix(CLIENT_PREFIX),
+            id.strip_prefix(CLIENT_TOKENS_PREFIX),
+        ) {
+            (Some(deleted), _) => Some((deleted, i64::MAX)),
+            (_, Some(narrowed)) => Some((narrowed, revoked_at)),
+            _ => None,
+        };
+        if let Some((client, cutoff)) = client {
+            let mut map = self.clients.write().unwrap_or_else(|p| p.into_inner());
+            let entry = map.entry(client.to_string()).or_insert(ClientCutoff {
+                cutoff,
+                forget_after,
+            });
+            entry.cutoff = entry.cutoff.max(cutoff);
+            entry.forget_after = entry.forget_after.max(forget_after);
+            if map.len() >= 1024 && map.len().is_power_of_two() {
+                let now = crate::clock::now();
+                map.retain(|_, c| c.forget_after >= now);
+            }
+            return;
+        }
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(id.to_string()).or_insert(forget_after);
         *entry = (*entry).max(forget_after);
         // Amortised pruning: only when the map has grown, never on the read path.
@@ -87,10 +119,19 @@ impl RevocationSet {
             .contains_key(session_id)
     }
 
-    /// Whether the OAuth client `client_id` was deleted (its tokens are void).
+    /// Whether the OAuth client `client_id` was deleted.
     pub fn is_client_revoked(&self, client_id: &str) -> bool {
+        self.client_token_revoked(client_id, i64::MAX)
+    }
+
+    /// Whether a token `client_id` got at `issued_at` is void: the client was deleted, or
+    /// narrowed after that.
+    pub fn client_token_revoked(&self, client_id: &str, issued_at: i64) -> bool {
         let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
-        !clients.is_empty() && clients.contains_key(client_id)
+        !clients.is_empty()
+            && clients
+                .get(client_id)
+                .is_some_and(|c| c.cutoff == i64::MAX || issued_at <= c.cutoff)
     }
 
     pub fn len(&self) -> usize {
@@ -121,7 +162,13 @@ mod tests {
         let set = RevocationSet::new(Duration::from_secs(60));
         set.revoke("client:reports", crate::clock::now());
         assert!(set.is_client_revoked("reports"));
+        assert!(set.client_token_revoked("reports", i64::MAX - 1));
         assert!(!set.is_revoked("reports") && !set.is_revoked("client:reports"));
+        assert!(!set.is_client_revoked("billing"));
+        // Narrowed: tokens up to the change fail, later ones pass, the client lives on.
+        set.revoke("client-tokens:billing", 1000);
+        assert!(set.client_token_revoked("billing", 1000));
+        assert!(!set.client_token_revoked("billing", 1001));
         assert!(!set.is_client_revoked("billing"));
     }
 

@@ -181,7 +181,9 @@ impl AccessTokens {
         };
         if self.revoked.is_revoked(&claims.sid)
             || (claims.client_id != super::FIRST_PARTY_CLIENT
-                && self.revoked.is_client_revoked(&claims.client_id))
+                && self
+                    .revoked
+                    .client_token_revoked(&claims.client_id, claims.iat))
         {
             return Err(Error::SessionRevoked);
         }

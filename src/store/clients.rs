@@ -5,8 +5,9 @@ use sqlx::Row;
 
 use super::audit::append_audit;
 use super::sessions::revoke_client_sessions;
-use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, conflict_aware, on_pool};
 use crate::audit::Entry;
+use crate::session::revocation::CLIENT_TOKENS_PREFIX;
 
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -111,21 +112,38 @@ impl Store {
         })
     }
 
-    /// Replaces a live client's settings (not its id, secret or creation time), ending
-    /// its sessions too when `end_sessions`. `None` when there was no live client; else
-    /// the revoked session ids.
+    /// Replaces a live client's settings (not its id, secret or creation time). When the
+    /// new scopes drop one of the stored ones, in the same transaction: its sessions end,
+    /// its unused codes go, and its tokens issued until now are void
+    /// (`tokens_valid_after`). The stored scopes are compared inside the transaction and
+    /// the update applies only if they are still those (`Conflict` otherwise: another
+    /// change came first). `None` when there was no live client; else the revoked ids to
+    /// announce (with `client-tokens:<id>` when narrowed).
     pub async fn update_client(
         &self,
         c: &ClientRecord,
-        end_sessions: bool,
         audit: &Entry,
     ) -> StoreResult<Option<Vec<String>>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let row = sqlx::query(
+                "SELECT scopes FROM oauth_clients WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(&c.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let stored: String = row.try_get("scopes")?;
+            let narrowed = stored
+                .split_ascii_whitespace()
+                .any(|s| !c.scopes.iter().any(|n| n == s));
             let updated = sqlx::query(
                 "UPDATE oauth_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
-                        grant_types = $5, scopes = $6, skip_consent = $7, id_token_alg = $8, updated_at = $9
-                 WHERE id = $1 AND deleted_at IS NULL",
+                        grant_types = $5, scopes = $6, skip_consent = $7, id_token_alg = $8, updated_at = $9,
+                        tokens_valid_after = CASE WHEN $10 THEN $9 ELSE tokens_valid_after END
+                 WHERE id = $1 AND deleted_at IS NULL AND scopes = $11",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -136,19 +154,29 @@ impl Store {
             .bind(c.skip_consent)
             .bind(&c.id_token_alg)
             .bind(c.updated_at)
+            .bind(narrowed)
+            .bind(&stored)
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
             if !updated {
-                return Ok(None);
+                return Err(StoreError::Conflict);
             }
-            let revoked = if end_sessions {
-                revoke_client_sessions!(tx, &c.id, "", "client_scopes_reduced", c.updated_at)
-            } else {
-                Vec::new()
-            };
-            let audit = audit.clone().with("sessions_revoked", revoked.len());
+            let mut revoked = Vec::new();
+            if narrowed {
+                revoked =
+                    revoke_client_sessions!(tx, &c.id, "", "client_scopes_reduced", c.updated_at);
+                sqlx::query("DELETE FROM oauth_codes WHERE client_id = $1 AND used_at IS NULL")
+                    .bind(&c.id)
+                    .execute(&mut *tx)
+                    .await?;
+                revoked.push(format!("{CLIENT_TOKENS_PREFIX}{}", c.id));
+            }
+            let audit = audit
+                .clone()
+                .with("scopes_narrowed", narrowed)
+                .with("sessions_revoked", revoked.len().saturating_sub(1));
             append_audit!(tx, &audit);
             tx.commit().await?;
             Ok(Some(revoked))

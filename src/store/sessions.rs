@@ -399,11 +399,14 @@ impl Store {
     /// in-memory revocation set loads at start and polls for.
     pub async fn revoked_since(&self, since: i64) -> StoreResult<Vec<(String, i64)>> {
         on_pool!(self, |pool| {
-            // Sessions, single revoked tokens, and deleted clients (as `client:<id>`).
+            // Sessions, single revoked tokens, deleted clients (as `client:<id>`) and
+            // narrowed ones (`client-tokens:<id>`).
             let rows = sqlx::query(
                 "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1
                  UNION ALL SELECT id, revoked_at FROM revoked_tokens WHERE revoked_at >= $1
-                 UNION ALL SELECT 'client:' || id, deleted_at FROM oauth_clients WHERE deleted_at >= $1",
+                 UNION ALL SELECT 'client:' || id, deleted_at FROM oauth_clients WHERE deleted_at >= $1
+                 UNION ALL SELECT 'client-tokens:' || id, tokens_valid_after FROM oauth_clients
+                           WHERE tokens_valid_after >= $1",
             )
             .bind(since)
             .fetch_all(pool)

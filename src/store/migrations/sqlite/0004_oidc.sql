@@ -4,7 +4,8 @@
 -- secret is 256 random bits); public clients have none. `id_token_alg` is how its ID tokens
 -- are signed (RS256 or EdDSA). Lists are space-separated
 -- (URIs and scopes contain no spaces). A deleted client keeps its row, so its id is
--- never reused and the revocation poll can see when it went.
+-- never reused and the revocation poll can see when it went. `tokens_valid_after`: its
+-- scopes were narrowed then, and tokens issued up to that second are void.
 CREATE TABLE oauth_clients (
     id                        TEXT PRIMARY KEY,
     name                      TEXT NOT NULL,
@@ -15,6 +16,7 @@ CREATE TABLE oauth_clients (
     scopes                    TEXT NOT NULL,
     skip_consent              BOOLEAN NOT NULL DEFAULT FALSE,
     id_token_alg              TEXT NOT NULL DEFAULT 'RS256',
+    tokens_valid_after        INTEGER,
     created_at                INTEGER NOT NULL,
     updated_at                INTEGER NOT NULL,
     deleted_at                INTEGER
