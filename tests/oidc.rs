@@ -499,6 +499,28 @@ async fn client_authentication_and_grant_errors(b: Backend) {
     let r = form_call(&s, "/oauth2/token", &wrong, &cc).await;
     assert_oauth_error(&r, 401, "invalid_client");
     assert!(r.header("www-authenticate").starts_with("Basic"));
+    // Failures are audited for an existing client, once per 10 s however many come; an
+    // unknown client id writes nothing (no flooding the append-only log).
+    assert_oauth_error(
+        &form_call(&s, "/oauth2/token", &wrong, &cc).await,
+        401,
+        "invalid_client",
+    );
+    let unknown = Rp {
+        id: "nobody".into(),
+        ..wrong.clone()
+    };
+    assert_oauth_error(
+        &form_call(&s, "/oauth2/token", &unknown, &cc).await,
+        401,
+        "invalid_client",
+    );
+    assert_eq!(
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'oauth.client_auth_failed'")
+            .await,
+        1
+    );
     let no_secret = Rp {
         secret: None,
         ..svc.clone()
@@ -862,6 +884,12 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
 
     // Without a hint naming this session the user is asked; a POST without the CSRF
     // token only asks again.
+    // A hint that does not verify counts as none: the user is asked, not shown an error.
+    let r = browser
+        .get(&s.url("/oauth2/logout?id_token_hint=eyJhbGciOiJub25lIn0.e30."))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("Sign out?"));
     let r = browser.get(&s.url("/oauth2/logout")).await;
     assert_eq!(r.status, 200);
     assert!(r.text.contains("Sign out?"));

@@ -126,6 +126,7 @@ async fn services_are_admitted_by_client_or_scope(b: Backend) {
         (claims["sub"].as_str(), claims["client_id"].as_str()),
         (Some("reports"), Some("reports"))
     );
+    assert_eq!(claims["gty"], "client_credentials", "a service says so");
 
     // Another service, though its scopes fit, is not on the list.
     bearer_get(&s, "/internal/x", &bt)
