@@ -6,8 +6,8 @@ mod common;
 
 use common::browser::{Browser, hidden, query_of};
 use common::oidc::{
-    Rp, add_client, assert_oauth_error, authorize_url, authorized_code, code_of, exchange,
-    form_call, pkce, raw_form, walk,
+    Rp, add_client, assert_oauth_error, authorize_url, authorized_code, authorized_tokens, code_of,
+    exchange, form_call, pkce, raw_form, walk,
 };
 use common::{Backend, Options, PASSWORD, TestServer, email, jwt_part};
 use serde_json::Value;
@@ -643,7 +643,7 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
     let rp = web_client(&s);
     let other = add_client(&s, "Other", Some(&redirect(&s)), &["--scope", "docs:read"]);
     let mut browser = Browser::new();
-    let (code, verifier) = authorized_code(
+    let t = authorized_tokens(
         &mut browser,
         &s,
         &rp,
@@ -651,7 +651,6 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
         &[("scope", "openid docs:read")],
     )
     .await;
-    let t = exchange(&s, &rp, &code, Some(&verifier)).await;
     let rt = t.str("refresh_token");
     let refresh = |rp: Rp, token: String, scope: Option<&'static str>| {
         let s = &s;
@@ -697,7 +696,7 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
     assert_eq!(wide.json["scope"], "openid docs:read");
 
     // The other client loses docs:read: its sessions end with it.
-    let (code, verifier) = authorized_code(
+    let o = authorized_tokens(
         &mut browser,
         &s,
         &other,
@@ -705,7 +704,6 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
         &[("scope", "openid docs:read")],
     )
     .await;
-    let o = exchange(&s, &other, &code, Some(&verifier)).await;
     let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
     let r = s
         .call(
@@ -748,8 +746,7 @@ async fn introspection_and_revocation(b: Backend) {
     let other = add_client(&s, "Other", Some(&redirect(&s)), &[]);
     let spa = add_client(&s, "SPA", Some(&redirect(&s)), &["--public"]);
     let mut browser = Browser::new();
-    let (code, verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
-    let t = exchange(&s, &rp, &code, Some(&verifier)).await;
+    let t = authorized_tokens(&mut browser, &s, &rp, &user, &[]).await;
     let (access, refresh) = (t.str("access_token"), t.str("refresh_token"));
 
     // Unauthenticated, or public, callers learn nothing.
@@ -861,7 +858,7 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
         &["--post-logout-redirect-uri", &after],
     );
     let mut browser = Browser::new();
-    let (code, verifier) = authorized_code(
+    let offline = authorized_tokens(
         &mut browser,
         &s,
         &rp,
@@ -869,9 +866,7 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
         &[("scope", "openid offline_access")],
     )
     .await;
-    let offline = exchange(&s, &rp, &code, Some(&verifier)).await;
-    let (code, verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
-    let online = exchange(&s, &rp, &code, Some(&verifier)).await;
+    let online = authorized_tokens(&mut browser, &s, &rp, &user, &[]).await;
     let hint = online.str("id_token");
 
     // An unregistered post-logout URI is refused with a page.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::browser::{Browser, hidden};
-use common::oidc::{Rp, add_client, authorized_code, exchange, form_call};
+use common::oidc::{Rp, add_client, authorized_code, authorized_tokens, exchange, form_call};
 use common::{Backend, Options, PASSWORD, TestServer, email};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -340,8 +340,7 @@ async fn consents_are_listed_and_withdrawn(b: Backend) {
     let redirect = format!("http://127.0.0.1:{}/cb", s.port + 1);
     let rp = add_client(&s, "Notes", Some(&redirect), &[]);
     let mut browser = Browser::new();
-    let (code, verifier) = authorized_code(&mut browser, &s, &rp, &user, &[]).await;
-    let t = exchange(&s, &rp, &code, Some(&verifier)).await;
+    let t = authorized_tokens(&mut browser, &s, &rp, &user, &[]).await;
     let (own, _) = s.login_tokens(&user, PASSWORD).await;
 
     let listed = s.get_bearer("/auth/consents", &own).await;

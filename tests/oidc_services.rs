@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::oidc::{add_client, authorized_code, exchange, form_call};
+use common::oidc::{add_client, authorized_tokens, form_call};
 use common::upstream::{Upstream, echoed_header};
 use common::{Backend, Options, PASSWORD, TestServer, email};
 use reqwest::Method;
@@ -260,7 +260,7 @@ async fn user_tokens_of_applications_carry_only_their_grant(b: Backend) {
         &["--scope", "docs:read", "--scope", "reports:read"],
     );
     let mut browser = Browser::new();
-    let (code, verifier) = authorized_code(
+    let t = authorized_tokens(
         &mut browser,
         &s,
         &rp,
@@ -268,7 +268,6 @@ async fn user_tokens_of_applications_carry_only_their_grant(b: Backend) {
         &[("scope", "openid reports:read")],
     )
     .await;
-    let t = exchange(&s, &rp, &code, Some(&verifier)).await;
     let access = t.str("access_token");
 
     // Routes that do not name applications refuse their tokens, whatever the scopes.

@@ -223,3 +223,17 @@ pub async fn authorized_code(
     assert!(back.starts_with(&rp.redirect_uri), "{back}");
     (code_of(s, &back), p.verifier)
 }
+
+/// A whole authorization for `email` and its code exchange: the token response.
+pub async fn authorized_tokens(
+    b: &mut Browser,
+    s: &TestServer,
+    rp: &Rp,
+    email: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let (code, verifier) = authorized_code(b, s, rp, email, extra).await;
+    let t = exchange(s, rp, &code, Some(&verifier)).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    t
+}
