@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::ai::Ai;
 use crate::clock;
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -52,6 +53,7 @@ pub struct App {
     pub oidc: Provider,
     pub federation: Federation,
     pub pages: Pages,
+    pub ai: Ai,
 }
 
 pub type AppState = Arc<App>;
@@ -180,6 +182,11 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             own_origin: config.public_origin(),
         },
     };
+    let ai = Ai::new(
+        config.ai.clone(),
+        store.clone(),
+        config.redis_url.as_deref(),
+    )?;
     Ok(Arc::new(App {
         cookies: CookieNames::new(config.secure_cookies()),
         metrics: crate::telemetry::metrics_handle(),
@@ -198,6 +205,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         oidc,
         federation,
         pages: Pages::new(),
+        ai,
     }))
 }
 
@@ -217,7 +225,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), mail = %app.mailer.describe(), "tollgate serving");
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
     let router = crate::http::router(app.clone());
     axum::serve(
         listener,

@@ -10,3 +10,52 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The UTC calendar date `(year, month, day)` of a Unix time (Howard Hinnant's
+/// `civil_from_days`), for day and month windows without a date library.
+pub fn civil_date(unix_secs: i64) -> (i64, u32, u32) {
+    let z = unix_secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The Unix time of midnight UTC on a calendar date (`days_from_civil`).
+pub fn unix_of_date(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400
+}
+
+/// `YYYY-MM-DD` of a Unix time, UTC.
+pub fn day_string(unix_secs: i64) -> String {
+    let (y, m, d) = civil_date(unix_secs);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_dates_round_trip() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(1_796_083_200), (2026, 12, 1));
+        assert_eq!(civil_date(1_796_083_199), (2026, 11, 30));
+        assert_eq!(day_string(951_782_400), "2000-02-29");
+        for t in [0, 951_782_400, 1_796_083_200, 4_102_444_800] {
+            let (y, m, d) = civil_date(t);
+            assert_eq!(unix_of_date(y, m, d), t);
+        }
+    }
+}

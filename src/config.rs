@@ -58,6 +58,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub oidc: OidcConfig,
     pub identity_providers: Vec<ProviderConfig>,
+    pub ai: crate::ai::config::AiConfig,
 }
 
 /// Upstream timeouts and the sign-in redirect (`[gateway]`).
@@ -146,6 +147,7 @@ impl std::fmt::Debug for Config {
             .field("gateway", &self.gateway)
             .field("oidc", &self.oidc)
             .field("identity_providers", &self.identity_providers)
+            .field("ai", &self.ai)
             .finish()
     }
 }
@@ -422,6 +424,8 @@ impl Config {
             crate::oidc::federation::config::resolve(file.identity_provider, &env)
                 .map_err(ConfigError)?;
 
+        let ai = crate::ai::config::resolve(file.ai, &env).map_err(ConfigError)?;
+
         Ok(Config {
             listen,
             public_url,
@@ -444,6 +448,7 @@ impl Config {
             gateway,
             oidc,
             identity_providers,
+            ai,
         })
     }
 }
@@ -459,7 +464,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         ))
     })?;
     for key in table.keys() {
-        if !KNOWN_TOP_LEVEL.contains(&key.as_str()) && !LATER_SECTIONS.contains(&key.as_str()) {
+        if !KNOWN_TOP_LEVEL.contains(&key.as_str()) {
             return Err(ConfigError(format!(
                 "config file {}: unknown key '{key}'",
                 path.display()
@@ -473,6 +478,28 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             one_line(&e.to_string())
         ))
     })
+}
+
+/// A secret named by `<key>_env` (an environment variable) or `<key>_file` (a file whose
+/// content, less a trailing newline, is the secret); at most one of the two.
+pub(crate) fn secret_from(
+    context: &str,
+    key: &str,
+    env_var: Option<&str>,
+    file: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    match (env_var, file) {
+        (Some(_), Some(_)) => Err(format!("{context}: set {key}_env or {key}_file, not both")),
+        (Some(var), None) => env(var)
+            .filter(|v| !v.is_empty())
+            .map(Some)
+            .ok_or_else(|| format!("{context}: environment variable {var} is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|v| Some(v.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|e| format!("{context}: {key}_file {path}: {e}")),
+        (None, None) => Ok(None),
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -501,10 +528,8 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "audit",
     "oidc",
     "identity_provider",
+    "ai",
 ];
-/// Sections owned by features that read the file themselves (gateway routes, AI proxy,
-/// federation, mail); accepted here so one file serves every part of the binary.
-const LATER_SECTIONS: &[&str] = &["ai"];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
 /// silently fall back to defaults).
@@ -544,6 +569,8 @@ pub struct FileConfig {
     oidc: OidcSection,
     #[serde(default)]
     identity_provider: Vec<ProviderSpec>,
+    #[serde(default)]
+    ai: crate::ai::config::AiSpec,
 }
 
 impl FileConfig {
@@ -767,25 +794,14 @@ fn resolve_mail(
     let smtp = match smtp {
         None => None,
         Some(s) => {
-            let password = match (&s.password_env, &s.password_file) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError(
-                        "smtp: set password_env or password_file, not both".into(),
-                    ));
-                }
-                (Some(var), None) => Some(std::env::var(var).map_err(|_| {
-                    ConfigError(format!(
-                        "smtp.password_env: environment variable {var} is not set"
-                    ))
-                })?),
-                (None, Some(path)) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| ConfigError(format!("smtp.password_file {path}: {e}")))?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                ),
-                (None, None) => None,
-            };
+            let password = secret_from(
+                "smtp",
+                "password",
+                s.password_env.as_deref(),
+                s.password_file.as_deref(),
+                &|k: &str| std::env::var(k).ok(),
+            )
+            .map_err(ConfigError)?;
             if s.host.is_empty() {
                 return Err(invalid("smtp.host", "a host name", ""));
             }

@@ -147,7 +147,7 @@ fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Pr
 }
 
 /// Query strings that don't parse are a 400 problem, not axum's plain-text rejection.
-fn query<T: serde::de::DeserializeOwned>(uri: &http::Uri) -> Result<T, Problem> {
+pub(crate) fn query<T: serde::de::DeserializeOwned>(uri: &http::Uri) -> Result<T, Problem> {
     Query::<T>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| Problem::bad_request("invalid_request", e.body_text()))

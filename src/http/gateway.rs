@@ -131,7 +131,7 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
 }
 
 /// Per-account and per-API-key limits, once the caller is known.
-async fn limit_principal(
+pub(crate) async fn limit_principal(
     app: &AppState,
     method: &str,
     path: &str,
@@ -247,7 +247,7 @@ fn method_not_allowed(allowed: &[http::Method]) -> Response {
     res
 }
 
-fn upstream_failure(route: &str, e: ProxyError) -> Response {
+pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
     tracing::warn!(route, error = %e, "upstream exchange failed");
     let (status, code, title) = match e {
         ProxyError::Timeout => (

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod admin_clients;
+pub mod ai;
+pub mod ai_usage;
 pub mod auth;
 pub mod authz;
 pub mod consents;
@@ -63,6 +65,7 @@ pub fn router(app: AppState) -> Router {
         .merge(federation::router())
         .merge(consents::router())
         .merge(ops::router())
+        .merge(ai_usage::router())
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -77,6 +80,7 @@ pub fn router(app: AppState) -> Router {
         ));
     Router::new()
         .merge(own)
+        .merge(ai::router())
         .fallback(gateway::handle)
         .layer(
             ServiceBuilder::new()

@@ -22,6 +22,23 @@ redis.call('SET', KEYS[1], tat + interval, 'PX', ahead)
 return {1, math.floor((capacity - ahead) / interval), 0, ahead}
 "#;
 
+/// A lazily connecting, self-reconnecting Redis connection whose commands fail after
+/// `timeout` (shared by rate limits and AI quotas).
+pub(crate) fn connect(
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client =
+        redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid TOLLGATE_REDIS_URL: {e}"))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| anyhow::anyhow!("cannot set up Redis: {e}"))
+}
+
 pub struct RedisStore {
     conn: redis::aio::ConnectionManager,
     script: redis::Script,
@@ -30,17 +47,8 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects lazily: a Redis that is down at start-up is retried on each check.
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<RedisStore> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("invalid TOLLGATE_REDIS_URL: {e}"))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| anyhow::anyhow!("cannot set up Redis: {e}"))?;
         Ok(RedisStore {
-            conn,
+            conn: connect(url, timeout)?,
             script: redis::Script::new(SCRIPT),
         })
     }

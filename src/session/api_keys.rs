@@ -35,6 +35,8 @@ pub struct ApiKeyPrincipal {
     pub email: String,
     /// Space-separated effective scopes.
     pub scope: String,
+    /// The owner's roles (AI quotas follow them).
+    pub roles: Vec<String>,
     pub expires_at: Option<i64>,
 }
 
@@ -210,6 +212,7 @@ impl ApiKeys {
             user_id: user.id,
             email: user.email,
             scope,
+            roles: user.roles,
             expires_at: key.expires_at,
         })))
     }

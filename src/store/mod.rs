@@ -7,6 +7,7 @@
 //! one transaction; on SQLite write transactions start with `BEGIN IMMEDIATE` so two writers
 //! queue on the busy timeout instead of failing on a lock upgrade.
 
+mod ai_usage;
 mod api_keys;
 mod audit;
 mod clients;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{SqlSafeStr, Transaction};
 
+pub use ai_usage::{UsageFilter, UsageGroup, UsageReportRow, UsageRow};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditFilter, AuditRecord};
 pub use clients::ClientRecord;
@@ -158,6 +160,11 @@ impl Store {
                         include_str!("migrations/sqlite/0003_audit_recovery.sql"),
                     ),
                     migration(4, "oidc", include_str!("migrations/sqlite/0004_oidc.sql")),
+                    migration(
+                        5,
+                        "ai_usage",
+                        include_str!("migrations/sqlite/0005_ai_usage.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -176,6 +183,11 @@ impl Store {
                         include_str!("migrations/postgres/0003_audit_recovery.sql"),
                     ),
                     migration(4, "oidc", include_str!("migrations/postgres/0004_oidc.sql")),
+                    migration(
+                        5,
+                        "ai_usage",
+                        include_str!("migrations/postgres/0005_ai_usage.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?

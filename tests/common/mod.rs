@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod llm;
 pub mod oidc;
 pub mod smtp;
 pub mod upstream;

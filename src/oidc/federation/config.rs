@@ -116,25 +116,13 @@ pub fn resolve(
         if s.client_id.is_empty() {
             return Err(format!("identity_provider '{name}': client_id is required"));
         }
-        let client_secret = match (&s.client_secret_env, &s.client_secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "identity_provider '{name}': set client_secret_env or client_secret_file, not both"
-                ));
-            }
-            (Some(var), None) => Some(env(var).ok_or_else(|| {
-                format!("identity_provider '{name}': environment variable {var} is not set")
-            })?),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        format!("identity_provider '{name}': client_secret_file {path}: {e}")
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
+        let client_secret = crate::config::secret_from(
+            &format!("identity_provider '{name}'"),
+            "client_secret",
+            s.client_secret_env.as_deref(),
+            s.client_secret_file.as_deref(),
+            &env,
+        )?;
         let kind = match s.kind.as_deref().unwrap_or("oidc") {
             "oidc" => {
                 let issuer = s

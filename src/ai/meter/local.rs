@@ -1,0 +1,63 @@
+//! Counters in this process: one lock around check-all-then-take-all.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{Attempt, Line, Seeds, seed_of};
+
+/// Past this many counters, expired ones are dropped on the next reservation.
+const PRUNE_AT: usize = 100_000;
+
+#[derive(Default)]
+pub struct LocalCounters {
+    /// key → (value, expires at, ms)
+    counters: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl LocalCounters {
+    pub fn reserve(&self, lines: &[Line], seeds: Option<&Seeds>) -> Attempt {
+        let now = crate::limits::now_ms();
+        let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = Vec::with_capacity(lines.len());
+        for line in lines {
+            match map.get(&line.key).filter(|(_, exp)| *exp > now) {
+                Some((v, _)) => current.push(*v),
+                None => match seed_of(line, seeds) {
+                    Some(seed) => current.push(seed),
+                    None => return Attempt::NeedSeeds,
+                },
+            }
+        }
+        if let Some(i) = lines
+            .iter()
+            .zip(&current)
+            .position(|(l, v)| v.saturating_add(l.amount) > l.limit)
+        {
+            return Attempt::Refused(i);
+        }
+        if map.len() > PRUNE_AT {
+            map.retain(|_, (_, exp)| *exp > now);
+        }
+        for (line, v) in lines.iter().zip(current) {
+            map.insert(line.key.clone(), (v + line.amount, now + line.ttl_ms));
+        }
+        Attempt::Reserved
+    }
+
+    pub fn settle(&self, deltas: &[(String, i64)]) {
+        let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, delta) in deltas {
+            if let Some((v, _)) = map.get_mut(key) {
+                *v += delta;
+            }
+        }
+    }
+
+    pub fn peek(&self, keys: &[String]) -> Vec<Option<i64>> {
+        let now = crate::limits::now_ms();
+        let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .map(|k| map.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| *v))
+            .collect()
+    }
+}

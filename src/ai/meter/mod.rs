@@ -1,0 +1,460 @@
+//! Exact metering: reserve the worst case before a call, settle to what it used after.
+//!
+//! A call's [`Plan`] has one line per limit that applies to the caller: requests and
+//! tokens in the current UTC minute, tokens in the UTC day, pico-dollars in the UTC
+//! month. A reservation takes every line or none, atomically: under one lock in this
+//! process ([`local`]) or in one Lua script in Redis ([`redis`]), so concurrent calls can
+//! never together pass a limit. Settling adds the difference between what was used and
+//! what was reserved to the same windows (a call that straddles midnight settles into
+//! the day it was admitted in).
+//!
+//! Day and month counters start from the usage ledger when they are first touched (in
+//! this process, or in Redis), so budgets survive restarts; minute windows start empty.
+
+pub mod local;
+pub mod redis;
+
+use super::config::Quota;
+use crate::limits::RedisFailure;
+
+/// What a limit counts, and how a refusal is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    RequestsPerMinute,
+    TokensPerMinute,
+    TokensPerDay,
+    UsdPerMonth,
+}
+
+impl Dimension {
+    /// `rate_limited` for the per-minute limits, `quota_exceeded` for day and month.
+    pub fn code(self) -> &'static str {
+        match self {
+            Dimension::RequestsPerMinute | Dimension::TokensPerMinute => "rate_limited",
+            Dimension::TokensPerDay | Dimension::UsdPerMonth => "quota_exceeded",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::RequestsPerMinute => "requests_per_minute",
+            Dimension::TokensPerMinute => "tokens_per_minute",
+            Dimension::TokensPerDay => "tokens_per_day",
+            Dimension::UsdPerMonth => "usd_per_month",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Dimension::RequestsPerMinute => "rpm",
+            Dimension::TokensPerMinute => "tpm",
+            Dimension::TokensPerDay => "tpd",
+            Dimension::UsdPerMonth => "usd",
+        }
+    }
+
+    /// Whether the counter starts from the ledger rather than from zero.
+    fn seeded(self) -> bool {
+        matches!(self, Dimension::TokensPerDay | Dimension::UsdPerMonth)
+    }
+
+    pub const ALL: [Dimension; 4] = [
+        Dimension::RequestsPerMinute,
+        Dimension::TokensPerMinute,
+        Dimension::TokensPerDay,
+        Dimension::UsdPerMonth,
+    ];
+}
+
+/// Tokens and pico-dollars of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charge {
+    pub tokens: i64,
+    pub pico_usd: i64,
+}
+
+impl Charge {
+    fn amount(&self, d: Dimension) -> i64 {
+        match d {
+            Dimension::RequestsPerMinute => 1,
+            Dimension::TokensPerMinute | Dimension::TokensPerDay => self.tokens,
+            Dimension::UsdPerMonth => self.pico_usd,
+        }
+    }
+}
+
+/// The calendar windows of one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    pub now: i64,
+    pub minute: i64,
+    /// `YYYY-MM-DD`
+    pub day: String,
+    /// `YYYY-MM-01`: the first day of the month, as the ledger's `day` column spells it.
+    pub month_start: String,
+    pub day_end: i64,
+    pub month_end: i64,
+}
+
+impl Windows {
+    pub fn at(now: i64) -> Windows {
+        let (y, m, d) = crate::clock::civil_date(now);
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        Windows {
+            now,
+            minute: now.div_euclid(60),
+            day: format!("{y:04}-{m:02}-{d:02}"),
+            month_start: format!("{y:04}-{m:02}-01"),
+            day_end: crate::clock::unix_of_date(y, m, d) + 86_400,
+            month_end: crate::clock::unix_of_date(ny, nm, 1),
+        }
+    }
+
+    fn key(&self, principal: &str, d: Dimension) -> String {
+        let window = match d {
+            Dimension::RequestsPerMinute | Dimension::TokensPerMinute => self.minute.to_string(),
+            Dimension::TokensPerDay => self.day.clone(),
+            Dimension::UsdPerMonth => self.month_start[..7].to_string(),
+        };
+        format!("tollgate:ai:{principal}:{}:{window}", d.tag())
+    }
+
+    /// When the window of `d` ends (Unix seconds).
+    fn end(&self, d: Dimension) -> i64 {
+        match d {
+            Dimension::RequestsPerMinute | Dimension::TokensPerMinute => (self.minute + 1) * 60,
+            Dimension::TokensPerDay => self.day_end,
+            Dimension::UsdPerMonth => self.month_end,
+        }
+    }
+}
+
+/// One limit a call is reserved against.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub dimension: Dimension,
+    pub key: String,
+    pub limit: i64,
+    pub amount: i64,
+    /// How long the counter must outlive its window's end is short; the TTL covers the
+    /// window plus a day of settling.
+    pub ttl_ms: i64,
+    pub window_end: i64,
+}
+
+/// Ledger totals a day and month counter start from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seeds {
+    pub tokens_day: i64,
+    pub pico_month: i64,
+}
+
+impl Seeds {
+    fn for_line(&self, d: Dimension) -> i64 {
+        match d {
+            Dimension::TokensPerDay => self.tokens_day,
+            Dimension::UsdPerMonth => self.pico_month,
+            _ => 0,
+        }
+    }
+}
+
+/// The lines of a call for a caller with `quota`.
+pub fn plan(principal: &str, quota: &Quota, charge: &Charge, w: &Windows) -> Vec<Line> {
+    Dimension::ALL
+        .into_iter()
+        .filter_map(|d| {
+            let limit = quota.limit(d)?;
+            let end = w.end(d);
+            Some(Line {
+                dimension: d,
+                key: w.key(principal, d),
+                limit,
+                amount: charge.amount(d),
+                ttl_ms: ((end - w.now).max(1) + 86_400) * 1000,
+                window_end: end,
+            })
+        })
+        .collect()
+}
+
+/// How a reservation attempt ended in a backend.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Reserved,
+    /// The line at this index does not fit.
+    Refused(usize),
+    /// A day or month counter does not exist yet: call again with the ledger's totals.
+    NeedSeeds,
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Reserved(Reservation),
+    Refused {
+        dimension: Dimension,
+        limit: i64,
+        retry_after_secs: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    #[error("the quota store cannot answer: {0}")]
+    Unavailable(String),
+    #[error("the usage ledger cannot answer: {0}")]
+    Ledger(#[from] crate::store::StoreError),
+}
+
+/// Where a reservation was made, so it is settled in the same place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Local,
+    Redis,
+}
+
+/// A call's hold on its limits until it is settled.
+#[derive(Debug)]
+pub struct Reservation {
+    lines: Vec<Line>,
+    pub reserved: Charge,
+    backend: Backend,
+}
+
+pub struct Meter {
+    local: local::LocalCounters,
+    redis: Option<redis::RedisCounters>,
+    on_redis_failure: RedisFailure,
+}
+
+impl Meter {
+    pub fn new(redis_url: Option<&str>, on_redis_failure: RedisFailure) -> anyhow::Result<Meter> {
+        Ok(Meter {
+            local: local::LocalCounters::default(),
+            redis: redis_url.map(redis::RedisCounters::new).transpose()?,
+            on_redis_failure,
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.redis.is_some() {
+            "redis"
+        } else {
+            "local"
+        }
+    }
+
+    /// Reserves `charge` against every line, or refuses naming the first that does not
+    /// fit. `seeds` is asked for at most once, when a day or month counter is new.
+    pub async fn reserve<F, Fut>(
+        &self,
+        lines: Vec<Line>,
+        charge: Charge,
+        seeds: F,
+    ) -> Result<Decision, MeterError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Seeds, crate::store::StoreError>>,
+    {
+        let mut seeds = Some(seeds);
+        let mut known: Option<Seeds> = None;
+        loop {
+            let (attempt, backend) = self.attempt(&lines, known.as_ref()).await?;
+            match attempt {
+                Attempt::Reserved => {
+                    return Ok(Decision::Reserved(Reservation {
+                        lines,
+                        reserved: charge,
+                        backend,
+                    }));
+                }
+                Attempt::Refused(i) => {
+                    let line = &lines[i];
+                    return Ok(Decision::Refused {
+                        dimension: line.dimension,
+                        limit: line.limit,
+                        retry_after_secs: (line.window_end - crate::clock::now()).max(1),
+                    });
+                }
+                Attempt::NeedSeeds => match seeds.take() {
+                    Some(f) => known = Some(f().await?),
+                    None => {
+                        return Err(MeterError::Unavailable(
+                            "a counter vanished while it was being seeded".into(),
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        lines: &[Line],
+        seeds: Option<&Seeds>,
+    ) -> Result<(Attempt, Backend), MeterError> {
+        if let Some(redis) = &self.redis {
+            match redis.reserve(lines, seeds).await {
+                Ok(a) => return Ok((a, Backend::Redis)),
+                Err(e) => {
+                    metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
+                    if self.on_redis_failure == RedisFailure::Deny {
+                        return Err(MeterError::Unavailable(e.to_string()));
+                    }
+                    tracing::warn!(error = %e, "Redis unavailable for AI quotas; counting in this process");
+                }
+            }
+        }
+        Ok((self.local.reserve(lines, seeds), Backend::Local))
+    }
+
+    /// Replaces the reserved charge by the used one. Never fails the caller: a settle
+    /// that cannot reach Redis leaves the reservation standing (it errs towards
+    /// refusing), and the ledger stays right either way.
+    pub async fn settle(&self, r: Reservation, used: Charge) {
+        let deltas: Vec<(String, i64)> = r
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.key.clone(),
+                    used.amount(l.dimension) - r.reserved.amount(l.dimension),
+                )
+            })
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if deltas.is_empty() {
+            return;
+        }
+        match (r.backend, &self.redis) {
+            (Backend::Redis, Some(redis)) => {
+                if let Err(e) = redis.settle(&deltas).await {
+                    tracing::warn!(error = %e, "could not settle an AI reservation in Redis");
+                }
+            }
+            _ => self.local.settle(&deltas),
+        }
+    }
+
+    /// Current counter values (reservations included) for the keys of `lines`; `None`
+    /// where a counter does not exist.
+    pub async fn peek(&self, keys: &[String]) -> Vec<Option<i64>> {
+        if let Some(redis) = &self.redis
+            && let Ok(v) = redis.peek(keys).await
+        {
+            return v;
+        }
+        self.local.peek(keys)
+    }
+}
+
+/// The seed each line starts from, when it is new.
+fn seed_of(line: &Line, seeds: Option<&Seeds>) -> Option<i64> {
+    if !line.dimension.seeded() {
+        return Some(0);
+    }
+    seeds.map(|s| s.for_line(line.dimension))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota() -> Quota {
+        Quota {
+            requests_per_minute: Some(3),
+            tokens_per_day: Some(1000),
+            usd_per_month: Some(500),
+            ..Quota::default()
+        }
+    }
+
+    #[test]
+    fn windows_and_keys() {
+        let w = Windows::at(1_796_083_199); // 2026-11-30T23:59:59Z
+        assert_eq!(w.day, "2026-11-30");
+        assert_eq!(w.month_start, "2026-11-01");
+        assert_eq!(w.day_end, 1_796_083_200);
+        assert_eq!(w.month_end, 1_796_083_200);
+        let lines = plan(
+            "u1",
+            &quota(),
+            &Charge {
+                tokens: 10,
+                pico_usd: 7,
+            },
+            &w,
+        );
+        let keys: Vec<_> = lines.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tollgate:ai:u1:rpm:29934719",
+                "tollgate:ai:u1:tpd:2026-11-30",
+                "tollgate:ai:u1:usd:2026-11"
+            ]
+        );
+        assert_eq!(
+            lines.iter().map(|l| l.amount).collect::<Vec<_>>(),
+            [1, 10, 7]
+        );
+    }
+
+    #[tokio::test]
+    async fn reservations_take_all_lines_or_none_and_settle() {
+        let meter = Meter::new(None, RedisFailure::Deny).unwrap();
+        let w = Windows::at(1_796_000_000);
+        let charge = Charge {
+            tokens: 300,
+            pico_usd: 100,
+        };
+        let seeds = || async {
+            Ok(Seeds {
+                tokens_day: 0,
+                pico_month: 250,
+            })
+        };
+        let first = meter
+            .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
+            .await
+            .unwrap();
+        let Decision::Reserved(first) = first else {
+            panic!("{first:?}")
+        };
+        let second = meter
+            .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
+            .await
+            .unwrap();
+        assert!(matches!(second, Decision::Reserved(_)));
+        // The month has 250 + 200 of 500: a third does not fit, and takes nothing.
+        let third = meter
+            .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                third,
+                Decision::Refused {
+                    dimension: Dimension::UsdPerMonth,
+                    ..
+                }
+            ),
+            "{third:?}"
+        );
+        let keys: Vec<String> = plan("u", &quota(), &charge, &w)
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        assert_eq!(meter.peek(&keys).await, [Some(2), Some(600), Some(450)]);
+        meter
+            .settle(
+                first,
+                Charge {
+                    tokens: 50,
+                    pico_usd: 10,
+                },
+            )
+            .await;
+        assert_eq!(meter.peek(&keys).await, [Some(2), Some(350), Some(360)]);
+    }
+}

@@ -1,0 +1,282 @@
+//! The AI proxy's domain: providers and their keys, who may call what, the worst case a
+//! call can cost, exact quotas ([`meter`]), guards, usage read from responses, and the
+//! ledger. The HTTP handler (`http::ai`) translates requests into these calls.
+
+pub mod config;
+pub mod guard;
+pub mod meter;
+pub mod relay;
+pub mod request;
+pub mod usage;
+
+use std::collections::BTreeMap;
+
+use config::{AiConfig, Price, ProviderConfig, Quota};
+use meter::{Charge, Decision, Meter, MeterError, Seeds, Windows};
+
+use crate::gateway::proxy::Proxy;
+use crate::store::{Store, UsageRow};
+
+pub struct Provider {
+    pub config: ProviderConfig,
+    pub proxy: Proxy,
+}
+
+pub struct Ai {
+    pub config: AiConfig,
+    providers: BTreeMap<String, Provider>,
+    pub meter: Meter,
+    store: Store,
+}
+
+/// Who a call is metered to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user id, or a service's client id.
+    pub principal: String,
+    pub roles: Vec<String>,
+    pub api_key_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl Ai {
+    pub fn new(config: AiConfig, store: Store, redis_url: Option<&str>) -> anyhow::Result<Ai> {
+        let mut providers = BTreeMap::new();
+        for (name, p) in &config.providers {
+            let proxy = Proxy::new(p.timeouts.clone()).map_err(anyhow::Error::msg)?;
+            providers.insert(
+                name.clone(),
+                Provider {
+                    config: p.clone(),
+                    proxy,
+                },
+            );
+        }
+        let meter = Meter::new(redis_url, config.on_redis_failure)?;
+        Ok(Ai {
+            config,
+            providers,
+            meter,
+            store,
+        })
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name)
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.providers.is_empty()
+    }
+
+    /// The quota of a caller with these roles: per limit, the most generous among the
+    /// roles that have an `[ai.quota.<role>]` (an absent limit is the most generous of
+    /// all), else `[ai.quota.default]`; `None` is unmetered.
+    pub fn quota_for(&self, roles: &[String]) -> Option<Quota> {
+        let quotas = &self.config.quotas;
+        let applicable: Vec<&Quota> = roles.iter().filter_map(|r| quotas.get(r)).collect();
+        if applicable.is_empty() {
+            return quotas.get("default").cloned();
+        }
+        let most = |f: fn(&Quota) -> Option<i64>| -> Option<i64> {
+            applicable
+                .iter()
+                .map(|q| f(q))
+                .try_fold(i64::MIN, |acc, v| v.map(|v| acc.max(v)))
+        };
+        let models = if applicable.iter().any(|q| q.models.is_none()) {
+            None
+        } else {
+            let mut all: Vec<String> = applicable
+                .iter()
+                .flat_map(|q| q.models.iter().flatten().cloned())
+                .collect();
+            all.sort();
+            all.dedup();
+            Some(all)
+        };
+        Some(Quota {
+            requests_per_minute: most(|q| q.requests_per_minute),
+            tokens_per_minute: most(|q| q.tokens_per_minute),
+            tokens_per_day: most(|q| q.tokens_per_day),
+            usd_per_month: most(|q| q.usd_per_month),
+            max_output_tokens: applicable
+                .iter()
+                .map(|q| q.max_output_tokens)
+                .try_fold(0, |acc, v| v.map(|v| acc.max(v))),
+            models,
+        })
+    }
+
+    pub fn price(&self, model: &str) -> Option<Price> {
+        self.config.prices.get(model).copied()
+    }
+
+    /// The cost of a call in pico-dollars; an unpriced model costs nothing.
+    pub fn charge(&self, model: &str, input: i64, output: i64) -> Charge {
+        let p = self.price(model).unwrap_or_default();
+        Charge {
+            tokens: input.saturating_add(output),
+            pico_usd: input
+                .saturating_mul(p.input)
+                .saturating_add(output.saturating_mul(p.output)),
+        }
+    }
+
+    /// Reserves a call's worst case against the caller's quota.
+    pub async fn reserve(
+        &self,
+        caller: &Caller,
+        quota: &Quota,
+        worst: Charge,
+    ) -> Result<Decision, MeterError> {
+        let w = Windows::at(crate::clock::now());
+        let lines = meter::plan(&caller.principal, quota, &worst, &w);
+        let store = &self.store;
+        self.meter
+            .reserve(lines, worst, || async {
+                let (tokens_day, pico_month) = store
+                    .ai_totals(&caller.principal, &w.day, &w.month_start)
+                    .await?;
+                Ok(Seeds {
+                    tokens_day,
+                    pico_month,
+                })
+            })
+            .await
+    }
+
+    /// Settles a call (if it was metered) and writes its ledger row and metrics.
+    pub async fn record(
+        &self,
+        reservation: Option<meter::Reservation>,
+        used: Charge,
+        row: UsageRow,
+    ) {
+        if let Some(r) = reservation {
+            self.meter.settle(r, used).await;
+        }
+        let labels = [
+            ("provider", row.provider.clone()),
+            ("model", row.model.clone()),
+        ];
+        metrics::counter!(
+            "tollgate_ai_requests_total",
+            &[
+                ("provider", row.provider.clone()),
+                ("model", row.model.clone()),
+                ("outcome", row.outcome.to_string()),
+            ]
+        )
+        .increment(1);
+        metrics::counter!(
+            "tollgate_ai_tokens_total",
+            &[
+                ("provider", row.provider.clone()),
+                ("model", row.model.clone()),
+                ("direction", "input".to_string()),
+            ]
+        )
+        .increment(row.input_tokens.max(0) as u64);
+        metrics::counter!(
+            "tollgate_ai_tokens_total",
+            &[
+                ("provider", row.provider.clone()),
+                ("model", row.model.clone()),
+                ("direction", "output".to_string()),
+            ]
+        )
+        .increment(row.output_tokens.max(0) as u64);
+        metrics::gauge!("tollgate_ai_cost_usd_total", &labels)
+            .increment(row.cost_pico as f64 / config::PICO_PER_USD);
+        if let Err(e) = self.store.insert_ai_usage(&row).await {
+            tracing::error!(error = %e, principal = %row.principal, model = %row.model, "could not write an AI usage ledger row");
+        }
+    }
+
+    /// Ledger totals for a caller's current day and month.
+    pub async fn totals(
+        &self,
+        principal: &str,
+    ) -> Result<(Windows, Seeds), crate::store::StoreError> {
+        let w = Windows::at(crate::clock::now());
+        let (tokens_day, pico_month) = self
+            .store
+            .ai_totals(principal, &w.day, &w.month_start)
+            .await?;
+        Ok((
+            w,
+            Seeds {
+                tokens_day,
+                pico_month,
+            },
+        ))
+    }
+}
+
+/// Whether `model` is on an allow-list (`*` at the end matches a prefix).
+pub fn model_allowed(allowed: Option<&[String]>, model: &str) -> bool {
+    allowed.is_none_or(|list| {
+        list.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => pattern == model,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ai(quotas: &[(&str, Quota)]) -> Ai {
+        let mut config = AiConfig::default();
+        for (role, q) in quotas {
+            config.quotas.insert(role.to_string(), q.clone());
+        }
+        let store =
+            Store::Sqlite(sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:").unwrap());
+        Ai::new(config, store, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_most_generous_role_applies_limit_by_limit() {
+        let user = Quota {
+            requests_per_minute: Some(10),
+            usd_per_month: Some(5),
+            max_output_tokens: Some(100),
+            models: Some(vec!["small".into()]),
+            ..Quota::default()
+        };
+        let pro = Quota {
+            requests_per_minute: Some(60),
+            usd_per_month: Some(2),
+            tokens_per_day: Some(1000),
+            max_output_tokens: Some(500),
+            models: Some(vec!["big-*".into()]),
+            ..Quota::default()
+        };
+        let a = ai(&[
+            ("user", user.clone()),
+            ("pro", pro),
+            ("default", Quota::default()),
+        ]);
+        let q = a
+            .quota_for(&["user".into(), "pro".into(), "other".into()])
+            .unwrap();
+        assert_eq!(q.requests_per_minute, Some(60));
+        assert_eq!(q.usd_per_month, Some(5));
+        assert_eq!(
+            q.tokens_per_day, None,
+            "user has no daily limit: none applies"
+        );
+        assert_eq!(q.max_output_tokens, Some(500));
+        assert_eq!(
+            q.models.as_deref(),
+            Some(&["big-*".to_string(), "small".to_string()][..])
+        );
+        assert!(model_allowed(q.models.as_deref(), "big-1"));
+        assert!(!model_allowed(q.models.as_deref(), "huge"));
+        assert_eq!(a.quota_for(&["other".into()]), Some(Quota::default()));
+        assert_eq!(ai(&[("user", user)]).quota_for(&[]), None);
+    }
+}

@@ -1,0 +1,580 @@
+//! `/ai/<provider>/…`: the AI proxy.
+//!
+//! authenticate (the provider's scope) → per-account rate limits → read the body (the
+//! guard's size limit) → inspect (model, guards, output bound) → reserve the worst case
+//! → forward with the provider key → relay the response while reading its usage →
+//! settle and write the ledger row. Every refusal is audited as `ai.refused`.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use futures_util::StreamExt;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+
+use super::credentials::Principal;
+use super::extract::Client;
+use super::gate::{SignIn, Verdict, evaluate, with_session_cookies};
+use super::gateway::{limit_principal, upstream_failure};
+use super::problem::Problem;
+use crate::ai::config::{OverMaxOutput, ProviderKind, Quota};
+use crate::ai::meter::{Charge, Decision, MeterError, Reservation};
+use crate::ai::relay::{self, RelayEnd};
+use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError};
+use crate::ai::{Caller, Provider, model_allowed};
+use crate::app::AppState;
+use crate::audit::{Context, Outcome};
+use crate::authz::policy::{AuthMode, Clients, Policy};
+use crate::gateway::proxy::{ProxyError, remove_hop_by_hop};
+use crate::store::UsageRow;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ai/{provider}/{*rest}", any(invoke))
+        // Bodies are read under each provider's own limit.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// Request headers a provider may receive from the client; everything else (cookies,
+/// credentials, identity, forwarding headers) stays here.
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 4] = [
+    header::ACCEPT,
+    header::CONTENT_TYPE,
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
+
+async fn invoke(
+    State(app): State<AppState>,
+    Path((provider_name, rest)): Path<(String, String)>,
+    Client(client): Client,
+    req: Request,
+) -> Response {
+    let Some(provider) = app.ai.provider(&provider_name) else {
+        return Problem::not_found()
+            .with_detail("no such AI provider")
+            .into_response();
+    };
+    let path = rest.strip_prefix("v1/").unwrap_or(&rest).to_string();
+    if !provider.config.endpoints.contains(&path) {
+        return Problem::not_found()
+            .with_detail("this provider endpoint is not enabled")
+            .into_response();
+    }
+    // The provider's scope is checked below, so that refusals for it are audited.
+    let policy = Policy {
+        auth: AuthMode::Required,
+        scopes: vec![],
+        clients: Clients::Any,
+        users: true,
+    };
+    let (resolved, _) = match evaluate(
+        &app,
+        &policy,
+        true,
+        req.method(),
+        req.headers(),
+        SignIn::Never,
+        true,
+    )
+    .await
+    {
+        Verdict::Allowed {
+            resolved,
+            identified,
+        } => (resolved, identified),
+        Verdict::Refused(res) => {
+            metrics::counter!("tollgate_ai_refusals_total", "reason" => "unauthorized")
+                .increment(1);
+            return res;
+        }
+    };
+    let Some(principal) = resolved.principal.clone() else {
+        return Problem::unauthorized("unauthenticated", "Authentication required").into_response();
+    };
+    if let Err(p) = limit_principal(&app, req.method().as_str(), req.uri().path(), &resolved).await
+    {
+        return with_session_cookies(&app, p.into_response(), &resolved);
+    }
+    let call = Call {
+        app: &app,
+        provider,
+        caller: caller_of(&principal),
+        audit: audit_context(&principal, client),
+    };
+    let scope = &provider.config.scope;
+    if !principal
+        .scope()
+        .split_ascii_whitespace()
+        .any(|s| s == scope)
+    {
+        call.refused("insufficient_scope", None).await;
+        let res = Problem::insufficient_scope(std::slice::from_ref(scope)).into_response();
+        return with_session_cookies(&app, res, &resolved);
+    }
+    let res = call.run(path, req).await;
+    with_session_cookies(&app, res, &resolved)
+}
+
+fn caller_of(p: &Principal) -> Caller {
+    let (roles, api_key_id) = match p {
+        Principal::Token(c) => (c.roles.clone(), None),
+        Principal::ApiKey(k) => (k.roles.clone(), Some(k.key_id.clone())),
+    };
+    Caller {
+        principal: p.user_id().to_string(),
+        roles,
+        api_key_id,
+        client_id: p.oauth_client().map(str::to_string),
+    }
+}
+
+fn audit_context(p: &Principal, client: crate::session::ClientInfo) -> Context {
+    match p.service() {
+        Some(id) => Context::client(id, client),
+        None => Context::user(p.user_id(), client),
+    }
+}
+
+/// One authenticated call to one provider.
+struct Call<'a> {
+    app: &'a AppState,
+    provider: &'a Provider,
+    caller: Caller,
+    audit: Context,
+}
+
+/// What the ledger needs to know about a call besides its usage.
+struct Admitted {
+    model: String,
+    endpoint: String,
+    streamed: bool,
+    prompt_estimate: i64,
+    started: Instant,
+    created_at: i64,
+    reservation: Option<Reservation>,
+}
+
+impl Call<'_> {
+    async fn run(self, path: String, req: Request) -> Response {
+        let endpoint = Endpoint::of(self.provider.config.kind, &path);
+        let (parts, body) = req.into_parts();
+        let metered = endpoint != Endpoint::Unmetered;
+        if metered && parts.method != Method::POST {
+            return Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            )
+            .with_header(header::ALLOW, HeaderValue::from_static("POST"))
+            .into_response();
+        }
+        let guard = &self.provider.config.guard;
+        let raw = match http_body_util::Limited::new(body, guard.max_request_bytes)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                self.refused("payload_too_large", None).await;
+                return Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "Request body too large",
+                )
+                .with_detail(format!(
+                    "the limit for this provider is {} bytes",
+                    guard.max_request_bytes
+                ))
+                .into_response();
+            }
+        };
+        if !metered {
+            // Model lists and the like: authenticated and recorded in the access log,
+            // not metered.
+            return self
+                .forward(&path, &parts, raw.to_vec(), None)
+                .await
+                .unwrap_or_else(|r| r);
+        }
+        let quota = self.app.ai.quota_for(&self.caller.roles);
+        let ai = &self.app.ai.config;
+        let output = OutputPolicy {
+            cap: quota.as_ref().and_then(|q| q.max_output_tokens),
+            reject: ai.over_max_output == OverMaxOutput::Reject,
+            default: quota.as_ref().map(|_| ai.default_max_output_tokens),
+        };
+        let request = match AiRequest::inspect(
+            endpoint,
+            self.provider.config.kind,
+            &raw,
+            guard,
+            &output,
+            ai.prompt_bytes_per_token,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.refuse_request(e).await,
+        };
+        if let Err(res) = self.admit_model(&request.model, quota.as_ref()).await {
+            return res;
+        }
+        if let Some(prompt) = &request.logged_prompt {
+            tracing::info!(target: "tollgate::ai::prompt", provider = %self.provider.config.name, model = %request.model, user = %self.caller.principal, prompt = %prompt, "prompt");
+        }
+        let worst = self
+            .app
+            .ai
+            .charge(&request.model, request.prompt_tokens, request.max_output);
+        let reservation = match &quota {
+            Some(q) => match self.app.ai.reserve(&self.caller, q, worst).await {
+                Ok(Decision::Reserved(r)) => Some(r),
+                Ok(Decision::Refused {
+                    dimension,
+                    limit,
+                    retry_after_secs,
+                }) => {
+                    self.refused(dimension.code(), Some(&request.model)).await;
+                    let title = if dimension.code() == "rate_limited" {
+                        "Too many AI requests"
+                    } else {
+                        "AI quota exceeded"
+                    };
+                    return Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
+                        .with_detail(format!(
+                            "this call would pass the {} limit of {}",
+                            dimension.name(),
+                            limit_display(dimension.name(), limit)
+                        ))
+                        .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
+                        .into_response();
+                }
+                Err(e) => return quota_unavailable(e),
+            },
+            None => None,
+        };
+        let admitted = Admitted {
+            model: request.model.clone(),
+            endpoint: path.clone(),
+            streamed: request.stream,
+            prompt_estimate: request.prompt_tokens,
+            started: Instant::now(),
+            created_at: crate::clock::now(),
+            reservation,
+        };
+        match self
+            .forward(&path, &parts, request.to_bytes(), Some(admitted))
+            .await
+        {
+            Ok(res) | Err(res) => res,
+        }
+    }
+
+    /// The role's model allow-list, and a price for every model a budget applies to.
+    async fn admit_model(&self, model: &str, quota: Option<&Quota>) -> Result<(), Response> {
+        let Some(q) = quota else { return Ok(()) };
+        let detail = if !model_allowed(q.models.as_deref(), model) {
+            "your roles do not allow this model"
+        } else if q.usd_per_month.is_some() && self.app.ai.price(model).is_none() {
+            "this model has no configured price, and your calls have a USD budget"
+        } else {
+            return Ok(());
+        };
+        self.refused("model_not_allowed", Some(model)).await;
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            "Model not allowed",
+        )
+        .with_detail(detail)
+        .into_response())
+    }
+
+    async fn refuse_request(&self, e: RequestError) -> Response {
+        let (code, reason) = match &e {
+            RequestError::Denied(_) => ("prompt_rejected", "prompt_rejected"),
+            RequestError::PromptTooLong { .. } => ("prompt_too_long", "prompt_too_long"),
+            RequestError::OutputOverCap { .. } => {
+                ("max_output_tokens_exceeded", "max_output_tokens_exceeded")
+            }
+            _ => ("invalid_request", "invalid_request"),
+        };
+        self.refused(reason, None).await;
+        // The pattern that matched stays private: naming it would teach how to avoid it.
+        let detail = match e {
+            RequestError::Denied(_) => "the prompt matches a pattern this service refuses".into(),
+            other => other.to_string(),
+        };
+        Problem::bad_request(code, detail).into_response()
+    }
+
+    /// Audits and counts a refusal (never the prompt itself).
+    async fn refused(&self, reason: &'static str, model: Option<&str>) {
+        metrics::counter!("tollgate_ai_refusals_total", "reason" => reason).increment(1);
+        let entry = self
+            .audit
+            .entry("ai.refused", Outcome::Denied, Some(&self.caller.principal))
+            .with("reason", reason)
+            .with("provider", self.provider.config.name.as_str())
+            .with("model", model.unwrap_or(""));
+        if let Err(e) = self.app.store.append_audit(&entry).await {
+            tracing::warn!(error = %e, "could not audit an AI refusal");
+        }
+    }
+
+    /// Sends the call upstream and relays the answer. `admitted` is `None` for unmetered
+    /// endpoints.
+    async fn forward(
+        &self,
+        path: &str,
+        parts: &http::request::Parts,
+        body: Vec<u8>,
+        admitted: Option<Admitted>,
+    ) -> Result<Response, Response> {
+        let cfg = &self.provider.config;
+        let mut target = format!("{}/{path}", cfg.base_url);
+        if let Some(q) = parts.uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let mut builder = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(&target);
+        let headers = builder.headers_mut().expect("a fresh builder has headers");
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(v) = parts.headers.get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        // Usage is read from the body as it passes: it must not be compressed.
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        if !body.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Some(key) = &cfg.api_key {
+            let mut value = match cfg.kind {
+                ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {}", key.0)),
+                ProviderKind::Anthropic => HeaderValue::try_from(key.0.as_str()),
+            }
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_misconfigured",
+                    "The provider key is not a valid header value",
+                )
+                .into_response()
+            })?;
+            value.set_sensitive(true);
+            let name = match cfg.kind {
+                ProviderKind::OpenAi => header::AUTHORIZATION,
+                ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
+            };
+            headers.insert(name, value);
+        }
+        if cfg.kind == ProviderKind::Anthropic
+            && !headers.contains_key("anthropic-version")
+            && let Ok(v) = HeaderValue::from_str(&cfg.anthropic_version)
+        {
+            headers.insert(HeaderName::from_static("anthropic-version"), v);
+        }
+        let upstream_req = builder.body(Body::from(body)).map_err(|_| {
+            Problem::bad_request("invalid_path", "unusable request target").into_response()
+        })?;
+        let sent = Instant::now();
+        let res = self.provider.proxy.send(upstream_req).await;
+        metrics::histogram!("tollgate_ai_upstream_latency_seconds", "provider" => cfg.name.clone())
+            .record(sent.elapsed().as_secs_f64());
+        let res = match res {
+            Ok(res) => res,
+            Err(e) => {
+                let status = match e {
+                    ProxyError::Timeout => 504,
+                    _ => 502,
+                };
+                if let Some(a) = admitted {
+                    self.settle_unused(a, status, "upstream_unreachable").await;
+                }
+                return Err(upstream_failure(&format!("ai:{}", cfg.name), e));
+            }
+        };
+        let status = res.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // The provider refused Tollgate's key: the client can do nothing about it,
+            // and the provider's message may quote part of the key.
+            tracing::error!(provider = %cfg.name, status = status.as_u16(), "the AI provider refused the configured key");
+            if let Some(a) = admitted {
+                self.settle_unused(a, i32::from(status.as_u16()), "upstream_auth_failed")
+                    .await;
+            }
+            return Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_auth_failed",
+                "The AI provider refused the gateway's credentials",
+            )
+            .into_response());
+        }
+        let (mut head, upstream_body) = res.into_parts();
+        remove_hop_by_hop(&mut head.headers, false);
+        head.headers.remove(header::SET_COOKIE);
+        let content_type = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let Some(admitted) = admitted else {
+            return Ok(Response::from_parts(head, Body::new(upstream_body)));
+        };
+        let app = self.app.clone();
+        let caller = self.caller.clone();
+        let provider = cfg.name.clone();
+        let ok = status.is_success();
+        let rx = relay::spawn(
+            upstream_body,
+            &content_type,
+            app.ai.config.drain_timeout,
+            move |end: RelayEnd| async move {
+                settle(
+                    &app,
+                    &caller,
+                    provider,
+                    admitted,
+                    i32::from(status.as_u16()),
+                    ok,
+                    end,
+                )
+                .await;
+            },
+        );
+        let stream = tokio_stream_from(rx);
+        Ok(Response::from_parts(head, Body::from_stream(stream)))
+    }
+
+    async fn settle_unused(&self, a: Admitted, status: i32, outcome: &'static str) {
+        let row = ledger_row(
+            &self.caller,
+            self.provider.config.name.clone(),
+            &a,
+            (0, 0, 0),
+            status,
+            outcome,
+        );
+        self.app
+            .ai
+            .record(a.reservation, Charge::default(), row)
+            .await;
+    }
+}
+
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, relay::BoxError>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, relay::BoxError>> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// What a finished call is charged: the provider's report when the call completed and
+/// reported usage; nothing for a refusal by the provider; otherwise the whole
+/// reservation (a call cut short may have been billed in full).
+async fn settle(
+    app: &AppState,
+    caller: &Caller,
+    provider: String,
+    a: Admitted,
+    status: i32,
+    ok: bool,
+    end: RelayEnd,
+) {
+    let reserved = a.reservation.as_ref().map(|r| r.reserved);
+    let (input, output, outcome) = if !ok {
+        (
+            end.usage.input.unwrap_or(0),
+            end.usage.output.unwrap_or(0),
+            "upstream_error",
+        )
+    } else if end.completed && end.usage.reported() {
+        (
+            end.usage.input.unwrap_or(a.prompt_estimate),
+            end.usage.output.unwrap_or(0),
+            end.outcome(),
+        )
+    } else {
+        // Unknown: charge the worst case that was reserved (or the estimate).
+        let worst_output = reserved.map_or(0, |r| (r.tokens - a.prompt_estimate).max(0));
+        let outcome = if end.completed {
+            "no_usage_reported"
+        } else {
+            end.outcome()
+        };
+        (a.prompt_estimate, worst_output, outcome)
+    };
+    let used = app.ai.charge(&a.model, input, output);
+    let row = ledger_row(
+        caller,
+        provider,
+        &a,
+        (input, output, used.pico_usd),
+        status,
+        outcome,
+    );
+    app.ai.record(a.reservation, used, row).await;
+}
+
+fn ledger_row(
+    caller: &Caller,
+    provider: String,
+    a: &Admitted,
+    (input, output, cost): (i64, i64, i64),
+    status: i32,
+    outcome: &'static str,
+) -> UsageRow {
+    UsageRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        principal: caller.principal.clone(),
+        api_key_id: caller.api_key_id.clone(),
+        client_id: caller.client_id.clone(),
+        provider,
+        model: a.model.clone(),
+        endpoint: a.endpoint.clone(),
+        input_tokens: input,
+        output_tokens: output,
+        cost_pico: cost,
+        latency_ms: a.started.elapsed().as_millis() as i64,
+        status,
+        outcome,
+        streamed: a.streamed,
+        created_at: a.created_at,
+        day: crate::clock::day_string(a.created_at),
+    }
+}
+
+fn limit_display(name: &str, limit: i64) -> String {
+    if name == "usd_per_month" {
+        format!("{:.6} USD", limit as f64 / crate::ai::config::PICO_PER_USD)
+    } else {
+        limit.to_string()
+    }
+}
+
+fn quota_unavailable(e: MeterError) -> Response {
+    tracing::warn!(error = %e, "AI quota check failed");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "quota_unavailable",
+        "Quotas cannot be checked right now",
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    .into_response()
+}
