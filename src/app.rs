@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::ai::Ai;
@@ -222,9 +223,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if app.mailer.is_outbox() {
         tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
     }
+    // No Nagle: a proxied response's head and its first body frame are separate writes
+    // (the body streams), and the client's delayed ACK would hold the second for 40 ms.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {listen}"))?
+        .tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
     tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
     let router = crate::http::router(app.clone());
     axum::serve(

@@ -132,6 +132,7 @@ async fn forwards_with_the_server_key_and_records_usage(backend: Backend) {
                 ("cookie", "theirs=1"),
                 ("x-tollgate-user", "forged"),
                 ("openai-organization", "org-attacker"),
+                ("anthropic-beta", "context-1m-2025-08-07"),
             ],
         )
         .await;
@@ -149,8 +150,17 @@ async fn forwards_with_the_server_key_and_records_usage(backend: Backend) {
         "x-tollgate-user",
         "openai-organization",
         "x-forwarded-for",
+        "anthropic-beta",
     ] {
         assert!(!seen.headers.contains_key(h), "{h} reached the provider");
+    }
+    // The provider account's own headers stay here.
+    for h in [
+        "openai-organization",
+        "openai-project",
+        "x-ratelimit-remaining-requests",
+    ] {
+        assert!(r.header(h).is_empty(), "{h} reached the client");
     }
     assert_eq!(seen.body["max_tokens"], 10);
 
@@ -334,6 +344,22 @@ async fn a_mid_stream_disconnect_settles(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(outcome, "client_disconnected");
+
+    // A client that gives up before the answer arrives: the call goes on and settles.
+    let gave_up = s
+        .http
+        .post(s.url("/ai/openai/v1/chat/completions"))
+        .bearer_auth(&token)
+        .timeout(Duration::from_millis(300))
+        .json(&chat(json!({"max_tokens": 30, "mock_delay_ms": 1200})))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let settled = eventually(Duration::from_secs(5), || async {
+        usage(&s, &token).await["usage"]["tokens_per_day"] == 520 + 50
+    })
+    .await;
+    assert!(settled, "{}", usage(&s, &token).await);
 }
 
 async fn upstream_errors_pass_through_and_cost_nothing(backend: Backend) {
@@ -501,6 +527,35 @@ usd_per_month = 1.0
     )
     .await
     .assert_problem(403, "model_not_allowed");
+    // What the provider would bill beyond the body is refused to metered callers, and a
+    // dearer service tier is not theirs to pick.
+    call_ai(
+        &s,
+        &token,
+        "/ai/openai/v1/chat/completions",
+        chat(json!({"tools": [{"type": "web_search"}]})),
+    )
+    .await
+    .assert_problem(400, "unmeterable_request");
+    call_ai(
+        &s,
+        &token,
+        "/ai/openai/v1/responses",
+        json!({"model": "gpt-test", "input": "x", "previous_response_id": "resp_1"}),
+    )
+    .await
+    .assert_problem(400, "unmeterable_request");
+    let r = call_ai(
+        &s,
+        &token,
+        "/ai/openai/v1/chat/completions?api-version=2099",
+        chat(json!({"service_tier": "priority"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = openai.last();
+    assert!(seen.body.get("service_tier").is_none());
+    assert_eq!(seen.query, None, "metered calls carry no query string");
     // Output caps: over the cap is capped; no bound gets the cap.
     let r = call_ai(
         &s,
@@ -547,8 +602,8 @@ usd_per_month = 1.0
         .sandbox
         .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'ai.refused'")
         .await;
-    // The scope, two models and three malformed bodies.
-    assert_eq!(audited, 6);
+    // The scope, two models, two unmeterable requests and three malformed bodies.
+    assert_eq!(audited, 8);
     let details = s
         .sandbox
         .query_strings("SELECT detail FROM audit_log WHERE action = 'ai.refused'")
@@ -580,6 +635,65 @@ usd_per_month = 1.0
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Several choices reserve several outputs.
+async fn choices_multiply_the_reservation(backend: Backend) {
+    let (s, _o, _a) = start(backend, "[ai.quota.user]\ntokens_per_day = 300\n").await;
+    let (_, token) = s.user_with_roles("n", &["user"]).await;
+    let body = |n: u32| json!({"model": "gpt-test", "n": n, "max_tokens": 60, "messages": [{"role": "user", "content": "x"}]});
+    call_ai(&s, &token, "/ai/openai/v1/chat/completions", body(4))
+        .await
+        .assert_problem(429, "quota_exceeded");
+    let r = call_ai(&s, &token, "/ai/openai/v1/chat/completions", body(1)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A provider that does not answer in time may still bill: the reservation is charged.
+async fn a_timed_out_call_is_charged_its_reservation(backend: Backend) {
+    let openai = MockLlm::start(OPENAI_KEY).await;
+    let anthropic = MockLlm::start(ANTHROPIC_KEY).await;
+    let config = format!(
+        "{}\n[ai.provider.slow]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"MOCK_OPENAI_KEY\"\ntimeout = \"1s\"\n",
+        ai_config(
+            &openai,
+            &anthropic,
+            "[ai.quota.user]\ntokens_per_day = 100000\n"
+        ),
+        openai.base
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: ai_env(),
+        },
+    )
+    .await;
+    let (_, token) = s.user_with_roles("slow", &["user"]).await;
+    call_ai(
+        &s,
+        &token,
+        "/ai/slow/v1/chat/completions",
+        chat(json!({"max_tokens": 40, "mock_delay_ms": 2500})),
+    )
+    .await
+    .assert_problem(504, "upstream_timeout");
+    let u = usage(&s, &token).await;
+    let charged = u["usage"]["tokens_per_day"].as_i64().unwrap();
+    assert!(charged > 40, "the worst case is charged: {u}");
+    // Unreachable providers cost nothing.
+    drop(openai);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = call_ai(
+        &s,
+        &token,
+        "/ai/openai/v1/chat/completions",
+        chat(json!({})),
+    )
+    .await;
+    r.assert_problem(502, "upstream_unavailable");
+    assert_eq!(usage(&s, &token).await["usage"]["tokens_per_day"], charged);
 }
 
 async fn output_over_the_cap_can_be_refused(backend: Backend) {
@@ -731,7 +845,7 @@ async fn guards_refuse_and_redact(backend: Backend) {
         .assert_problem(413, "payload_too_large");
     call_ai(&s, &token, path, say(&"x".repeat(1200)))
         .await
-        .assert_problem(400, "prompt_too_long");
+        .assert_problem(400, "prompt_rejected");
 
     // Prompts are not logged by default.
     assert!(
@@ -769,6 +883,8 @@ on_sqlite!(
     key_secret => the_provider_key_stays_secret,
     access => access_rules,
     reject_over_cap => output_over_the_cap_can_be_refused,
+    choices => choices_multiply_the_reservation,
+    timeout_charged => a_timed_out_call_is_charged_its_reservation,
     rpm => per_minute_limits_answer_rate_limited,
     guards => guards_refuse_and_redact,
     prompt_logging => prompts_are_logged_only_when_configured,

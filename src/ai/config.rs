@@ -20,6 +20,8 @@ pub struct AiSpec {
     /// Bytes of prompt text counted as one token when reserving (1 = a strict upper bound
     /// for byte-level BPE tokenizers).
     pub prompt_bytes_per_token: Option<u32>,
+    /// Tokens reserved per image for models whose price names none.
+    pub image_tokens: Option<u32>,
     /// After a client disconnects, how long the upstream is still read for its usage.
     pub drain_timeout: Option<toml::Value>,
     /// `deny` (default): without Redis, metered calls are refused (503); `local`: this
@@ -69,6 +71,11 @@ pub struct ProviderSpec {
 pub struct PriceSpec {
     pub input: f64,
     pub output: f64,
+    /// Prompt-cache writes (Anthropic `cache_control`); default twice `input`, the
+    /// dearest cache-write rate.
+    pub cache_write: Option<f64>,
+    /// Tokens reserved per image in a prompt (default `[ai] image_tokens`).
+    pub image_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +125,8 @@ pub struct ProviderConfig {
 pub struct Price {
     pub input: i64,
     pub output: i64,
+    pub cache_write: i64,
+    pub image_tokens: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,6 +171,7 @@ pub struct AiConfig {
     pub over_max_output: OverMaxOutput,
     pub default_max_output_tokens: u32,
     pub prompt_bytes_per_token: u32,
+    pub image_tokens: i64,
     pub drain_timeout: Duration,
     pub on_redis_failure: crate::limits::RedisFailure,
 }
@@ -175,6 +185,7 @@ impl Default for AiConfig {
             over_max_output: OverMaxOutput::Cap,
             default_max_output_tokens: 4096,
             prompt_bytes_per_token: 1,
+            image_tokens: 2_600,
             drain_timeout: Duration::from_secs(60),
             on_redis_failure: crate::limits::RedisFailure::Deny,
         }
@@ -195,7 +206,7 @@ const OPENAI_ENDPOINTS: &[&str] = &[
     "responses",
     "models",
 ];
-const ANTHROPIC_ENDPOINTS: &[&str] = &["messages", "messages/count_tokens", "models"];
+const ANTHROPIC_ENDPOINTS: &[&str] = &["messages", "models"];
 const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 fn duration(key: &str, v: Option<toml::Value>, default: Duration) -> Result<Duration, String> {
@@ -253,15 +264,30 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
         if !crate::authz::valid_scope(&scope) {
             return Err(format!("{context}.scope: '{scope}' is not a valid scope"));
         }
-        let endpoints = p.endpoints.unwrap_or_else(|| {
-            match kind {
-                ProviderKind::OpenAi => OPENAI_ENDPOINTS,
-                ProviderKind::Anthropic => ANTHROPIC_ENDPOINTS,
-            }
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-        });
+        let known = match kind {
+            ProviderKind::OpenAi => OPENAI_ENDPOINTS,
+            ProviderKind::Anthropic => ANTHROPIC_ENDPOINTS,
+        };
+        let endpoints = p
+            .endpoints
+            .unwrap_or_else(|| known.iter().map(|s| s.to_string()).collect());
+        // Anything else (files, batches, images, audio) would cost money unmetered.
+        if let Some(e) = endpoints.iter().find(|e| !known.contains(&e.as_str())) {
+            return Err(format!(
+                "{context}.endpoints: '{e}' is not one Tollgate can meter (known: {})",
+                known.join(", ")
+            ));
+        }
+        if http::Uri::try_from(p.base_url.trim_end_matches('/')).is_err() {
+            return Err(format!("{context}.base_url: not usable as a request URI"));
+        }
+        if let Some(k) = &api_key
+            && http::HeaderValue::from_str(&format!("Bearer {}", k.0)).is_err()
+        {
+            return Err(format!(
+                "{context}: the API key contains characters a header cannot carry"
+            ));
+        }
         let base_timeouts = ProxyConfig::default();
         let timeouts = ProxyConfig {
             connect_timeout: duration(
@@ -305,7 +331,11 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
     }
     let mut prices = BTreeMap::new();
     for (model, p) in spec.price {
-        if !(p.input.is_finite() && p.output.is_finite() && p.input >= 0.0 && p.output >= 0.0) {
+        let cache_write = p.cache_write.unwrap_or(p.input * 2.0);
+        if ![p.input, p.output, cache_write]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0)
+        {
             return Err(format!(
                 "ai.price.\"{model}\": input and output are non-negative USD per million tokens"
             ));
@@ -315,6 +345,8 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
             Price {
                 input: pico_per_token(p.input),
                 output: pico_per_token(p.output),
+                cache_write: pico_per_token(cache_write),
+                image_tokens: p.image_tokens.map(i64::from),
             },
         );
     }
@@ -360,6 +392,7 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
             .default_max_output_tokens
             .unwrap_or(defaults.default_max_output_tokens),
         prompt_bytes_per_token,
+        image_tokens: spec.image_tokens.map_or(defaults.image_tokens, i64::from),
         drain_timeout: duration(
             "ai.drain_timeout",
             spec.drain_timeout,
@@ -427,6 +460,14 @@ mod tests {
                 "deny",
             ),
             ("[price.m]\ninput = -1.0\noutput = 1.0", "ai.price"),
+            (
+                "[provider.x]\nkind = \"openai\"\nbase_url = \"https://a\"\nendpoints = [\"files\"]",
+                "endpoints",
+            ),
+            (
+                "[provider.x]\nkind = \"openai\"\nbase_url = \"https://a b/v1\"",
+                "base_url",
+            ),
             ("[quota.user]\nusd_per_month = -1.0", "usd_per_month"),
         ] {
             let err = parse(text, &none).unwrap_err();

@@ -40,7 +40,7 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// Candidates only; [`is_card`] and [`is_phone`] decide.
 static DIGIT_RUN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\+?\(?\d[\d ().-]{5,24}\d").expect("digit regex"));
+    LazyLock::new(|| Regex::new(r"\+?\(?\d[\d ().-]{5,60}\d").expect("digit regex"));
 
 impl Guard {
     pub fn new(
@@ -115,10 +115,12 @@ fn replace_digit_runs<'a>(
         {
             continue;
         }
-        if accept(run) {
-            out.push_str(&text[last..m.start()]);
+        // Two numbers side by side form one run: try its space-separated pieces,
+        // longest first from each start.
+        for (start, end) in accepted_spans(run, &accept) {
+            out.push_str(&text[last..m.start() + start]);
             out.push_str(placeholder);
-            last = m.start() + run.len();
+            last = m.start() + end;
         }
     }
     if last == 0 {
@@ -126,6 +128,38 @@ fn replace_digit_runs<'a>(
     }
     out.push_str(&text[last..]);
     Cow::Owned(out)
+}
+
+/// Byte spans of `run` that `accept` takes: the whole run, or else maximal runs of its
+/// space-separated pieces, left to right.
+fn accepted_spans(run: &str, accept: &impl Fn(&str) -> bool) -> Vec<(usize, usize)> {
+    if accept(run) {
+        return vec![(0, run.len())];
+    }
+    let pieces: Vec<(usize, usize)> = run
+        .split(' ')
+        .scan(0, |at, piece| {
+            let span = (*at, *at + piece.len());
+            *at += piece.len() + 1;
+            Some(span)
+        })
+        .filter(|(s, e)| e > s)
+        .collect();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < pieces.len() {
+        let found = (i + 1..=pieces.len())
+            .rev()
+            .find(|&j| (j - i) < pieces.len() && accept(&run[pieces[i].0..pieces[j - 1].1]));
+        match found {
+            Some(j) => {
+                spans.push((pieces[i].0, pieces[j - 1].1));
+                i = j;
+            }
+            None => i += 1,
+        }
+    }
+    spans
 }
 
 fn digits(run: &str) -> Vec<u32> {
@@ -197,6 +231,14 @@ mod tests {
             ("card 4111 1111 1111 1111 ok", "card [REDACTED_CARD] ok"),
             ("card 4111-1111-1111-1111", "card [REDACTED_CARD]"),
             ("card 5500005555555559", "card [REDACTED_CARD]"),
+            (
+                "call 4155550100 4155550101",
+                "call [REDACTED_PHONE] [REDACTED_PHONE]",
+            ),
+            (
+                "cards 4111111111111111 5500005555555559",
+                "cards [REDACTED_CARD] [REDACTED_CARD]",
+            ),
         ] {
             assert_eq!(g.redact(input), want, "{input}");
         }

@@ -10,6 +10,7 @@ pub mod request;
 pub mod usage;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use config::{AiConfig, Price, ProviderConfig, Quota};
 use meter::{Charge, Decision, Meter, MeterError, Seeds, Windows};
@@ -24,7 +25,7 @@ pub struct Provider {
 
 pub struct Ai {
     pub config: AiConfig,
-    providers: BTreeMap<String, Provider>,
+    providers: BTreeMap<String, Arc<Provider>>,
     pub meter: Meter,
     store: Store,
 }
@@ -46,10 +47,10 @@ impl Ai {
             let proxy = Proxy::new(p.timeouts.clone()).map_err(anyhow::Error::msg)?;
             providers.insert(
                 name.clone(),
-                Provider {
+                Arc::new(Provider {
                     config: p.clone(),
                     proxy,
-                },
+                }),
             );
         }
         let meter = Meter::new(redis_url, config.on_redis_failure)?;
@@ -61,8 +62,8 @@ impl Ai {
         })
     }
 
-    pub fn provider(&self, name: &str) -> Option<&Provider> {
-        self.providers.get(name)
+    pub fn provider(&self, name: &str) -> Option<Arc<Provider>> {
+        self.providers.get(name).cloned()
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -112,15 +113,25 @@ impl Ai {
         self.config.prices.get(model).copied()
     }
 
-    /// The cost of a call in pico-dollars; an unpriced model costs nothing.
-    pub fn charge(&self, model: &str, input: i64, output: i64) -> Charge {
+    /// The cost of a call in pico-dollars, `cache_write` of the input at the cache-write
+    /// rate; an unpriced model costs nothing.
+    pub fn charge(&self, model: &str, input: i64, output: i64, cache_write: i64) -> Charge {
         let p = self.price(model).unwrap_or_default();
+        let cache_write = cache_write.clamp(0, input.max(0));
         Charge {
             tokens: input.saturating_add(output),
-            pico_usd: input
+            pico_usd: (input - cache_write)
                 .saturating_mul(p.input)
+                .saturating_add(cache_write.saturating_mul(p.cache_write))
                 .saturating_add(output.saturating_mul(p.output)),
         }
+    }
+
+    /// Tokens reserved for one image sent to `model`.
+    pub fn image_tokens(&self, model: &str) -> i64 {
+        self.price(model)
+            .and_then(|p| p.image_tokens)
+            .unwrap_or(self.config.image_tokens)
     }
 
     /// Reserves a call's worst case against the caller's quota.

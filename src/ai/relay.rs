@@ -3,7 +3,8 @@
 //! A task owns the upstream body: each frame goes to the client through a channel of one
 //! (so nothing is held back and a slow client slows the upstream) and to the
 //! [`UsageReader`]. If the client goes away, the task keeps reading, for at most the
-//! drain timeout, so the call is still settled to what the provider reports.
+//! drain timeout, so the call is still settled to what the provider reports. The
+//! client's body ends once the call is settled.
 
 use std::time::Duration;
 
@@ -87,13 +88,15 @@ where
             }
         };
         let client_gone = client.is_none() || deadline.is_some();
-        drop(client);
         done(RelayEnd {
             usage: reader.finish(),
             completed,
             client_gone,
         })
         .await;
+        // The client's body ends only now, so a client that reads its usage (or calls
+        // again) right after a response sees it settled.
+        drop(client);
     });
     rx
 }

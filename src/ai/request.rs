@@ -40,23 +40,7 @@ impl Endpoint {
             Endpoint::Embeddings | Endpoint::Unmetered => None,
         }
     }
-
-    /// Fields that carry what the model reads.
-    fn prompt_fields(self) -> &'static [&'static str] {
-        match self {
-            Endpoint::ChatCompletions => &["messages"],
-            Endpoint::Completions => &["prompt"],
-            Endpoint::Embeddings => &["input"],
-            Endpoint::Responses => &["input", "instructions"],
-            Endpoint::Messages => &["messages", "system"],
-            Endpoint::Unmetered => &[],
-        }
-    }
 }
-
-/// A generous upper bound for one image, in tokens (providers bill images by size, up
-/// to about 1,600 (Anthropic) or 2,500 (OpenAI) tokens each).
-const IMAGE_TOKENS: i64 = 2_600;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RequestError {
@@ -73,6 +57,12 @@ pub enum RequestError {
     Denied(usize),
     #[error("the prompt is estimated at {estimate} tokens, over the limit of {limit}")]
     PromptTooLong { estimate: i64, limit: u64 },
+    /// Something whose cost cannot be bounded before the call (server-side tools, stored
+    /// conversations, documents, audio), refused to callers with a quota.
+    #[error("{0} cannot be metered in advance and is not available to callers with a quota")]
+    Unmeterable(&'static str),
+    #[error("'{0}' may be at most {1}")]
+    TooMany(&'static str, u64),
     #[error("at most {limit} output tokens may be asked for; this asks for {asked}")]
     OutputOverCap { asked: u64, limit: u32 },
 }
@@ -84,10 +74,15 @@ pub struct AiRequest {
     pub stream: bool,
     /// Upper bound of the prompt's tokens (see [`AiRequest::inspect`]).
     pub prompt_tokens: i64,
-    /// The output bound as it will be forwarded (0 for embeddings).
+    /// The output bound as it will be forwarded, times the number of choices asked for
+    /// (0 for embeddings).
     pub max_output: i64,
+    /// The prompt asks for cache writes (Anthropic `cache_control`), billed above input.
+    pub cache_write: bool,
     /// The prompt text as forwarded, when the provider's guard logs prompts.
     pub logged_prompt: Option<String>,
+    /// The body as it will be forwarded.
+    pub bytes: Vec<u8>,
 }
 
 /// How the output bound is enforced for this caller.
@@ -100,19 +95,33 @@ pub struct OutputPolicy {
     pub default: Option<u32>,
 }
 
+/// How prompts are sized, and whether the caller is metered.
+pub struct Sizing<'a> {
+    pub bytes_per_token: u32,
+    /// Tokens reserved per image, by model.
+    pub image_tokens: &'a dyn Fn(&str) -> i64,
+    pub metered: bool,
+}
+
+/// Keys whose values are never prompt text (guards leave them alone).
+const NOT_TEXT: [&str; 2] = ["model", "role"];
+/// Most choices one call may ask for (`n`, `best_of`).
+const MAX_CHOICES: u64 = 128;
+
 impl AiRequest {
-    /// Parses and checks a body, applies the guard (deny-list, then redaction) to prompt
-    /// text, and bounds the output. The prompt estimate is the body's bytes (less image
-    /// data, plus a fixed allowance per image) divided by `bytes_per_token`: with 1, a
-    /// strict upper bound for text, since every token of a byte-level tokenizer is at
-    /// least one byte.
+    /// Parses and checks a body, applies the guard (deny-list, then redaction) to every
+    /// string in it, and bounds the output. The prompt estimate is the forwarded body's
+    /// bytes (less image data, plus an allowance per image) divided by
+    /// `bytes_per_token`: with 1, a strict upper bound for text, since every token of a
+    /// byte-level tokenizer is at least one byte, and the body holds every piece of
+    /// text the model reads (messages, system prompt, tool definitions, schemas).
     pub fn inspect(
         endpoint: Endpoint,
         kind: ProviderKind,
         raw: &[u8],
         guard: &Guard,
         output: &OutputPolicy,
-        bytes_per_token: u32,
+        sizing: &Sizing<'_>,
     ) -> Result<AiRequest, RequestError> {
         let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(raw) else {
             return Err(RequestError::NotAnObject);
@@ -126,33 +135,43 @@ impl AiRequest {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(RequestError::BadStream),
         };
+        if sizing.metered {
+            refuse_unmeterable(endpoint, &body)?;
+            // A faster (dearer) tier is the provider account's choice, not the caller's.
+            body.remove("service_tier");
+        }
+        let choices = choices(&body)?;
 
-        let mut images = Images::default();
+        let mut parts = Parts::default();
         let mut denied = None;
         let mut logged = guard.log_prompts.then(String::new);
-        for field in endpoint.prompt_fields() {
-            if let Some(v) = body.get_mut(*field) {
-                walk_text(v, &mut images, &mut |text| {
-                    if denied.is_none() {
-                        denied = guard.denied(text);
-                    }
-                    if guard.redacts()
-                        && let std::borrow::Cow::Owned(clean) = guard.redact(text)
-                    {
-                        *text = clean;
-                    }
-                    if let Some(log) = logged.as_mut() {
-                        log.push_str(text);
-                        log.push('\n');
-                    }
-                });
+        for (key, v) in body.iter_mut() {
+            if NOT_TEXT.contains(&key.as_str()) {
+                continue;
             }
+            walk_text(v, &mut parts, &mut |text| {
+                if denied.is_none() {
+                    denied = guard.denied(text);
+                }
+                if guard.redacts()
+                    && let std::borrow::Cow::Owned(clean) = guard.redact(text)
+                {
+                    *text = clean;
+                }
+                if let Some(log) = logged.as_mut() {
+                    log.push_str(text);
+                    log.push('\n');
+                }
+            });
         }
         if let Some(i) = denied {
             return Err(RequestError::Denied(i));
         }
+        if sizing.metered && parts.documents > 0 {
+            return Err(RequestError::Unmeterable("a document or file input"));
+        }
 
-        let max_output = bound_output(endpoint, kind, &mut body, output)?;
+        let max_output = bound_output(endpoint, kind, &mut body, output)?.saturating_mul(choices);
         if stream
             && kind == ProviderKind::OpenAi
             && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
@@ -167,9 +186,11 @@ impl AiRequest {
                 *options = serde_json::json!({"include_usage": true});
             }
         }
-        let text_bytes = raw.len().saturating_sub(images.bytes) as i64;
-        let per = i64::from(bytes_per_token.max(1));
-        let prompt_tokens = (text_bytes + per - 1) / per + images.count * IMAGE_TOKENS;
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let text_bytes = bytes.len().saturating_sub(parts.image_bytes) as i64;
+        let per = i64::from(sizing.bytes_per_token.max(1));
+        let prompt_tokens = (text_bytes + per - 1) / per
+            + parts.images.saturating_mul((sizing.image_tokens)(&model));
         if let Some(limit) = guard.max_prompt_tokens
             && prompt_tokens as u64 > limit
         {
@@ -180,17 +201,85 @@ impl AiRequest {
         }
         Ok(AiRequest {
             endpoint,
+            cache_write: kind == ProviderKind::Anthropic && parts.cache_control,
             body,
             model,
             stream,
             prompt_tokens,
             max_output,
             logged_prompt: logged,
+            bytes,
         })
     }
+}
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body).unwrap_or_default()
+/// Inputs the provider bills but the body does not show, refused to metered callers.
+fn refuse_unmeterable(endpoint: Endpoint, body: &Map<String, Value>) -> Result<(), RequestError> {
+    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    if endpoint == Endpoint::Responses {
+        for (key, what) in [
+            ("previous_response_id", "a stored previous response"),
+            ("conversation", "a stored conversation"),
+            ("prompt", "a stored prompt"),
+        ] {
+            if present(key) {
+                return Err(RequestError::Unmeterable(what));
+            }
+        }
+    }
+    for (key, what) in [
+        ("web_search_options", "web search"),
+        ("audio", "audio output"),
+        ("mcp_servers", "remote MCP servers"),
+        ("container", "a code-execution container"),
+    ] {
+        if present(key) {
+            return Err(RequestError::Unmeterable(what));
+        }
+    }
+    if body
+        .get("modalities")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|x| x != "text"))
+    {
+        return Err(RequestError::Unmeterable("audio output"));
+    }
+    // Client-side tools are described in the body; server-side ones (search, code
+    // execution, computer use, hosted MCP) run and bill at the provider.
+    if let Some(tools) = body.get("tools").and_then(Value::as_array)
+        && tools.iter().any(|t| {
+            t.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|ty| ty != "function" && ty != "custom")
+        })
+    {
+        return Err(RequestError::Unmeterable("a server-side tool"));
+    }
+    Ok(())
+}
+
+/// How many completions one call asks for (`n`, `best_of`).
+fn choices(body: &Map<String, Value>) -> Result<i64, RequestError> {
+    let mut most = 1;
+    for key in ["n", "best_of"] {
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let n = v.as_u64().ok_or(RequestError::BadNumber(key_name(key)))?;
+                if n > MAX_CHOICES {
+                    return Err(RequestError::TooMany(key_name(key), MAX_CHOICES));
+                }
+                most = most.max(n);
+            }
+        }
+    }
+    Ok(most as i64)
+}
+
+fn key_name(key: &str) -> &'static str {
+    match key {
+        "n" => "n",
+        _ => "best_of",
     }
 }
 
@@ -214,13 +303,27 @@ fn bound_output(
     } else {
         field
     };
-    let asked = match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or(RequestError::BadNumber(field_name(field)))?,
-        ),
+    let mut asked = None;
+    // Both names may be sent; the larger counts, and only one is forwarded.
+    let names: &[&str] = if endpoint == Endpoint::ChatCompletions {
+        &["max_completion_tokens", "max_tokens"]
+    } else {
+        &[field]
     };
+    for name in names {
+        match body.get(*name) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let n = v
+                    .as_u64()
+                    .ok_or(RequestError::BadNumber(field_name(name)))?;
+                asked = Some(asked.map_or(n, |a: u64| a.max(n)));
+            }
+        }
+        if *name != field {
+            body.remove(*name);
+        }
+    }
     let bound = match (asked, policy.cap) {
         (Some(a), Some(cap)) if a > u64::from(cap) => {
             if policy.reject {
@@ -254,42 +357,43 @@ fn field_name(field: &str) -> &'static str {
 }
 
 #[derive(Default)]
-struct Images {
-    count: i64,
-    bytes: usize,
+struct Parts {
+    images: i64,
+    image_bytes: usize,
+    documents: usize,
+    cache_control: bool,
 }
 
-/// Calls `f` on every text string under `v`, skipping image parts (counted instead).
-fn walk_text(v: &mut Value, images: &mut Images, f: &mut dyn FnMut(&mut String)) {
+/// Calls `f` on every string under `v` except image data (counted instead).
+fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String)) {
     match v {
-        Value::String(s) if s.starts_with("data:") => {
-            images.count += 1;
-            images.bytes += s.len();
-        }
         Value::String(s) => f(s),
         Value::Array(items) => {
             for item in items {
-                walk_text(item, images, f);
+                walk_text(item, parts, f);
             }
         }
-        Value::Object(o) if is_image(o) => {
-            images.count += 1;
-            images.bytes += serde_json::to_vec(&*o).map_or(0, |b| b.len());
-        }
         Value::Object(o) => {
-            for (_, item) in o.iter_mut() {
-                walk_text(item, images, f);
+            match o.get("type").and_then(Value::as_str) {
+                Some("image" | "image_url" | "input_image") => {
+                    parts.images += 1;
+                    parts.image_bytes += serde_json::to_vec(&*o).map_or(0, |b| b.len());
+                    return;
+                }
+                Some("document" | "input_file" | "file") => parts.documents += 1,
+                _ => {}
+            }
+            for (key, item) in o.iter_mut() {
+                if key == "cache_control" {
+                    parts.cache_control = true;
+                }
+                if !NOT_TEXT.contains(&key.as_str()) {
+                    walk_text(item, parts, f);
+                }
             }
         }
         _ => {}
     }
-}
-
-fn is_image(o: &Map<String, Value>) -> bool {
-    matches!(
-        o.get("type").and_then(Value::as_str),
-        Some("image" | "image_url" | "input_image" | "document" | "input_file")
-    )
 }
 
 #[cfg(test)]
@@ -297,6 +401,8 @@ mod tests {
     use super::*;
     use crate::ai::guard::Redaction;
     use serde_json::json;
+
+    const IMAGE_TOKENS: i64 = 2_600;
 
     fn guard() -> Guard {
         Guard::new(
@@ -317,15 +423,21 @@ mod tests {
         }
     }
 
-    fn inspect(
+    fn run(
         endpoint: Endpoint,
         body: Value,
         policy: &OutputPolicy,
+        metered: bool,
     ) -> Result<AiRequest, RequestError> {
         let kind = if endpoint == Endpoint::Messages {
             ProviderKind::Anthropic
         } else {
             ProviderKind::OpenAi
+        };
+        let sizing = Sizing {
+            bytes_per_token: 1,
+            image_tokens: &|_| IMAGE_TOKENS,
+            metered,
         };
         AiRequest::inspect(
             endpoint,
@@ -333,8 +445,16 @@ mod tests {
             &serde_json::to_vec(&body).unwrap(),
             &guard(),
             policy,
-            1,
+            &sizing,
         )
+    }
+
+    fn inspect(
+        endpoint: Endpoint,
+        body: Value,
+        policy: &OutputPolicy,
+    ) -> Result<AiRequest, RequestError> {
+        run(endpoint, body, policy, false)
     }
 
     #[test]
@@ -361,6 +481,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.body["max_tokens"], 100, "a missing bound gets the cap");
+        // Both names: the larger counts and one is forwarded.
+        let r = inspect(
+            Endpoint::ChatCompletions,
+            json!({"model": "m", "max_tokens": 10, "max_completion_tokens": 90}),
+            &open(),
+        )
+        .unwrap();
+        assert_eq!(r.body["max_completion_tokens"], 90);
+        assert!(r.body.get("max_tokens").is_none());
         let reject = OutputPolicy {
             reject: true,
             ..policy
@@ -380,6 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn several_choices_multiply_the_output() {
+        let r = inspect(
+            Endpoint::Completions,
+            json!({"model": "m", "prompt": "x", "max_tokens": 10, "n": 3, "best_of": 5}),
+            &open(),
+        )
+        .unwrap();
+        assert_eq!(r.max_output, 50);
+        assert_eq!(
+            inspect(
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "n": 1000}),
+                &open()
+            )
+            .err(),
+            Some(RequestError::TooMany("n", 128))
+        );
+    }
+
+    #[test]
     fn the_estimate_bounds_text_and_counts_images() {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "describe"},
@@ -395,28 +544,97 @@ mod tests {
             r.max_output, 0,
             "an unmetered caller without a bound reserves none"
         );
+        // Text that looks like a data URL is text, counted and guarded.
+        let sneaky = format!("data: {} forbidden", "y".repeat(5000));
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": sneaky}]});
+        assert_eq!(
+            inspect(Endpoint::ChatCompletions, body, &open()).err(),
+            Some(RequestError::Denied(0))
+        );
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("data: {}", "y".repeat(5000))}]});
+        assert!(
+            inspect(Endpoint::ChatCompletions, body, &open())
+                .unwrap()
+                .prompt_tokens
+                > 5000
+        );
     }
 
     #[test]
-    fn guards_see_prompt_text_only() {
+    fn guards_see_every_string_but_the_model() {
         let r = inspect(
             Endpoint::Messages,
-            json!({"model": "c", "system": "mail a@b.io", "messages": [{"role": "user", "content": "x@y.org"}], "metadata": {"user_id": "z@q.com"}}),
+            json!({"model": "c", "system": "mail a@b.io", "messages": [{"role": "user", "content": "x@y.org"}],
+                   "tools": [{"name": "t", "description": "ask q@r.net"}]}),
             &open(),
         )
         .unwrap();
         assert_eq!(r.body["system"], "mail [REDACTED_EMAIL]");
         assert_eq!(r.body["messages"][0]["content"], "[REDACTED_EMAIL]");
-        assert_eq!(r.body["metadata"]["user_id"], "z@q.com");
+        assert_eq!(r.body["tools"][0]["description"], "ask [REDACTED_EMAIL]");
         assert_eq!(
             inspect(
                 Endpoint::Completions,
-                json!({"model": "m", "prompt": "a forbidden word"}),
+                json!({"model": "m", "prompt": "x", "suffix": "a forbidden word"}),
                 &open()
             )
             .err(),
             Some(RequestError::Denied(0))
         );
+    }
+
+    #[test]
+    fn what_cannot_be_bounded_is_refused_to_metered_callers() {
+        for (endpoint, body) in [
+            (
+                Endpoint::Responses,
+                json!({"model": "m", "previous_response_id": "resp_1"}),
+            ),
+            (
+                Endpoint::Responses,
+                json!({"model": "m", "tools": [{"type": "web_search"}]}),
+            ),
+            (
+                Endpoint::Messages,
+                json!({"model": "c", "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            ),
+            (
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "modalities": ["text", "audio"]}),
+            ),
+            (
+                Endpoint::Messages,
+                json!({"model": "c", "messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    run(endpoint, body.clone(), &open(), true),
+                    Err(RequestError::Unmeterable(_))
+                ),
+                "{body}"
+            );
+            assert!(
+                run(endpoint, body, &open(), false).is_ok(),
+                "unmetered callers may"
+            );
+        }
+        let r = run(
+            Endpoint::ChatCompletions,
+            json!({"model": "m", "service_tier": "priority", "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            &open(),
+            true,
+        )
+        .unwrap();
+        assert!(r.body.get("service_tier").is_none());
+        let r = run(
+            Endpoint::Messages,
+            json!({"model": "c", "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}]}),
+            &open(),
+            true,
+        )
+        .unwrap();
+        assert!(r.cache_write);
     }
 
     #[test]

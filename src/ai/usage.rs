@@ -13,8 +13,11 @@ use serde_json::Value;
 /// Tokens a call used, as far as the provider said.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// All input, cache reads and writes included.
     pub input: Option<i64>,
     pub output: Option<i64>,
+    /// The part of `input` written to the prompt cache (billed above input).
+    pub cache_write: Option<i64>,
 }
 
 impl Usage {
@@ -47,6 +50,7 @@ impl Usage {
             let output = n("completion_tokens").or_else(|| n("output_tokens"));
             self.input = max(self.input, input);
             self.output = max(self.output, output);
+            self.cache_write = max(self.cache_write, n("cache_creation_input_tokens"));
         }
     }
 }

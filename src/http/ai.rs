@@ -5,6 +5,7 @@
 //! → forward with the provider key → relay the response while reading its usage →
 //! settle and write the ledger row. Every refusal is audited as `ai.refused`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -25,7 +26,7 @@ use super::problem::Problem;
 use crate::ai::config::{OverMaxOutput, ProviderKind, Quota};
 use crate::ai::meter::{Charge, Decision, MeterError, Reservation};
 use crate::ai::relay::{self, RelayEnd};
-use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError};
+use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError, Sizing};
 use crate::ai::{Caller, Provider, model_allowed};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
@@ -41,20 +42,35 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Request headers a provider may receive from the client; everything else (cookies,
-/// credentials, identity, forwarding headers) stays here.
-const FORWARDED_REQUEST_HEADERS: [HeaderName; 4] = [
+/// credentials, identity, forwarding headers, and `anthropic-beta`, whose features can
+/// change the price) stays here.
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 3] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
     HeaderName::from_static("anthropic-version"),
-    HeaderName::from_static("anthropic-beta"),
 ];
+
+/// Response headers about the provider account (its organisation, project and rate
+/// limits), which are not the caller's business.
+fn is_account_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("openai-organization")
+        || n.starts_with("openai-project")
+        || n.starts_with("anthropic-organization")
+        || n.starts_with("x-ratelimit-")
+        || n.starts_with("anthropic-ratelimit-")
+}
 
 async fn invoke(
     State(app): State<AppState>,
-    Path((provider_name, rest)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     Client(client): Client,
     req: Request,
 ) -> Response {
+    let Ok(Path((provider_name, rest))) = path else {
+        return Problem::bad_request("invalid_path", "the path is not valid UTF-8 once decoded")
+            .into_response();
+    };
     let Some(provider) = app.ai.provider(&provider_name) else {
         return Problem::not_found()
             .with_detail("no such AI provider")
@@ -102,8 +118,8 @@ async fn invoke(
         return with_session_cookies(&app, p.into_response(), &resolved);
     }
     let call = Call {
-        app: &app,
-        provider,
+        app: app.clone(),
+        provider: provider.clone(),
         caller: caller_of(&principal),
         audit: audit_context(&principal, client),
     };
@@ -142,9 +158,9 @@ fn audit_context(p: &Principal, client: crate::session::ClientInfo) -> Context {
 }
 
 /// One authenticated call to one provider.
-struct Call<'a> {
-    app: &'a AppState,
-    provider: &'a Provider,
+struct Call {
+    app: AppState,
+    provider: Arc<Provider>,
     caller: Caller,
     audit: Context,
 }
@@ -160,7 +176,7 @@ struct Admitted {
     reservation: Option<Reservation>,
 }
 
-impl Call<'_> {
+impl Call {
     async fn run(self, path: String, req: Request) -> Response {
         let endpoint = Endpoint::of(self.provider.config.kind, &path);
         let (parts, body) = req.into_parts();
@@ -209,14 +225,23 @@ impl Call<'_> {
             reject: ai.over_max_output == OverMaxOutput::Reject,
             default: quota.as_ref().map(|_| ai.default_max_output_tokens),
         };
-        let request = match AiRequest::inspect(
-            endpoint,
-            self.provider.config.kind,
-            &raw,
-            guard,
-            &output,
-            ai.prompt_bytes_per_token,
-        ) {
+        let inspected = {
+            let image_tokens = |model: &str| self.app.ai.image_tokens(model);
+            let sizing = Sizing {
+                bytes_per_token: ai.prompt_bytes_per_token,
+                image_tokens: &image_tokens,
+                metered: quota.is_some(),
+            };
+            AiRequest::inspect(
+                endpoint,
+                self.provider.config.kind,
+                &raw,
+                guard,
+                &output,
+                &sizing,
+            )
+        };
+        let request = match inspected {
             Ok(r) => r,
             Err(e) => return self.refuse_request(e).await,
         };
@@ -226,10 +251,17 @@ impl Call<'_> {
         if let Some(prompt) = &request.logged_prompt {
             tracing::info!(target: "tollgate::ai::prompt", provider = %self.provider.config.name, model = %request.model, user = %self.caller.principal, prompt = %prompt, "prompt");
         }
-        let worst = self
-            .app
-            .ai
-            .charge(&request.model, request.prompt_tokens, request.max_output);
+        let cache_write = if request.cache_write {
+            request.prompt_tokens
+        } else {
+            0
+        };
+        let worst = self.app.ai.charge(
+            &request.model,
+            request.prompt_tokens,
+            request.max_output,
+            cache_write,
+        );
         let reservation = match &quota {
             Some(q) => match self.app.ai.reserve(&self.caller, q, worst).await {
                 Ok(Decision::Reserved(r)) => Some(r),
@@ -266,12 +298,23 @@ impl Call<'_> {
             created_at: crate::clock::now(),
             reservation,
         };
-        match self
-            .forward(&path, &parts, request.to_bytes(), Some(admitted))
-            .await
-        {
-            Ok(res) | Err(res) => res,
-        }
+        // The exchange runs on its own task: a client that hangs up before the answer
+        // arrives must not cancel it half-way (the provider bills the call anyway), so
+        // the relay still reads the usage and the reservation is settled.
+        let body = request.bytes;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let res = self.forward(&path, &parts, body, Some(admitted)).await;
+            let _ = tx.send(res.unwrap_or_else(|r| r));
+        });
+        rx.await.unwrap_or_else(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal server error",
+            )
+            .into_response()
+        })
     }
 
     /// The role's model allow-list, and a price for every model a budget applies to.
@@ -297,7 +340,8 @@ impl Call<'_> {
     async fn refuse_request(&self, e: RequestError) -> Response {
         let (code, reason) = match &e {
             RequestError::Denied(_) => ("prompt_rejected", "prompt_rejected"),
-            RequestError::PromptTooLong { .. } => ("prompt_too_long", "prompt_too_long"),
+            RequestError::PromptTooLong { .. } => ("prompt_rejected", "prompt_too_long"),
+            RequestError::Unmeterable(_) => ("unmeterable_request", "unmeterable_request"),
             RequestError::OutputOverCap { .. } => {
                 ("max_output_tokens_exceeded", "max_output_tokens_exceeded")
             }
@@ -337,13 +381,28 @@ impl Call<'_> {
     ) -> Result<Response, Response> {
         let cfg = &self.provider.config;
         let mut target = format!("{}/{path}", cfg.base_url);
-        if let Some(q) = parts.uri.query() {
+        // Listing endpoints page with query parameters; metered calls take none (they
+        // could switch on features the body does not show).
+        if admitted.is_none()
+            && let Some(q) = parts.uri.query()
+        {
             target.push('?');
             target.push_str(q);
         }
+        let uri = match http::Uri::try_from(target) {
+            Ok(uri) => uri,
+            Err(_) => {
+                if let Some(a) = admitted {
+                    self.settle_unused(a, 400, "invalid_target").await;
+                }
+                return Err(
+                    Problem::bad_request("invalid_path", "unusable request target").into_response(),
+                );
+            }
+        };
         let mut builder = http::Request::builder()
             .method(parts.method.clone())
-            .uri(&target);
+            .uri(uri);
         let headers = builder.headers_mut().expect("a fresh builder has headers");
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(v) = parts.headers.get(&name) {
@@ -366,14 +425,8 @@ impl Call<'_> {
                 ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {}", key.0)),
                 ProviderKind::Anthropic => HeaderValue::try_from(key.0.as_str()),
             }
-            .map_err(|_| {
-                Problem::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_misconfigured",
-                    "The provider key is not a valid header value",
-                )
-                .into_response()
-            })?;
+            // Checked when the configuration was loaded.
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
             value.set_sensitive(true);
             let name = match cfg.kind {
                 ProviderKind::OpenAi => header::AUTHORIZATION,
@@ -387,9 +440,17 @@ impl Call<'_> {
         {
             headers.insert(HeaderName::from_static("anthropic-version"), v);
         }
-        let upstream_req = builder.body(Body::from(body)).map_err(|_| {
-            Problem::bad_request("invalid_path", "unusable request target").into_response()
-        })?;
+        let upstream_req = match builder.body(Body::from(body)) {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(a) = admitted {
+                    self.settle_unused(a, 400, "invalid_target").await;
+                }
+                return Err(
+                    Problem::bad_request("invalid_path", "unusable request target").into_response(),
+                );
+            }
+        };
         let sent = Instant::now();
         let res = self.provider.proxy.send(upstream_req).await;
         metrics::histogram!("tollgate_ai_upstream_latency_seconds", "provider" => cfg.name.clone())
@@ -397,12 +458,37 @@ impl Call<'_> {
         let res = match res {
             Ok(res) => res,
             Err(e) => {
-                let status = match e {
-                    ProxyError::Timeout => 504,
-                    _ => 502,
-                };
                 if let Some(a) = admitted {
-                    self.settle_unused(a, status, "upstream_unreachable").await;
+                    match e {
+                        // Nothing reached the provider: nothing to pay.
+                        ProxyError::Unreachable(_) => {
+                            self.settle_unused(a, 502, "upstream_unreachable").await
+                        }
+                        // The provider may be generating (and billing) still: charge the
+                        // worst case that was reserved.
+                        ProxyError::Timeout | ProxyError::Broken(_) => {
+                            let status = if matches!(e, ProxyError::Timeout) {
+                                504
+                            } else {
+                                502
+                            };
+                            let end = RelayEnd {
+                                usage: Default::default(),
+                                completed: false,
+                                client_gone: false,
+                            };
+                            settle(
+                                &self.app,
+                                &self.caller,
+                                cfg.name.clone(),
+                                a,
+                                status,
+                                true,
+                                end,
+                            )
+                            .await;
+                        }
+                    }
                 }
                 return Err(upstream_failure(&format!("ai:{}", cfg.name), e));
             }
@@ -426,6 +512,15 @@ impl Call<'_> {
         let (mut head, upstream_body) = res.into_parts();
         remove_hop_by_hop(&mut head.headers, false);
         head.headers.remove(header::SET_COOKIE);
+        let account: Vec<HeaderName> = head
+            .headers
+            .keys()
+            .filter(|n| is_account_header(n))
+            .cloned()
+            .collect();
+        for name in account {
+            head.headers.remove(name);
+        }
         let content_type = head
             .headers
             .get(header::CONTENT_TYPE)
@@ -435,6 +530,9 @@ impl Call<'_> {
         let Some(admitted) = admitted else {
             return Ok(Response::from_parts(head, Body::new(upstream_body)));
         };
+        // Chunked: the body must end when the relay ends it (after settling), not when
+        // the declared length has been sent.
+        head.headers.remove(header::CONTENT_LENGTH);
         let app = self.app.clone();
         let caller = self.caller.clone();
         let provider = cfg.name.clone();
@@ -520,7 +618,9 @@ async fn settle(
         };
         (a.prompt_estimate, worst_output, outcome)
     };
-    let used = app.ai.charge(&a.model, input, output);
+    let used = app
+        .ai
+        .charge(&a.model, input, output, end.usage.cache_write.unwrap_or(0));
     let row = ledger_row(
         caller,
         provider,

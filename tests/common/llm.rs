@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -90,11 +91,13 @@ fn num(body: &Value, key: &str) -> Option<u64> {
 
 async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
     let headers = req.headers().clone();
     let raw = req.into_body().collect().await.unwrap().to_bytes();
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     state.calls.lock().unwrap().push(Recorded {
         path: path.clone(),
+        query,
         headers: headers.clone(),
         body: body.clone(),
     });
@@ -154,12 +157,21 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             events.push("[DONE]".into());
             sse(state, events.into_iter().map(|d| format!("data: {d}\n\n")).collect(), chunk_ms)
         }
-        "/v1/chat/completions" | "/v1/completions" => axum::Json(json!({
+        "/v1/chat/completions" | "/v1/completions" => (
+            // What real providers say about the account; not the caller's business.
+            [
+                ("openai-organization", "org-mock"),
+                ("openai-project", "proj_mock"),
+                ("x-ratelimit-remaining-requests", "4999"),
+                ("x-request-id", "req_mock"),
+            ],
+            axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
-        }))
-        .into_response(),
+        })),
+        )
+            .into_response(),
         "/v1/embeddings" => axum::Json(json!({
             "object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
             "usage": {"prompt_tokens": prompt, "total_tokens": prompt}

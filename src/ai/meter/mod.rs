@@ -116,7 +116,9 @@ impl Windows {
             Dimension::TokensPerDay => self.day.clone(),
             Dimension::UsdPerMonth => self.month_start[..7].to_string(),
         };
-        format!("tollgate:ai:{principal}:{}:{window}", d.tag())
+        // The braces are a Redis Cluster hash tag: a caller's counters share a slot, as
+        // one script touching them all requires.
+        format!("tollgate:ai:{{{principal}}}:{}:{window}", d.tag())
     }
 
     /// When the window of `d` ends (Unix seconds).
@@ -389,9 +391,9 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "tollgate:ai:u1:rpm:29934719",
-                "tollgate:ai:u1:tpd:2026-11-30",
-                "tollgate:ai:u1:usd:2026-11"
+                "tollgate:ai:{u1}:rpm:29934719",
+                "tollgate:ai:{u1}:tpd:2026-11-30",
+                "tollgate:ai:{u1}:usd:2026-11"
             ]
         );
         assert_eq!(

@@ -7,6 +7,7 @@ use super::{Attempt, Line, Seeds, seed_of};
 const RESERVE: &str = r#"
 local n = #KEYS
 local current = {}
+local fresh = {}
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
   if v then
@@ -15,15 +16,19 @@ for i = 1, n do
     local seed = tonumber(ARGV[(i - 1) * 4 + 4])
     if seed < 0 then return {-1, i} end
     current[i] = seed
+    fresh[i] = true
   end
 end
 for i = 1, n do
   local b = (i - 1) * 4
   if current[i] + tonumber(ARGV[b + 2]) > tonumber(ARGV[b + 1]) then return {0, i} end
 end
+-- Integer arithmetic from here (INCRBY), whatever the size of the figures.
 for i = 1, n do
   local b = (i - 1) * 4
-  redis.call('SET', KEYS[i], current[i] + tonumber(ARGV[b + 2]), 'PX', ARGV[b + 3])
+  if fresh[i] then redis.call('SET', KEYS[i], ARGV[b + 4]) end
+  redis.call('INCRBY', KEYS[i], ARGV[b + 2])
+  redis.call('PEXPIRE', KEYS[i], ARGV[b + 3])
 end
 return {1, 0}
 "#;
