@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod guard;
+pub mod ledger;
 pub mod meter;
 pub mod relay;
 pub mod request;
@@ -27,6 +28,7 @@ pub struct Ai {
     pub config: AiConfig,
     providers: BTreeMap<String, Arc<Provider>>,
     pub meter: Meter,
+    ledger: ledger::Ledger,
     store: Store,
 }
 
@@ -58,6 +60,7 @@ impl Ai {
             config,
             providers,
             meter,
+            ledger: ledger::Ledger::new(store.clone()),
             store,
         })
     }
@@ -200,8 +203,9 @@ impl Ai {
         .increment(row.output_tokens.max(0) as u64);
         metrics::gauge!("tollgate_ai_cost_usd_total", &labels)
             .increment(row.cost_pico as f64 / config::PICO_PER_USD);
-        if let Err(e) = self.store.insert_ai_usage(&row).await {
-            tracing::error!(error = %e, principal = %row.principal, model = %row.model, "could not write an AI usage ledger row");
+        let (principal, model) = (row.principal.clone(), row.model.clone());
+        if let Err(e) = self.ledger.write(row).await {
+            tracing::error!(error = %e, %principal, %model, "could not write an AI usage ledger row");
         }
     }
 

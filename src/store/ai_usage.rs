@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult, on_pool};
+use super::{BeginWrite, Store, StoreResult, on_pool};
 
 #[derive(Debug, Clone)]
 pub struct UsageRow {
@@ -78,9 +78,13 @@ pub struct UsageReportRow {
 }
 
 impl Store {
-    pub async fn insert_ai_usage(&self, r: &UsageRow) -> StoreResult<()> {
+    /// Writes ledger rows in one transaction (callers batch concurrent calls' rows, so
+    /// the ledger is not capped at one commit per call).
+    pub async fn insert_ai_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
         on_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            for r in rows {
+                sqlx::query(
                 "INSERT INTO ai_usage (id, principal, api_key_id, client_id, provider, model,
                     endpoint, input_tokens, output_tokens, cost_pico, latency_ms, status,
                     outcome, streamed, created_at, day)
@@ -100,10 +104,12 @@ impl Store {
             .bind(r.status)
             .bind(r.outcome)
             .bind(r.streamed)
-            .bind(r.created_at)
-            .bind(&r.day)
-            .execute(pool)
-            .await?;
+                .bind(r.created_at)
+                .bind(&r.day)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
