@@ -85,25 +85,25 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             for r in rows {
                 sqlx::query(
-                "INSERT INTO ai_usage (id, principal, api_key_id, client_id, provider, model,
+                    "INSERT INTO ai_usage (id, principal, api_key_id, client_id, provider, model,
                     endpoint, input_tokens, output_tokens, cost_pico, latency_ms, status,
                     outcome, streamed, created_at, day)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(&r.id)
-            .bind(&r.principal)
-            .bind(r.api_key_id.as_deref())
-            .bind(r.client_id.as_deref())
-            .bind(&r.provider)
-            .bind(&r.model)
-            .bind(&r.endpoint)
-            .bind(r.input_tokens)
-            .bind(r.output_tokens)
-            .bind(r.cost_pico)
-            .bind(r.latency_ms)
-            .bind(r.status)
-            .bind(r.outcome)
-            .bind(r.streamed)
+                )
+                .bind(&r.id)
+                .bind(&r.principal)
+                .bind(r.api_key_id.as_deref())
+                .bind(r.client_id.as_deref())
+                .bind(&r.provider)
+                .bind(&r.model)
+                .bind(&r.endpoint)
+                .bind(r.input_tokens)
+                .bind(r.output_tokens)
+                .bind(r.cost_pico)
+                .bind(r.latency_ms)
+                .bind(r.status)
+                .bind(r.outcome)
+                .bind(r.streamed)
                 .bind(r.created_at)
                 .bind(&r.day)
                 .execute(&mut *tx)
