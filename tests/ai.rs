@@ -175,6 +175,17 @@ async fn forwards_with_the_server_key_and_records_usage(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
     let seen = anthropic.last();
     assert_eq!(seen.headers["x-api-key"], ANTHROPIC_KEY);
+    // Anthropic SDKs send their key as x-api-key: a Tollgate token there works too.
+    let r = s
+        .call(
+            Method::POST,
+            "/ai/anthropic/v1/messages",
+            Some(json!({"model": "claude-test", "max_tokens": 5, "messages": []})),
+            &[("x-api-key", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(anthropic.last().headers["x-api-key"], ANTHROPIC_KEY);
     assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
     assert!(!seen.headers.contains_key("authorization"));
 
@@ -196,12 +207,12 @@ async fn forwards_with_the_server_key_and_records_usage(backend: Backend) {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    // Unmetered users are recorded all the same: 20+10, 20+5, 20+0, 20+4 tokens.
+    // Unmetered users are recorded all the same: 20+10, 2×(20+5), 20+0, 20+4 tokens.
     let u = usage(&s, &token).await;
     assert_eq!(u["metered"], false, "{u}");
-    assert_eq!(u["usage"]["tokens_per_day"], 99, "{u}");
-    // gpt-test: (20+20+20)*1 + (10+4)*2 per million; claude-test: 20*3 + 5*15.
-    let want = (60.0 + 28.0 + 60.0 + 75.0) / 1e6;
+    assert_eq!(u["usage"]["tokens_per_day"], 124, "{u}");
+    // gpt-test: (20+20+20)*1 + (10+4)*2 per million; claude-test: 2 × (20*3 + 5*15).
+    let want = (60.0 + 28.0 + 2.0 * (60.0 + 75.0)) / 1e6;
     let got = u["usage"]["usd_per_month"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     let gpt = u["this_month"]
@@ -642,9 +653,13 @@ async fn choices_multiply_the_reservation(backend: Backend) {
     let (s, _o, _a) = start(backend, "[ai.quota.user]\ntokens_per_day = 300\n").await;
     let (_, token) = s.user_with_roles("n", &["user"]).await;
     let body = |n: u32| json!({"model": "gpt-test", "n": n, "max_tokens": 60, "messages": [{"role": "user", "content": "x"}]});
-    call_ai(&s, &token, "/ai/openai/v1/chat/completions", body(4))
-        .await
-        .assert_problem(429, "quota_exceeded");
+    let r = call_ai(&s, &token, "/ai/openai/v1/chat/completions", body(4)).await;
+    r.assert_problem(429, "quota_exceeded");
+    assert!(
+        r.text.contains("alone"),
+        "waiting would not help: {}",
+        r.text
+    );
     let r = call_ai(&s, &token, "/ai/openai/v1/chat/completions", body(1)).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -89,6 +89,8 @@ async fn invoke(
         clients: Clients::Any,
         users: true,
     };
+    let mut req = req;
+    accept_api_key_header(req.headers_mut());
     let (resolved, _) = match evaluate(
         &app,
         &policy,
@@ -135,6 +137,20 @@ async fn invoke(
     }
     let res = call.run(path, req).await;
     with_session_cookies(&app, res, &resolved)
+}
+
+/// Anthropic SDKs send their key as `x-api-key`: a Tollgate credential there counts as
+/// `Authorization: Bearer` (the header itself never reaches the provider).
+fn accept_api_key_header(headers: &mut http::HeaderMap) {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return;
+    }
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+        && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+    {
+        v.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, v);
+    }
 }
 
 fn caller_of(p: &Principal) -> Caller {
@@ -269,6 +285,7 @@ impl Call {
                     dimension,
                     limit,
                     retry_after_secs,
+                    never_fits,
                 }) => {
                     self.refused(dimension.code(), Some(&request.model)).await;
                     let title = if dimension.code() == "rate_limited" {
@@ -278,9 +295,15 @@ impl Call {
                     };
                     return Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
                         .with_detail(format!(
-                            "this call would pass the {} limit of {}",
+                            "this call{} would pass the {} limit of {}{}",
+                            if never_fits { " alone" } else { "" },
                             dimension.name(),
-                            limit_display(dimension.name(), limit)
+                            limit_display(dimension.name(), limit),
+                            if never_fits {
+                                " (its worst case is the prompt estimate plus the output bound: send less or ask for fewer output tokens)"
+                            } else {
+                                ""
+                            }
                         ))
                         .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
                         .into_response();

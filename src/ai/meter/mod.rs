@@ -197,6 +197,9 @@ pub enum Decision {
         dimension: Dimension,
         limit: i64,
         retry_after_secs: i64,
+        /// The call alone is over the limit: waiting will not help (a smaller prompt or
+        /// output bound will).
+        never_fits: bool,
     },
 }
 
@@ -276,6 +279,7 @@ impl Meter {
                         dimension: line.dimension,
                         limit: line.limit,
                         retry_after_secs: (line.window_end - crate::clock::now()).max(1),
+                        never_fits: line.amount > line.limit,
                     });
                 }
                 Attempt::NeedSeeds => match seeds.take() {
