@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::llm::MockLlm;
+use common::llm::{MockLlm, provider_section};
 use common::{Backend, Options, TestServer};
 use serde_json::json;
 
@@ -40,12 +40,7 @@ enabled = false
 
 [roles.user]
 scopes = ["ai:invoke"]
-
-[ai.provider.openai]
-kind = "openai"
-base_url = "{upstream}/v1"
-api_key_env = "MOCK_KEY"
-
+{}
 [ai.price."gpt-bench"]
 input = 0.15
 output = 0.60
@@ -57,7 +52,8 @@ tokens_per_day = 100000000000
 usd_per_month = 1000000.0
 max_output_tokens = 256
 models = ["gpt-*"]
-"#
+"#,
+        provider_section("openai", "openai", upstream, "MOCK_KEY", "")
     )
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::llm::MockLlm;
+use common::llm::{MockLlm, provider_section};
 use common::{Backend, Options, TestServer, eventually};
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -24,17 +24,7 @@ pub fn ai_config(openai: &MockLlm, anthropic: &MockLlm, extra: &str) -> String {
 scopes = ["profile", "ai:invoke"]
 [roles.viewer]
 scopes = ["profile"]
-
-[ai.provider.openai]
-kind = "openai"
-base_url = "{}/v1"
-api_key_env = "MOCK_OPENAI_KEY"
-
-[ai.provider.anthropic]
-kind = "anthropic"
-base_url = "{}/v1"
-api_key_env = "MOCK_ANTHROPIC_KEY"
-
+{}{}
 [ai.price."gpt-test"]
 input = 1.0
 output = 2.0
@@ -45,7 +35,14 @@ output = 15.0
 
 {extra}
 "#,
-        openai.base, anthropic.base
+        provider_section("openai", "openai", &openai.base, "MOCK_OPENAI_KEY", ""),
+        provider_section(
+            "anthropic",
+            "anthropic",
+            &anthropic.base,
+            "MOCK_ANTHROPIC_KEY",
+            ""
+        ),
     )
 }
 
@@ -103,6 +100,17 @@ fn chat(extra: Value) -> Value {
         body[k] = v.clone();
     }
     body
+}
+
+/// Starts a call whose response the test reads (or abandons) itself.
+async fn open_stream(s: &TestServer, token: &str, path: &str, body: Value) -> reqwest::Response {
+    s.http
+        .post(s.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Reads a streamed response, returning each chunk with the time it arrived.
@@ -266,16 +274,13 @@ async fn streams_pass_through_and_settle_to_reported_usage(backend: Backend) {
     )
     .await;
     let (_, token) = s.user_with_roles("stream", &["user"]).await;
-    let res = s
-        .http
-        .post(s.url("/ai/openai/v1/chat/completions"))
-        .bearer_auth(&token)
-        .json(&chat(
-            json!({"stream": true, "max_tokens": 7, "mock_chunks": 3, "mock_chunk_ms": 400}),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = open_stream(
+        &s,
+        &token,
+        "/ai/openai/v1/chat/completions",
+        chat(json!({"stream": true, "max_tokens": 7, "mock_chunks": 3, "mock_chunk_ms": 400})),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["content-type"]
@@ -297,14 +302,7 @@ async fn streams_pass_through_and_settle_to_reported_usage(backend: Backend) {
     assert_eq!(u["usage"]["tokens_per_day"], 27, "settled to 20 + 7: {u}");
 
     // Anthropic: message_start carries the input, message_delta the final output.
-    let res = s
-        .http
-        .post(s.url("/ai/anthropic/v1/messages"))
-        .bearer_auth(&token)
-        .json(&json!({"model": "claude-test", "stream": true, "max_tokens": 9, "mock_prompt_tokens": 30, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = open_stream(&s, &token, "/ai/anthropic/v1/messages", json!({"model": "claude-test", "stream": true, "max_tokens": 9, "mock_prompt_tokens": 30, "messages": [{"role": "user", "content": "hi"}]})).await;
     let all: String = read_stream(res).await.into_iter().map(|(_, c)| c).collect();
     assert!(all.contains("message_stop"), "{all}");
     assert!(anthropic.last().body.get("stream_options").is_none());
@@ -324,16 +322,13 @@ async fn streams_pass_through_and_settle_to_reported_usage(backend: Backend) {
 async fn a_mid_stream_disconnect_settles(backend: Backend) {
     let (s, openai, _a) = start(backend, "[ai.quota.user]\ntokens_per_day = 100000\n").await;
     let (_, token) = s.user_with_roles("gone", &["user"]).await;
-    let mut res = s
-        .http
-        .post(s.url("/ai/openai/v1/chat/completions"))
-        .bearer_auth(&token)
-        .json(&chat(
-            json!({"stream": true, "max_tokens": 500, "mock_chunks": 8, "mock_chunk_ms": 150}),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let mut res = open_stream(
+        &s,
+        &token,
+        "/ai/openai/v1/chat/completions",
+        chat(json!({"stream": true, "max_tokens": 500, "mock_chunks": 8, "mock_chunk_ms": 150})),
+    )
+    .await;
     let first = res.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("t0"));
     drop(res);
@@ -412,13 +407,13 @@ async fn the_provider_key_stays_secret(backend: Backend) {
     let anthropic = MockLlm::start(ANTHROPIC_KEY).await;
     let wrong = "sk-wrong-key-d41d8cd98f00b204e980";
     let config = format!(
-        "{}\n[ai.provider.stale]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"STALE_KEY\"\n",
+        "{}{}",
         ai_config(
             &openai,
             &anthropic,
             "[ai.quota.user]\nusd_per_month = 1.0\n"
         ),
-        openai.base
+        provider_section("stale", "openai", &openai.base, "STALE_KEY", "")
     );
     let mut env = ai_env();
     env.push(("STALE_KEY", wrong.to_string()));
@@ -487,75 +482,90 @@ usd_per_month = 1.0
         s.cli(&["role", "grant", &email, "viewer"], None);
         s.login_tokens(&email, common::PASSWORD).await
     };
-    call_ai(
-        &s,
-        &viewer_only,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({})),
-    )
-    .await
-    .assert_problem(403, "insufficient_scope");
-    // Unauthenticated: 401.
-    s.call(
-        Method::POST,
-        "/ai/openai/v1/chat/completions",
-        Some(chat(json!({}))),
-        &[],
-    )
-    .await
-    .assert_problem(401, "unauthenticated");
-    // Unknown provider or endpoint: 404.
-    call_ai(
-        &s,
-        &token,
-        "/ai/gemini/v1/chat/completions",
-        chat(json!({})),
-    )
-    .await
-    .assert_problem(404, "not_found");
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/fine_tuning/jobs",
-        chat(json!({})),
-    )
-    .await
-    .assert_problem(404, "not_found");
-    // The model allow-list, and models without a price under a budget.
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({"model": "o1-big"})),
-    )
-    .await
-    .assert_problem(403, "model_not_allowed");
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({"model": "gpt-unpriced"})),
-    )
-    .await
-    .assert_problem(403, "model_not_allowed");
-    // What the provider would bill beyond the body is refused to metered callers, and a
-    // dearer service tier is not theirs to pick.
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({"tools": [{"type": "web_search"}]})),
-    )
-    .await
-    .assert_problem(400, "unmeterable_request");
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/responses",
-        json!({"model": "gpt-test", "input": "x", "previous_response_id": "resp_1"}),
-    )
-    .await
-    .assert_problem(400, "unmeterable_request");
+    const CHAT: &str = "/ai/openai/v1/chat/completions";
+    let refusals = [
+        // No scope.
+        (
+            &viewer_only,
+            CHAT,
+            chat(json!({})),
+            403,
+            "insufficient_scope",
+        ),
+        // Unknown provider or endpoint.
+        (
+            &token,
+            "/ai/gemini/v1/chat/completions",
+            chat(json!({})),
+            404,
+            "not_found",
+        ),
+        (
+            &token,
+            "/ai/openai/v1/fine_tuning/jobs",
+            chat(json!({})),
+            404,
+            "not_found",
+        ),
+        // The model allow-list, and models without a price under a budget.
+        (
+            &token,
+            CHAT,
+            chat(json!({"model": "o1-big"})),
+            403,
+            "model_not_allowed",
+        ),
+        (
+            &token,
+            CHAT,
+            chat(json!({"model": "gpt-unpriced"})),
+            403,
+            "model_not_allowed",
+        ),
+        // What the provider would bill beyond the body, refused to metered callers.
+        (
+            &token,
+            CHAT,
+            chat(json!({"tools": [{"type": "web_search"}]})),
+            400,
+            "unmeterable_request",
+        ),
+        (
+            &token,
+            "/ai/openai/v1/responses",
+            json!({"model": "gpt-test", "input": "x", "previous_response_id": "resp_1"}),
+            400,
+            "unmeterable_request",
+        ),
+        // Malformed bodies.
+        (
+            &token,
+            CHAT,
+            json!({"messages": []}),
+            400,
+            "invalid_request",
+        ),
+        (&token, CHAT, json!([1, 2]), 400, "invalid_request"),
+        (
+            &token,
+            CHAT,
+            chat(json!({"max_tokens": "many"})),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (who, path, body, status, code) in refusals {
+        call_ai(&s, who, path, body)
+            .await
+            .assert_problem(status, code);
+    }
+    s.call(Method::POST, CHAT, Some(chat(json!({}))), &[])
+        .await
+        .assert_problem(401, "unauthenticated");
+    s.get_bearer(CHAT, &token)
+        .await
+        .assert_problem(405, "method_not_allowed");
+    // A dearer service tier is not the caller's to pick; metered calls carry no query.
     let r = call_ai(
         &s,
         &token,
@@ -566,48 +576,14 @@ usd_per_month = 1.0
     assert_eq!(r.status, 200, "{}", r.text);
     let seen = openai.last();
     assert!(seen.body.get("service_tier").is_none());
-    assert_eq!(seen.query, None, "metered calls carry no query string");
+    assert_eq!(seen.query, None);
     // Output caps: over the cap is capped; no bound gets the cap.
-    let r = call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({"max_tokens": 4000})),
-    )
-    .await;
+    let r = call_ai(&s, &token, CHAT, chat(json!({"max_tokens": 4000}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(openai.last().body["max_tokens"], 50);
-    let r = call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({})),
-    )
-    .await;
+    let r = call_ai(&s, &token, CHAT, chat(json!({}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(openai.last().body["max_completion_tokens"], 50);
-    // Malformed bodies are 400s.
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        json!({"messages": []}),
-    )
-    .await
-    .assert_problem(400, "invalid_request");
-    call_ai(&s, &token, "/ai/openai/v1/chat/completions", json!([1, 2]))
-        .await
-        .assert_problem(400, "invalid_request");
-    call_ai(
-        &s,
-        &token,
-        "/ai/openai/v1/chat/completions",
-        chat(json!({"max_tokens": "many"})),
-    )
-    .await
-    .assert_problem(400, "invalid_request");
-    let r = s.get_bearer("/ai/openai/v1/chat/completions", &token).await;
-    r.assert_problem(405, "method_not_allowed");
     // Each refusal is audited, without the prompt.
     let audited = s
         .sandbox
@@ -669,13 +645,19 @@ async fn a_timed_out_call_is_charged_its_reservation(backend: Backend) {
     let openai = MockLlm::start(OPENAI_KEY).await;
     let anthropic = MockLlm::start(ANTHROPIC_KEY).await;
     let config = format!(
-        "{}\n[ai.provider.slow]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"MOCK_OPENAI_KEY\"\ntimeout = \"1s\"\n",
+        "{}{}",
         ai_config(
             &openai,
             &anthropic,
             "[ai.quota.user]\ntokens_per_day = 100000\n"
         ),
-        openai.base
+        provider_section(
+            "slow",
+            "openai",
+            &openai.base,
+            "MOCK_OPENAI_KEY",
+            "timeout = \"1s\""
+        )
     );
     let s = TestServer::start_with(
         backend,
@@ -770,19 +752,14 @@ async fn per_minute_limits_answer_rate_limited(backend: Backend) {
 
 /// A provider on the OpenAI mock with every guard, plus `more` keys.
 fn guarded(openai: &str, more: &str) -> String {
-    format!(
-        r#"
-[ai.provider.guarded]
-kind = "openai"
-base_url = "{openai}/v1"
-api_key_env = "MOCK_OPENAI_KEY"
-max_request_bytes = 2000
+    let guards = format!(
+        r#"max_request_bytes = 2000
 max_prompt_tokens = 1000
 deny = ["(?i)ignore (all )?previous instructions"]
 redact = ["email", "phone", "card"]
-{more}
-"#
-    )
+{more}"#
+    );
+    provider_section("guarded", "openai", openai, "MOCK_OPENAI_KEY", &guards)
 }
 
 async fn start_guarded(backend: Backend, more: &str) -> (TestServer, MockLlm, MockLlm) {

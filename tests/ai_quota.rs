@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::llm::MockLlm;
+use common::llm::{MockLlm, provider_section};
 use common::{Backend, Options, Reply, TestServer, simultaneously};
 use reqwest::Method;
 use serde_json::json;
@@ -20,19 +20,15 @@ fn config(upstream: &str) -> String {
         r#"
 [roles.user]
 scopes = ["ai:invoke"]
-
-[ai.provider.openai]
-kind = "openai"
-base_url = "{upstream}/v1"
-api_key_env = "MOCK_KEY"
-
+{}
 [ai.price."budget-model"]
 input = 0.0
 output = 10.0
 
 [ai.quota.user]
 usd_per_month = 0.01
-"#
+"#,
+        provider_section("openai", "openai", upstream, "MOCK_KEY", "")
     )
 }
 

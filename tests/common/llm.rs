@@ -85,6 +85,14 @@ impl MockLlm {
     }
 }
 
+/// `[ai.provider.<name>]` of `kind` for a mock at `base`, its key in `key_env`, and
+/// `extra` keys (guards, timeouts).
+pub fn provider_section(name: &str, kind: &str, base: &str, key_env: &str, extra: &str) -> String {
+    format!(
+        "\n[ai.provider.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}/v1\"\napi_key_env = \"{key_env}\"\n{extra}\n"
+    )
+}
+
 fn num(body: &Value, key: &str) -> Option<u64> {
     body.get(key).and_then(Value::as_u64)
 }
