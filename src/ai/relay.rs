@@ -72,8 +72,13 @@ where
                         continue;
                     };
                     reader.feed(&data);
+                    // A client that stops reading but keeps its connection counts as
+                    // gone after `drain`, so the call is still settled.
                     if let Some(tx) = &client
-                        && tx.send(Ok(data)).await.is_err()
+                        && !matches!(
+                            tokio::time::timeout(drain, tx.send(Ok(data))).await,
+                            Ok(Ok(()))
+                        )
                     {
                         client = None;
                         deadline = Some(tokio::time::Instant::now() + drain);

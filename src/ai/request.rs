@@ -46,7 +46,7 @@ impl Endpoint {
 pub enum RequestError {
     #[error("the body must be a JSON object")]
     NotAnObject,
-    #[error("the body must name a model")]
+    #[error("the body must name a model (at most 256 printable ASCII characters)")]
     NoModel,
     #[error("'{0}' must be a non-negative integer")]
     BadNumber(&'static str),
@@ -105,6 +105,10 @@ pub struct Sizing<'a> {
 
 /// Keys whose values are never prompt text (guards leave them alone).
 const NOT_TEXT: [&str; 2] = ["model", "role"];
+const MAX_MODEL_LEN: usize = 256;
+/// Anthropic's system prompt for tool use, billed as input but not in the body (about
+/// 350 tokens; rounded up).
+const ANTHROPIC_TOOL_TOKENS: i64 = 500;
 /// Most choices one call may ask for (`n`, `best_of`).
 const MAX_CHOICES: u64 = 128;
 
@@ -127,7 +131,14 @@ impl AiRequest {
             return Err(RequestError::NotAnObject);
         };
         let model = match body.get("model") {
-            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+            // Model names become ledger rows, audit details and metric labels.
+            Some(Value::String(m))
+                if !m.is_empty()
+                    && m.len() <= MAX_MODEL_LEN
+                    && m.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                m.clone()
+            }
             _ => return Err(RequestError::NoModel),
         };
         let stream = match body.get("stream") {
@@ -189,8 +200,14 @@ impl AiRequest {
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let text_bytes = bytes.len().saturating_sub(parts.image_bytes) as i64;
         let per = i64::from(sizing.bytes_per_token.max(1));
+        let tools = kind == ProviderKind::Anthropic
+            && body
+                .get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty());
         let prompt_tokens = (text_bytes + per - 1) / per
-            + parts.images.saturating_mul((sizing.image_tokens)(&model));
+            + parts.images.saturating_mul((sizing.image_tokens)(&model))
+            + if tools { ANTHROPIC_TOOL_TOKENS } else { 0 };
         if let Some(limit) = guard.max_prompt_tokens
             && prompt_tokens as u64 > limit
         {
@@ -201,7 +218,8 @@ impl AiRequest {
         }
         Ok(AiRequest {
             endpoint,
-            cache_write: kind == ProviderKind::Anthropic && parts.cache_control,
+            cache_write: kind == ProviderKind::Anthropic
+                && (parts.cache_control || body.contains_key("cache_control")),
             body,
             model,
             stream,
@@ -217,6 +235,22 @@ impl AiRequest {
 fn refuse_unmeterable(endpoint: Endpoint, body: &Map<String, Value>) -> Result<(), RequestError> {
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
     if endpoint == Endpoint::Responses {
+        // An input item may stand for stored content by its id alone.
+        let references = body
+            .get("input")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items.iter().any(|item| {
+                    item.get("type").and_then(Value::as_str) == Some("item_reference")
+                        || (item.get("id").is_some()
+                            && ["content", "output", "arguments", "summary", "action"]
+                                .iter()
+                                .all(|k| item.get(*k).is_none()))
+                })
+            });
+        if references {
+            return Err(RequestError::Unmeterable("a reference to a stored item"));
+        }
         for (key, what) in [
             ("previous_response_id", "a stored previous response"),
             ("conversation", "a stored conversation"),
@@ -374,6 +408,9 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String)) {
             }
         }
         Value::Object(o) => {
+            if o.contains_key("cache_control") {
+                parts.cache_control = true;
+            }
             match o.get("type").and_then(Value::as_str) {
                 Some("image" | "image_url" | "input_image") => {
                     parts.images += 1;
@@ -384,9 +421,6 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String)) {
                 _ => {}
             }
             for (key, item) in o.iter_mut() {
-                if key == "cache_control" {
-                    parts.cache_control = true;
-                }
                 if !NOT_TEXT.contains(&key.as_str()) {
                     walk_text(item, parts, f);
                 }
@@ -595,6 +629,14 @@ mod tests {
                 json!({"model": "m", "tools": [{"type": "web_search"}]}),
             ),
             (
+                Endpoint::Responses,
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+            ),
+            (
+                Endpoint::Responses,
+                json!({"model": "m", "input": [{"id": "msg_1"}]}),
+            ),
+            (
                 Endpoint::Messages,
                 json!({"model": "c", "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
             ),
@@ -635,6 +677,35 @@ mod tests {
         )
         .unwrap();
         assert!(r.cache_write);
+        for body in [
+            json!({"model": "c", "cache_control": {"type": "ephemeral"}, "messages": []}),
+            json!({"model": "c", "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "data": "AA"}, "cache_control": {"type": "ephemeral"}}
+            ]}]}),
+        ] {
+            assert!(
+                run(Endpoint::Messages, body, &open(), true)
+                    .unwrap()
+                    .cache_write
+            );
+        }
+        // Tool use costs Anthropic's hidden system prompt.
+        let bare = run(Endpoint::Messages, json!({"model": "c"}), &open(), true).unwrap();
+        let tools = run(
+            Endpoint::Messages,
+            json!({"model": "c", "tools": [{"name": "t"}]}),
+            &open(),
+            true,
+        )
+        .unwrap();
+        assert!(tools.prompt_tokens - bare.prompt_tokens >= ANTHROPIC_TOOL_TOKENS);
+        // Model names are short printable text.
+        for model in [json!("a\u{0}b"), json!("x".repeat(300)), json!("")] {
+            assert_eq!(
+                inspect(Endpoint::ChatCompletions, json!({"model": model}), &open()).err(),
+                Some(RequestError::NoModel)
+            );
+        }
     }
 
     #[test]

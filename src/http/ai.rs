@@ -187,6 +187,9 @@ struct Admitted {
     endpoint: String,
     streamed: bool,
     prompt_estimate: i64,
+    /// The worst case: output bound and charge (what an unknown outcome is charged).
+    worst_output: i64,
+    worst: Charge,
     started: Instant,
     created_at: i64,
     reservation: Option<Reservation>,
@@ -317,6 +320,8 @@ impl Call {
             endpoint: path.clone(),
             streamed: request.stream,
             prompt_estimate: request.prompt_tokens,
+            worst_output: request.max_output,
+            worst,
             started: Instant::now(),
             created_at: crate::clock::now(),
             reservation,
@@ -618,32 +623,29 @@ async fn settle(
     ok: bool,
     end: RelayEnd,
 ) {
-    let reserved = a.reservation.as_ref().map(|r| r.reserved);
-    let (input, output, outcome) = if !ok {
-        (
-            end.usage.input.unwrap_or(0),
+    let reported = |input_default: i64| {
+        let (input, output) = (
+            end.usage.input.unwrap_or(input_default),
             end.usage.output.unwrap_or(0),
-            "upstream_error",
-        )
+        );
+        let cost = app
+            .ai
+            .charge(&a.model, input, output, end.usage.cache_write.unwrap_or(0));
+        (input, output, cost)
+    };
+    let ((input, output, used), outcome) = if !ok {
+        (reported(0), "upstream_error")
     } else if end.completed && end.usage.reported() {
-        (
-            end.usage.input.unwrap_or(a.prompt_estimate),
-            end.usage.output.unwrap_or(0),
-            end.outcome(),
-        )
+        (reported(a.prompt_estimate), end.outcome())
     } else {
-        // Unknown: charge the worst case that was reserved (or the estimate).
-        let worst_output = reserved.map_or(0, |r| (r.tokens - a.prompt_estimate).max(0));
+        // Unknown: charge the worst case, exactly as it was reserved.
         let outcome = if end.completed {
             "no_usage_reported"
         } else {
             end.outcome()
         };
-        (a.prompt_estimate, worst_output, outcome)
+        ((a.prompt_estimate, a.worst_output, a.worst), outcome)
     };
-    let used = app
-        .ai
-        .charge(&a.model, input, output, end.usage.cache_write.unwrap_or(0));
     let row = ledger_row(
         caller,
         provider,

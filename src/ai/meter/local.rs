@@ -44,6 +44,16 @@ impl LocalCounters {
         Attempt::Reserved
     }
 
+    pub fn forget(&self, lines: &[Line]) {
+        let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return;
+        }
+        for line in lines {
+            map.remove(&line.key);
+        }
+    }
+
     pub fn settle(&self, deltas: &[(String, i64)]) {
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         for (key, delta) in deltas {

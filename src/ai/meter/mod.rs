@@ -301,7 +301,15 @@ impl Meter {
     ) -> Result<(Attempt, Backend), MeterError> {
         if let Some(redis) = &self.redis {
             match redis.reserve(lines, seeds).await {
-                Ok(a) => return Ok((a, Backend::Redis)),
+                Ok(a) => {
+                    // Local counters are only a stand-in during an outage: once Redis
+                    // answers again they are stale, and the next outage starts over
+                    // from the ledger.
+                    if self.on_redis_failure == RedisFailure::Local {
+                        self.local.forget(lines);
+                    }
+                    return Ok((a, Backend::Redis));
+                }
                 Err(e) => {
                     metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
                     if self.on_redis_failure == RedisFailure::Deny {
