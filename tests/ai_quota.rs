@@ -189,4 +189,43 @@ on_both_backends!(
     two_hundred_calls_fit_a_budget_of_ten,
     the_budget_survives_a_restart
 );
-on_sqlite!(through_redis => two_processes_share_a_budget_through_redis);
+on_sqlite!(
+    through_redis => two_processes_share_a_budget_through_redis,
+    dead_redis => a_dead_redis_fails_closed_or_counts_locally,
+);
+
+/// Redis down: metered calls are refused (503) by default, or counted in the process
+/// with `on_redis_failure = "local"`, still within the budget.
+async fn a_dead_redis_fails_closed_or_counts_locally(backend: Backend) {
+    let mock = MockLlm::start(KEY).await;
+    let dead = format!("redis://127.0.0.1:{}", common::free_port());
+    let env = vec![
+        ("MOCK_KEY", KEY.to_string()),
+        ("TOLLGATE_REDIS_URL", dead.clone()),
+    ];
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: config(&mock.base),
+            env: env.clone(),
+        },
+    )
+    .await;
+    let (_, token) = s.user_with_roles("dead", &[]).await;
+    let r = spend(Arc::new(s), Arc::new(token)).await;
+    r.assert_problem(503, "quota_unavailable");
+
+    let local = format!(
+        "{}\n[ai]\non_redis_failure = \"local\"\n",
+        config(&mock.base)
+    );
+    let s = Arc::new(TestServer::start_with(backend, Options { config: local, env }).await);
+    let (_, token) = s.user_with_roles("local", &[]).await;
+    let token = Arc::new(token);
+    let replies = simultaneously(&s, 30, {
+        let token = token.clone();
+        move |s| spend(s, token.clone())
+    })
+    .await;
+    assert_exactly_ten(&replies);
+}

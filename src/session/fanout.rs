@@ -46,7 +46,12 @@ impl Fanout {
                 .map_err(|e| anyhow::anyhow!("invalid TOLLGATE_REDIS_URL: {e}"))?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(PUBLISH_TIMEOUT));
+                .set_response_timeout(Some(PUBLISH_TIMEOUT))
+                // A Redis that refuses connections at start-up should not hold the start
+                // for the default six backed-off retries (~9 s): the database carries
+                // revocations meanwhile.
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(200));
             let publisher = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;

@@ -230,7 +230,13 @@ pub struct Meter {
     local: local::LocalCounters,
     redis: Option<redis::RedisCounters>,
     on_redis_failure: RedisFailure,
+    /// Until when (ms) Redis is not asked after a failure, so an outage costs each
+    /// call nothing instead of a connection timeout.
+    redis_down_until: std::sync::atomic::AtomicI64,
 }
+
+/// How long Redis is left alone after a failed check.
+const REDIS_BACKOFF_MS: i64 = 1_000;
 
 impl Meter {
     pub fn new(redis_url: Option<&str>, on_redis_failure: RedisFailure) -> anyhow::Result<Meter> {
@@ -238,6 +244,7 @@ impl Meter {
             local: local::LocalCounters::default(),
             redis: redis_url.map(redis::RedisCounters::new).transpose()?,
             on_redis_failure,
+            redis_down_until: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -299,8 +306,16 @@ impl Meter {
         lines: &[Line],
         seeds: Option<&Seeds>,
     ) -> Result<(Attempt, Backend), MeterError> {
+        use std::sync::atomic::Ordering;
+        let now = crate::limits::now_ms();
         if let Some(redis) = &self.redis {
-            match redis.reserve(lines, seeds).await {
+            let down = now < self.redis_down_until.load(Ordering::Relaxed);
+            let result = if down {
+                Err(None)
+            } else {
+                redis.reserve(lines, seeds).await.map_err(Some)
+            };
+            match result {
                 Ok(a) => {
                     // Local counters are only a stand-in during an outage: once Redis
                     // answers again they are stale, and the next outage starts over
@@ -311,11 +326,17 @@ impl Meter {
                     return Ok((a, Backend::Redis));
                 }
                 Err(e) => {
-                    metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
-                    if self.on_redis_failure == RedisFailure::Deny {
-                        return Err(MeterError::Unavailable(e.to_string()));
+                    if let Some(e) = &e {
+                        metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
+                        self.redis_down_until
+                            .store(now + REDIS_BACKOFF_MS, Ordering::Relaxed);
+                        tracing::warn!(error = %e, fallback = ?self.on_redis_failure, "Redis unavailable for AI quotas");
                     }
-                    tracing::warn!(error = %e, "Redis unavailable for AI quotas; counting in this process");
+                    if self.on_redis_failure == RedisFailure::Deny {
+                        return Err(MeterError::Unavailable(
+                            e.map_or("Redis failed a moment ago".into(), |e| e.to_string()),
+                        ));
+                    }
                 }
             }
         }
