@@ -69,10 +69,6 @@ impl Ai {
         self.providers.get(name).cloned()
     }
 
-    pub fn is_enabled(&self) -> bool {
-        !self.providers.is_empty()
-    }
-
     /// The quota of a caller with these roles: per limit, the most generous among the
     /// roles that have an `[ai.quota.<role>]` (an absent limit is the most generous of
     /// all), else `[ai.quota.default]`; `None` is unmetered.

@@ -68,7 +68,6 @@ pub enum RequestError {
 }
 
 pub struct AiRequest {
-    pub endpoint: Endpoint,
     pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
@@ -217,7 +216,6 @@ impl AiRequest {
             });
         }
         Ok(AiRequest {
-            endpoint,
             cache_write: kind == ProviderKind::Anthropic
                 && (parts.cache_control || body.contains_key("cache_control")),
             body,
@@ -299,22 +297,15 @@ fn choices(body: &Map<String, Value>) -> Result<i64, RequestError> {
         match body.get(key) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                let n = v.as_u64().ok_or(RequestError::BadNumber(key_name(key)))?;
+                let n = v.as_u64().ok_or(RequestError::BadNumber(key))?;
                 if n > MAX_CHOICES {
-                    return Err(RequestError::TooMany(key_name(key), MAX_CHOICES));
+                    return Err(RequestError::TooMany(key, MAX_CHOICES));
                 }
                 most = most.max(n);
             }
         }
     }
     Ok(most as i64)
-}
-
-fn key_name(key: &str) -> &'static str {
-    match key {
-        "n" => "n",
-        _ => "best_of",
-    }
 }
 
 /// Applies the output policy; returns the bound that will be forwarded.
@@ -339,7 +330,7 @@ fn bound_output(
     };
     let mut asked = None;
     // Both names may be sent; the larger counts, and only one is forwarded.
-    let names: &[&str] = if endpoint == Endpoint::ChatCompletions {
+    let names: &[&'static str] = if endpoint == Endpoint::ChatCompletions {
         &["max_completion_tokens", "max_tokens"]
     } else {
         &[field]
@@ -348,9 +339,7 @@ fn bound_output(
         match body.get(*name) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                let n = v
-                    .as_u64()
-                    .ok_or(RequestError::BadNumber(field_name(name)))?;
+                let n = v.as_u64().ok_or(RequestError::BadNumber(name))?;
                 asked = Some(asked.map_or(n, |a: u64| a.max(n)));
             }
         }
@@ -379,14 +368,6 @@ fn bound_output(
         }
         // Unmetered callers without a bound: nothing is reserved for the output.
         None => Ok(0),
-    }
-}
-
-fn field_name(field: &str) -> &'static str {
-    match field {
-        "max_tokens" => "max_tokens",
-        "max_output_tokens" => "max_output_tokens",
-        _ => "max_completion_tokens",
     }
 }
 

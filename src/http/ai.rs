@@ -582,7 +582,7 @@ impl Call {
                 .await;
             },
         );
-        let stream = tokio_stream_from(rx);
+        let stream = receiver_stream(rx);
         Ok(Response::from_parts(head, Body::from_stream(stream)))
     }
 
@@ -602,7 +602,8 @@ impl Call {
     }
 }
 
-fn tokio_stream_from(
+/// The relay's channel as a body stream.
+fn receiver_stream(
     rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, relay::BoxError>>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, relay::BoxError>> + Send {
     futures_util::stream::unfold(rx, |mut rx| async move {
