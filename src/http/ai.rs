@@ -154,14 +154,13 @@ fn accept_api_key_header(headers: &mut http::HeaderMap) {
 }
 
 fn caller_of(p: &Principal) -> Caller {
-    let (roles, api_key_id) = match p {
-        Principal::Token(c) => (c.roles.clone(), None),
-        Principal::ApiKey(k) => (k.roles.clone(), Some(k.key_id.clone())),
-    };
     Caller {
         principal: p.user_id().to_string(),
-        roles,
-        api_key_id,
+        roles: p.roles().to_vec(),
+        api_key_id: match p {
+            Principal::ApiKey(k) => Some(k.key_id.clone()),
+            Principal::Token(_) => None,
+        },
         client_id: p.oauth_client().map(str::to_string),
     }
 }

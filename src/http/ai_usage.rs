@@ -64,12 +64,8 @@ async fn usage_of_caller(
         let code = resolved.failure.map_or("unauthenticated", |f| f.0);
         return Err(Problem::unauthorized(code, "Authentication required"));
     };
-    let roles = match &principal {
-        super::credentials::Principal::Token(c) => c.roles.clone(),
-        super::credentials::Principal::ApiKey(k) => k.roles.clone(),
-    };
     let id = principal.user_id();
-    let quota = app.ai.quota_for(&roles);
+    let quota = app.ai.quota_for(principal.roles());
     let (w, totals) = app
         .ai
         .totals(id)

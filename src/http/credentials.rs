@@ -60,6 +60,14 @@ impl Principal {
         }
     }
 
+    /// The account's roles (none for a service's own token); AI quotas follow them.
+    pub fn roles(&self) -> &[String] {
+        match self {
+            Principal::Token(c) => &c.roles,
+            Principal::ApiKey(k) => &k.roles,
+        }
+    }
+
     /// The client of a service's own token (client credentials): no user behind it.
     pub fn service(&self) -> Option<&str> {
         match self {
