@@ -6,6 +6,8 @@
 #   throughput (c)/(b) >= 0.9, p99 added by authentication (c)-(b) < 0.5 ms.
 # The upstream is nginx answering `return 200` (installed with wrk from Debian's
 # packages when missing). Usage: bench/gateway.sh [duration per phase, default 6s] [connections, 32]
+# TOLLGATE_BIN=path measures that binary instead of building target/release/tollgate (to
+# compare a change against the binary from before it, in the same conditions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-6s}
@@ -17,7 +19,10 @@ if ! need wrk || ! need nginx; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --locked -q
+if [ -z "${TOLLGATE_BIN:-}" ]; then
+  cargo build --release --locked -q
+  TOLLGATE_BIN=target/release/tollgate
+fi
 WORK=$(mktemp -d)
 cleanup() {
   [ -n "${TG_PID:-}" ] && kill "$TG_PID" 2>/dev/null || true
@@ -65,7 +70,7 @@ path = "/req/*"
 upstream = "http://127.0.0.1:$UP_PORT"
 EOF
 TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" TOLLGATE_LOG=warn \
-  TOLLGATE_LISTEN="127.0.0.1:$TG_PORT" "${PIN_TG[@]}" target/release/tollgate serve 2>"$WORK/tollgate.log" &
+  TOLLGATE_LISTEN="127.0.0.1:$TG_PORT" "${PIN_TG[@]}" "$TOLLGATE_BIN" serve 2>"$WORK/tollgate.log" &
 TG_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$TG_PORT/healthz" >/dev/null && break; sleep 0.1; done
 

@@ -206,6 +206,161 @@ async fn identity_reaches_the_upstream_and_forgeries_do_not(backend: Backend) {
     assert_eq!(h("host"), format!("127.0.0.1:{}", up.port));
 }
 
+/// Hardening item 1: header names that WSGI, CGI and uWSGI apps read as ours
+/// (`X_Tollgate_User` is `HTTP_X_TOLLGATE_USER`) never reach the upstream, and routes that
+/// ask for it also drop other auth proxies' identity headers.
+async fn identity_headers_cannot_be_forged_in_any_spelling(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    let (_, token) = s.user_with_roles("spelling", &[]).await;
+    let forged = [
+        ("X_Tollgate_User", "admin"),
+        ("x-tollgate_user", "admin"),
+        ("X_TOLLGATE_SCOPES", "admin"),
+        ("x_tollgate_email", "admin@example.com"),
+        ("X-TOLLGATE-SESSION", "forged"),
+        ("x-forwarded-user", "admin"),
+        ("X_Forwarded_Email", "admin@example.com"),
+        ("x-auth-request-user", "admin"),
+        ("X_Auth_Request_Groups", "admins"),
+        ("Remote-User", "admin"),
+        ("remote_groups", "admins"),
+        ("x-webauth-user", "admin"),
+    ];
+    let proxy_identity = |echo: &Value| {
+        echo["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|n| {
+                let n = n.replace('_', "-");
+                n.starts_with("x-forwarded-user")
+                    || n.starts_with("x-forwarded-email")
+                    || n.starts_with("x-auth-request-")
+                    || n.starts_with("remote-")
+                    || n == "x-webauth-user"
+            })
+            .count()
+    };
+    for (path, auth) in [("/pub/x", None), ("/req/x", Some(bearer(&token)))] {
+        let mut headers = forged.to_vec();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        let r = s.call(Method::GET, path, None, &headers).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.json);
+        let ours: Vec<&String> = r.json["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|n| n.replace('_', "-").starts_with("x-tollgate-"))
+            .collect();
+        if auth.is_some() {
+            // Only the gateway's own, once each, with the real values.
+            assert!(
+                ours.iter().all(|n| n.starts_with("x-tollgate-")),
+                "{ours:?}"
+            );
+            assert_ne!(echoed_header(&r.json, "x-tollgate-user"), Some("admin"));
+            assert_eq!(
+                r.json["headers"]["x-tollgate-user"]
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                1
+            );
+        } else {
+            assert!(ours.is_empty(), "{path}: {ours:?}");
+        }
+        // Other proxies' headers are the app's business unless the route says otherwise.
+        assert_eq!(proxy_identity(&r.json), 7, "{path}");
+    }
+    let config = format!(
+        "[[route]]\npath = \"/clean/*\"\nupstream = \"{}\"\nauth = \"public\"\nstrip_proxy_identity = true\n",
+        up.base
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let r = s.call(Method::GET, "/clean/x", None, &forged).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(proxy_identity(&r.json), 0, "{:?}", r.json["headers"]);
+}
+
+/// Hardening item 2: a path that differs from a protected route only in case, a trailing
+/// slash or a letter that folds to ASCII is held to that route's policy, through the
+/// proxy and through forward auth.
+async fn other_spellings_of_a_protected_path_keep_its_policy(backend: Backend) {
+    let up = Upstream::start().await;
+    let config = format!(
+        r#"
+[[route]]
+path = "/*"
+upstream = "{up}"
+auth = "public"
+
+[[route]]
+path = "/api/admin/*"
+upstream = "{up}"
+scopes = ["admin"]
+
+[[route]]
+path = "/reports"
+upstream = "{up}"
+"#,
+        up = up.base
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    for path in [
+        "/API/ADMIN/users",
+        "/Api/Admin/users",
+        "/api/ADMIN",
+        "/api/admin/",
+        "/api/adm%C4%B1n/users",
+        "/api/%C4%B0nfo/../admin/users",
+        "/reports/",
+        "/Reports",
+        "/REPORTS/",
+    ] {
+        let (status, text) = raw_get(s.port, path, "").await;
+        assert_eq!(status, 401, "{path}: {text}");
+        let verdict = s
+            .call(
+                Method::GET,
+                "/auth/verify",
+                None,
+                &[("x-original-uri", path), ("x-original-method", "GET")],
+            )
+            .await;
+        assert_eq!(verdict.status, 401, "forward auth, {path}");
+    }
+    // Signed in without the scope: still refused; the configured spelling still works.
+    let (_, token) = s.user_with_roles("spelling", &[]).await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (status, _) = raw_get(s.port, "/API/ADMIN/users", &auth).await;
+    assert_eq!(status, 403);
+    let (status, text) = raw_get(s.port, "/Reports/", &auth).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(r#""path":"/Reports/""#),
+        "the upstream gets the path as sent: {text}"
+    );
+    let (status, _) = raw_get(s.port, "/anything/else", "").await;
+    assert_eq!(status, 200);
+}
+
 pub fn verify_assertion(jwks: &Value, token: &str, aud: &str, iss: &str) -> Result<Value, String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
     let header = decode_header(token).map_err(|e| e.to_string())?;
@@ -542,6 +697,8 @@ on_both_backends!(
 );
 
 on_sqlite!(
+    forged_spellings => identity_headers_cannot_be_forged_in_any_spelling,
+    route_spellings => other_spellings_of_a_protected_path_keep_its_policy,
     cookies => our_cookies_stay_with_us,
     security_headers => proxied_responses_keep_upstream_headers_own_responses_get_ours,
     traversal => traversal_and_encoding_tricks_keep_their_policy,

@@ -2,8 +2,8 @@
 //! caller presented to allow or deny. The reverse proxy and forward auth both call it, so
 //! the two can never disagree; it has no HTTP and no I/O, and is tested as a table.
 
-/// How much authentication a route asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much authentication a route asks for, from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AuthMode {
     /// Credentials are not looked at; the upstream never receives an identity.
     Public,
@@ -48,6 +48,22 @@ impl Clients {
             Clients::Only(ids) => ids.iter().any(|id| id == client_id),
         }
     }
+
+    /// The clients both admit.
+    fn and(&self, other: &Clients) -> Clients {
+        match (self, other) {
+            (Clients::None, _) | (_, Clients::None) => Clients::None,
+            (Clients::Any, c) | (c, Clients::Any) => c.clone(),
+            (Clients::Only(a), Clients::Only(b)) => {
+                let both: Vec<String> = a.iter().filter(|id| b.contains(id)).cloned().collect();
+                if both.is_empty() {
+                    Clients::None
+                } else {
+                    Clients::Only(both)
+                }
+            }
+        }
+    }
 }
 
 /// A route's access policy.
@@ -71,6 +87,24 @@ impl Policy {
             scopes: Vec::new(),
             clients: Clients::None,
             users: true,
+        }
+    }
+
+    /// A policy that only admits what both admit: the stricter authentication, every
+    /// scope of either, the clients both admit, users only if both admit them. For a
+    /// request two routes could claim (see `RouteTable::find`).
+    pub fn and(&self, other: &Policy) -> Policy {
+        let mut scopes = self.scopes.clone();
+        for s in &other.scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        Policy {
+            auth: self.auth.max(other.auth),
+            scopes,
+            clients: self.clients.and(&other.clients),
+            users: self.users && other.users,
         }
     }
 }
@@ -286,6 +320,42 @@ mod tests {
             "an application acts for a user"
         );
         assert_eq!(decide(&p, service("billing")), ALLOW_ID);
+    }
+
+    #[test]
+    fn two_policies_together_admit_only_what_both_admit() {
+        let open = policy(AuthMode::Public, &[]);
+        let mut admin = policy(AuthMode::Required, &["admin"]);
+        admin.clients = Clients::Only(vec!["ops".into(), "ci".into()]);
+        let mut reader = policy(AuthMode::Optional, &["docs:read"]);
+        reader.clients = Clients::Any;
+        let both = open.and(&admin);
+        assert_eq!(both.auth, AuthMode::Required);
+        assert_eq!(both.scopes, vec!["admin".to_string()]);
+        assert_eq!(both.clients, Clients::None);
+        let both = reader.and(&admin);
+        assert_eq!(
+            both.scopes,
+            vec!["docs:read".to_string(), "admin".to_string()]
+        );
+        assert_eq!(both.clients, admin.clients);
+        assert_eq!(
+            decide(&both, Presented::Nothing),
+            Decision::Unauthenticated {
+                code: "unauthenticated"
+            }
+        );
+        assert!(matches!(
+            decide(&both, user(&["admin"])),
+            Decision::InsufficientScope { .. }
+        ));
+        assert_eq!(decide(&both, user(&["admin", "docs:read"])), ALLOW_ID);
+        let mut services = policy(AuthMode::Required, &[]);
+        services.users = false;
+        services.clients = Clients::Only(vec!["ci".into()]);
+        let both = admin.and(&services);
+        assert!(!both.users);
+        assert_eq!(both.clients, Clients::Only(vec!["ci".into()]));
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! What the upstream is told, and what it must never see.
 //!
 //! Client-sent `X-Tollgate-*` headers are removed from every proxied request, whatever the
-//! route: only the gateway speaks with that voice. Tollgate's own cookies and a bearer
+//! route: only the gateway speaks with that voice. Names are compared the way CGI, WSGI
+//! and uWSGI apps read them (`X_Tollgate_User` and `x-tollgate-user` both arrive as
+//! `HTTP_X_TOLLGATE_USER`), so underscores count as dashes. Routes with
+//! `strip_proxy_identity` also lose the identity headers of other auth proxies
+//! ([`PROXY_IDENTITY`]), for apps that trust those. Tollgate's own cookies and a bearer
 //! credential Tollgate verified are removed too, so an upstream (or whoever compromises
 //! one) never holds a refresh token or a replayable access token. Then the verified
 //! identity is added, and the usual `X-Forwarded-*` trio.
@@ -29,11 +33,50 @@ pub struct IdentityHeaders<'a> {
     pub assertion: &'a str,
 }
 
-/// Removes every `X-Tollgate-*` header.
-pub fn strip_forged(headers: &mut HeaderMap) {
+/// Identity headers that other auth proxies set and apps behind them trust: oauth2-proxy
+/// (`X-Forwarded-User`, `-Email`, `-Preferred-Username`, `-Groups`, `-Access-Token`,
+/// `X-Auth-Request-*`), Authelia (`Remote-*`), Authentik (`X-Authentik-*`), Apache-style
+/// `X-Remote-User`, Grafana's auth proxy (`X-WEBAUTH-USER`). A name ending in `-` is a
+/// prefix.
+pub const PROXY_IDENTITY: [&str; 13] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "x-auth-request-",
+    "remote-user",
+    "remote-email",
+    "remote-name",
+    "remote-groups",
+    "x-remote-user",
+    "x-webauth-user",
+    "x-authentik-",
+];
+
+/// Whether a (lower-case) header name, with `_` read as `-`, is `pattern` or, for a
+/// pattern ending in `-`, starts with it.
+fn cgi_name_is(name: &str, pattern: &str) -> bool {
+    let (name, pattern) = (name.as_bytes(), pattern.as_bytes());
+    let prefix = pattern.ends_with(b"-");
+    if name.len() < pattern.len() || (!prefix && name.len() != pattern.len()) {
+        return false;
+    }
+    name.iter()
+        .zip(pattern)
+        .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
+}
+
+/// Removes every header an app could read as one of ours (`X-Tollgate-*`, underscores
+/// included) and, with `proxy_identity`, as another auth proxy's.
+pub fn strip_forged(headers: &mut HeaderMap, proxy_identity: bool) {
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with(PREFIX))
+        .filter(|k| {
+            let name = k.as_str();
+            cgi_name_is(name, PREFIX)
+                || (proxy_identity && PROXY_IDENTITY.iter().any(|p| cgi_name_is(name, p)))
+        })
         .cloned()
         .collect();
     for name in forged {
@@ -182,12 +225,73 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forged_identity_headers_go_in_every_spelling() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-tollgate-user",
+            "X-Tollgate-Anything",
+            "X_Tollgate_User",
+            "x-tollgate_user",
+            "X_TOLLGATE_SCOPES",
+            "x_tollgate-email",
+            "x-forwarded-user",
+            "X_Forwarded_Email",
+            "x-auth-request-user",
+            "X_AUTH_REQUEST_GROUPS",
+            "Remote-User",
+            "remote_groups",
+            "x-webauth-user",
+            "x-authentik-username",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("admin"),
+            );
+        }
+        for kept in [
+            "x-other",
+            "x-forwarded-for",
+            "x-tollgate",
+            "x-forwarded-username",
+            "remote-userx",
+        ] {
+            h.insert(
+                HeaderName::from_static(kept),
+                HeaderValue::from_static("kept"),
+            );
+        }
+        let mut ours_only = h.clone();
+        strip_forged(&mut ours_only, false);
+        assert!(
+            ours_only
+                .keys()
+                .all(|k| !k.as_str().replace('_', "-").starts_with("x-tollgate-"))
+        );
+        assert!(
+            ours_only.contains_key("x-forwarded-user") && ours_only.contains_key("remote_groups")
+        );
+        strip_forged(&mut h, true);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "remote-userx",
+                "x-forwarded-for",
+                "x-forwarded-username",
+                "x-other",
+                "x-tollgate"
+            ]
+        );
+    }
+
+    #[test]
     fn forged_identity_headers_go_and_ours_come() {
         let mut h = HeaderMap::new();
         h.insert("x-tollgate-user", HeaderValue::from_static("admin"));
         h.insert("X-Tollgate-Anything", HeaderValue::from_static("x"));
         h.insert("x-other", HeaderValue::from_static("kept"));
-        strip_forged(&mut h);
+        strip_forged(&mut h, false);
         assert_eq!(h.len(), 1);
         add_identity(
             &mut h,

@@ -11,6 +11,8 @@
 //! mean one path here and another there). The upstream is sent the normalised
 //! path, so it serves exactly the resource whose policy was checked.
 
+use std::borrow::Cow;
+
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -87,9 +89,114 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Characters that frameworks matching routes without regard to case read as ASCII
+/// letters: the four whose simple case mapping is ASCII (.NET's `OrdinalIgnoreCase` reads
+/// `ı` as `I`, Java's `equalsIgnoreCase` reads `İ` as `i` and the Kelvin sign as `k`), and those whose
+/// full case folding is ASCII (ICU, Python's `casefold`).
+const FOLDS_TO_ASCII: [(char, &str); 13] = [
+    ('\u{df}', "ss"),   // ß
+    ('\u{130}', "i"),   // İ
+    ('\u{131}', "i"),   // ı
+    ('\u{17f}', "s"),   // ſ
+    ('\u{1e9e}', "ss"), // ẞ
+    ('\u{212a}', "k"),  // Kelvin sign
+    ('\u{fb00}', "ff"), // ligatures ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ
+    ('\u{fb01}', "fi"),
+    ('\u{fb02}', "fl"),
+    ('\u{fb03}', "ffi"),
+    ('\u{fb04}', "ffl"),
+    ('\u{fb05}', "st"),
+    ('\u{fb06}', "st"),
+];
+
+/// The spelling-insensitive form of a normalised path that route and rule matching also
+/// compares: ASCII letters in lower case, one trailing slash dropped (`/Reports/` →
+/// `/reports`), and the percent-encoded characters of [`FOLDS_TO_ASCII`] written as the
+/// letters they fold to. Many upstreams treat these spellings as one resource: Express and
+/// ASP.NET Core match routes ignoring case, Express and Flask (`strict_slashes = False`)
+/// ignoring a trailing slash. Borrowed when the path is already in this form.
+pub fn fold(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let trailing = path.len() > 1 && path.ends_with('/');
+    if !trailing && !bytes.iter().any(|b| b.is_ascii_uppercase() || *b == b'%') {
+        return Cow::Borrowed(path);
+    }
+    let path = if trailing {
+        &path[..path.len() - 1]
+    } else {
+        path
+    };
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at].to_ascii_lowercase());
+        rest = &rest[at..];
+        match decode_escaped_char(rest) {
+            Some((c, len)) => {
+                match FOLDS_TO_ASCII.iter().find(|(from, _)| *from == c) {
+                    Some((_, to)) => out.push_str(to),
+                    None => out.push_str(&rest[..len].to_ascii_lowercase()),
+                }
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(&rest.to_ascii_lowercase());
+    Cow::Owned(out)
+}
+
+/// The character spelled by the `%XX` escapes at the start of `s` (one to four of them,
+/// UTF-8), and how many bytes of `s` they take.
+fn decode_escaped_char(s: &str) -> Option<(char, usize)> {
+    let byte_at = |i: usize| -> Option<u8> {
+        let esc = s.get(i * 3..i * 3 + 3)?;
+        let hex = esc.strip_prefix('%')?;
+        u8::from_str_radix(hex, 16).ok()
+    };
+    let first = byte_at(0)?;
+    let len = match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => return None,
+    };
+    let mut buf = [0u8; 4];
+    for (i, slot) in buf.iter_mut().enumerate().take(len) {
+        *slot = byte_at(i)?;
+    }
+    let c = std::str::from_utf8(&buf[..len]).ok()?.chars().next()?;
+    Some((c, len * 3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_ignores_case_a_trailing_slash_and_letters_that_fold_to_ascii() {
+        for (path, want) in [
+            ("/", "/"),
+            ("/api/x", "/api/x"),
+            ("/API/ADMIN/users", "/api/admin/users"),
+            ("/reports/", "/reports"),
+            ("/Reports/", "/reports"),
+            ("/adm%C4%B1n", "/admin"),
+            ("/%C5%BFecret", "/secret"),
+            ("/%E2%84%AAeys", "/keys"),
+            ("/%C4%B0nbox", "/inbox"),
+            ("/stra%C3%9Fe", "/strasse"),
+            ("/caf%C3%A9", "/caf%c3%a9"),
+            ("/a%20b", "/a%20b"),
+        ] {
+            assert_eq!(fold(path), want, "{path}");
+        }
+        assert!(matches!(fold("/api/x"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn resolves_dots_and_empty_segments() {

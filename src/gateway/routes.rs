@@ -5,6 +5,17 @@
 //! `/api/docs` and everything below it). The longest pattern wins; among routes with that
 //! same pattern, the one listing the request's method. When the longest matching pattern
 //! does not allow the method the answer is 405, never a shorter, more permissive route.
+//!
+//! Upstreams disagree about spelling: Express and ASP.NET Core match routes ignoring case,
+//! Express and Flask ignore a trailing slash, Go's `net/http` and nginx do neither. So a
+//! path is matched twice, as written and in its folded form (`path::fold`: case, trailing
+//! slash, letters that fold to ASCII). When the two land on different routes, the request
+//! is held to both policies at once (`Policy::and`): `/API/ADMIN/users` cannot escape
+//! `/api/admin/*` through a public `/*`, and `/PUBLIC/x` cannot escape a protected `/*`
+//! through a public `/public/*` behind an upstream that reads case. Routes whose paths
+//! differ only in spelling are refused at start-up.
+
+use std::borrow::Cow;
 
 use http::Method;
 use serde::Deserialize;
@@ -65,6 +76,9 @@ pub struct RouteSpec {
     pub clients: Option<Vec<String>>,
     /// Whether users' credentials pass (default true; false: services only).
     pub users: Option<bool>,
+    /// Also remove other auth proxies' identity headers (`X-Forwarded-User`,
+    /// `X-Auth-Request-*`, `Remote-User`…) before the upstream sees them (default false).
+    pub strip_proxy_identity: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +123,8 @@ pub struct Route {
     /// `path` as written, to name the route in logs and errors.
     pub name: String,
     pub pattern: Pattern,
+    /// The pattern in the folded form it is also matched in.
+    folded: Pattern,
     /// `None`: every method.
     pub methods: Option<Vec<Method>>,
     /// `None`: a forward-auth-only route, not proxied.
@@ -120,6 +136,8 @@ pub struct Route {
     /// The `aud` of assertions about this route's requests (its upstream by default);
     /// `None`: no assertion is issued.
     pub audience: Option<String>,
+    /// Remove other auth proxies' identity headers too (`headers::PROXY_IDENTITY`).
+    pub strip_proxy_identity: bool,
 }
 
 impl Route {
@@ -147,16 +165,81 @@ impl Route {
 /// The result of matching a request.
 #[derive(Debug)]
 pub enum Match<'a> {
-    Found(&'a Route),
+    Found(Matched<'a>),
     /// The most specific pattern matched but none of its routes allows the method.
     MethodNotAllowed(Vec<Method>),
     NotFound,
+}
+
+/// The route a request goes to, and the policy it is held to.
+#[derive(Debug)]
+pub struct Matched<'a> {
+    /// Where the request goes (upstream, prefix, CORS, audience).
+    pub route: &'a Route,
+    /// The route's policy or, when the folded spelling of the path matched another
+    /// route, both policies together.
+    pub policy: Cow<'a, Policy>,
+    /// The double-submit CSRF check, if either route asks for it.
+    pub csrf: bool,
+}
+
+impl<'a> Matched<'a> {
+    fn one(route: &'a Route) -> Matched<'a> {
+        Matched {
+            route,
+            policy: Cow::Borrowed(&route.policy),
+            csrf: route.csrf,
+        }
+    }
+
+    fn both(route: &'a Route, also: &'a Route) -> Matched<'a> {
+        if std::ptr::eq(route, also) || route.policy == also.policy {
+            return Matched {
+                csrf: route.csrf || also.csrf,
+                ..Matched::one(route)
+            };
+        }
+        Matched {
+            route,
+            policy: Cow::Owned(route.policy.and(&also.policy)),
+            csrf: route.csrf || also.csrf,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     /// Most specific first.
     routes: Vec<Route>,
+    /// Indices into `routes`, most specific folded pattern first.
+    by_folded: Vec<usize>,
+    /// Every pattern is already in folded form: a path in folded form needs one scan.
+    all_folded: bool,
+}
+
+/// One scan of the table in a given order: the most specific matching pattern, then the
+/// first of its routes that allows the method.
+fn scan<'a>(
+    ordered: impl Iterator<Item = &'a Route>,
+    pattern_of: impl Fn(&Route) -> &Pattern,
+    method: &Method,
+    path: &str,
+) -> Result<Option<&'a Route>, Vec<Method>> {
+    let mut ordered = ordered
+        .skip_while(|r| !pattern_of(r).matches(path))
+        .peekable();
+    let Some(first) = ordered.peek() else {
+        return Ok(None);
+    };
+    let pattern = pattern_of(first).clone();
+    let mut allowed = Vec::new();
+    for route in ordered.take_while(|r| pattern_of(r) == &pattern) {
+        if route.allows(method) {
+            return Ok(Some(route));
+        }
+        allowed.extend(route.methods.iter().flatten().cloned());
+    }
+    Err(allowed)
 }
 
 impl RouteTable {
@@ -178,16 +261,32 @@ impl RouteTable {
                     other.name
                 ));
             }
+            if let Some(other) = routes
+                .iter()
+                .find(|r| r.folded == route.folded && r.pattern != route.pattern)
+            {
+                return Err(format!(
+                    "route '{name}': differs from route '{}' only in case or a trailing slash, which many upstreams ignore: use one spelling",
+                    other.name
+                ));
+            }
             routes.push(route);
         }
-        // Most specific first; equal patterns next to each other (`find` relies on it).
-        routes.sort_by(|a, b| {
-            b.pattern
-                .specificity()
-                .cmp(&a.pattern.specificity())
-                .then_with(|| pattern_text(&a.pattern).cmp(pattern_text(&b.pattern)))
-        });
-        Ok(RouteTable { routes })
+        // Most specific first; equal patterns next to each other (`scan` relies on it).
+        let order = |a: &Pattern, b: &Pattern| {
+            b.specificity()
+                .cmp(&a.specificity())
+                .then_with(|| pattern_text(a).cmp(pattern_text(b)))
+        };
+        routes.sort_by(|a, b| order(&a.pattern, &b.pattern));
+        let mut by_folded: Vec<usize> = (0..routes.len()).collect();
+        by_folded.sort_by(|&a, &b| order(&routes[a].folded, &routes[b].folded));
+        let all_folded = routes.iter().all(|r| r.pattern == r.folded);
+        Ok(RouteTable {
+            routes,
+            by_folded,
+            all_folded,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -203,23 +302,32 @@ impl RouteTable {
         self.routes.iter().filter_map(|r| r.audience.as_deref())
     }
 
-    /// Matches a normalised path.
+    /// Matches a normalised path, as written and folded (see the module's notes).
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
-        let Some(first) = self.routes.iter().position(|r| r.pattern.matches(path)) else {
-            return Match::NotFound;
-        };
-        let pattern = &self.routes[first].pattern;
-        let candidates = self.routes[first..]
-            .iter()
-            .take_while(|r| &r.pattern == pattern);
-        let mut allowed = Vec::new();
-        for route in candidates {
-            if route.allows(method) {
-                return Match::Found(route);
-            }
-            allowed.extend(route.methods.iter().flatten().cloned());
+        let as_written = scan(self.routes.iter(), |r| &r.pattern, method, path);
+        let folded_path = path::fold(path);
+        if self.all_folded && matches!(folded_path, Cow::Borrowed(_)) {
+            return match as_written {
+                Ok(Some(route)) => Match::Found(Matched::one(route)),
+                Ok(None) => Match::NotFound,
+                Err(allowed) => Match::MethodNotAllowed(allowed),
+            };
         }
-        Match::MethodNotAllowed(allowed)
+        let folded = scan(
+            self.by_folded.iter().map(|&i| &self.routes[i]),
+            |r| &r.folded,
+            method,
+            &folded_path,
+        );
+        // Any refusal wins; a route found either way is held to both policies.
+        match (as_written, folded) {
+            (Err(allowed), _) | (_, Err(allowed)) => Match::MethodNotAllowed(allowed),
+            (Ok(Some(route)), Ok(Some(also))) => Match::Found(Matched::both(route, also)),
+            (Ok(Some(route)), Ok(None)) | (Ok(None), Ok(Some(route))) => {
+                Match::Found(Matched::one(route))
+            }
+            (Ok(None), Ok(None)) => Match::NotFound,
+        }
     }
 }
 
@@ -307,9 +415,14 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     for origin in &cors_origins {
         super::cors::check_origin_syntax(origin)?;
     }
+    let folded = match &pattern {
+        Pattern::Exact(p) => Pattern::Exact(path::fold(p).into_owned()),
+        Pattern::Prefix(p) => Pattern::Prefix(path::fold(p).into_owned()),
+    };
     Ok(Route {
         name: spec.path,
         pattern,
+        folded,
         methods,
         upstream,
         policy: Policy {
@@ -322,6 +435,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
         cors_origins,
         csrf: spec.csrf.unwrap_or(true),
         audience,
+        strip_proxy_identity: spec.strip_proxy_identity.unwrap_or(false),
     })
 }
 
@@ -401,9 +515,96 @@ mod tests {
 
     fn found(table: &RouteTable, method: Method, path: &str) -> Option<String> {
         match table.find(&method, path) {
-            Match::Found(r) => Some(format!("{} {:?}", r.name, r.methods)),
+            Match::Found(m) => Some(format!("{} {:?}", m.route.name, m.route.methods)),
             _ => None,
         }
+    }
+
+    fn with_auth(path: &str, auth: &str, scopes: &[&str]) -> RouteSpec {
+        RouteSpec {
+            auth: Some(auth.into()),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..spec(path)
+        }
+    }
+
+    #[test]
+    fn other_spellings_are_held_to_every_route_they_could_mean() {
+        let table = RouteTable::build(vec![
+            with_auth("/*", "public", &[]),
+            with_auth("/api/admin/*", "required", &["admin"]),
+            with_auth("/reports", "required", &[]),
+            with_auth("/files/*", "required", &[]),
+            with_auth("/files/public/*", "public", &[]),
+        ])
+        .unwrap();
+        let held = |path: &str| match table.find(&Method::GET, path) {
+            Match::Found(m) => (m.route.name.clone(), m.policy.into_owned()),
+            other => panic!("{path}: {other:?}"),
+        };
+        // Case and a trailing slash: the protected route's policy applies.
+        for path in [
+            "/API/ADMIN/users",
+            "/Api/Admin",
+            "/api/admin/",
+            "/api/adm%C4%B1n/x",
+            "/api/ADM%C4%B0N/x",
+        ] {
+            let Ok(path) = &path::normalize(path) else {
+                panic!("{path}")
+            };
+            let (_, policy) = held(path);
+            assert_eq!(policy.auth, AuthMode::Required, "{path}");
+            assert_eq!(policy.scopes, vec!["admin".to_string()], "{path}");
+        }
+        for path in ["/reports/", "/REPORTS", "/Reports/"] {
+            assert_eq!(held(path).1.auth, AuthMode::Required, "{path}");
+        }
+        assert_eq!(held("/files/public/x").1.auth, AuthMode::Public);
+        assert_eq!(held("/elsewhere").1.auth, AuthMode::Public);
+        // A looser route spelled differently does not open a protected one (an upstream
+        // that reads case serves `/PUBLIC/x` as something else under `/*`).
+        let table = RouteTable::build(vec![
+            with_auth("/*", "required", &[]),
+            with_auth("/public/*", "public", &[]),
+        ])
+        .unwrap();
+        let Match::Found(m) = table.find(&Method::GET, "/PUBLIC/x") else {
+            panic!()
+        };
+        assert_eq!(m.route.name, "/*", "routed as written");
+        assert_eq!(m.policy.auth, AuthMode::Required);
+        let Match::Found(m) = table.find(&Method::GET, "/public/x") else {
+            panic!()
+        };
+        assert_eq!(m.policy.auth, AuthMode::Public);
+        // Method restrictions of either route hold too.
+        let table =
+            RouteTable::build(vec![spec("/*"), with_methods("/api/admin/*", &["GET"])]).unwrap();
+        assert!(matches!(
+            table.find(&Method::DELETE, "/API/ADMIN/x"),
+            Match::MethodNotAllowed(_)
+        ));
+        // No route as written, one folded: that one.
+        let table = RouteTable::build(vec![with_auth("/api/*", "required", &[])]).unwrap();
+        assert_eq!(held_in(&table, "/API/x"), Some("/api/*".to_string()));
+    }
+
+    fn held_in(table: &RouteTable, path: &str) -> Option<String> {
+        found(table, Method::GET, path).map(|s| s.split(' ').next().unwrap().to_string())
+    }
+
+    #[test]
+    fn routes_differing_only_in_spelling_are_refused() {
+        for (a, b) in [
+            ("/Files/*", "/files/*"),
+            ("/reports", "/reports/"),
+            ("/API", "/api"),
+        ] {
+            let err = RouteTable::build(vec![spec(a), spec(b)]).unwrap_err();
+            assert!(err.contains("only in case"), "{err}");
+        }
+        assert!(RouteTable::build(vec![spec("/reports"), spec("/reports/*")]).is_ok());
     }
 
     #[test]
@@ -485,16 +686,18 @@ mod tests {
         s.strip_prefix = Some("/api".into());
         s.upstream = Some("http://127.0.0.1:9000/v1/".into());
         let table = RouteTable::build(vec![s]).unwrap();
-        let Match::Found(r) = table.find(&Method::GET, "/api/docs/7") else {
+        let Match::Found(m) = table.find(&Method::GET, "/api/docs/7") else {
             panic!()
         };
+        let r = m.route;
         assert_eq!(r.upstream_path("/api/docs/7"), "/v1/docs/7");
         let mut s = spec("/api/*");
         s.strip_prefix = Some("/api".into());
         let table = RouteTable::build(vec![s]).unwrap();
-        let Match::Found(r) = table.find(&Method::GET, "/api") else {
+        let Match::Found(m) = table.find(&Method::GET, "/api") else {
             panic!()
         };
+        let r = m.route;
         assert_eq!(r.upstream_path("/api"), "/");
         assert_eq!(r.upstream_path("/api/x?"), "/x?");
     }

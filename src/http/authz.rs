@@ -122,7 +122,7 @@ async fn check(
             let path = path::normalize(raw_path.split('?').next().unwrap_or(""))
                 .map_err(|_| Problem::bad_request("invalid_path", "invalid path"))?;
             Some(match app.gateway.routes.find(&method, &path) {
-                Match::Found(route) => Some(route.policy.clone()),
+                Match::Found(m) => Some(m.policy.into_owned()),
                 _ => None,
             })
         }

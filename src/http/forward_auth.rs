@@ -19,6 +19,8 @@
 //! where the proxy passes redirects on (Traefik, Caddy, Envoy), never for nginx, whose
 //! `auth_request` accepts only 2xx, 401 and 403.
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -138,8 +140,8 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
     };
     let default_policy = Policy::default_forward_auth();
     let (policy, csrf, audience) = match app.gateway.routes.find(&original.method, &normalized) {
-        Match::Found(route) => (&route.policy, route.csrf, route.audience.as_deref()),
-        Match::NotFound => (&default_policy, true, None),
+        Match::Found(m) => (m.policy, m.csrf, m.route.audience.as_deref()),
+        Match::NotFound => (Cow::Borrowed(&default_policy), true, None),
         Match::MethodNotAllowed(_) => {
             return Problem::new(
                 StatusCode::FORBIDDEN,
@@ -161,7 +163,7 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
     };
     let (resolved, identified) = match evaluate(
         &app,
-        policy,
+        &policy,
         csrf,
         &original.method,
         req.headers(),

@@ -54,11 +54,12 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
     if let Some(method) = cors::preflight_method(req.method(), req.headers()) {
         return preflight(&app, &normalized, &method, &req);
     }
-    let route = match app.gateway.routes.find(req.method(), &normalized) {
-        Match::Found(route) => route,
+    let matched = match app.gateway.routes.find(req.method(), &normalized) {
+        Match::Found(matched) => matched,
         Match::NotFound => return Problem::not_found().into_response(),
         Match::MethodNotAllowed(allowed) => return method_not_allowed(&allowed),
     };
+    let route = matched.route;
     if route.upstream.is_none() {
         return Problem::not_found()
             .with_detail("this route is for forward auth only (it has no upstream)")
@@ -71,8 +72,8 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
     });
     let (resolved, identified) = match evaluate(
         &app,
-        &route.policy,
-        route.csrf,
+        &matched.policy,
+        matched.csrf,
         req.method(),
         req.headers(),
         SignIn::Redirect(return_to),
@@ -164,7 +165,7 @@ fn rewrite_for_upstream(
         return Err(Problem::not_found());
     };
     let h = &mut parts.headers;
-    strip_forged(h);
+    strip_forged(h, route.strip_proxy_identity);
     strip_steering(h);
     remove_hop_by_hop(h, upgrading);
     strip_cookies(h, &app.cookies.all());
@@ -267,7 +268,7 @@ pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
 /// Answers a CORS preflight for the route the real request would take.
 fn preflight(app: &AppState, path: &str, method: &http::Method, req: &Request) -> Response {
     let route = match app.gateway.routes.find(method, path) {
-        Match::Found(route) => route,
+        Match::Found(matched) => matched.route,
         Match::NotFound => return Problem::not_found().into_response(),
         Match::MethodNotAllowed(allowed) => return method_not_allowed(&allowed),
     };

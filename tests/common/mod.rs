@@ -397,9 +397,13 @@ impl TestServer {
         }
     }
 
-    /// The binary with this server's environment (for CLI subcommands).
+    /// The binary with this server's environment (for CLI subcommands). The binary is the
+    /// one cargo built, or `TOLLGATE_TEST_BIN` (to show that a new test fails against the
+    /// binary from before a fix).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        let bin = std::env::var("TOLLGATE_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tollgate").to_string());
+        let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         cmd.current_dir(&self.sandbox.dir);
