@@ -2,13 +2,11 @@
 //! revocation set, wire the services, and (for `serve`) run the HTTP server with its
 //! background tasks.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::ai::Ai;
@@ -18,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::gateway::proxy::Proxy;
 use crate::gateway::redirect::LoginRedirect;
 use crate::http::cookies::CookieNames;
+use crate::http::server::ServerLimits;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
 use crate::identity::policy::PasswordPolicy;
@@ -220,34 +219,54 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_api_key_usage_flush(app.clone());
     spawn_audit_checkpoints(app.clone());
     spawn_oauth_pruning(app.clone());
+    spawn_metrics_upkeep(app.clone());
     if app.mailer.is_outbox() {
         tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
     }
-    // No Nagle: a proxied response's head and its first body frame are separate writes
-    // (the body streams), and the client's delayed ACK would hold the second for 40 ms.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?
-        .tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
+        .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
     let router = crate::http::router(app.clone());
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server error")?;
+    let http = &app.config.http;
+    let limits = ServerLimits {
+        header_timeout: http.header_timeout,
+        idle_timeout: http.idle_timeout,
+        max_connections: http.max_connections,
+        max_connections_per_ip: http.max_connections_per_ip,
+        trusted_proxies: app.config.limits.trusted_proxies.clone(),
+    };
+    if let Some(metrics_listen) = app.config.metrics.listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_listen} (metrics.listen)"))?;
+        tokio::spawn(crate::http::server::serve(
+            metrics_listener,
+            crate::http::ops::metrics_router(app.clone()),
+            limits.clone(),
+            shutdown_signal(),
+        ));
+    }
+    crate::http::server::serve(listener, router, limits, shutdown_signal()).await;
     if let Err(e) = app.api_keys.flush_last_used().await {
         tracing::warn!(error = %e, "could not record API key use");
     }
     checkpoint_audit(&app).await;
     app.store.close().await;
     Ok(())
+}
+
+/// Drains the metrics recorder's histogram samples into their summaries, which otherwise
+/// only happens on a scrape: without it memory grows with every request until someone
+/// reads `/metrics`.
+fn spawn_metrics_upkeep(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::telemetry::UPKEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            app.metrics.run_upkeep();
+        }
+    });
 }
 
 /// Signs the audit chain's head now and then (and at shutdown), when it moved.

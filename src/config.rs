@@ -59,6 +59,25 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub identity_providers: Vec<ProviderConfig>,
     pub ai: crate::ai::config::AiConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics` (`[metrics]`).
+#[derive(Clone, Default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` only on this address (and not on the main listener).
+    pub listen: Option<SocketAddr>,
+    /// A bearer token scrapers must send.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Upstream timeouts and the sign-in redirect (`[gateway]`).
@@ -121,6 +140,16 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Origins besides the public URL's that may call login/register from a browser.
     pub trusted_origins: Vec<String>,
+    /// How long a request's header section may take to arrive (also bounds an idle
+    /// HTTP/1.1 connection; see `http::server`).
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections, at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64), at most; trusted proxies are
+    /// exempt.
+    pub max_connections_per_ip: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -148,6 +177,7 @@ impl std::fmt::Debug for Config {
             .field("oidc", &self.oidc)
             .field("identity_providers", &self.identity_providers)
             .field("ai", &self.ai)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -312,11 +342,26 @@ impl Config {
             ));
         }
 
+        let h = file.http;
         let http = HttpConfig {
-            max_body_bytes: file.http.max_body_bytes.unwrap_or(64 * 1024),
-            max_header_bytes: file.http.max_header_bytes.unwrap_or(32 * 1024),
-            trusted_origins: file.http.trusted_origins.unwrap_or_default(),
+            max_body_bytes: h.max_body_bytes.unwrap_or(64 * 1024),
+            max_header_bytes: h.max_header_bytes.unwrap_or(32 * 1024),
+            trusted_origins: h.trusted_origins.unwrap_or_default(),
+            header_timeout: section_duration(
+                "http.header_timeout",
+                h.header_timeout,
+                "10s",
+                false,
+            )?,
+            idle_timeout: section_duration("http.idle_timeout", h.idle_timeout, "60s", false)?,
+            max_connections: h.max_connections.unwrap_or(4096),
+            max_connections_per_ip: h.max_connections_per_ip.unwrap_or(256),
         };
+        if http.max_connections == 0 || http.max_connections_per_ip == 0 {
+            return Err(ConfigError(
+                "invalid http section: max_connections and max_connections_per_ip must be at least 1".into(),
+            ));
+        }
         if http.max_header_bytes < 4096 {
             return Err(invalid(
                 "http.max_header_bytes",
@@ -426,6 +471,31 @@ impl Config {
 
         let ai = crate::ai::config::resolve(file.ai, &env).map_err(ConfigError)?;
 
+        let m = file.metrics;
+        let metrics = MetricsConfig {
+            listen: m
+                .listen
+                .map(|l| {
+                    l.parse::<SocketAddr>().map_err(|_| {
+                        invalid("metrics.listen", "an address like 127.0.0.1:9100", &l)
+                    })
+                })
+                .transpose()?,
+            token: secret_from(
+                "metrics",
+                "token",
+                m.token_env.as_deref(),
+                m.token_file.as_deref(),
+                &env,
+            )
+            .map_err(ConfigError)?,
+        };
+        if metrics.listen == Some(listen) {
+            return Err(ConfigError(
+                "metrics.listen must differ from listen (it is a second listener)".into(),
+            ));
+        }
+
         Ok(Config {
             listen,
             public_url,
@@ -449,6 +519,7 @@ impl Config {
             oidc,
             identity_providers,
             ai,
+            metrics,
         })
     }
 }
@@ -529,6 +600,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "oidc",
     "identity_provider",
     "ai",
+    "metrics",
 ];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
@@ -571,6 +643,16 @@ pub struct FileConfig {
     identity_provider: Vec<ProviderSpec>,
     #[serde(default)]
     ai: crate::ai::config::AiSpec,
+    #[serde(default)]
+    metrics: MetricsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    listen: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
 }
 
 impl FileConfig {
@@ -674,6 +756,10 @@ struct HttpSection {
     max_body_bytes: Option<usize>,
     max_header_bytes: Option<usize>,
     trusted_origins: Option<Vec<String>>,
+    header_timeout: Option<DurationValue>,
+    idle_timeout: Option<DurationValue>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

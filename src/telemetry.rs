@@ -22,6 +22,42 @@ pub fn init_logging(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How often the recorder's upkeep runs: histogram samples (24 bytes each, one or two a
+/// request) accumulate until it does, or until someone scrapes. Once a second keeps the
+/// backlog to a second's worth of traffic.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A request method as a metric label: the standard ones, `other` for the rest (any
+/// token is a valid method, and each would otherwise mint a series).
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", |m| m.as_str())
+}
+
+/// A status code as a metric label: registered codes as themselves, `other` for the rest
+/// (an upstream may answer with any three digits).
+pub fn status_label(status: http::StatusCode) -> std::borrow::Cow<'static, str> {
+    if status.canonical_reason().is_some() {
+        status.as_u16().to_string().into()
+    } else {
+        "other".into()
+    }
+}
+
 /// The process-wide metrics recorder (installed on first use).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -33,4 +69,27 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_known_sets() {
+        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(
+            method_label(&http::Method::from_bytes(b"PURGE").unwrap()),
+            "other"
+        );
+        assert_eq!(
+            method_label(&http::Method::from_bytes(b"X1234").unwrap()),
+            "other"
+        );
+        assert_eq!(status_label(http::StatusCode::NOT_FOUND), "404");
+        assert_eq!(
+            status_label(http::StatusCode::from_u16(599).unwrap()),
+            "other"
+        );
+    }
 }

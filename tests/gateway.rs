@@ -618,6 +618,58 @@ async fn large_uploads_stream_in_constant_memory(backend: Backend) {
     );
 }
 
+/// Hardening item 5: `[gateway] timeout` is the wait for the upstream's answer once the
+/// request has been sent; an upload may take longer (here 2.4 s against 1 s) as long as
+/// bytes keep moving, and one that stalls for the idle timeout is cut with 408.
+async fn uploads_are_timed_by_silence_not_length(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: routes(&up.base).replace(
+                "timeout = \"1s\"",
+                "timeout = \"1s\"\nidle_timeout = \"2s\"",
+            ),
+            env: vec![],
+        },
+    )
+    .await;
+    let upload = |pauses: Vec<Duration>| async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        let total = chunk.len() * (pauses.len() + 1);
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .unwrap();
+        conn.write_all(
+            format!("POST /pub/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        conn.write_all(&chunk).await.unwrap();
+        for pause in pauses {
+            tokio::time::sleep(pause).await;
+            if conn.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let mut reply = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(20), conn.read_to_string(&mut reply)).await;
+        (total, reply)
+    };
+    let (total, reply) = upload(vec![Duration::from_millis(600); 4]).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains(&format!(r#"{{"bytes":{total}}}"#)),
+        "{reply}"
+    );
+    let (_, reply) = upload(vec![Duration::from_secs(5)]).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("request_timeout"), "{reply}");
+}
+
 async fn websocket_upgrades_pass_through(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = Upstream::start().await;
@@ -662,7 +714,11 @@ async fn websocket_upgrades_pass_through(backend: Backend) {
              Origin: {origin}\r\nCookie: {cookie}\r\n\r\n"
         )
     };
-    let (status, text) = raw(s.port, &handshake("https://evil.example.com")).await;
+    let (status, text) = raw(
+        s.port,
+        &handshake("https://evil.example.com").replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("csrf_failed"));
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
@@ -682,6 +738,24 @@ async fn websocket_upgrades_pass_through(backend: Backend) {
         !text.contains("http2-settings") && !text.contains(r#""upgrade""#),
         "{text}"
     );
+    // Hardening item 3: a 101 is tunnelled only when it completes the WebSocket handshake
+    // the client asked for; anything else is a 502, never a raw connection.
+    let (status, text) = raw(
+        s.port,
+        "GET /pub/ws-bad-accept HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains("upstream_invalid_upgrade"), "{text}");
+    for request in [
+        "GET /pub/switch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /pub/switch HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, text) = raw(s.port, request).await;
+        assert_eq!(status, 502, "{text}");
+    }
     // Unauthenticated upgrades are refused like any request.
     let (status, _) = raw(
         s.port,
@@ -707,5 +781,6 @@ on_sqlite!(
     streaming => streams_pass_without_buffering,
     idle_timeout => a_silent_upstream_stream_is_cut_after_the_idle_timeout,
     large_upload => large_uploads_stream_in_constant_memory,
+    slow_upload => uploads_are_timed_by_silence_not_length,
     websocket => websocket_upgrades_pass_through,
 );

@@ -27,6 +27,9 @@ pub struct Provider {
 pub struct Ai {
     pub config: AiConfig,
     providers: BTreeMap<String, Arc<Provider>>,
+    /// Model names the configuration names (prices, allow-lists): the only ones a metric
+    /// label may carry, so callers cannot mint series.
+    known_models: std::collections::BTreeSet<String>,
     pub meter: Meter,
     ledger: ledger::Ledger,
     store: Store,
@@ -56,9 +59,23 @@ impl Ai {
             );
         }
         let meter = Meter::new(redis_url, config.on_redis_failure)?;
+        let known_models = config
+            .prices
+            .keys()
+            .cloned()
+            .chain(
+                config
+                    .quotas
+                    .values()
+                    .flat_map(|q| q.models.iter().flatten())
+                    .filter(|m| !m.ends_with('*'))
+                    .cloned(),
+            )
+            .collect();
         Ok(Ai {
             config,
             providers,
+            known_models,
             meter,
             ledger: ledger::Ledger::new(store.clone()),
             store,
@@ -106,6 +123,16 @@ impl Ai {
                 .try_fold(0, |acc, v| v.map(|v| acc.max(v))),
             models,
         })
+    }
+
+    /// A model's name as a metric label: itself when the configuration names it, `other`
+    /// for anything a caller made up.
+    pub fn model_label(&self, model: &str) -> String {
+        if self.known_models.contains(model) {
+            model.to_string()
+        } else {
+            "other".to_string()
+        }
     }
 
     pub fn price(&self, model: &str) -> Option<Price> {
@@ -166,37 +193,28 @@ impl Ai {
         if let Some(r) = reservation {
             self.meter.settle(r, used).await;
         }
-        let labels = [
-            ("provider", row.provider.clone()),
-            ("model", row.model.clone()),
-        ];
+        let model = self.model_label(&row.model);
+        let labels = [("provider", row.provider.clone()), ("model", model.clone())];
         metrics::counter!(
             "tollgate_ai_requests_total",
             &[
                 ("provider", row.provider.clone()),
-                ("model", row.model.clone()),
+                ("model", model.clone()),
                 ("outcome", row.outcome.to_string()),
             ]
         )
         .increment(1);
-        metrics::counter!(
-            "tollgate_ai_tokens_total",
-            &[
-                ("provider", row.provider.clone()),
-                ("model", row.model.clone()),
-                ("direction", "input".to_string()),
-            ]
-        )
-        .increment(row.input_tokens.max(0) as u64);
-        metrics::counter!(
-            "tollgate_ai_tokens_total",
-            &[
-                ("provider", row.provider.clone()),
-                ("model", row.model.clone()),
-                ("direction", "output".to_string()),
-            ]
-        )
-        .increment(row.output_tokens.max(0) as u64);
+        for (direction, tokens) in [("input", row.input_tokens), ("output", row.output_tokens)] {
+            metrics::counter!(
+                "tollgate_ai_tokens_total",
+                &[
+                    ("provider", row.provider.clone()),
+                    ("model", model.clone()),
+                    ("direction", direction.to_string()),
+                ]
+            )
+            .increment(tokens.max(0) as u64);
+        }
         metrics::gauge!("tollgate_ai_cost_usd_total", &labels)
             .increment(row.cost_pico as f64 / config::PICO_PER_USD);
         let (principal, model) = (row.principal.clone(), row.model.clone());

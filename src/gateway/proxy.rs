@@ -2,8 +2,9 @@
 //!
 //! Nothing is buffered: the request body is handed to hyper as it arrives and the
 //! response body is passed back frame by frame, so a large upload or a server-sent-event
-//! stream passes in constant memory. Three timeouts bound an upstream: connecting,
-//! waiting for the response head, and silence while a body streams. Connection-scoped
+//! stream passes in constant memory. Three timeouts bound an exchange: connecting, waiting
+//! for the response head once the request body has been sent (an upload takes as long as
+//! it takes), and silence while a body streams, in either direction. Connection-scoped
 //! (hop-by-hop) headers never cross the proxy, except the `Upgrade` handshake, which
 //! turns the connection into a tunnel for WebSockets.
 
@@ -27,9 +28,9 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub connect_timeout: Duration,
-    /// From sending the request to receiving the response head.
+    /// From the end of the request body to receiving the response head.
     pub response_timeout: Duration,
-    /// Longest silence while a response body streams.
+    /// Longest silence while a request or response body streams.
     pub idle_timeout: Duration,
 }
 
@@ -43,7 +44,8 @@ impl Default for ProxyConfig {
     }
 }
 
-/// Why an upstream exchange failed; the gateway answers 502 or 504.
+/// Why an upstream exchange failed; the gateway answers 502, 504, or 408 for a client
+/// that stopped sending its body.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("the upstream cannot be reached: {0}")]
@@ -52,7 +54,14 @@ pub enum ProxyError {
     Timeout,
     #[error("the upstream broke the exchange: {0}")]
     Broken(String),
+    #[error("the client stopped sending its request body")]
+    ClientStalled,
 }
+
+/// A body that stayed silent for longer than the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} body idle timeout")]
+pub struct BodyIdle(&'static str);
 
 pub struct Proxy {
     client: Client<Connector, axum::body::Body>,
@@ -81,17 +90,32 @@ impl Proxy {
     }
 
     /// Sends a prepared request (absolute URI, cleaned headers) and returns the response
-    /// head with a body that fails after `idle_timeout` of silence.
+    /// head with a body that fails after `idle_timeout` of silence. The request body fails
+    /// the same way; the response timeout starts once it has been sent.
     pub async fn send(
         &self,
         req: Request<axum::body::Body>,
     ) -> Result<Response<IdleTimeout<Incoming>>, ProxyError> {
-        let res = tokio::time::timeout(self.cfg.response_timeout, self.client.request(req))
-            .await
-            .map_err(|_| ProxyError::Timeout)?
-            .map_err(classify)?;
         let idle = self.cfg.idle_timeout;
-        Ok(res.map(|body| IdleTimeout::new(body, idle)))
+        let (sent_tx, sent) = tokio::sync::oneshot::channel::<()>();
+        let req = req.map(|body| {
+            axum::body::Body::new(Sending::new(
+                IdleTimeout::new(body, idle, "request"),
+                sent_tx,
+            ))
+        });
+        let exchange = self.client.request(req);
+        tokio::pin!(exchange);
+        let res = tokio::select! {
+            res = &mut exchange => res,
+            // Sent, or dropped by hyper: either way the upload is over.
+            _ = sent => tokio::time::timeout(self.cfg.response_timeout, exchange)
+                .await
+                .map_err(|_| ProxyError::Timeout)?,
+        };
+        Ok(res
+            .map_err(classify)?
+            .map(|body| IdleTimeout::new(body, idle, "response")))
     }
 }
 
@@ -118,6 +142,9 @@ impl Proxy {
 fn classify(e: hyper_util::client::legacy::Error) -> ProxyError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
+        if s.downcast_ref::<BodyIdle>().is_some() {
+            return ProxyError::ClientStalled;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {
@@ -177,6 +204,29 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .filter(|t| !t.is_empty())
 }
 
+/// What RFC 6455 §4.2.2 has the server answer to a handshake's `Sec-WebSocket-Key`.
+pub fn websocket_accept(key: &[u8]) -> String {
+    use base64::Engine;
+    let mut input = key.to_vec();
+    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Whether a `101 Switching Protocols` completes the WebSocket handshake the client asked
+/// for (`Upgrade: websocket`, `Connection: upgrade`, and the `Sec-WebSocket-Accept` its key
+/// calls for). Only then is the connection turned into a tunnel: any other 101 would hand
+/// the client a raw connection to the upstream that no policy sees.
+pub fn is_websocket_acceptance(client_key: Option<&HeaderValue>, response: &HeaderMap) -> bool {
+    let Some(key) = client_key else {
+        return false;
+    };
+    wants_upgrade(response)
+        && response
+            .get("sec-websocket-accept")
+            .is_some_and(|accept| accept.as_bytes() == websocket_accept(key.as_bytes()).as_bytes())
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. With
 /// `upgrade`, the handshake (`Connection: upgrade` and `Upgrade`) is kept.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
@@ -217,21 +267,73 @@ pub fn spawn_tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade:
     });
 }
 
-/// A response body that errors out when no frame arrives for `idle` (a hung upstream
-/// must not hold a client connection forever).
+/// A body that errors out when no frame arrives for `idle`: a hung upstream must not hold
+/// a client connection for ever, nor a stalled client an upstream one.
 pub struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// Which body this is ("request", "response"), for the error.
+    side: &'static str,
 }
 
 impl<B> IdleTimeout<B> {
-    fn new(inner: B, idle: Duration) -> Self {
+    fn new(inner: B, idle: Duration, side: &'static str) -> Self {
         IdleTimeout {
             inner,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            side,
         }
+    }
+}
+
+/// A request body that says when it has been sent: at its end, or when hyper drops it.
+struct Sending<B> {
+    inner: B,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<B: HttpBody> Sending<B> {
+    fn new(inner: B, sent: tokio::sync::oneshot::Sender<()>) -> Self {
+        let mut body = Sending {
+            inner,
+            sent: Some(sent),
+        };
+        // hyper may never poll a body it knows to be empty.
+        if body.inner.is_end_stream() {
+            body.sent.take();
+        }
+        body
+    }
+}
+
+impl<B> HttpBody for Sending<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        // A body of known length may never be polled for its end.
+        if frame.is_none() || this.inner.is_end_stream() {
+            this.sent.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -256,7 +358,7 @@ where
             }
             Poll::Pending => {
                 ready!(this.deadline.as_mut().poll(cx));
-                Poll::Ready(Some(Err("upstream body idle timeout".into())))
+                Poll::Ready(Some(Err(Box::new(BodyIdle(this.side)))))
             }
         }
     }
@@ -289,6 +391,36 @@ mod tests {
         remove_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn only_a_real_websocket_acceptance_opens_a_tunnel() {
+        // RFC 6455 §1.3's example.
+        assert_eq!(
+            websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        let mut ok = HeaderMap::new();
+        ok.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        ok.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        ok.insert(
+            "sec-websocket-accept",
+            HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        );
+        assert!(is_websocket_acceptance(Some(&key), &ok));
+        assert!(!is_websocket_acceptance(None, &ok));
+        let other = HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA==");
+        assert!(!is_websocket_acceptance(Some(&other), &ok));
+        for (name, value) in [
+            (header::UPGRADE, "h2c"),
+            (header::CONNECTION, "keep-alive"),
+            (HeaderName::from_static("sec-websocket-accept"), "x"),
+        ] {
+            let mut bad = ok.clone();
+            bad.insert(name, HeaderValue::from_static(value));
+            assert!(!is_websocket_acceptance(Some(&key), &bad), "{bad:?}");
+        }
     }
 
     #[test]

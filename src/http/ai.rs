@@ -493,7 +493,8 @@ impl Call {
                         }
                         // The provider may be generating (and billing) still: charge the
                         // worst case that was reserved.
-                        ProxyError::Timeout | ProxyError::Broken(_) => {
+                        // (A buffered body cannot stall; counted as broken to be safe.)
+                        ProxyError::Timeout | ProxyError::Broken(_) | ProxyError::ClientStalled => {
                             let status = if matches!(e, ProxyError::Timeout) {
                                 504
                             } else {

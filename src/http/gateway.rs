@@ -23,7 +23,9 @@ use crate::gateway::headers::{
     add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
 };
 use crate::gateway::path;
-use crate::gateway::proxy::{ProxyError, remove_hop_by_hop, spawn_tunnel, wants_upgrade};
+use crate::gateway::proxy::{
+    ProxyError, is_websocket_acceptance, remove_hop_by_hop, spawn_tunnel, wants_upgrade,
+};
 use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
 use crate::limits::Per;
@@ -98,6 +100,7 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
     let client_upgrade = wants_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
+    let websocket_key = parts.headers.get("sec-websocket-key").cloned();
     if let Err(refusal) = rewrite_for_upstream(
         &app,
         route,
@@ -115,8 +118,21 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
         Err(e) => return upstream_failure(&route.name, e),
     };
     let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching && let Some(client) = client_upgrade {
-        spawn_tunnel(client, hyper::upgrade::on(&mut res));
+    if switching {
+        match client_upgrade {
+            Some(client) if is_websocket_acceptance(websocket_key.as_ref(), res.headers()) => {
+                spawn_tunnel(client, hyper::upgrade::on(&mut res));
+            }
+            _ => {
+                tracing::warn!(route = %route.name, "the upstream switched protocols without completing a WebSocket handshake");
+                return Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_invalid_upgrade",
+                    "The upstream switched protocols without a valid WebSocket handshake",
+                )
+                .into_response();
+            }
+        }
     }
     let (mut parts, body) = res.into_parts();
     remove_hop_by_hop(&mut parts.headers, switching);
@@ -260,6 +276,11 @@ pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "The upstream is unavailable",
+        ),
+        ProxyError::ClientStalled => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body stopped arriving",
         ),
     };
     Problem::new(status, code, title).into_response()

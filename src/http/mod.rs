@@ -27,6 +27,7 @@ pub mod ops;
 pub mod pages;
 pub mod problem;
 pub mod recovery;
+pub mod server;
 pub mod signin;
 pub mod wellknown;
 
@@ -210,10 +211,11 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Labels from bounded sets only: an unauthenticated caller must not mint series.
+    let method = crate::telemetry::method_label(req.method());
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("tollgate_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let status = crate::telemetry::status_label(res.status());
+    metrics::counter!("tollgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tollgate_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());

@@ -1,10 +1,14 @@
 //! Operational endpoints: liveness, readiness (database reachable) and Prometheus metrics.
+//!
+//! `/metrics` can be kept from the public: `[metrics] listen` serves it only on a second
+//! address (the main listener then answers 404), and `[metrics] token_env`/`token_file`
+//! require `Authorization: Bearer <token>` of scrapers.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use super::problem::Problem;
@@ -14,7 +18,21 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(public_metrics))
+}
+
+/// The router of the separate metrics listener (`[metrics] listen`).
+pub fn metrics_router(app: AppState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn public_metrics(state: State<AppState>, headers: HeaderMap) -> Response {
+    if state.config.metrics.listen.is_some() {
+        return Problem::not_found().into_response();
+    }
+    metrics(state, headers).await
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -38,7 +56,18 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &app.config.metrics.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::secret::constant_time_eq(presented.trim(), token) {
+            return Problem::unauthorized("unauthenticated", "A metrics token is required")
+                .into_response();
+        }
+    }
     metrics::gauge!("tollgate_revoked_sessions").set(app.revoked.len() as f64);
     let mut res = app.metrics.render().into_response();
     res.headers_mut().insert(

@@ -6,7 +6,9 @@
 //! - `/slow`: answers after 3 s;
 //! - `/upload`: counts the request body's bytes as they stream in;
 //! - `/set-cookie`: tries to set Tollgate's refresh cookie and one of its own;
-//! - `/ws`: accepts an `Upgrade` and echoes bytes on the upgraded connection.
+//! - `/ws`: accepts an `Upgrade` and echoes bytes on the upgraded connection;
+//! - `/ws-bad-accept`: answers a handshake with 101 but the wrong `Sec-WebSocket-Accept`;
+//! - `/switch`: answers any request with `101 Switching Protocols` to `Upgrade: raw`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -123,6 +125,22 @@ async fn handle(req: Request) -> Response {
     if path.ends_with("/ws") {
         return upgrade(req);
     }
+    if path.ends_with("/ws-bad-accept") {
+        let mut res = upgrade(req);
+        res.headers_mut().insert(
+            "sec-websocket-accept",
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        );
+        return res;
+    }
+    if path.ends_with("/switch") {
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "raw")
+            .body(Body::empty())
+            .unwrap();
+    }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
         headers
@@ -155,6 +173,7 @@ async fn handle(req: Request) -> Response {
 }
 
 fn upgrade(mut req: Request) -> Response {
+    let key = req.headers().get("sec-websocket-key").cloned();
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -178,10 +197,22 @@ fn upgrade(mut req: Request) -> Response {
             }
         }
     });
+    // RFC 6455 §4.2.2, written out here rather than taken from the code under test.
+    let accept = key
+        .map(|k| {
+            use base64::Engine;
+            let mut input = k.as_bytes().to_vec();
+            input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
+            base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+        })
+        .unwrap_or_default();
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", accept)
         .body(Body::empty())
         .unwrap()
 }
