@@ -243,7 +243,94 @@ async fn the_audit_log_filters_and_pages(backend: Backend) {
         .assert_problem(400, "invalid_request");
 }
 
+/// Hardening item 6: a demoted admin keeps nothing. Revoking the role ends the user's
+/// sessions at once (through the API, and through the CLI from another process), and the
+/// admin API reads live roles, so a credential minted while the user was admin (here an
+/// API key, which is cached for a few seconds) cannot use or re-grant admin power.
+async fn a_demoted_admin_keeps_no_power(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, boss) = s.user_with_roles("boss", &["admin"]).await;
+    for via_cli in [false, true] {
+        let (mallory, token) = s.user_with_roles("demoted", &["admin"]).await;
+        let me = s.get_bearer("/auth/me", &token).await;
+        let id = me.str("id");
+        let key = s.cli(&["apikey", "add", &mallory, "--scope", "admin"], None);
+        assert!(
+            key.status.success(),
+            "{}",
+            String::from_utf8_lossy(&key.stderr)
+        );
+        let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+        // Both work while the role is held (and the key is now in the cache).
+        assert_eq!(
+            admin_call(&s, &token, Method::GET, "/admin/users", None)
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            admin_call(&s, &key, Method::GET, "/admin/users", None)
+                .await
+                .status,
+            200
+        );
+        if via_cli {
+            let out = s.cli(&["role", "revoke", &mallory, "admin"], None);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            let r = admin_call(
+                &s,
+                &boss,
+                Method::POST,
+                &format!("/admin/users/{id}/roles"),
+                Some(json!({"revoke": ["admin"]})),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{:?}", r.json);
+        }
+        // The session is over (at once through the API; the CLI's revocation reaches the
+        // server through the database within its poll).
+        let ended = common::eventually(std::time::Duration::from_secs(10), || async {
+            s.get_bearer("/auth/me", &token).await.status == 401
+        })
+        .await;
+        assert!(ended, "the demoted admin's session lives on");
+        admin_call(&s, &token, Method::GET, "/admin/users", None)
+            .await
+            .assert_problem(401, "session_revoked");
+        // The key still authenticates (it is the user's), but not as an admin, and it
+        // cannot put the role back.
+        admin_call(&s, &key, Method::GET, "/admin/users", None)
+            .await
+            .assert_problem(403, "insufficient_scope");
+        admin_call(
+            &s,
+            &key,
+            Method::POST,
+            &format!("/admin/users/{id}/roles"),
+            Some(json!({"grant": ["admin"]})),
+        )
+        .await
+        .assert_problem(403, "insufficient_scope");
+        let roles = admin_call(&s, &boss, Method::GET, &format!("/admin/users/{id}"), None).await;
+        assert!(
+            !roles.json["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "admin"),
+            "{:?}",
+            roles.json
+        );
+    }
+}
+
 on_both_backends!(
     admins_manage_accounts_and_sessions,
-    the_audit_log_filters_and_pages
+    the_audit_log_filters_and_pages,
+    a_demoted_admin_keeps_no_power
 );

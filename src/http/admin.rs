@@ -4,7 +4,9 @@
 //! as actor: changes in the same transaction as the change, reads as `admin.read`.
 //!
 //! Callers authenticate like anywhere else: bearer access token, API key, or the session
-//! cookie (with the CSRF header on changes).
+//! cookie (with the CSRF header on changes). The credential must carry scope `admin` and
+//! the account must hold it now: every call reads the caller's live roles (this is the
+//! cold path), so a demotion takes effect at once.
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -59,6 +61,24 @@ impl FromRequestParts<AppState> for Admin {
             }
         };
         if !scopes.split_ascii_whitespace().any(|s| s == ADMIN_SCOPE) {
+            return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
+        }
+        // The credential says what the roles were when it was issued; admin power follows
+        // the roles as they are now (a demoted admin's token must not re-grant itself).
+        let user = app
+            .store
+            .user_by_id(&user_id)
+            .await
+            .map_err(Error::from)?
+            .filter(|u| !u.disabled);
+        let still_admin = user.is_some_and(|u| {
+            app.config
+                .roles
+                .scopes_for(u.roles.iter().map(String::as_str))
+                .iter()
+                .any(|s| s == ADMIN_SCOPE)
+        });
+        if !still_admin {
             return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
         }
         Ok(Admin(Context::admin(&user_id, client)))

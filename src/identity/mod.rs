@@ -210,7 +210,9 @@ impl Identity {
             .ok_or(Error::NotFound("user"))
     }
 
-    /// Grants or revokes a role; it shows in tokens minted from then on.
+    /// Grants or revokes a role. A grant shows in tokens minted from then on; a revocation
+    /// ends the user's sessions on every node at once (their tokens carry the role's
+    /// scopes), as a disable does.
     pub async fn set_role(
         &self,
         user_id: &str,
@@ -235,7 +237,12 @@ impl Identity {
         if self.store.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("user"));
         }
-        self.store.set_role(user_id, role, granted, &audit).await?;
+        let now = clock::now();
+        let (_, revoked) = self
+            .store
+            .set_role(user_id, role, granted, now, &audit)
+            .await?;
+        self.revoked.announce(&revoked, now).await;
         self.store
             .user_by_id(user_id)
             .await?

@@ -252,14 +252,16 @@ impl Store {
     }
 
     /// Adds or removes one role; returns whether anything changed (and only a change is
-    /// audited).
+    /// audited) and, for a removal, the sessions it ended: their tokens carry the role's
+    /// scopes, so a removal must take effect as fast as a disable does.
     pub async fn set_role(
         &self,
         user_id: &str,
         role: &str,
         granted: bool,
+        now: i64,
         audit: &Entry,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<(bool, Vec<String>)> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = if granted {
@@ -278,11 +280,25 @@ impl Store {
                     .await?
             };
             let changed = done.rows_affected() == 1;
+            let mut revoked = Vec::new();
             if changed {
+                if !granted {
+                    let rows = sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = 'role_revoked'
+                         WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+                    )
+                    .bind(now)
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for r in rows {
+                        revoked.push(r.try_get("id")?);
+                    }
+                }
                 append_audit!(tx, audit);
             }
             tx.commit().await?;
-            Ok(changed)
+            Ok((changed, revoked))
         })
     }
 }
