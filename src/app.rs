@@ -181,6 +181,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             return_origins: config.gateway.return_origins.clone(),
             own_origin: config.public_origin(),
         },
+        public_host: config.public_host(),
     };
     let ai = Ai::new(
         config.ai.clone(),

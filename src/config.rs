@@ -207,6 +207,20 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// `host[:port]` of the public URL, as `Host` names it.
+    pub fn public_host(&self) -> String {
+        url::Url::parse(&self.public_url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_default()
+    }
+
     /// Loads the file (if any) and applies the environment on top.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());

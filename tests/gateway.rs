@@ -434,6 +434,66 @@ async fn our_cookies_stay_with_us(backend: Backend) {
     }
 }
 
+/// Hardening items 14 and 15: forwarding headers are Tollgate's unless a trusted proxy
+/// sent them; an upstream cannot switch HSTS off or plant our cookies under another
+/// spelling.
+async fn upstreams_hear_the_truth_and_cannot_override_us(backend: Backend) {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let public = format!("https://gate.example.com:{port}");
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: routes(&up.base),
+            env: vec![("TOLLGATE_PUBLIC_URL", public.clone())],
+        },
+    )
+    .await;
+    let lies = [
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-host", "evil.example"),
+        ("host", "evil.example"),
+    ];
+    let r = s.call(Method::GET, "/pub/x", None, &lies).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(echoed_header(&r.json, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        echoed_header(&r.json, "x-forwarded-host"),
+        Some(format!("gate.example.com:{port}").as_str())
+    );
+    assert_eq!(echoed_header(&r.json, "x-forwarded-proto"), Some("https"));
+    let r = s.call(Method::GET, "/pub/set-cookie", None, &[]).await;
+    assert_eq!(r.header("strict-transport-security"), "max-age=63072000");
+    let set: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(set, vec!["app=1; Path=/"]);
+    // From a trusted proxy, its account of the client is kept (and the peer appended).
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: format!(
+                "{}\n[limits]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+                routes(&up.base)
+            ),
+            env: vec![("TOLLGATE_PUBLIC_URL", public)],
+        },
+    )
+    .await;
+    let r = s.call(Method::GET, "/pub/x", None, &lies).await;
+    assert_eq!(
+        echoed_header(&r.json, "x-forwarded-for"),
+        Some("6.6.6.6, 127.0.0.1")
+    );
+    assert_eq!(
+        echoed_header(&r.json, "x-forwarded-host"),
+        Some("evil.example")
+    );
+}
+
 async fn proxied_responses_keep_upstream_headers_own_responses_get_ours(backend: Backend) {
     let up = Upstream::start().await;
     let s = gateway(backend, &up).await;
@@ -774,6 +834,7 @@ on_sqlite!(
     forged_spellings => identity_headers_cannot_be_forged_in_any_spelling,
     route_spellings => other_spellings_of_a_protected_path_keep_its_policy,
     cookies => our_cookies_stay_with_us,
+    forwarding_and_overrides => upstreams_hear_the_truth_and_cannot_override_us,
     security_headers => proxied_responses_keep_upstream_headers_own_responses_get_ours,
     traversal => traversal_and_encoding_tricks_keep_their_policy,
     headers_431 => oversized_headers_get_431,

@@ -149,9 +149,26 @@ pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
+/// Whether a cookie name is one of ours, with or without a `__Host-`/`__Secure-` prefix,
+/// ignoring case (browsers match the prefixes without regard to case).
+fn is_our_cookie(name: &[u8], names: &[&str]) -> bool {
+    let bare = |n: &[u8]| -> Vec<u8> {
+        let lower = n.to_ascii_lowercase();
+        for prefix in [&b"__host-"[..], b"__secure-"] {
+            if let Some(rest) = lower.strip_prefix(prefix) {
+                return rest.to_vec();
+            }
+        }
+        lower
+    };
+    let name = bare(name);
+    names.iter().any(|n| bare(n.as_bytes()) == name)
+}
+
 /// Drops `Set-Cookie` headers of an upstream response that would set one of our cookies
 /// (an upstream must not plant a session in the browser). Names are compared on the raw
-/// bytes, with or without the `__Host-` prefix.
+/// bytes, with or without a prefix. A nameless cookie (`=tg_rt=x`, or `tg_rt` with no
+/// `=`) counts by its value, since browsers send it as the bare value: `Cookie: tg_rt=x`.
 pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
     if !headers.contains_key(header::SET_COOKIE) {
         return;
@@ -163,16 +180,14 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
         .collect();
     headers.remove(header::SET_COOKIE);
     for v in values {
-        let name = cookie_name(v.as_bytes().split(|b| *b == b';').next().unwrap_or(b""));
-        let bare = name
-            .strip_prefix(b"__Host-")
-            .or_else(|| name.strip_prefix(b"__Secure-"));
-        let ours = names.iter().any(|n| {
-            let n = n.as_bytes();
-            let n_bare = n.strip_prefix(b"__Host-").unwrap_or(n);
-            n == name || Some(n_bare) == bare || n_bare == name
-        });
-        if !ours {
+        let pair = v.as_bytes().split(|b| *b == b';').next().unwrap_or(b"");
+        let named = match pair.iter().position(|b| *b == b'=') {
+            Some(eq) if !pair[..eq].trim_ascii().is_empty() => pair[..eq].trim_ascii(),
+            // Nameless: what the browser will send is the value, itself `name=value`.
+            Some(eq) => cookie_name(&pair[eq + 1..]),
+            None => pair.trim_ascii(),
+        };
+        if !is_our_cookie(named, names) {
             headers.append(header::SET_COOKIE, v);
         }
     }
@@ -198,25 +213,57 @@ pub fn strip_steering(headers: &mut HeaderMap) {
     }
 }
 
-/// `X-Forwarded-For` (appended), `-Proto` and `-Host` (set).
-pub fn add_forwarded(headers: &mut HeaderMap, client_ip: Option<&str>, proto: &'static str) {
-    if let Some(ip) = client_ip {
-        let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-            _ => ip.to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&chain) {
-            headers.insert("x-forwarded-for", v);
-        }
+/// Where a proxied request came from, for the `X-Forwarded-*` headers.
+pub struct Forwarded<'a> {
+    /// The connection's peer.
+    pub peer: Option<std::net::IpAddr>,
+    /// The peer is a trusted proxy (`[limits] trusted_proxies`): what it says about the
+    /// client is believed.
+    pub trusted_peer: bool,
+    /// `http` or `https`, from the public URL.
+    pub proto: &'static str,
+    /// The public URL's host (and port): the only host Tollgate answers as.
+    pub public_host: &'a str,
+}
+
+/// `X-Forwarded-For`, `-Proto` and `-Host`. A client's own `X-Forwarded-For` and
+/// `X-Forwarded-Host` are believed only from a trusted proxy: from anyone else the chain
+/// starts at the peer and the host is the public URL's, whatever `Host` the client sent
+/// (an upstream building links or reset mails from it would otherwise be poisoned).
+pub fn add_forwarded(headers: &mut HeaderMap, from: &Forwarded<'_>) {
+    const XFF: &str = "x-forwarded-for";
+    const XFH: &str = "x-forwarded-host";
+    let prior = from
+        .trusted_peer
+        .then(|| {
+            let chain: Vec<&str> = headers
+                .get_all(XFF)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            (!chain.is_empty()).then(|| chain.join(", "))
+        })
+        .flatten();
+    let chain = match (prior, from.peer) {
+        (Some(prior), Some(ip)) => Some(format!("{prior}, {ip}")),
+        (None, Some(ip)) => Some(ip.to_string()),
+        (prior, None) => prior,
+    };
+    headers.remove(XFF);
+    if let Some(v) = chain.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(XFF, v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    match headers.get(header::HOST).cloned() {
-        Some(host) => {
-            headers.insert("x-forwarded-host", host);
-        }
-        None => {
-            headers.remove("x-forwarded-host");
-        }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(from.proto));
+    let theirs = from
+        .trusted_peer
+        .then(|| headers.get(XFH).cloned())
+        .flatten();
+    let host = theirs.or_else(|| HeaderValue::from_str(from.public_host).ok());
+    headers.remove(XFH);
+    if let Some(host) = host {
+        headers.insert(XFH, host);
     }
 }
 
@@ -339,19 +386,49 @@ mod tests {
             header::SET_COOKIE,
             HeaderValue::from_static("app=1; Path=/"),
         );
+        for planted in [
+            "=tg_rt=planted; Path=/",
+            " = tg_at=planted",
+            "tg_csrf",
+            "__HOST-tg_rt=x; Path=/; Secure",
+            "__secure-TG_AT=x",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(planted));
+        }
+        h.append(header::SET_COOKIE, HeaderValue::from_static("=app=2"));
         strip_set_cookies(&mut h, &["tg_at", "tg_rt", "tg_csrf"]);
         let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
-        assert_eq!(left, vec!["app=1; Path=/"]);
+        assert_eq!(left, vec!["app=1; Path=/", "=app=2"]);
     }
 
     #[test]
-    fn forwarded_for_is_appended() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        h.insert(header::HOST, HeaderValue::from_static("app.example.com"));
-        add_forwarded(&mut h, Some("127.0.0.1"), "https");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+        let client_sent = || {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+            h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+            h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+            h.insert(header::HOST, HeaderValue::from_static("evil.example"));
+            h
+        };
+        let from = |trusted_peer| Forwarded {
+            peer: Some("192.0.2.9".parse().unwrap()),
+            trusted_peer,
+            proto: "https",
+            public_host: "app.example.com",
+        };
+        let mut h = client_sent();
+        add_forwarded(&mut h, &from(false));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
         assert_eq!(h["x-forwarded-proto"], "https");
+        let mut h = client_sent();
+        add_forwarded(&mut h, &from(true));
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.1, 192.0.2.9");
+        assert_eq!(h["x-forwarded-host"], "evil.example");
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, &from(true));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
     }
 }

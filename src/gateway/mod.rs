@@ -25,4 +25,6 @@ pub struct Gateway {
     pub cors: CorsConfig,
     pub proxy: Proxy,
     pub login: LoginRedirect,
+    /// The public URL's `host[:port]`, the `X-Forwarded-Host` upstreams are told.
+    pub public_host: String,
 }

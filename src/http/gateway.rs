@@ -20,7 +20,7 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::cors::{self, Verdict as CorsVerdict};
 use crate::gateway::headers::{
-    add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
+    Forwarded, add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
 };
 use crate::gateway::path;
 use crate::gateway::proxy::{
@@ -29,6 +29,7 @@ use crate::gateway::proxy::{
 use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
 use crate::limits::Per;
+use crate::limits::address::canonical;
 
 /// Marks a response that came from an upstream: the edge layers leave its headers alone.
 #[derive(Clone, Copy)]
@@ -206,7 +207,7 @@ fn rewrite_for_upstream(
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| canonical(c.0.ip()));
     // HTTP/2 clients name the host in the `:authority` pseudo-header, not in `Host`.
     if !h.contains_key(header::HOST)
         && let Some(authority) = parts.uri.authority()
@@ -219,7 +220,21 @@ fn rewrite_for_upstream(
     } else {
         "http"
     };
-    add_forwarded(h, peer.as_deref(), proto);
+    add_forwarded(
+        h,
+        &Forwarded {
+            peer,
+            trusted_peer: peer.is_some_and(|ip| {
+                app.config
+                    .limits
+                    .trusted_proxies
+                    .iter()
+                    .any(|c| c.contains(ip))
+            }),
+            proto,
+            public_host: &app.gateway.public_host,
+        },
+    );
     if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
         h.insert(header::HOST, host);
     }

@@ -108,8 +108,8 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// Headers on every response Tollgate makes itself. Proxied responses keep the
-/// upstream's own (an app's pages need their own CSP and caching), plus HSTS, which is
-/// about the whole origin.
+/// upstream's own (an app's pages need their own CSP and caching), except HSTS, which is
+/// about the whole origin and always Tollgate's.
 const OWN_RESPONSE_HEADERS: [(HeaderName, &str); 5] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::X_FRAME_OPTIONS, "DENY"),
@@ -135,9 +135,13 @@ async fn security_headers(
             h.entry(name).or_insert(HeaderValue::from_static(value));
         }
     }
+    // Ours, even over an upstream's: HSTS is about the whole origin, and an app must not
+    // be able to switch it off (`max-age=0`) for Tollgate's pages and cookies.
     if hsts {
-        h.entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert(HeaderValue::from_static("max-age=63072000"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000"),
+        );
     }
     res
 }

@@ -5,7 +5,8 @@
 //! - `/stream`: a server-sent-event stream, one event, a 1.5 s pause, a second event;
 //! - `/slow`: answers after 3 s;
 //! - `/upload`: counts the request body's bytes as they stream in;
-//! - `/set-cookie`: tries to set Tollgate's refresh cookie and one of its own;
+//! - `/set-cookie`: tries to set Tollgate's cookies (named, prefixed, nameless) and one of
+//!   its own, and to switch HSTS off;
 //! - `/ws`: accepts an `Upgrade` and echoes bytes on the upgraded connection;
 //! - `/ws-bad-accept`: answers a handshake with 101 but the wrong `Sec-WebSocket-Accept`;
 //! - `/switch`: answers any request with `101 Switching Protocols` to `Upgrade: raw`.
@@ -115,11 +116,18 @@ async fn handle(req: Request) -> Response {
             "tg_rt=planted; Path=/",
             "__Host-tg_at=planted; Path=/; Secure",
             "tg_at=planted; Path=/",
+            "=tg_rt=planted; Path=/",
+            "tg_csrf; Path=/",
+            "__HOST-tg_rt=planted; Path=/; Secure",
             "app=1; Path=/",
         ] {
             res.headers_mut()
                 .append(header::SET_COOKIE, HeaderValue::from_static(c));
         }
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=0"),
+        );
         return res;
     }
     if path.ends_with("/ws") {
