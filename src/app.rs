@@ -221,6 +221,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_audit_checkpoints(app.clone());
     spawn_oauth_pruning(app.clone());
     spawn_metrics_upkeep(app.clone());
+    spawn_refusal_summaries(app.clone());
     if app.mailer.is_outbox() {
         tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
     }
@@ -252,6 +253,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(e) = app.api_keys.flush_last_used().await {
         tracing::warn!(error = %e, "could not record API key use");
     }
+    write_refusal_summaries(&app, true).await;
     checkpoint_audit(&app).await;
     app.store.close().await;
     Ok(())
@@ -268,6 +270,26 @@ fn spawn_metrics_upkeep(app: AppState) {
             app.metrics.run_upkeep();
         }
     });
+}
+
+/// Writes the counts of AI refusals that were not audited one by one, each minute.
+fn spawn_refusal_summaries(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            write_refusal_summaries(&app, false).await;
+        }
+    });
+}
+
+async fn write_refusal_summaries(app: &App, everything: bool) {
+    let now_ms = clock::now() * 1000;
+    for entry in app.ai.refusals.due(now_ms, everything) {
+        if let Err(e) = app.store.append_audit(&entry).await {
+            tracing::warn!(error = %e, "could not audit a count of AI refusals");
+        }
+    }
 }
 
 /// Signs the audit chain's head now and then (and at shutdown), when it moved.

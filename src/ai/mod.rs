@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod meter;
 pub mod relay;
 pub mod request;
+pub mod scrub;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct Ai {
     /// label may carry, so callers cannot mint series.
     known_models: std::collections::BTreeSet<String>,
     pub meter: Meter,
+    /// Refusals are audited at most twice per caller, reason and minute.
+    pub refusals: crate::audit::throttle::Throttle,
     ledger: ledger::Ledger,
     store: Store,
 }
@@ -77,6 +80,7 @@ impl Ai {
             providers,
             known_models,
             meter,
+            refusals: Default::default(),
             ledger: ledger::Ledger::new(store.clone()),
             store,
         })

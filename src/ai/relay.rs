@@ -13,6 +13,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
+use super::scrub::Scrubber;
 use super::usage::{Usage, UsageReader};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,11 +38,13 @@ impl RelayEnd {
     }
 }
 
-/// Starts relaying `body`; the receiver yields what the client gets. `done` runs once
-/// the upstream body has ended, failed or been abandoned.
+/// Starts relaying `body`; the receiver yields what the client gets, through `scrubber`
+/// (the usage is read from what the provider sent). `done` runs once the upstream body has
+/// ended, failed or been abandoned.
 pub fn spawn<B, F, Fut>(
     body: B,
     content_type: &str,
+    mut scrubber: Scrubber,
     drain: Duration,
     done: F,
 ) -> mpsc::Receiver<Result<Bytes, BoxError>>
@@ -72,6 +75,7 @@ where
                         continue;
                     };
                     reader.feed(&data);
+                    let data = scrubber.feed(&data);
                     // A client that stops reading but keeps its connection counts as
                     // gone after `drain`, so the call is still settled.
                     if let Some(tx) = &client
@@ -92,6 +96,12 @@ where
                 }
             }
         };
+        let tail = scrubber.finish();
+        if !tail.is_empty()
+            && let Some(tx) = &client
+        {
+            let _ = tokio::time::timeout(drain, tx.send(Ok(tail))).await;
+        }
         let client_gone = client.is_none() || deadline.is_some();
         done(RelayEnd {
             usage: reader.finish(),

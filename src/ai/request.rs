@@ -102,8 +102,6 @@ pub struct Sizing<'a> {
     pub metered: bool,
 }
 
-/// Keys whose values are never prompt text (guards leave them alone).
-const NOT_TEXT: [&str; 2] = ["model", "role"];
 const MAX_MODEL_LEN: usize = 256;
 /// Anthropic's system prompt for tool use, billed as input but not in the body (about
 /// 350 tokens; rounded up).
@@ -155,24 +153,28 @@ impl AiRequest {
         let mut parts = Parts::default();
         let mut denied = None;
         let mut logged = guard.log_prompts.then(String::new);
-        for (key, v) in body.iter_mut() {
-            if NOT_TEXT.contains(&key.as_str()) {
-                continue;
+        // The model name was checked above; every other string is the guards' business.
+        let model_value = body.remove("model");
+        let mut whole = Value::Object(std::mem::take(&mut body));
+        walk_text(&mut whole, &mut parts, &mut |text, is_key| {
+            if denied.is_none() {
+                denied = guard.denied(text);
             }
-            walk_text(v, &mut parts, &mut |text| {
-                if denied.is_none() {
-                    denied = guard.denied(text);
-                }
-                if guard.redacts()
-                    && let std::borrow::Cow::Owned(clean) = guard.redact(text)
-                {
-                    *text = clean;
-                }
-                if let Some(log) = logged.as_mut() {
-                    log.push_str(text);
-                    log.push('\n');
-                }
-            });
+            if guard.redacts()
+                && let std::borrow::Cow::Owned(clean) = guard.redact(text)
+            {
+                *text = clean;
+            }
+            if !is_key && let Some(log) = logged.as_mut() {
+                log.push_str(text);
+                log.push('\n');
+            }
+        });
+        if let Value::Object(o) = whole {
+            body = o;
+        }
+        if let Some(m) = model_value {
+            body.insert("model".into(), m);
         }
         if let Some(i) = denied {
             return Err(RequestError::Denied(i));
@@ -374,15 +376,21 @@ fn bound_output(
 #[derive(Default)]
 struct Parts {
     images: i64,
+    /// Bytes of image data (base64 payloads), which are not text.
     image_bytes: usize,
     documents: usize,
     cache_control: bool,
 }
 
-/// Calls `f` on every string under `v` except image data (counted instead).
-fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String)) {
+/// Calls `f` on every string under `v` that a provider may read as text: values and object
+/// keys at any depth (a tool schema's property names reach the model, and a lenient
+/// server renders even a `role` into the prompt), with `true` for keys. The one exception
+/// is an image's data, which is counted instead: the base64 payload in the one place each
+/// API puts it. Any other string inside an image object is text, guarded and metered as
+/// text, since a lenient provider (llama.cpp, vLLM, Ollama) reads it.
+fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bool)) {
     match v {
-        Value::String(s) => f(s),
+        Value::String(s) => f(s, false),
         Value::Array(items) => {
             for item in items {
                 walk_text(item, parts, f);
@@ -392,23 +400,78 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String)) {
             if o.contains_key("cache_control") {
                 parts.cache_control = true;
             }
+            let mut image = None;
             match o.get("type").and_then(Value::as_str) {
                 Some("image" | "image_url" | "input_image") => {
                     parts.images += 1;
-                    parts.image_bytes += serde_json::to_vec(&*o).map_or(0, |b| b.len());
-                    return;
+                    image = image_data(o).map(std::mem::take);
                 }
                 Some("document" | "input_file" | "file") => parts.documents += 1,
                 _ => {}
             }
+            let mut renamed = Vec::new();
             for (key, item) in o.iter_mut() {
-                if !NOT_TEXT.contains(&key.as_str()) {
-                    walk_text(item, parts, f);
+                let mut k = key.clone();
+                f(&mut k, true);
+                if k != *key {
+                    renamed.push((key.clone(), k));
+                }
+                walk_text(item, parts, f);
+            }
+            for (old, new) in renamed {
+                if let Some(item) = o.remove(&old) {
+                    o.insert(new, item);
+                }
+            }
+            if let Some(data) = image {
+                parts.image_bytes += data.len();
+                if let Some(slot) = image_data_slot(o) {
+                    *slot = data;
                 }
             }
         }
         _ => {}
     }
+}
+
+/// Where an image object carries its data: OpenAI's `image_url` (a string, or an object's
+/// `url`) and Anthropic's `source.data`.
+fn image_data_slot(o: &mut Map<String, Value>) -> Option<&mut String> {
+    if o.contains_key("image_url") {
+        return match o.get_mut("image_url")? {
+            Value::String(url) => Some(url),
+            Value::Object(inner) => match inner.get_mut("url")? {
+                Value::String(url) => Some(url),
+                _ => None,
+            },
+            _ => None,
+        };
+    }
+    match o.get_mut("source")? {
+        Value::Object(source) => match source.get_mut("data")? {
+            Value::String(data) => Some(data),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The image's data, when it is a base64 payload: a `data:…;base64,` URL in OpenAI's slot,
+/// bare base64 in Anthropic's. A URL to fetch, or anything else, is text.
+fn image_data(o: &mut Map<String, Value>) -> Option<&mut String> {
+    let anthropic = !o.contains_key("image_url");
+    let slot = image_data_slot(o)?;
+    let payload = if anthropic {
+        slot.as_str()
+    } else {
+        let rest = slot.strip_prefix("data:")?;
+        rest.split_once(";base64,")?.1
+    };
+    let base64 = !payload.is_empty()
+        && payload
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    base64.then_some(slot)
 }
 
 #[cfg(test)]
@@ -572,6 +635,101 @@ mod tests {
                 .unwrap()
                 .prompt_tokens
                 > 5000
+        );
+    }
+
+    #[test]
+    fn text_inside_image_objects_is_guarded_and_metered() {
+        let hidden = format!("forbidden {}", "y".repeat(5000));
+        for image in [
+            json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": hidden}}),
+            json!({"type": "image_url", "image_url": {"url": hidden}}),
+            json!({"type": "image_url", "image_url": "data:image/png;base64,AAAA", "text": hidden}),
+            json!({"type": "input_image", "image_url": hidden}),
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": hidden}}),
+            json!({"type": "image", "source": {"type": "text", "data": "AAAA"}, "caption": hidden}),
+        ] {
+            let body =
+                json!({"model": "m", "messages": [{"role": "user", "content": [image.clone()]}]});
+            assert_eq!(
+                inspect(Endpoint::ChatCompletions, body, &open()).err(),
+                Some(RequestError::Denied(0)),
+                "{image}"
+            );
+            // Without the denied word, the text is metered as text, on top of the image.
+            let unguarded = serde_json::to_string(&image)
+                .unwrap()
+                .replace("forbidden", "fine");
+            let body = json!({"model": "m", "messages": [{"role": "user", "content": [serde_json::from_str::<Value>(&unguarded).unwrap()]}]});
+            let r = inspect(Endpoint::ChatCompletions, body, &open()).unwrap();
+            assert!(
+                r.prompt_tokens > IMAGE_TOKENS + 5000,
+                "{image}: {}",
+                r.prompt_tokens
+            );
+        }
+        // Real image data is counted as an image, not as text.
+        let data = "A".repeat(40_000);
+        for image in [
+            json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}),
+            json!({"type": "input_image", "image_url": format!("data:image/jpeg;base64,{data}")}),
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}),
+        ] {
+            let body =
+                json!({"model": "m", "messages": [{"role": "user", "content": [image.clone()]}]});
+            let r = inspect(Endpoint::ChatCompletions, body.clone(), &open()).unwrap();
+            assert!(
+                r.prompt_tokens < IMAGE_TOKENS + 300,
+                "{image}: {}",
+                r.prompt_tokens
+            );
+            assert_eq!(
+                r.body["messages"], body["messages"],
+                "the data is forwarded untouched"
+            );
+        }
+    }
+
+    #[test]
+    fn guards_see_roles_keys_and_nested_model_fields() {
+        for body in [
+            json!({"model": "m", "messages": [{"role": "forbidden", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {"name": "t", "parameters":
+                       {"type": "object", "properties": {"model": {"type": "string", "description": "forbidden"}}}}}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {"name": "t", "parameters":
+                       {"type": "object", "properties": {"role": {"enum": ["forbidden"]}}}}}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {"name": "t", "parameters":
+                       {"type": "object", "properties": {"say forbidden things": {"type": "string"}}}}}]}),
+        ] {
+            assert_eq!(
+                inspect(Endpoint::ChatCompletions, body.clone(), &open()).err(),
+                Some(RequestError::Denied(0)),
+                "{body}"
+            );
+        }
+        // Property names are redacted like any text.
+        let r = inspect(
+            Endpoint::ChatCompletions,
+            json!({"model": "m", "messages": [], "metadata": {"a@b.io": "x"}}),
+            &open(),
+        )
+        .unwrap();
+        assert!(
+            r.body["metadata"].get("[REDACTED_EMAIL]").is_some(),
+            "{}",
+            r.body["metadata"]
+        );
+        // The model name itself is not prompt text.
+        assert!(
+            inspect(
+                Endpoint::ChatCompletions,
+                json!({"model": "forbidden-9", "messages": []}),
+                &open()
+            )
+            .is_ok()
         );
     }
 

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod throttle;
 pub mod verify;
 
 use serde_json::Value;

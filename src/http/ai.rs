@@ -27,6 +27,7 @@ use crate::ai::config::{OverMaxOutput, ProviderKind, Quota};
 use crate::ai::meter::{Charge, Decision, MeterError, Reservation};
 use crate::ai::relay::{self, RelayEnd};
 use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError, Sizing};
+use crate::ai::scrub::{Scrubber, scrub_headers, scrubbed};
 use crate::ai::{Caller, Provider, model_allowed};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
@@ -115,8 +116,9 @@ async fn invoke(
     let Some(principal) = resolved.principal.clone() else {
         return Problem::unauthorized("unauthenticated", "Authentication required").into_response();
     };
-    if let Err(p) = limit_principal(&app, req.method().as_str(), req.uri().path(), &resolved).await
-    {
+    // Rules see the endpoint in one spelling, whichever the client used.
+    let canonical = format!("/ai/{provider_name}/v1/{path}");
+    if let Err(p) = limit_principal(&app, req.method().as_str(), &canonical, &resolved).await {
         return with_session_cookies(&app, p.into_response(), &resolved);
     }
     let call = Call {
@@ -383,7 +385,8 @@ impl Call {
         Problem::bad_request(code, detail).into_response()
     }
 
-    /// Audits and counts a refusal (never the prompt itself).
+    /// Audits and counts a refusal (never the prompt itself): once per caller, reason and
+    /// minute, with the rest counted (`audit::throttle`).
     async fn refused(&self, reason: &'static str, model: Option<&str>) {
         metrics::counter!("tollgate_ai_refusals_total", "reason" => reason).increment(1);
         let entry = self
@@ -392,8 +395,11 @@ impl Call {
             .with("reason", reason)
             .with("provider", self.provider.config.name.as_str())
             .with("model", model.unwrap_or(""));
-        if let Err(e) = self.app.store.append_audit(&entry).await {
-            tracing::warn!(error = %e, "could not audit an AI refusal");
+        let key = format!("{} {reason}", self.caller.principal);
+        for entry in self.app.ai.refusals.admit(key, entry) {
+            if let Err(e) = self.app.store.append_audit(&entry).await {
+                tracing::warn!(error = %e, "could not audit an AI refusal");
+            }
         }
     }
 
@@ -549,18 +555,23 @@ impl Call {
         for name in account {
             head.headers.remove(name);
         }
+        let key = cfg.api_key.as_ref().map_or("", |k| k.0.as_str());
+        scrub_headers(&mut head.headers, key);
         let content_type = head
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let Some(admitted) = admitted else {
-            return Ok(Response::from_parts(head, Body::new(upstream_body)));
-        };
-        // Chunked: the body must end when the relay ends it (after settling), not when
-        // the declared length has been sent.
+        // Chunked: scrubbing may change the length, and a metered body must end when the
+        // relay ends it (after settling), not when the declared length has been sent.
         head.headers.remove(header::CONTENT_LENGTH);
+        let Some(admitted) = admitted else {
+            return Ok(Response::from_parts(
+                head,
+                scrubbed(upstream_body, Scrubber::new(key)),
+            ));
+        };
         let app = self.app.clone();
         let caller = self.caller.clone();
         let provider = cfg.name.clone();
@@ -568,6 +579,7 @@ impl Call {
         let rx = relay::spawn(
             upstream_body,
             &content_type,
+            Scrubber::new(key),
             app.ai.config.drain_timeout,
             move |end: RelayEnd| async move {
                 settle(

@@ -108,9 +108,10 @@ impl Limiter {
         if !self.config.enabled {
             return Ok(None);
         }
+        let path = rules::match_form(path);
         let mut tightest: Option<Verdict> = None;
         for rule in &self.config.rules {
-            if rule.per != per || !rule.matches(method, path) {
+            if rule.per != per || !rule.matches(method, &path) {
                 continue;
             }
             let decision = self.decide(rule, key).await?;

@@ -7,10 +7,33 @@
 //! carries an API key. [`default_rules`] protect the sign-in, registration, refresh and
 //! recovery endpoints; a configured rule with the same name replaces a default.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::gcra::Quota;
 use crate::config::parse_duration;
+use crate::gateway::path::fold;
+
+/// The form paths are compared in, on both sides: folded as route matching folds them
+/// (case, a trailing slash, letters that fold to ASCII: `gateway::path::fold`), and an AI
+/// endpoint with its optional `v1/` written out (`/ai/<provider>/chat/completions` is
+/// `/ai/<provider>/v1/chat/completions`), so that no spelling of a limited path escapes
+/// its rule.
+pub fn match_form(path: &str) -> Cow<'_, str> {
+    let folded = fold(path);
+    let Some(rest) = folded.strip_prefix("/ai/") else {
+        return folded;
+    };
+    match rest.split_once('/') {
+        Some((provider, endpoint))
+            if !endpoint.is_empty() && endpoint != "v1" && !endpoint.starts_with("v1/") =>
+        {
+            Cow::Owned(format!("/ai/{provider}/v1/{endpoint}"))
+        }
+        _ => folded,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +65,9 @@ pub struct RuleSpec {
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
+    /// In [`match_form`].
     exact: Vec<String>,
+    /// In [`match_form`], without their `/*`: each covers itself and what lies below.
     prefixes: Vec<String>,
     methods: Vec<String>,
     pub per: Per,
@@ -81,13 +106,16 @@ impl Rule {
                 ));
             }
             match p.strip_suffix('*') {
-                Some(prefix) if prefix.ends_with('/') => prefixes.push(prefix.to_string()),
+                Some(prefix) if prefix.ends_with('/') => {
+                    let base = match_form(&prefix[..prefix.len() - 1]).into_owned();
+                    prefixes.push(base.trim_end_matches('/').to_string());
+                }
                 Some(_) => {
                     return Err(format!(
                         "limits rule '{name}': '*' is only allowed as a final '/*' in '{p}'"
                     ));
                 }
-                None => exact.push(p),
+                None => exact.push(match_form(&p).into_owned()),
             }
         }
         Ok(Rule {
@@ -108,10 +136,14 @@ impl Rule {
         })
     }
 
+    /// Whether the rule applies; `path` in [`match_form`].
     pub fn matches(&self, method: &str, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
             && (self.exact.iter().any(|p| p == path)
-                || self.prefixes.iter().any(|p| path.starts_with(p.as_str())))
+                || self.prefixes.iter().any(|p| {
+                    path.strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                }))
     }
 }
 
@@ -199,9 +231,43 @@ mod tests {
             burst: None,
         })
         .unwrap();
-        assert!(api.matches("GET", "/api/x") && api.matches("DELETE", "/api/"));
+        assert!(api.matches("GET", "/api/x") && api.matches("DELETE", "/api"));
         assert!(!api.matches("GET", "/apix"));
         assert_eq!(api.quota.burst, 5);
+    }
+
+    #[test]
+    fn no_spelling_of_a_path_escapes_its_rule() {
+        let rule = |paths: &[&str]| {
+            Rule::build(RuleSpec {
+                name: "r".into(),
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+                methods: vec![],
+                per: Per::Account,
+                limit: 1,
+                window: "1m".into(),
+                burst: None,
+            })
+            .unwrap()
+        };
+        let matches = |r: &Rule, path: &str| r.matches("POST", &match_form(path));
+        let ai = rule(&["/ai/openai/v1/chat/completions"]);
+        for path in [
+            "/ai/openai/v1/chat/completions",
+            "/ai/openai/chat/completions",
+            "/AI/OpenAI/Chat/Completions/",
+        ] {
+            assert!(matches(&ai, path), "{path}");
+        }
+        assert!(!matches(&ai, "/ai/openai/v1/embeddings"));
+        // Written without v1/, the rule covers both spellings too.
+        let short = rule(&["/ai/openai/chat/*"]);
+        assert!(matches(&short, "/ai/openai/v1/chat/completions"));
+        assert!(matches(&short, "/ai/openai/chat/completions"));
+        let all = rule(&["/ai/*"]);
+        assert!(matches(&all, "/ai/x/v1/messages") && matches(&all, "/ai/x/messages"));
+        let login = rule(&["/auth/login"]);
+        assert!(matches(&login, "/Auth/Login/") && !matches(&login, "/auth/login/x"));
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! 16) out. Fields of the request body steer it:
 //! - `mock_delay_ms`: wait before answering;
 //! - `mock_chunks` / `mock_chunk_ms`: how many content events a stream sends, how far apart;
-//! - `mock_status`: answer with this status and an error body instead.
+//! - `mock_status`: answer with this status and an error body instead;
+//! - `mock_echo_key`: quote the key the mock received (in the error body and an
+//!   `x-debug-key` header with `mock_status`; split across two chunks of a stream
+//!   otherwise); `GET /v1/models?echo_key=1` quotes it in the list.
 //!
 //! A wrong key gets 401 with the received key quoted back, as providers do in part.
 //! Every request is recorded (path, headers, body) for the tests to inspect.
@@ -103,6 +106,8 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let headers = req.headers().clone();
     let raw = req.into_body().collect().await.unwrap().to_bytes();
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let echo_key =
+        body["mock_echo_key"] == true || query.as_deref().is_some_and(|q| q.contains("echo_key=1"));
     state.calls.lock().unwrap().push(Recorded {
         path: path.clone(),
         query,
@@ -138,12 +143,22 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     if let Some(status) = num(&body, "mock_status") {
-        return (
+        let message = if echo_key {
+            format!("mock failure for key {}", state.key)
+        } else {
+            "mock failure".to_string()
+        };
+        let mut res = (
             StatusCode::from_u16(status as u16).unwrap(),
             [("x-mock", "error")],
-            axum::Json(json!({"error": {"message": "mock failure", "type": "server_error"}})),
+            axum::Json(json!({"error": {"message": message, "type": "server_error"}})),
         )
             .into_response();
+        if echo_key {
+            res.headers_mut()
+                .insert("x-debug-key", state.key.parse().unwrap());
+        }
+        return res;
     }
     let prompt = num(&body, "mock_prompt_tokens").unwrap_or(20);
     let output = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
@@ -163,7 +178,19 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
                 events.push(json!({"object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}}).to_string());
             }
             events.push("[DONE]".into());
-            sse(state, events.into_iter().map(|d| format!("data: {d}\n\n")).collect(), chunk_ms)
+            let mut chunks: Vec<String> =
+                events.into_iter().map(|d| format!("data: {d}\n\n")).collect();
+            if echo_key {
+                // The key inside an event, the event written in two pieces that split it.
+                let event = format!(
+                    "data: {}\n\n",
+                    json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": format!("your key is {}", state.key)}}]})
+                );
+                let at = event.find(&state.key).unwrap() + state.key.len() / 2;
+                chunks.insert(1, event[at..].to_string());
+                chunks.insert(1, event[..at].to_string());
+            }
+            sse(state, chunks, chunk_ms)
         }
         "/v1/chat/completions" | "/v1/completions" => (
             // What real providers say about the account; not the caller's business.
@@ -213,6 +240,7 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
             "usage": {"input_tokens": prompt, "output_tokens": output}
         }))
         .into_response(),
+        "/v1/models" if echo_key => axum::Json(json!({"object": "list", "data": [{"id": "gpt-test", "owner": state.key}]})).into_response(),
         "/v1/models" => axum::Json(json!({"object": "list", "data": [{"id": "gpt-test"}]})).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
