@@ -361,6 +361,95 @@ upstream = "{up}"
     assert_eq!(status, 200);
 }
 
+/// Hardening item 10: upstreams are told whether the address is verified (header and
+/// assertion), and a route can refuse accounts whose address is not.
+async fn unverified_addresses_are_named_and_can_be_refused(backend: Backend) {
+    let up = Upstream::start().await;
+    let config = format!(
+        "{}\n[[route]]\npath = \"/verified/*\"\nupstream = \"{}\"\nverified_email = true\n",
+        routes(&up.base),
+        up.base
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let user = email("unverified");
+    s.register(&user).await;
+    let (token, _) = s.login_tokens(&user, PASSWORD).await;
+    let auth = bearer(&token);
+    let r = s
+        .call(Method::GET, "/req/x", None, &[("authorization", &auth)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        echoed_header(&r.json, "x-tollgate-email-verified"),
+        Some("false")
+    );
+    let claims = jwt_part(echoed_header(&r.json, "x-tollgate-assertion").unwrap(), 1);
+    assert_eq!(claims["email_verified"], false);
+    s.call(
+        Method::GET,
+        "/verified/x",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await
+    .assert_problem(403, "email_unverified");
+    let verdict = s
+        .call(
+            Method::GET,
+            "/auth/verify",
+            None,
+            &[
+                ("authorization", &auth),
+                ("x-original-uri", "/verified/x"),
+                ("x-original-method", "GET"),
+            ],
+        )
+        .await;
+    assert_eq!(verdict.status, 403);
+    // Verified through the mailed code: the next token says so, and the route admits it.
+    let mail = wait_for_mail(&s, &user, 1).await;
+    let code = common::smtp::token_in(&mail);
+    assert_eq!(
+        s.post("/auth/email/verify", serde_json::json!({"token": code}))
+            .await
+            .status,
+        204
+    );
+    let (token, _) = s.login_tokens(&user, PASSWORD).await;
+    let r = s
+        .call(
+            Method::GET,
+            "/verified/x",
+            None,
+            &[("authorization", &bearer(&token))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        echoed_header(&r.json, "x-tollgate-email-verified"),
+        Some("true")
+    );
+    let claims = jwt_part(echoed_header(&r.json, "x-tollgate-assertion").unwrap(), 1);
+    assert_eq!(claims["email_verified"], true);
+    // A forged header in any spelling never survives.
+    let r = s
+        .call(
+            Method::GET,
+            "/pub/x",
+            None,
+            &[("x_tollgate_email_verified", "true")],
+        )
+        .await;
+    assert!(r.json["headers"]["x_tollgate_email_verified"].is_null());
+}
+
 pub fn verify_assertion(jwks: &Value, token: &str, aud: &str, iss: &str) -> Result<Value, String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
     let header = decode_header(token).map_err(|e| e.to_string())?;
@@ -832,6 +921,7 @@ on_both_backends!(
 
 on_sqlite!(
     forged_spellings => identity_headers_cannot_be_forged_in_any_spelling,
+    email_verified => unverified_addresses_are_named_and_can_be_refused,
     route_spellings => other_spellings_of_a_protected_path_keep_its_policy,
     cookies => our_cookies_stay_with_us,
     forwarding_and_overrides => upstreams_hear_the_truth_and_cannot_override_us,

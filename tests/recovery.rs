@@ -6,35 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::smtp::{SmtpSink, token_in};
-use common::{Backend, Options, PASSWORD, TestServer, email, eventually};
+use common::{Backend, Options, PASSWORD, TestServer, email, eventually, outbox, wait_for_mail};
 use reqwest::Method;
 use serde_json::json;
-
-/// Every outbox message addressed to `to`, oldest first.
-fn outbox(s: &TestServer, to: &str) -> Vec<String> {
-    let dir = s.sandbox.dir.join("data").join("outbox");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-    files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .filter(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to)))
-        .collect()
-}
-
-async fn wait_for_mail(s: &TestServer, to: &str, count: usize) -> String {
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            outbox(s, to).len() >= count
-        })
-        .await,
-        "no mail #{count} to {to}"
-    );
-    outbox(s, to)[count - 1].clone()
-}
 
 async fn reset_is_single_use_and_revokes_every_session(backend: Backend) {
     let s = TestServer::start(backend).await;

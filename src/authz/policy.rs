@@ -76,6 +76,8 @@ pub struct Policy {
     /// Whether users' credentials pass, their own or through an application (false: a
     /// route for services only).
     pub users: bool,
+    /// Users must have verified their email address (services have none and pass).
+    pub verified_email: bool,
 }
 
 impl Policy {
@@ -87,6 +89,7 @@ impl Policy {
             scopes: Vec::new(),
             clients: Clients::None,
             users: true,
+            verified_email: false,
         }
     }
 
@@ -105,6 +108,7 @@ impl Policy {
             scopes,
             clients: self.clients.and(&other.clients),
             users: self.users && other.users,
+            verified_email: self.verified_email || other.verified_email,
         }
     }
 }
@@ -120,11 +124,13 @@ pub enum Presented<'a> {
     Rejected { code: &'static str, explicit: bool },
     /// A verified credential granting these scopes. `client` names the OAuth client the
     /// token was issued to (`None` for Tollgate's own sign-in and API keys); `service`
-    /// says it is that client's own token, with no user behind it.
+    /// says it is that client's own token, with no user behind it; `email_verified`, that
+    /// the user's address has been verified.
     Verified {
         scopes: &'a [&'a str],
         client: Option<&'a str>,
         service: bool,
+        email_verified: bool,
     },
 }
 
@@ -135,6 +141,7 @@ impl<'a> Presented<'a> {
             scopes,
             client: None,
             service: false,
+            email_verified: true,
         }
     }
 }
@@ -149,7 +156,7 @@ pub enum Decision {
     /// 403: authenticated, but some required scopes are missing.
     InsufficientScope { missing: Vec<String> },
     /// 403: authenticated, but this kind of caller is not admitted (`client_not_allowed`,
-    /// `user_not_allowed`).
+    /// `user_not_allowed`, `email_unverified`).
     Forbidden { code: &'static str },
 }
 
@@ -179,6 +186,16 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
         (_, Presented::Verified { service: false, .. }) if !policy.users => Decision::Forbidden {
             code: "user_not_allowed",
         },
+        (
+            _,
+            Presented::Verified {
+                service: false,
+                email_verified: false,
+                ..
+            },
+        ) if policy.verified_email => Decision::Forbidden {
+            code: "email_unverified",
+        },
         (_, Presented::Verified { scopes, .. }) => {
             let missing: Vec<String> = policy
                 .scopes
@@ -205,6 +222,7 @@ mod tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             clients: Clients::None,
             users: true,
+            verified_email: false,
         }
     }
 
@@ -284,11 +302,13 @@ mod tests {
             scopes: &["reports:read"],
             client: Some(client),
             service: true,
+            email_verified: false,
         };
         let app = Presented::Verified {
             scopes: &["reports:read"],
             client: Some("docs-app"),
             service: false,
+            email_verified: true,
         };
         let mut p = policy(AuthMode::Required, &["reports:read"]);
         let refused = Decision::Forbidden {
@@ -356,6 +376,33 @@ mod tests {
         let both = admin.and(&services);
         assert!(!both.users);
         assert_eq!(both.clients, Clients::Only(vec!["ci".into()]));
+    }
+
+    #[test]
+    fn routes_can_require_a_verified_address() {
+        let mut p = policy(AuthMode::Required, &[]);
+        p.verified_email = true;
+        let unverified = Presented::Verified {
+            scopes: &[],
+            client: None,
+            service: false,
+            email_verified: false,
+        };
+        assert_eq!(
+            decide(&p, unverified),
+            Decision::Forbidden {
+                code: "email_unverified"
+            }
+        );
+        assert_eq!(decide(&p, user(&[])), ALLOW_ID);
+        p.clients = Clients::Any;
+        let service = Presented::Verified {
+            scopes: &[],
+            client: Some("svc"),
+            service: true,
+            email_verified: false,
+        };
+        assert_eq!(decide(&p, service), ALLOW_ID, "a service has no address");
     }
 
     #[test]

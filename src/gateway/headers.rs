@@ -15,6 +15,7 @@ use http::header::{self, HeaderName, HeaderValue};
 
 pub const USER: HeaderName = HeaderName::from_static("x-tollgate-user");
 pub const EMAIL: HeaderName = HeaderName::from_static("x-tollgate-email");
+pub const EMAIL_VERIFIED: HeaderName = HeaderName::from_static("x-tollgate-email-verified");
 pub const SCOPES: HeaderName = HeaderName::from_static("x-tollgate-scopes");
 pub const SESSION: HeaderName = HeaderName::from_static("x-tollgate-session");
 pub const CLIENT: HeaderName = HeaderName::from_static("x-tollgate-client");
@@ -25,6 +26,8 @@ const PREFIX: &str = "x-tollgate-";
 pub struct IdentityHeaders<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
+    /// `true`/`false`; empty for a service (no account).
+    pub email_verified: &'a str,
     pub scope: &'a str,
     pub session_id: &'a str,
     /// The OAuth client the credential was issued to; for a service's own token, the
@@ -88,6 +91,7 @@ pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
     for (name, value) in [
         (USER, id.user_id),
         (EMAIL, id.email),
+        (EMAIL_VERIFIED, id.email_verified),
         (SCOPES, id.scope),
         (SESSION, id.session_id),
         (CLIENT, id.client_id),
@@ -105,7 +109,15 @@ pub fn add_identity(headers: &mut HeaderMap, id: &IdentityHeaders<'_>) {
 /// that proxies which copy these headers from the answer (Envoy, Caddy) overwrite any the
 /// client forged instead of leaving them in place.
 pub fn add_empty_identity(headers: &mut HeaderMap) {
-    for name in [USER, EMAIL, SCOPES, SESSION, CLIENT, ASSERTION] {
+    for name in [
+        USER,
+        EMAIL,
+        EMAIL_VERIFIED,
+        SCOPES,
+        SESSION,
+        CLIENT,
+        ASSERTION,
+    ] {
         headers.insert(name, HeaderValue::from_static(""));
     }
 }
@@ -345,6 +357,7 @@ mod tests {
             &IdentityHeaders {
                 user_id: "u1",
                 email: "zoë@example.com",
+                email_verified: "true",
                 scope: "a b",
                 session_id: "s1",
                 client_id: "tollgate",

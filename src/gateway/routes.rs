@@ -76,6 +76,8 @@ pub struct RouteSpec {
     pub clients: Option<Vec<String>>,
     /// Whether users' credentials pass (default true; false: services only).
     pub users: Option<bool>,
+    /// Refuse users whose email address is not verified (403 `email_unverified`).
+    pub verified_email: Option<bool>,
     /// Also remove other auth proxies' identity headers (`X-Forwarded-User`,
     /// `X-Auth-Request-*`, `Remote-User`…) before the upstream sees them (default false).
     pub strip_proxy_identity: Option<bool>,
@@ -362,6 +364,12 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     if let Some(bad) = spec.scopes.iter().find(|s| !valid_scope(s)) {
         return Err(format!("invalid scope '{bad}'"));
     }
+    if auth == AuthMode::Public && spec.verified_email == Some(true) {
+        return Err(
+            "verified_email on a public route would never be checked: use auth = \"required\""
+                .into(),
+        );
+    }
     if auth == AuthMode::Public && !spec.scopes.is_empty() {
         return Err(
             "scopes on a public route would never be checked: use auth = \"required\"".into(),
@@ -430,6 +438,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
             scopes: spec.scopes,
             clients,
             users,
+            verified_email: spec.verified_email.unwrap_or(false),
         },
         strip_prefix: spec.strip_prefix,
         cors_origins,

@@ -89,6 +89,7 @@ async fn invoke(
         scopes: vec![],
         clients: Clients::Any,
         users: true,
+        verified_email: false,
     };
     let mut req = req;
     accept_api_key_header(req.headers_mut());

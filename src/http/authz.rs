@@ -194,6 +194,7 @@ async fn check(
                 scopes: &held,
                 client: asker.application.as_ref().map(|(c, _)| c.as_str()),
                 service: false,
+                email_verified: user.email_verified,
             };
             match decide(&policy, presented) {
                 Decision::InsufficientScope { missing: m } => missing.extend(m),

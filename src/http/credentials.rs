@@ -52,6 +52,14 @@ impl Principal {
         }
     }
 
+    /// Whether the account's address has been verified (false for a service).
+    pub fn email_verified(&self) -> bool {
+        match self {
+            Principal::Token(c) => c.email_verified && !c.is_service(),
+            Principal::ApiKey(k) => k.email_verified,
+        }
+    }
+
     /// Space-separated scopes.
     pub fn scope(&self) -> &str {
         match self {
@@ -113,6 +121,7 @@ impl Principal {
             },
             user_id: self.user_id(),
             email: self.email(),
+            email_verified: self.email_verified(),
             session_id,
             scope: self.scope(),
             client_id: self.client_id(),
@@ -151,6 +160,7 @@ impl Resolved {
                 scopes,
                 client: p.oauth_client(),
                 service: p.service().is_some(),
+                email_verified: p.email_verified(),
             },
             (None, Some((code, explicit))) => Presented::Rejected { code, explicit },
             (None, None) => Presented::Nothing,

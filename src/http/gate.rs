@@ -77,6 +77,7 @@ pub async fn evaluate(
         Decision::Forbidden { code } => {
             let title = match code {
                 "client_not_allowed" => "This route does not admit this client's tokens",
+                "email_unverified" => "This route needs a verified email address",
                 _ => "This route is for services only",
             };
             Problem::new(StatusCode::FORBIDDEN, code, title).into_response()
@@ -144,6 +145,11 @@ pub fn attach_identity(
         &IdentityHeaders {
             user_id,
             email: principal.email(),
+            email_verified: match (principal.service(), principal.email_verified()) {
+                (Some(_), _) => "",
+                (None, true) => "true",
+                (None, false) => "false",
+            },
             scope: principal.scope(),
             session_id: &session_id,
             client_id: principal.client_id(),

@@ -33,6 +33,7 @@ pub struct ApiKeyPrincipal {
     pub key_id: String,
     pub user_id: String,
     pub email: String,
+    pub email_verified: bool,
     /// Space-separated effective scopes.
     pub scope: String,
     /// The owner's roles (AI quotas follow them).
@@ -211,6 +212,7 @@ impl ApiKeys {
             key_id: key.id,
             user_id: user.id,
             email: user.email,
+            email_verified: user.email_verified,
             scope,
             roles: user.roles,
             expires_at: key.expires_at,

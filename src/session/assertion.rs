@@ -2,7 +2,7 @@
 //! zero-trust upstream verifies against the JWKS, with its own URL as `aud`.
 //!
 //! An assertion says the same as the identity headers, but signed: `iss`, `sub`, `aud`,
-//! `sid`, `scope`, `email`, `iat`, `exp` (60 s), `jti`. It is explicitly typed
+//! `sid`, `scope`, `email`, `email_verified`, `iat`, `exp` (60 s), `jti`. It is explicitly typed
 //! (`typ: tollgate-assertion+jwt`, RFC 8725 §3.11) and its `aud` is never the issuer, so
 //! it can never pass as an access token. Signing costs tens of microseconds, so one
 //! assertion per (credential, upstream) is reused while it has at least half its
@@ -30,6 +30,8 @@ pub struct AssertionSubject<'a> {
     pub credential_id: &'a str,
     pub user_id: &'a str,
     pub email: &'a str,
+    /// Whether the account's email address has been verified (false for a service).
+    pub email_verified: bool,
     pub session_id: &'a str,
     pub scope: &'a str,
     /// The OAuth client the credential was issued to (empty for API keys).
@@ -47,6 +49,9 @@ struct Claims<'a> {
     scope: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     email: &'a str,
+    /// Absent for a service (no account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
     #[serde(skip_serializing_if = "str::is_empty")]
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,8 +77,10 @@ pub struct VerifiedAssertion {
 /// One cached assertion of a credential.
 struct Cached {
     audience: Arc<str>,
-    /// The scopes it states: an API key's can change while its id stays.
+    /// The scopes it states: an API key's can change while its id stays (so can whether
+    /// its account's address is verified).
     scope: Arc<str>,
+    email_verified: bool,
     token: Arc<str>,
     exp: i64,
 }
@@ -102,8 +109,11 @@ impl Assertions {
             .unwrap_or_else(|p| p.into_inner())
             .get(s.credential_id)
             .and_then(|list| {
-                list.iter()
-                    .find(|c| &*c.audience == audience && &*c.scope == s.scope)
+                list.iter().find(|c| {
+                    &*c.audience == audience
+                        && &*c.scope == s.scope
+                        && c.email_verified == s.email_verified
+                })
             })
             .filter(|c| c.exp - now >= MIN_REMAINING_SECS)
         {
@@ -123,6 +133,7 @@ impl Assertions {
         list.push(Cached {
             audience: Arc::from(audience),
             scope: Arc::from(s.scope),
+            email_verified: s.email_verified,
             token: token.clone(),
             exp,
         });
@@ -153,6 +164,7 @@ impl Assertions {
             sid: s.session_id,
             scope: s.scope,
             email: s.email,
+            email_verified: (!s.service).then_some(s.email_verified),
             client_id: s.client_id,
             gty: s.service.then_some(super::tokens::SERVICE_GRANT),
             iat: now,
@@ -177,6 +189,7 @@ mod tests {
             credential_id: "jti-1",
             user_id: "u1",
             email: "u1@example.com",
+            email_verified: true,
             session_id: "s1",
             scope: "docs:read",
             client_id: "tollgate",
@@ -220,6 +233,7 @@ mod tests {
         assert_eq!(claims["sub"], "u1");
         assert_eq!(claims["sid"], "s1");
         assert_eq!(claims["scope"], "docs:read");
+        assert_eq!(claims["email_verified"], true);
         assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 60);
         v.set_audience(&["http://other.test"]);
         assert!(jsonwebtoken::decode::<serde_json::Value>(&*t1, &key, &v).is_err());

@@ -718,3 +718,29 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Every outbox message addressed to `to`, oldest first.
+pub fn outbox(s: &TestServer, to: &str) -> Vec<String> {
+    let dir = s.sandbox.dir.join("data").join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .filter(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to)))
+        .collect()
+}
+
+pub async fn wait_for_mail(s: &TestServer, to: &str, count: usize) -> String {
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            outbox(s, to).len() >= count
+        })
+        .await,
+        "no mail #{count} to {to}"
+    );
+    outbox(s, to)[count - 1].clone()
+}
