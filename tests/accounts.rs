@@ -628,6 +628,48 @@ async fn registration_normalises_and_validates(b: Backend) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    // Hardening item 11: look-alikes of an address are that address, or refused.
+    let plain = email("lookalike");
+    assert_eq!(
+        s.post(
+            "/auth/register",
+            json!({ "email": plain, "password": PASSWORD })
+        )
+        .await
+        .status,
+        201
+    );
+    let fullwidth: String = plain
+        .chars()
+        .map(|c| match c {
+            'a'..='z' => char::from_u32(c as u32 - 'a' as u32 + 0xFF41).unwrap(),
+            '@' => '＠',
+            _ => c,
+        })
+        .collect();
+    let zero_width = plain.replacen('@', "\u{200B}@", 1);
+    for spelling in [fullwidth.as_str(), zero_width.as_str()] {
+        s.post(
+            "/auth/register",
+            json!({ "email": spelling, "password": PASSWORD }),
+        )
+        .await
+        .assert_problem(409, "email_taken");
+        let r = s
+            .post(
+                "/auth/login?mode=token",
+                json!({ "email": spelling, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "signs in as the same account: {}", r.text);
+    }
+    let cyrillic_a = plain.replacen('a', "\u{0430}", 1);
+    s.post(
+        "/auth/register",
+        json!({ "email": cyrillic_a, "password": PASSWORD }),
+    )
+    .await
+    .assert_problem(400, "invalid_email");
 }
 
 async fn login_rehashes_when_parameters_were_raised(b: Backend) {

@@ -862,6 +862,16 @@ mod tests {
         ]);
         assert_eq!(primary_email(&list), Some(("me@example.com".into(), true)));
         assert_eq!(primary_email(&json!({})), None);
+        // Look-alikes: one spelling, or no address at all.
+        let fullwidth =
+            json!([{ "email": "ｍｅ＠example.com", "primary": true, "verified": true }]);
+        assert_eq!(
+            primary_email(&fullwidth),
+            Some(("me@example.com".into(), true))
+        );
+        let mixed =
+            json!([{ "email": "\u{0430}dmin@example.com", "primary": true, "verified": true }]);
+        assert_eq!(primary_email(&mixed), None);
         let unverified = json!([{ "email": "a@example.com", "primary": true, "verified": false }]);
         assert_eq!(
             primary_email(&unverified),
