@@ -1033,6 +1033,32 @@ async fn refusal_floods_do_not_flood_the_audit_chain(backend: Backend) {
     assert_eq!(single + suppressed as usize, 50, "{details:?}");
 }
 
+/// Hardening item 12's other side: an application's token without the `roles` scope
+/// carries no role names, and is still held to the user's role quota (not to the default,
+/// not unmetered).
+async fn application_tokens_are_metered_by_the_users_roles(backend: Backend) {
+    let (s, _o, _a) = start(backend, "[ai.quota.user]\nrequests_per_minute = 1\n").await;
+    let redirect = format!("http://127.0.0.1:{}/cb", s.port + 1);
+    let rp = common::oidc::add_client(&s, "Agent", Some(&redirect), &["--scope", "ai:invoke"]);
+    let (user, _) = s.user_with_roles("app-user", &["user"]).await;
+    let mut browser = common::browser::Browser::new();
+    let t = common::oidc::authorized_tokens(
+        &mut browser,
+        &s,
+        &rp,
+        &user,
+        &[("scope", "openid ai:invoke")],
+    )
+    .await;
+    let token = t.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(common::jwt_part(&token, 1)["roles"], json!([]));
+    let path = "/ai/openai/v1/chat/completions";
+    assert_eq!(call_ai(&s, &token, path, chat(json!({}))).await.status, 200);
+    call_ai(&s, &token, path, chat(json!({})))
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
 on_both_backends!(
     forwards_with_the_server_key_and_records_usage,
     streams_pass_through_and_settle_to_reported_usage,
@@ -1052,4 +1078,5 @@ on_sqlite!(
     guards_everywhere => guards_see_every_string_a_provider_reads,
     rule_spellings => ai_rate_rules_match_every_spelling_of_the_endpoint,
     refusal_flood => refusal_floods_do_not_flood_the_audit_chain,
+    app_tokens_metered => application_tokens_are_metered_by_the_users_roles,
 );

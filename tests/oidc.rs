@@ -946,6 +946,52 @@ async fn logout_ends_the_sign_in_and_its_client_sessions(b: Backend) {
     assert!(r.header("location").starts_with("/ui/login"));
 }
 
+/// Hardening item 12: an application's access token says no more about the user than its
+/// scopes allow (the address with `email`, role names with `roles`).
+async fn client_tokens_follow_the_granted_scopes(b: Backend) {
+    let s = server(b, "").await;
+    let rp = web_client(&s);
+    let user = analyst(&s);
+    let mut browser = Browser::new();
+    let t = authorized_tokens(
+        &mut browser,
+        &s,
+        &rp,
+        &user,
+        &[("scope", "openid docs:read")],
+    )
+    .await;
+    let claims = jwt_part(t.json["access_token"].as_str().unwrap(), 1);
+    assert!(
+        claims.get("email").is_none() || claims["email"] == "",
+        "{claims}"
+    );
+    assert_eq!(claims["email_verified"], false, "{claims}");
+    assert_eq!(claims["roles"], serde_json::json!([]), "{claims}");
+    assert_eq!(claims["scope"], "openid docs:read");
+    let mut browser = Browser::new();
+    let t = authorized_tokens(
+        &mut browser,
+        &s,
+        &rp,
+        &user,
+        &[("scope", "openid email roles docs:read")],
+    )
+    .await;
+    let claims = jwt_part(t.json["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["email"], user.as_str(), "{claims}");
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["analyst", "user"]),
+        "{claims}"
+    );
+    // Tollgate's own sign-in keeps every claim.
+    let (own, _) = s.login_tokens(&user, PASSWORD).await;
+    let claims = jwt_part(&own, 1);
+    assert_eq!(claims["email"], user.as_str());
+    assert_eq!(claims["roles"], serde_json::json!(["analyst", "user"]));
+}
+
 on_both_backends!(
     code_flow_over_http_end_to_end,
     code_exchange_refusals,
@@ -955,6 +1001,7 @@ on_both_backends!(
     logout_ends_the_sign_in_and_its_client_sessions,
 );
 on_sqlite!(
+    client_token_claims => client_tokens_follow_the_granted_scopes,
     authorize_refusals => authorize_refusals,
     client_authentication_and_grant_errors => client_authentication_and_grant_errors,
 );

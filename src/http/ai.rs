@@ -122,10 +122,14 @@ async fn invoke(
     if let Err(p) = limit_principal(&app, req.method().as_str(), &canonical, &resolved).await {
         return with_session_cookies(&app, p.into_response(), &resolved);
     }
+    let roles = match principal.live_roles(&app).await {
+        Ok(r) => r,
+        Err(p) => return with_session_cookies(&app, p.into_response(), &resolved),
+    };
     let call = Call {
         app: app.clone(),
         provider: provider.clone(),
-        caller: caller_of(&principal),
+        caller: caller_of(&principal, roles),
         audit: audit_context(&principal, client),
     };
     let scope = &provider.config.scope;
@@ -156,10 +160,10 @@ fn accept_api_key_header(headers: &mut http::HeaderMap) {
     }
 }
 
-fn caller_of(p: &Principal) -> Caller {
+fn caller_of(p: &Principal, roles: Vec<String>) -> Caller {
     Caller {
         principal: p.user_id().to_string(),
-        roles: p.roles().to_vec(),
+        roles,
         api_key_id: match p {
             Principal::ApiKey(k) => Some(k.key_id.clone()),
             Principal::Token(_) => None,

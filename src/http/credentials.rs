@@ -76,6 +76,19 @@ impl Principal {
         }
     }
 
+    /// The account's roles as they are now, for quotas: a token issued to an OAuth client
+    /// carries them only when the client was granted `roles`, so they are read from the
+    /// account instead (one query, on the AI paths only).
+    pub async fn live_roles(&self, app: &AppState) -> Result<Vec<String>, Problem> {
+        match self {
+            Principal::Token(c) if c.client_id != FIRST_PARTY_CLIENT && !c.is_service() => {
+                let user = app.store.user_by_id(&c.sub).await.map_err(Error::from)?;
+                Ok(user.map(|u| u.roles).unwrap_or_default())
+            }
+            _ => Ok(self.roles().to_vec()),
+        }
+    }
+
     /// The client of a service's own token (client credentials): no user behind it.
     pub fn service(&self) -> Option<&str> {
         match self {

@@ -276,7 +276,8 @@ impl Sessions {
     /// Mints the access token of `session` for `user` and packs it with `refresh_token`.
     /// Tollgate's own sessions get every scope the user's roles grant now; a client's
     /// session gets what was granted to it (or `narrowed`), less any role scope the user
-    /// has lost since.
+    /// has lost since. A client's token says no more about the user than its scopes
+    /// allow: the address with `email`, the role names with `roles`.
     pub fn issue(
         &self,
         user: UserRecord,
@@ -294,14 +295,16 @@ impl Sessions {
                 .collect(),
         };
         let amr: Vec<String> = session.amr.split_whitespace().map(str::to_string).collect();
+        let first_party = session.client_id == FIRST_PARTY_CLIENT;
+        let granted = |s: &str| first_party || scopes.iter().any(|g| g == s);
         let (access_token, access_claims) = self.tokens.mint(&TokenSubject {
             user_id: &user.id,
-            email: &user.email,
-            email_verified: user.email_verified,
+            email: if granted("email") { &user.email } else { "" },
+            email_verified: granted("email") && user.email_verified,
             session_id: &session.id,
             client_id: &session.client_id,
             scopes: &scopes,
-            roles: &user.roles,
+            roles: if granted("roles") { &user.roles } else { &[] },
             auth_time: session.auth_time,
             amr: &amr,
             service: false,

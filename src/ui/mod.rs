@@ -76,11 +76,11 @@ impl Default for Pages {
 /// What a scope lets a client do, in words for the consent page.
 pub fn describe_scope(scope: &str) -> String {
     match scope {
-        "openid" => "confirm who you are".into(),
-        "profile" => "see your user name".into(),
-        "email" => "see your email address".into(),
+        "openid" => "confirm who you are (an identifier of your account, nothing else)".into(),
+        "profile" => "see your user name, which is your email address".into(),
+        "email" => "see your email address and whether it is verified".into(),
         "offline_access" => "keep access after you sign out here, until you withdraw it".into(),
-        "roles" => "see your roles".into(),
+        "roles" => "see the names of your roles".into(),
         other => format!("act for you with the permission “{other}”"),
     }
 }
@@ -89,6 +89,30 @@ pub fn describe_scope(scope: &str) -> String {
 mod tests {
     use super::*;
     use minijinja::context;
+
+    #[test]
+    fn the_consent_page_says_what_each_scope_reveals() {
+        let pages = Pages::new();
+        let scopes: Vec<_> = ["openid", "profile", "email", "roles", "docs:read"]
+            .iter()
+            .map(|s| context! { name => *s, description => describe_scope(s) })
+            .collect();
+        let html = pages
+            .render(
+                "consent.html",
+                context! { client_name => "Docs", email => "a@b.c", scopes, csrf => "c", flow => "f" },
+            )
+            .unwrap();
+        for words in [
+            "an identifier of your account",
+            "your user name, which is your email address",
+            "your email address and whether it is verified",
+            "the names of your roles",
+            "the permission “docs:read”",
+        ] {
+            assert!(html.contains(words), "{words}: {html}");
+        }
+    }
 
     #[test]
     fn every_page_renders_and_escapes() {
