@@ -189,7 +189,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.redis_url.as_deref(),
     )?;
     Ok(Arc::new(App {
-        cookies: CookieNames::new(config.secure_cookies()),
+        cookies: CookieNames::new(config.secure_cookies(), &config.session.refresh_cookie_path),
         metrics: crate::telemetry::metrics_handle(),
         config,
         store,

@@ -131,6 +131,9 @@ pub struct SessionConfig {
     pub idle_ttl: Duration,
     /// How long a spent refresh token still yields its successor (racing tabs).
     pub refresh_grace: Duration,
+    /// `Path` of the refresh cookie: `/` (the gateway refreshes in flight), or a prefix of
+    /// `/auth/refresh` for forward-auth deployments, where the app must never see it.
+    pub refresh_cookie_path: String,
 }
 
 #[derive(Debug, Clone)]
@@ -316,7 +319,20 @@ impl Config {
                 "10s",
                 true,
             )?,
+            refresh_cookie_path: file
+                .session
+                .refresh_cookie_path
+                .unwrap_or_else(|| "/".into()),
         };
+        if !["/", "/auth", "/auth/", "/auth/refresh"]
+            .contains(&session.refresh_cookie_path.as_str())
+        {
+            return Err(invalid(
+                "session.refresh_cookie_path",
+                "\"/\", \"/auth/\" or \"/auth/refresh\" (it must cover /auth/refresh)",
+                &session.refresh_cookie_path,
+            ));
+        }
 
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -762,6 +778,7 @@ struct PasswordSection {
 struct SessionSection {
     idle_ttl: Option<DurationValue>,
     refresh_grace: Option<DurationValue>,
+    refresh_cookie_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -224,6 +224,95 @@ async fn forward_auth_never_rotates_refresh_tokens() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// Hardening item 18: with `refresh_cookie_path`, the browser sends the refresh cookie to
+/// Tollgate's `/auth/` paths only, so no app behind a forward-auth proxy ever receives it;
+/// refresh and sign-out still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_cookie_can_be_kept_to_tollgates_paths() {
+    for (public, name) in [("http", "tg_rt"), ("https", "__Secure-tg_rt")] {
+        let port = common::free_port();
+        let s = TestServer::start_with(
+            Backend::Sqlite,
+            Options {
+                config: "[session]\nrefresh_cookie_path = \"/auth/\"\n".into(),
+                env: vec![
+                    ("TOLLGATE_LISTEN", format!("127.0.0.1:{port}")),
+                    (
+                        "TOLLGATE_PUBLIC_URL",
+                        format!("{public}://127.0.0.1:{port}"),
+                    ),
+                ],
+            },
+        )
+        .await;
+        let (e, _) = s.user_with_roles("scoped", &[]).await;
+        let jar = s.login_cookies(&e).await;
+        assert!(jar.has_attr(name, "httponly"), "{name}: {:?}", jar.0);
+        assert_eq!(jar.attr(name, "path").as_deref(), Some("/auth/"));
+        let access = if public == "https" {
+            "__Host-tg_at"
+        } else {
+            "tg_at"
+        };
+        assert_eq!(jar.attr(access, "path").as_deref(), Some("/"));
+        let csrf_name = if public == "https" {
+            "__Host-tg_csrf"
+        } else {
+            "tg_csrf"
+        };
+        let only_refresh = format!(
+            "{name}={}; {csrf_name}={}",
+            jar.value(name),
+            jar.value(csrf_name)
+        );
+        let r = s
+            .call(
+                Method::POST,
+                "/auth/refresh",
+                None,
+                &[
+                    ("cookie", &only_refresh),
+                    ("x-csrf-token", &jar.value(csrf_name)),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.cookies.attr(name, "path").as_deref(), Some("/auth/"));
+        // Sign-out with the refresh cookie alone ends the session, and deletes the cookie
+        // at its path.
+        let rotated = format!(
+            "{name}={}; {csrf_name}={}",
+            r.cookies.value(name),
+            jar.value(csrf_name)
+        );
+        let out = s
+            .call(
+                Method::POST,
+                "/auth/logout",
+                None,
+                &[
+                    ("cookie", &rotated),
+                    ("x-csrf-token", &jar.value(csrf_name)),
+                ],
+            )
+            .await;
+        assert_eq!(out.status, 204, "{}", out.text);
+        assert_eq!(out.cookies.attr(name, "path").as_deref(), Some("/auth/"));
+        let again = s
+            .call(
+                Method::POST,
+                "/auth/refresh",
+                None,
+                &[
+                    ("cookie", &rotated),
+                    ("x-csrf-token", &jar.value(csrf_name)),
+                ],
+            )
+            .await;
+        assert_eq!(again.status, 401);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_and_envoy_dialects() {
     let up = Upstream::start().await;
@@ -321,11 +410,12 @@ async fn start_nginx(tollgate_port: u16, upstream_port: u16) -> Nginx {
         .unwrap()
         .port();
     let d = dir.display();
-    let identity: String = ["user", "email", "scopes", "session", "assertion"]
+    let identity: String = ["user", "email", "email_verified", "scopes", "session", "client", "assertion"]
         .iter()
         .map(|h| {
+            let header = h.replace('_', "-");
             format!(
-                "      auth_request_set $tg_{h} $upstream_http_x_tollgate_{h};\n      proxy_set_header X-Tollgate-{h} $tg_{h};\n"
+                "      auth_request_set $tg_{h} $upstream_http_x_tollgate_{h};\n      proxy_set_header X-Tollgate-{header} $tg_{h};\n"
             )
         })
         .collect();
@@ -343,6 +433,17 @@ http {{
   fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
+  # Tollgate's HttpOnly cookies stay away from the app (docs/deployment.md).
+  map $http_cookie $tg_cookie_1 {{
+    default $http_cookie;
+    "~^(?:__Host-|__Secure-)?tg_rt=[^;]*(?:;\s*)?(?<rest>.*)$" $rest;
+    "~^(?<before>.*?);\s*(?:__Host-|__Secure-)?tg_rt=[^;]*(?<after>.*)$" $before$after;
+  }}
+  map $tg_cookie_1 $tg_cookie_for_app {{
+    default $tg_cookie_1;
+    "~^(?:__Host-|__Secure-)?tg_at=[^;]*(?:;\s*)?(?<rest>.*)$" $rest;
+    "~^(?<before>.*?);\s*(?:__Host-|__Secure-)?tg_at=[^;]*(?<after>.*)$" $before$after;
+  }}
   server {{
     listen 127.0.0.1:{port};
     location = /_tollgate_verify {{
@@ -355,7 +456,8 @@ http {{
     }}
     location / {{
       auth_request /_tollgate_verify;
-{identity}      proxy_pass http://127.0.0.1:{upstream_port};
+{identity}      proxy_set_header Cookie $tg_cookie_for_app;
+      proxy_pass http://127.0.0.1:{upstream_port};
     }}
   }}
 }}
@@ -409,9 +511,17 @@ async fn real_nginx_auth_request_in_front_of_an_upstream() {
     let (e, access, jar) = signed_in(&s, "behind-nginx", &[]).await;
     let forged = ("x-tollgate-user", "admin".to_string());
 
-    let (status, echo) = get("/pub/x", vec![forged.clone()]).await;
+    let (status, echo) = get(
+        "/pub/x",
+        vec![forged.clone(), ("x-tollgate-client", "admin-app".into())],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(echoed_header(&echo, "x-tollgate-user").is_none(), "{echo}");
+    assert!(
+        echoed_header(&echo, "x-tollgate-client").is_none(),
+        "{echo}"
+    );
     let (status, _) = get("/req/x", vec![forged.clone()]).await;
     assert_eq!(status, 401);
     let (status, echo) = get(
@@ -436,6 +546,36 @@ async fn real_nginx_auth_request_in_front_of_an_upstream() {
     let (status, echo) = get("/req/x", vec![("cookie", jar.header())]).await;
     assert_eq!(status, 200);
     assert!(echoed_header(&echo, "x-tollgate-assertion").is_some());
+    assert_eq!(
+        echoed_header(&echo, "x-tollgate-email-verified"),
+        Some("false")
+    );
+    // Hardening item 18: the documented map keeps the refresh and access cookies from
+    // the app, in whatever order they come, and leaves the app's own.
+    for cookies in [
+        format!(
+            "tg_rt={}; app=1; tg_at={}",
+            jar.value("tg_rt"),
+            jar.value("tg_at")
+        ),
+        format!(
+            "app=1; tg_at={}; tg_rt={}; theme=dark",
+            jar.value("tg_at"),
+            jar.value("tg_rt")
+        ),
+        format!("tg_at={}; tg_rt={}", jar.value("tg_at"), jar.value("tg_rt")),
+    ] {
+        let (status, echo) = get("/req/x", vec![("cookie", cookies.clone())]).await;
+        assert_eq!(status, 200, "{cookies}");
+        let seen = echoed_header(&echo, "cookie").unwrap_or("");
+        assert!(!seen.contains("tg_rt") && !seen.contains("tg_at"), "{seen}");
+        assert_eq!(seen.contains("app=1"), cookies.contains("app=1"), "{seen}");
+        assert_eq!(
+            seen.contains("theme=dark"),
+            cookies.contains("theme=dark"),
+            "{seen}"
+        );
+    }
     let (status, _) = get(
         "/docs/x",
         vec![("authorization", format!("Bearer {access}"))],

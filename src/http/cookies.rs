@@ -3,7 +3,10 @@
 //! Over `https://` public URLs every name carries the `__Host-` prefix (so no subdomain can
 //! plant one) and `Secure`. `tg_at`/`tg_rt` are `HttpOnly`; `tg_csrf` is readable by the
 //! page's scripts so they can echo it in `X-CSRF-Token` (double submit). All are
-//! `SameSite=Lax` and `Path=/`. `tg_fed` lives for one federated sign-in (HttpOnly).
+//! `SameSite=Lax` and `Path=/`, except that `[session] refresh_cookie_path` can scope the
+//! refresh cookie to Tollgate's `/auth/` paths for forward-auth deployments (the browser
+//! then never sends it to the app; `__Host-` requires `Path=/`, so it becomes
+//! `__Secure-tg_rt`). `tg_fed` lives for one federated sign-in (HttpOnly).
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -19,24 +22,37 @@ pub struct CookieNames {
     /// A federated sign-in's journey (state, nonce, PKCE verifier), signed and HttpOnly.
     pub journey: String,
     pub secure: bool,
+    /// `Path` of the refresh cookie.
+    refresh_path: String,
 }
 
 impl CookieNames {
-    pub fn new(secure: bool) -> CookieNames {
+    pub fn new(secure: bool, refresh_path: &str) -> CookieNames {
         let prefix = if secure { "__Host-" } else { "" };
+        let refresh_prefix = match (secure, refresh_path) {
+            (true, "/") => "__Host-",
+            (true, _) => "__Secure-",
+            (false, _) => "",
+        };
         CookieNames {
             access: format!("{prefix}tg_at"),
-            refresh: format!("{prefix}tg_rt"),
+            refresh: format!("{refresh_prefix}tg_rt"),
             csrf: format!("{prefix}tg_csrf"),
             journey: format!("{prefix}tg_fed"),
             secure,
+            refresh_path: refresh_path.to_string(),
         }
     }
 
     /// A `Set-Cookie` value.
     pub fn set(&self, name: &str, value: &str, max_age_secs: i64, http_only: bool) -> HeaderValue {
+        let path = if name == self.refresh {
+            self.refresh_path.as_str()
+        } else {
+            "/"
+        };
         let mut v = format!(
-            "{name}={value}; Path=/; Max-Age={}; SameSite=Lax",
+            "{name}={value}; Path={path}; Max-Age={}; SameSite=Lax",
             max_age_secs.max(0)
         );
         if http_only {
@@ -105,17 +121,43 @@ mod tests {
 
     #[test]
     fn https_cookies_are_prefixed_and_secure() {
-        let n = CookieNames::new(true);
+        let n = CookieNames::new(true, "/");
         assert_eq!(n.access, "__Host-tg_at");
         let v = n.set(&n.access, "x", 60, true);
         assert_eq!(
             v,
             "__Host-tg_at=x; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
         );
-        let plain = CookieNames::new(false);
+        let plain = CookieNames::new(false, "/");
         assert_eq!(
             plain.set(&plain.csrf, "c", 5, false),
             "tg_csrf=c; Path=/; Max-Age=5; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn the_refresh_cookie_can_be_kept_to_tollgates_paths() {
+        let n = CookieNames::new(true, "/auth/");
+        assert_eq!(n.refresh, "__Secure-tg_rt");
+        assert_eq!(
+            n.set(&n.refresh, "r", 60, true),
+            "__Secure-tg_rt=r; Path=/auth/; Max-Age=60; SameSite=Lax; HttpOnly; Secure"
+        );
+        assert_eq!(n.access, "__Host-tg_at");
+        assert!(
+            n.set(&n.access, "a", 60, true)
+                .to_str()
+                .unwrap()
+                .contains("Path=/;")
+        );
+        let plain = CookieNames::new(false, "/auth/refresh");
+        assert_eq!(plain.refresh, "tg_rt");
+        assert!(
+            plain
+                .set(&plain.refresh, "r", 1, true)
+                .to_str()
+                .unwrap()
+                .contains("Path=/auth/refresh;")
         );
     }
 
