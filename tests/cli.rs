@@ -100,11 +100,13 @@ async fn user_and_role_administration(b: Backend) {
     let out = s.cli(&["role", "revoke", &email, "analyst"], None);
     assert!(out.status.success());
     assert_eq!(stdout_json_lines(&out)[0]["roles"], json!(["user"]));
-    // Roles show in tokens minted from then on.
-    let r = s
-        .post("/auth/refresh?mode=token", json!({ "refresh_token": rt }))
-        .await;
-    assert_eq!(jwt_part(&r.str("access_token"), 1)["scope"], "profile");
+    // A revoked role ends the sessions that carried it (as a disable does); tokens
+    // minted from then on have the roles as they are.
+    s.post("/auth/refresh?mode=token", json!({ "refresh_token": rt }))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    let (at, _) = s.login_tokens(&email, PASSWORD).await;
+    assert_eq!(jwt_part(&at, 1)["scope"], "profile");
     let out = s.cli(&["role", "grant", &email, "analyst"], None);
     assert_eq!(
         stdout_json_lines(&out)[0]["roles"],

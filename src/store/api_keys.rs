@@ -137,7 +137,7 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for (id, at) in used {
                 sqlx::query(
                     "UPDATE api_keys SET last_used_at = $1

@@ -215,6 +215,7 @@ impl Store {
         signature: &str,
     ) -> StoreResult<()> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO audit_checkpoints (seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (seq) DO NOTHING",
@@ -223,8 +224,9 @@ impl Store {
             .bind(hash)
             .bind(at_ms)
             .bind(signature)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
         });
         Ok(())
     }

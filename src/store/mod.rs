@@ -3,9 +3,12 @@
 //! [`Store`] is an enum over a SQLite and a PostgreSQL pool. Each query is written once and
 //! expanded for both backends by [`on_pool!`]; the SQL itself is portable (`$n`
 //! placeholders, `RETURNING`, Unix-second integers), and only the schema files differ
-//! (`migrations/<backend>/`), embedded in the binary. Every multi-statement change runs in
-//! one transaction; on SQLite write transactions start with `BEGIN IMMEDIATE` so two writers
-//! queue on the busy timeout instead of failing on a lock upgrade.
+//! (`migrations/<backend>/`), embedded in the binary. Every change runs in one transaction
+//! opened by [`BeginWrite::begin_write`]. SQLite takes one writer at a time: its write
+//! transactions start with `BEGIN IMMEDIATE` (no failed lock upgrades) and, within the
+//! process, queue first-come first-served on a gate per database file ([`SqliteWrite`]),
+//! instead of polling SQLite's lock with its busy handler's growing sleeps, which gave
+//! concurrent writers a tail of hundreds of milliseconds while others got through.
 
 mod ai_usage;
 mod api_keys;
@@ -18,7 +21,10 @@ mod sessions;
 mod signin;
 mod users;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -80,20 +86,65 @@ pub(crate) use on_pool;
 
 /// Opens a write transaction the way each backend needs.
 pub(crate) trait BeginWrite {
-    type Db: sqlx::Database;
-    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+    type Tx;
+    async fn begin_write(&self) -> Result<Self::Tx, sqlx::Error>;
+}
+
+/// A SQLite write transaction, holding this process's write gate for its database file
+/// until it commits or is dropped. It derefs to the connection, as a `Transaction` does,
+/// so queries run on `&mut *tx` alike on both backends.
+pub(crate) struct SqliteWrite {
+    tx: Transaction<'static, sqlx::Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl SqliteWrite {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for SqliteWrite {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteWrite {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// The write gate of a SQLite file: one per file and process (a tokio mutex queues its
+/// waiters in order). Keyed by the file, so every pool on it shares one.
+fn sqlite_gate(pool: &SqlitePool) -> Arc<tokio::sync::Mutex<()>> {
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(file)
+        .or_default()
+        .clone()
 }
 
 impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    type Tx = SqliteWrite;
+    async fn begin_write(&self) -> Result<SqliteWrite, sqlx::Error> {
+        // The gate before the connection: a writer waiting its turn holds no connection
+        // that readers could use.
+        let gate = sqlite_gate(self).lock_owned().await;
+        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(SqliteWrite { tx, _gate: gate })
     }
 }
 
 impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    type Tx = Transaction<'static, sqlx::Postgres>;
+    async fn begin_write(&self) -> Result<Self::Tx, sqlx::Error> {
         // The refresh arbitration relies on READ COMMITTED re-evaluation; don't inherit a
         // stricter server default that would turn racing tabs into serialization errors.
         self.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")

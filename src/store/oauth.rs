@@ -67,6 +67,7 @@ pub struct ConsentRecord {
 impl Store {
     pub async fn insert_code(&self, c: &NewCode<'_>) -> StoreResult<()> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO oauth_codes (code_hash, client_id, user_id, browser_session, redirect_uri, scope,
                                           nonce, code_challenge, auth_time, amr, created_at, expires_at)
@@ -84,8 +85,9 @@ impl Store {
             .bind(c.amr)
             .bind(c.now)
             .bind(c.expires_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -317,14 +319,16 @@ impl Store {
     /// tokens that have expired.
     pub async fn prune_oauth(&self, now: i64) -> StoreResult<()> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
                 .bind(now - 3600)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -108,12 +108,14 @@ impl Store {
     /// Forgets failures under `keys` (a successful sign-in).
     pub async fn clear_sign_in_failures(&self, keys: &[&str]) -> StoreResult<()> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             for key in keys {
                 sqlx::query("DELETE FROM sign_in_failures WHERE key = $1")
                     .bind(key)
-                    .execute(pool)
+                    .execute(&mut *tx)
                     .await?;
             }
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -157,13 +157,15 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
                 .bind(new_hash)
                 .bind(now)
                 .bind(user_id)
                 .bind(expected)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })
     }
