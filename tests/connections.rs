@@ -13,12 +13,30 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn config(up: &Upstream, per_ip: usize) -> String {
+/// A server in front of `up` with short timeouts (header 1 s, idle 2 s unless given).
+async fn server(
+    backend: Backend,
+    up: &Upstream,
+    per_ip: usize,
+    timeouts: Option<(&str, &str)>,
+) -> TestServer {
+    let (header, idle) = timeouts.unwrap_or(("1s", "2s"));
+    TestServer::start_with(
+        backend,
+        Options {
+            config: config(up, per_ip, header, idle),
+            env: vec![],
+        },
+    )
+    .await
+}
+
+fn config(up: &Upstream, per_ip: usize, header: &str, idle: &str) -> String {
     format!(
         r#"
 [http]
-header_timeout = "1s"
-idle_timeout = "2s"
+header_timeout = "{header}"
+idle_timeout = "{idle}"
 max_connections_per_ip = {per_ip}
 
 [gateway]
@@ -57,14 +75,7 @@ async fn connect(port: u16) -> TcpStream {
 
 async fn slow_and_silent_connections_are_closed(backend: Backend) {
     let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: config(&up, 64),
-            env: vec![],
-        },
-    )
-    .await;
+    let s = server(backend, &up, 64, None).await;
     // Nothing at all.
     let mut silent = connect(s.port).await;
     let took = closed_within(&mut silent, Duration::from_secs(15)).await;
@@ -135,16 +146,7 @@ async fn slow_and_silent_connections_are_closed(backend: Backend) {
 
 async fn one_address_cannot_hold_every_connection(backend: Backend) {
     let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: config(&up, 6)
-                .replace("header_timeout = \"1s\"", "header_timeout = \"20s\"")
-                .replace("idle_timeout = \"2s\"", "idle_timeout = \"20s\""),
-            env: vec![],
-        },
-    )
-    .await;
+    let s = server(backend, &up, 6, Some(("20s", "20s"))).await;
     // The harness's own client may hold a pooled connection: open up to the cap, then
     // one more must be closed at once, without a byte sent.
     let mut held = Vec::new();
@@ -181,14 +183,7 @@ async fn one_address_cannot_hold_every_connection(backend: Backend) {
 async fn http2_is_served_with_the_same_rules(backend: Backend) {
     use http_body_util::{BodyExt, Empty};
     let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: config(&up, 64),
-            env: vec![],
-        },
-    )
-    .await;
+    let s = server(backend, &up, 64, None).await;
     let io = hyper_util::rt::TokioIo::new(connect(s.port).await);
     let (mut send, conn) =
         hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)

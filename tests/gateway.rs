@@ -66,6 +66,21 @@ pub async fn gateway(backend: Backend, up: &Upstream) -> TestServer {
     .await
 }
 
+/// [`gateway`] with the given `[gateway] idle_timeout`.
+async fn gateway_with_idle_timeout(backend: Backend, up: &Upstream, idle: &str) -> TestServer {
+    TestServer::start_with(
+        backend,
+        Options {
+            config: routes(&up.base).replace(
+                "timeout = \"1s\"",
+                &format!("timeout = \"1s\"\nidle_timeout = \"{idle}\""),
+            ),
+            env: vec![],
+        },
+    )
+    .await
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -701,17 +716,7 @@ async fn streams_pass_without_buffering(backend: Backend) {
 async fn a_silent_upstream_stream_is_cut_after_the_idle_timeout(backend: Backend) {
     use futures_util::StreamExt;
     let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: routes(&up.base).replace(
-                "timeout = \"1s\"",
-                "timeout = \"1s\"\nidle_timeout = \"1s\"",
-            ),
-            env: vec![],
-        },
-    )
-    .await;
+    let s = gateway_with_idle_timeout(backend, &up, "1s").await;
     let res = s.http.get(s.url("/pub/stream")).send().await.unwrap();
     let mut body = res.bytes_stream();
     assert_eq!(&body.next().await.unwrap().unwrap()[..], b"data: first\n\n");
@@ -773,17 +778,7 @@ async fn large_uploads_stream_in_constant_memory(backend: Backend) {
 async fn uploads_are_timed_by_silence_not_length(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: routes(&up.base).replace(
-                "timeout = \"1s\"",
-                "timeout = \"1s\"\nidle_timeout = \"2s\"",
-            ),
-            env: vec![],
-        },
-    )
-    .await;
+    let s = gateway_with_idle_timeout(backend, &up, "2s").await;
     let upload = |pauses: Vec<Duration>| async move {
         let chunk = vec![b'x'; 64 * 1024];
         let total = chunk.len() * (pauses.len() + 1);
