@@ -236,6 +236,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         idle_timeout: http.idle_timeout,
         max_connections: http.max_connections,
         max_connections_per_ip: http.max_connections_per_ip,
+        max_requests_per_ip: http.max_requests_per_ip,
         trusted_proxies: app.config.limits.trusted_proxies.clone(),
     };
     if let Some(metrics_listen) = app.config.metrics.listen {

@@ -148,6 +148,12 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// A connection with no request in progress is closed after this.
     pub idle_timeout: Duration,
+    /// The whole request body of Tollgate's own endpoints and AI calls must arrive within
+    /// this (the gateway's streamed bodies are timed by `[gateway] idle_timeout`).
+    pub body_timeout: Duration,
+    /// Requests in progress from one address at most (HTTP/2 multiplexes many per
+    /// connection); trusted proxies are exempt.
+    pub max_requests_per_ip: usize,
     /// Open connections, at most; more wait in the listen backlog.
     pub max_connections: usize,
     /// Open connections from one address (IPv6: one /64), at most; trusted proxies are
@@ -384,12 +390,17 @@ impl Config {
                 false,
             )?,
             idle_timeout: section_duration("http.idle_timeout", h.idle_timeout, "60s", false)?,
+            body_timeout: section_duration("http.body_timeout", h.body_timeout, "30s", false)?,
+            max_requests_per_ip: h.max_requests_per_ip.unwrap_or(512),
             max_connections: h.max_connections.unwrap_or(4096),
             max_connections_per_ip: h.max_connections_per_ip.unwrap_or(256),
         };
-        if http.max_connections == 0 || http.max_connections_per_ip == 0 {
+        if http.max_connections == 0
+            || http.max_connections_per_ip == 0
+            || http.max_requests_per_ip == 0
+        {
             return Err(ConfigError(
-                "invalid http section: max_connections and max_connections_per_ip must be at least 1".into(),
+                "invalid http section: max_connections, max_connections_per_ip and max_requests_per_ip must be at least 1".into(),
             ));
         }
         if http.max_header_bytes < 4096 {
@@ -789,8 +800,10 @@ struct HttpSection {
     trusted_origins: Option<Vec<String>>,
     header_timeout: Option<DurationValue>,
     idle_timeout: Option<DurationValue>,
+    body_timeout: Option<DurationValue>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    max_requests_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

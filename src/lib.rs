@@ -21,4 +21,5 @@ pub mod secret;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod ui;

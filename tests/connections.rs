@@ -37,7 +37,9 @@ fn config(up: &Upstream, per_ip: usize, header: &str, idle: &str) -> String {
 [http]
 header_timeout = "{header}"
 idle_timeout = "{idle}"
+body_timeout = "2s"
 max_connections_per_ip = {per_ip}
+max_requests_per_ip = 4
 
 [gateway]
 timeout = "5s"
@@ -214,8 +216,93 @@ async fn http2_is_served_with_the_same_rules(backend: Backend) {
     assert!(ended.is_ok(), "an idle HTTP/2 connection stayed open");
 }
 
+/// A body that trickles or stalls on Tollgate's own endpoints is cut after
+/// `body_timeout` (408), over HTTP/1.1 and HTTP/2, and HTTP/2 cannot multiply stalled
+/// requests past the per-address cap.
+async fn stalled_bodies_are_cut_and_capped(backend: Backend) {
+    use http_body_util::{BodyExt, Empty, StreamBody};
+    let up = Upstream::start().await;
+    let s = server(backend, &up, 64, Some(("10s", "20s"))).await;
+    // HTTP/1.1: the headers, then part of the body, then nothing.
+    let mut conn = connect(s.port).await;
+    conn.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("request_timeout"), "{reply}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    // HTTP/2: four stalled bodies fill the address's cap; a fifth request is refused
+    // until they are cut.
+    let io = hyper_util::rt::TokioIo::new(connect(s.port).await);
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut stalled = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<
+            Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >(1);
+        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"{"))))
+            .await
+            .unwrap();
+        senders.push(tx);
+        let body = StreamBody::new(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+        )))
+        .boxed();
+        let req = http::Request::post(format!("http://127.0.0.1:{}/auth/login", s.port))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let mut send = send.clone();
+        stalled.push(tokio::spawn(async move { send.send_request(req).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut probe = send.clone();
+    let empty = || {
+        Empty::<bytes::Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed()
+    };
+    let req = http::Request::get(format!("http://127.0.0.1:{}/healthz", s.port))
+        .body(empty())
+        .unwrap();
+    let res = probe.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("too_many_requests_in_progress"));
+    for task in stalled {
+        let res = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("a stalled request was never answered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(res.status(), 408);
+    }
+    drop(senders);
+    let req = http::Request::get(format!("http://127.0.0.1:{}/healthz", s.port))
+        .body(empty())
+        .unwrap();
+    assert_eq!(probe.send_request(req).await.unwrap().status(), 200);
+}
+
 on_sqlite!(
     slow_and_silent => slow_and_silent_connections_are_closed,
+    stalled_bodies => stalled_bodies_are_cut_and_capped,
     per_address_cap => one_address_cannot_hold_every_connection,
     http2 => http2_is_served_with_the_same_rules,
 );

@@ -524,6 +524,26 @@ async fn our_cookies_stay_with_us(backend: Backend) {
             .await;
         assert_eq!(echoed_header(&r.json, "authorization"), Some(foreign));
     }
+    // Ours is removed even behind another Authorization header; the other one passes.
+    for path in ["/pub/x", "/opt/x"] {
+        let r = s
+            .call(
+                Method::GET,
+                path,
+                None,
+                &[("authorization", "Basic YTpi"), ("authorization", &ours)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let sent: Vec<&str> = r.json["headers"]["authorization"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            !sent.iter().any(|v| v.contains(&access)),
+            "{path}: {sent:?}"
+        );
+    }
     // Headers that would steer the upstream to another method, path or client address.
     let steering = [
         ("x-http-method-override", "DELETE"),
@@ -558,8 +578,26 @@ async fn upstreams_hear_the_truth_and_cannot_override_us(backend: Backend) {
         ("x-forwarded-host", "evil.example"),
         ("host", "evil.example"),
     ];
-    let r = s.call(Method::GET, "/pub/x", None, &lies).await;
+    // The same lies in the spellings WSGI and Rack read alike (`HTTP_X_FORWARDED_HOST`).
+    let underscored = [
+        ("X_Forwarded_For", "6.6.6.6"),
+        ("x_forwarded_host", "evil.example"),
+        ("X_Forwarded_Proto", "gopher"),
+        ("X_Original_URL", "/admin"),
+        ("x_http_method_override", "DELETE"),
+        ("X_Real_IP", "7.7.7.7"),
+    ];
+    let r = s
+        .call(
+            Method::GET,
+            "/pub/x",
+            None,
+            &[&lies[..], &underscored[..]].concat(),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    let names: Vec<&String> = r.json["headers"].as_object().unwrap().keys().collect();
+    assert!(names.iter().all(|n| !n.contains('_')), "{names:?}");
     assert_eq!(echoed_header(&r.json, "x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(
         echoed_header(&r.json, "x-forwarded-host"),

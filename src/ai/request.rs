@@ -156,15 +156,9 @@ impl AiRequest {
         // The model name was checked above; every other string is the guards' business.
         let model_value = body.remove("model");
         let mut whole = Value::Object(std::mem::take(&mut body));
-        walk_text(&mut whole, &mut parts, &mut |text, is_key| {
-            if denied.is_none() {
-                denied = guard.denied(text);
-            }
-            if guard.redacts()
-                && let std::borrow::Cow::Owned(clean) = guard.redact(text)
-            {
-                *text = clean;
-            }
+        walk_text(&mut whole, kind, &mut parts, &mut |text, is_key| {
+            let this = guard.inspect(text);
+            denied = denied.or(this);
             if !is_key && let Some(log) = logged.as_mut() {
                 log.push_str(text);
                 log.push('\n');
@@ -388,12 +382,17 @@ struct Parts {
 /// is an image's data, which is counted instead: the base64 payload in the one place each
 /// API puts it. Any other string inside an image object is text, guarded and metered as
 /// text, since a lenient provider (llama.cpp, vLLM, Ollama) reads it.
-fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bool)) {
+fn walk_text(
+    v: &mut Value,
+    kind: ProviderKind,
+    parts: &mut Parts,
+    f: &mut dyn FnMut(&mut String, bool),
+) {
     match v {
         Value::String(s) => f(s, false),
         Value::Array(items) => {
             for item in items {
-                walk_text(item, parts, f);
+                walk_text(item, kind, parts, f);
             }
         }
         Value::Object(o) => {
@@ -404,7 +403,7 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bo
             match o.get("type").and_then(Value::as_str) {
                 Some("image" | "image_url" | "input_image") => {
                     parts.images += 1;
-                    image = image_data(o).map(std::mem::take);
+                    image = image_data(o, kind).map(std::mem::take);
                 }
                 Some("document" | "input_file" | "file") => parts.documents += 1,
                 _ => {}
@@ -416,7 +415,7 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bo
                 if k != *key {
                     renamed.push((key.clone(), k));
                 }
-                walk_text(item, parts, f);
+                walk_text(item, kind, parts, f);
             }
             for (old, new) in renamed {
                 if let Some(item) = o.remove(&old) {
@@ -425,7 +424,7 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bo
             }
             if let Some(data) = image {
                 parts.image_bytes += data.len();
-                if let Some(slot) = image_data_slot(o) {
+                if let Some(slot) = image_data_slot(o, kind) {
                     *slot = data;
                 }
             }
@@ -434,44 +433,65 @@ fn walk_text(v: &mut Value, parts: &mut Parts, f: &mut dyn FnMut(&mut String, bo
     }
 }
 
-/// Where an image object carries its data: OpenAI's `image_url` (a string, or an object's
-/// `url`) and Anthropic's `source.data`.
-fn image_data_slot(o: &mut Map<String, Value>) -> Option<&mut String> {
-    if o.contains_key("image_url") {
-        return match o.get_mut("image_url")? {
+/// Where an image object carries its data in the provider's own API: OpenAI's
+/// `image_url` (a string, or an object's `url`), Anthropic's `source.data` (with
+/// `source.type` `base64`). The other API's shape is not the provider's, so it is text.
+fn image_data_slot(o: &mut Map<String, Value>, kind: ProviderKind) -> Option<&mut String> {
+    match kind {
+        ProviderKind::OpenAi => match o.get_mut("image_url")? {
             Value::String(url) => Some(url),
             Value::Object(inner) => match inner.get_mut("url")? {
                 Value::String(url) => Some(url),
                 _ => None,
             },
             _ => None,
-        };
-    }
-    match o.get_mut("source")? {
-        Value::Object(source) => match source.get_mut("data")? {
-            Value::String(data) => Some(data),
+        },
+        ProviderKind::Anthropic => match o.get_mut("source")? {
+            Value::Object(source) if source.get("type") == Some(&Value::from("base64")) => {
+                match source.get_mut("data")? {
+                    Value::String(data) => Some(data),
+                    _ => None,
+                }
+            }
             _ => None,
         },
-        _ => None,
     }
 }
 
-/// The image's data, when it is a base64 payload: a `data:…;base64,` URL in OpenAI's slot,
-/// bare base64 in Anthropic's. A URL to fetch, or anything else, is text.
-fn image_data(o: &mut Map<String, Value>) -> Option<&mut String> {
-    let anthropic = !o.contains_key("image_url");
-    let slot = image_data_slot(o)?;
-    let payload = if anthropic {
-        slot.as_str()
-    } else {
-        let rest = slot.strip_prefix("data:")?;
-        rest.split_once(";base64,")?.1
+/// The image's data, when it is a base64 payload: `data:<type>/<subtype>;base64,<payload>`
+/// and nothing else in OpenAI's slot (a parameter such as `;filename=…` is text a
+/// provider may read), bare base64 in Anthropic's. The payload must be well-formed base64.
+/// A URL to fetch, or anything else, is text.
+fn image_data(o: &mut Map<String, Value>, kind: ProviderKind) -> Option<&mut String> {
+    let slot = image_data_slot(o, kind)?;
+    let payload = match kind {
+        ProviderKind::Anthropic => slot.as_str(),
+        ProviderKind::OpenAi => {
+            let (media_type, payload) = slot.strip_prefix("data:")?.split_once(";base64,")?;
+            let (top, sub) = media_type.split_once('/')?;
+            let token = |t: &str| {
+                !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+            };
+            if !token(top) || !token(sub) {
+                return None;
+            }
+            payload
+        }
     };
-    let base64 = !payload.is_empty()
-        && payload
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
-    base64.then_some(slot)
+    is_base64(payload).then_some(slot)
+}
+
+/// Standard base64 with its padding: what decodes, and nothing that reads as words
+/// (`forbidden` is nine letters of the alphabet, but not a length base64 comes in).
+fn is_base64(s: &str) -> bool {
+    use base64::Engine;
+    !s.is_empty()
+        && s.len().is_multiple_of(4)
+        && base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .is_ok()
 }
 
 #[cfg(test)]
@@ -646,8 +666,8 @@ mod tests {
             json!({"type": "image_url", "image_url": {"url": hidden}}),
             json!({"type": "image_url", "image_url": "data:image/png;base64,AAAA", "text": hidden}),
             json!({"type": "input_image", "image_url": hidden}),
+            json!({"type": "image_url", "image_url": {"url": format!("data:image/png;filename={hidden};base64,AAAA")}}),
             json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": hidden}}),
-            json!({"type": "image", "source": {"type": "text", "data": "AAAA"}, "caption": hidden}),
         ] {
             let body =
                 json!({"model": "m", "messages": [{"role": "user", "content": [image.clone()]}]});
@@ -670,19 +690,36 @@ mod tests {
         }
         // Real image data is counted as an image, not as text.
         let data = "A".repeat(40_000);
-        for image in [
-            json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}),
-            json!({"type": "input_image", "image_url": format!("data:image/jpeg;base64,{data}")}),
-            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}),
+        for (endpoint, image) in [
+            (
+                Endpoint::ChatCompletions,
+                json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}),
+            ),
+            (
+                Endpoint::ChatCompletions,
+                json!({"type": "input_image", "image_url": format!("data:image/jpeg;base64,{data}")}),
+            ),
+            (
+                Endpoint::Messages,
+                json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}),
+            ),
         ] {
             let body =
                 json!({"model": "m", "messages": [{"role": "user", "content": [image.clone()]}]});
-            let r = inspect(Endpoint::ChatCompletions, body.clone(), &open()).unwrap();
+            let r = inspect(endpoint, body.clone(), &open()).unwrap();
             assert!(
                 r.prompt_tokens < IMAGE_TOKENS + 300,
-                "{image}: {}",
+                "{endpoint:?} {}: {}",
+                image["type"],
                 r.prompt_tokens
             );
+            // The other API's shape is text to this provider.
+            let other = if endpoint == Endpoint::Messages {
+                Endpoint::ChatCompletions
+            } else {
+                Endpoint::Messages
+            };
+            assert!(inspect(other, body.clone(), &open()).unwrap().prompt_tokens > 40_000);
             assert_eq!(
                 r.body["messages"], body["messages"],
                 "the data is forwarded untouched"

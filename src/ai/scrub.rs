@@ -67,17 +67,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Drops response headers whose value holds the key or a long piece of it.
+/// Drops response headers whose name or value holds the key or a long piece of it (names
+/// arrive lower-cased, so they are compared ignoring case).
 pub fn scrub_headers(headers: &mut HeaderMap, key: &str) {
     let key = key.as_bytes();
     if key.len() < HEADER_FRAGMENT {
         return;
     }
+    let lower_key = key.to_ascii_lowercase();
     let leaking: Vec<http::HeaderName> = headers
         .iter()
-        .filter(|(_, v)| {
+        .filter(|(name, v)| {
             key.windows(HEADER_FRAGMENT)
                 .any(|piece| find(v.as_bytes(), piece).is_some())
+                || lower_key
+                    .windows(HEADER_FRAGMENT)
+                    .any(|piece| find(name.as_str().as_bytes(), piece).is_some())
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -163,6 +168,7 @@ mod tests {
             "Bearer sk-proj-abcdef0123456789".parse().unwrap(),
         );
         h.insert("x-hint", "key ends in 0123456789".parse().unwrap());
+        h.insert("x-key-sk-proj-abcdef", "1".parse().unwrap());
         h.insert("content-type", "application/json".parse().unwrap());
         scrub_headers(&mut h, KEY);
         assert_eq!(h.len(), 1);

@@ -207,20 +207,35 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
 
 /// Request headers some frameworks trust to change the method, the path or the client
 /// address. The gateway decided on the request as sent, so none may reach the upstream.
-const STEERING: [HeaderName; 9] = [
-    header::FORWARDED,
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-    HeaderName::from_static("x-http-method-override"),
-    HeaderName::from_static("x-http-method"),
-    HeaderName::from_static("x-method-override"),
+const STEERING: [&str; 9] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
+/// The forwarding headers the gateway writes itself ([`add_forwarded`]).
+const FORWARDING: [&str; 3] = ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"];
+
+/// Removes the steering headers in every CGI spelling, and the underscore spellings of the
+/// forwarding headers ([`add_forwarded`] decides the dashed ones): a WSGI or Rack app reads
+/// `X_Forwarded_Host` as `HTTP_X_FORWARDED_HOST` too, next to (or instead of) ours.
 pub fn strip_steering(headers: &mut HeaderMap) {
-    for name in &STEERING {
+    let steering: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let name = k.as_str();
+            STEERING.iter().any(|s| cgi_name_is(name, s))
+                || (name.contains('_') && FORWARDING.iter().any(|f| cgi_name_is(name, f)))
+        })
+        .cloned()
+        .collect();
+    for name in steering {
         headers.remove(name);
     }
 }
@@ -412,6 +427,34 @@ mod tests {
         strip_set_cookies(&mut h, &["tg_at", "tg_rt", "tg_csrf"]);
         let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
         assert_eq!(left, vec!["app=1; Path=/", "=app=2"]);
+    }
+
+    #[test]
+    fn steering_headers_go_in_every_spelling() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-original-url",
+            "X_Original_URL",
+            "x_http_method_override",
+            "X_Real_IP",
+            "x_forwarded_host",
+            "X_Forwarded_For",
+            "x-forwarded_proto",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("evil"),
+            );
+        }
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("kept for add_forwarded"),
+        );
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        strip_steering(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["x-forwarded-for", "x-other"]);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 
+use crate::text;
+
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -81,37 +83,22 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             if b == b'\\' || b == b';' || b.is_ascii_control() {
                 return Err(PathError::Ambiguous);
             }
-            // The URI parser only lets visible ASCII through; anything else is kept as is.
-            out.push(b as char);
+            if b.is_ascii() {
+                out.push(b as char);
+            } else {
+                // Raw non-ASCII bytes (HTTP/1.1 parsers let them through) are written as the
+                // escapes they stand for, the one spelling every later step reads.
+                out.push_str(&format!("%{b:02X}"));
+            }
             i += 1;
         }
     }
     Ok(out)
 }
 
-/// Characters that frameworks matching routes without regard to case read as ASCII
-/// letters: the four whose simple case mapping is ASCII (.NET's `OrdinalIgnoreCase` reads
-/// `ı` as `I`, Java's `equalsIgnoreCase` reads `İ` as `i` and the Kelvin sign as `k`), and those whose
-/// full case folding is ASCII (ICU, Python's `casefold`).
-const FOLDS_TO_ASCII: [(char, &str); 13] = [
-    ('\u{df}', "ss"),   // ß
-    ('\u{130}', "i"),   // İ
-    ('\u{131}', "i"),   // ı
-    ('\u{17f}', "s"),   // ſ
-    ('\u{1e9e}', "ss"), // ẞ
-    ('\u{212a}', "k"),  // Kelvin sign
-    ('\u{fb00}', "ff"), // ligatures ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ
-    ('\u{fb01}', "fi"),
-    ('\u{fb02}', "fl"),
-    ('\u{fb03}', "ffi"),
-    ('\u{fb04}', "ffl"),
-    ('\u{fb05}', "st"),
-    ('\u{fb06}', "st"),
-];
-
 /// The spelling-insensitive form of a normalised path that route and rule matching also
 /// compares: ASCII letters in lower case, one trailing slash dropped (`/Reports/` →
-/// `/reports`), and the percent-encoded characters of [`FOLDS_TO_ASCII`] written as the
+/// `/reports`), and the percent-encoded characters of [`text::folds_to_ascii`] written as the
 /// letters they fold to. Many upstreams treat these spellings as one resource: Express and
 /// ASP.NET Core match routes ignoring case, Express and Flask (`strict_slashes = False`)
 /// ignoring a trailing slash. Borrowed when the path is already in this form.
@@ -133,8 +120,8 @@ pub fn fold(path: &str) -> Cow<'_, str> {
         rest = &rest[at..];
         match decode_escaped_char(rest) {
             Some((c, len)) => {
-                match FOLDS_TO_ASCII.iter().find(|(from, _)| *from == c) {
-                    Some((_, to)) => out.push_str(to),
+                match text::folds_to_ascii(c) {
+                    Some(to) => out.push_str(to),
                     None => out.push_str(&rest[..len].to_ascii_lowercase()),
                 }
                 rest = &rest[len..];
@@ -216,6 +203,8 @@ mod tests {
             ("/api/.%2e/admin", "/admin"),
             ("/%61pi/docs", "/api/docs"),
             ("/a%20b/c%3f", "/a%20b/c%3F"),
+            ("/caf\u{e9}", "/caf%C3%A9"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
         ] {
             assert_eq!(normalize(raw), Ok(want.to_string()), "{raw}");
         }

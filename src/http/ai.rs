@@ -216,12 +216,12 @@ impl Call {
             .into_response();
         }
         let guard = &self.provider.config.guard;
-        let raw = match http_body_util::Limited::new(body, guard.max_request_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        let body_timeout = self.app.config.http.body_timeout;
+        let read = http_body_util::Limited::new(body, guard.max_request_bytes).collect();
+        let raw = match tokio::time::timeout(body_timeout, read).await {
+            Err(_) => return super::body_timed_out(body_timeout),
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
                 self.refused("payload_too_large", None).await;
                 return Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -548,7 +548,33 @@ impl Call {
             )
             .into_response());
         }
+        let encoded = res
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            // Asked for `identity`: a compressed answer could not be read for its usage nor
+            // scrubbed of the key. The provider may have billed it: charge the reservation.
+            tracing::error!(provider = %cfg.name, "the AI provider answered with a compressed body although asked not to");
+            if let Some(a) = admitted {
+                let end = RelayEnd {
+                    usage: Default::default(),
+                    completed: false,
+                    client_gone: false,
+                };
+                settle(&self.app, &self.caller, cfg.name.clone(), a, 502, true, end).await;
+            }
+            return Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_invalid_response",
+                "The AI provider answered in a form the gateway cannot check",
+            )
+            .into_response());
+        }
         let (mut head, upstream_body) = res.into_parts();
+        // Only the status code goes on: an HTTP/1.1 reason phrase is the provider's free
+        // text (hyper keeps it as an extension), and it may quote the key.
+        head.extensions = http::Extensions::new();
         remove_hop_by_hop(&mut head.headers, false);
         head.headers.remove(header::SET_COOKIE);
         let account: Vec<HeaderName> = head

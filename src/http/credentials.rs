@@ -276,17 +276,47 @@ pub async fn resolve(
     }
 }
 
-/// Whether the request's `Authorization` is a Tollgate credential (an API key, or a JWT
-/// naming one of our keys), which no upstream may receive, whatever the route.
-pub fn carries_our_bearer(app: &AppState, headers: &HeaderMap) -> bool {
-    bearer(headers).is_some_and(|t| {
-        ApiKeys::looks_like_key(t) || app.sessions.tokens().keys().key_for(t, |_| true).is_ok()
-    })
+/// Removes every `Authorization` header that holds a Tollgate credential (an API key, or
+/// a JWT naming one of our keys), which no upstream may receive, whatever the route; other
+/// schemes and foreign tokens stay. Each header counts, not just the first: a client may
+/// send two.
+pub fn strip_our_bearers(app: &AppState, headers: &mut HeaderMap) {
+    let ours = |v: &http::HeaderValue| {
+        bearer_of(v).is_some_and(|t| {
+            ApiKeys::looks_like_key(t) || app.sessions.tokens().keys().key_for(t, |_| true).is_ok()
+        })
+    };
+    if !headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .any(ours)
+    {
+        return;
+    }
+    let kept: Vec<http::HeaderValue> = headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .filter(|v| !ours(v))
+        .cloned()
+        .collect();
+    headers.remove(http::header::AUTHORIZATION);
+    for v in kept {
+        headers.append(http::header::AUTHORIZATION, v);
+    }
 }
 
-/// The token of `Authorization: Bearer <token>`; other schemes are not ours.
+/// The token of `Authorization: Bearer <token>`; other schemes are not ours. With several
+/// `Authorization` headers (the field is a singleton), the first bearer token counts; the
+/// others never reach the upstream if they are ours ([`strip_our_bearers`]).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .find_map(bearer_of)
+}
+
+fn bearer_of(value: &http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

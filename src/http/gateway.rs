@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
-use super::credentials::{Principal, Resolved, Via, carries_our_bearer};
+use super::credentials::{Principal, Resolved, Via, strip_our_bearers};
 use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
 use super::limits::{NormalizedPath, check_keyed};
 use super::problem::Problem;
@@ -186,9 +186,10 @@ fn rewrite_for_upstream(
     strip_steering(h);
     remove_hop_by_hop(h, upgrading);
     strip_cookies(h, &app.cookies.all());
-    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) || carries_our_bearer(app, h) {
+    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) {
         h.remove(header::AUTHORIZATION);
     }
+    strip_our_bearers(app, h);
     // Browsers cannot add a CSRF header to a WebSocket handshake, and send cookies with
     // it: the handshake's Origin must be one we trust.
     if upgrading

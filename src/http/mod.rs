@@ -2,9 +2,11 @@
 //!
 //! Layers, outermost first: request id (set, then echoed), a tracing span per request,
 //! panic → 500 problem, metrics, security headers (skipped for proxied responses), the
-//! header-size limit. Tollgate's own routes also get the body-size limits; every other
-//! path falls through to the gateway (`gateway::handle`), which streams bodies of any
-//! size. Unknown paths and methods answer problem+json like every other error.
+//! header-size limit. Tollgate's own routes also get the body limits (their bodies are
+//! read whole, within `http.max_body_bytes` and `http.body_timeout`, before the handler
+//! runs); every other path falls through to the gateway (`gateway::handle`), which
+//! streams bodies of any size. Unknown paths and methods answer problem+json like every
+//! other error.
 
 pub mod admin;
 pub mod admin_clients;
@@ -50,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.http.max_body_bytes;
+    let body_timeout = app.config.http.body_timeout;
     let max_headers = app.config.http.max_header_bytes;
     // HSTS only makes sense (and is only honoured) when users reach us over https.
     let hsts = app.config.secure_cookies();
@@ -76,8 +79,8 @@ pub fn router(app: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
-            max_body,
-            refuse_declared_oversize,
+            (max_body, body_timeout),
+            read_whole_body,
         ));
     Router::new()
         .merge(own)
@@ -184,28 +187,61 @@ fn request_span(req: &Request) -> tracing::Span {
     tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
 }
 
-/// Refuses a body whose declared length is over the limit before reading any of it (the
-/// extractors' limit covers bodies without a length).
-async fn refuse_declared_oversize(
-    axum::extract::State(max): axum::extract::State<usize>,
+/// Reads the body of a request to Tollgate's own endpoints whole before the handler runs:
+/// at most `max` bytes (a declared length over it is refused before anything is read) and
+/// within `timeout`. A client that sends its headers and then trickles or stalls its body
+/// (slow POST) would otherwise hold the request, and on HTTP/2 a hundred of them per
+/// connection, for as long as it liked.
+async fn read_whole_body(
+    axum::extract::State((max, timeout)): axum::extract::State<(usize, std::time::Duration)>,
     req: Request,
     next: Next,
 ) -> Response {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Request body too large",
+        )
+        .with_detail(format!("the limit is {max} bytes"))
+        .into_response()
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Request body too large",
-        )
-        .with_detail(format!("the limit is {max} bytes"))
-        .into_response();
+        return too_large();
     }
-    next.run(req).await
+    let (parts, body) = req.into_parts();
+    let read = http_body_util::Limited::new(body, max).collect();
+    let bytes = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => {
+            return Problem::bad_request("invalid_body", "the request body could not be read")
+                .into_response();
+        }
+        Err(_) => return body_timed_out(timeout),
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// 408 for a request body that did not arrive within `http.body_timeout`.
+pub fn body_timed_out(timeout: std::time::Duration) -> Response {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "The request body did not arrive in time",
+    )
+    .with_detail(format!(
+        "the whole body must arrive within {} s",
+        timeout.as_secs()
+    ))
+    .into_response()
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {

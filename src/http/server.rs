@@ -13,6 +13,11 @@
 //! - **Connection caps** (`[http] max_connections`, `max_connections_per_ip`): past the
 //!   total, new connections wait in the kernel's backlog until one closes; past the
 //!   per-address cap (which trusted proxies are exempt from), they are closed at once.
+//! - **Request caps**: HTTP/2 multiplexes up to [`H2_MAX_STREAMS`] requests on one
+//!   connection, so requests in progress are capped per address too
+//!   (`[http] max_requests_per_ip`, 503 past it). A request body that trickles is cut by
+//!   `[http] body_timeout` (Tollgate's own endpoints, AI calls) or by `[gateway]
+//!   idle_timeout` (proxied bodies).
 //!
 //! At shutdown the listener stops accepting, asks every connection to finish its requests
 //! (HTTP/1.1 closes after the current response, HTTP/2 sends GOAWAY) and waits for them up
@@ -44,6 +49,9 @@ use crate::limits::address::{canonical, limit_key};
 
 /// How long shutdown waits for open connections to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Requests one HTTP/2 connection may have in progress at once (RFC 9113 recommends no
+/// fewer than 100).
+pub const H2_MAX_STREAMS: u32 = 100;
 
 /// Connection limits and timeouts (`[http]`).
 #[derive(Debug, Clone)]
@@ -52,6 +60,7 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    pub max_requests_per_ip: usize,
     /// Peers exempt from the per-address cap (`[limits] trusted_proxies`): every client
     /// behind a load balancer arrives from its few addresses.
     pub trusted_proxies: Vec<Cidr>,
@@ -67,6 +76,7 @@ pub async fn serve(
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_ip = Arc::new(PerAddress::default());
+    let requests_per_ip = Arc::new(PerAddress::default());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -75,6 +85,7 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -97,7 +108,8 @@ pub async fn serve(
                 }
             },
         };
-        let Some(address_slot) = per_ip.admit(peer.ip(), &limits) else {
+        let Some(address_slot) = per_ip.admit(peer.ip(), limits.max_connections_per_ip, &limits)
+        else {
             metrics::counter!("tollgate_connections_refused_total", "reason" => "per_ip")
                 .increment(1);
             tracing::debug!(%peer, "connection refused: too many from this address");
@@ -112,6 +124,7 @@ pub async fn serve(
             router: router.clone(),
             builder: builder.clone(),
             limits: limits.clone(),
+            requests_per_ip: requests_per_ip.clone(),
             stop: stop_rx.clone(),
         };
         tokio::spawn(async move {
@@ -135,6 +148,7 @@ struct Connection {
     router: Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<ServerLimits>,
+    requests_per_ip: Arc<PerAddress>,
     stop: watch::Receiver<bool>,
 }
 
@@ -144,13 +158,28 @@ impl Connection {
         let service = {
             let activity = activity.clone();
             let router = self.router.clone();
+            let (requests, limits) = (self.requests_per_ip.clone(), self.limits.clone());
             hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 let busy = activity.begin();
+                let slot = requests.admit(peer.ip(), limits.max_requests_per_ip, &limits);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let router = router.clone();
                 async move {
+                    let Some(slot) = slot else {
+                        metrics::counter!("tollgate_requests_refused_total", "reason" => "per_ip")
+                            .increment(1);
+                        return Ok(too_many_requests_in_progress());
+                    };
                     let res = router.oneshot(req.map(Body::new)).await;
-                    res.map(|res| res.map(|body| Body::new(InProgress { body, _busy: busy })))
+                    res.map(|res| {
+                        res.map(|body| {
+                            Body::new(InProgress {
+                                body,
+                                _busy: busy,
+                                _slot: slot,
+                            })
+                        })
+                    })
                 }
             })
         };
@@ -228,10 +257,27 @@ impl Drop for Busy {
     }
 }
 
-/// A response body that keeps its request counted as in progress until it is dropped.
+/// 503 for a request over its address's cap of requests in progress.
+fn too_many_requests_in_progress() -> http::Response<Body> {
+    use axum::response::IntoResponse;
+    crate::http::problem::Problem::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_requests_in_progress",
+        "Too many requests in progress from this address",
+    )
+    .with_header(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    )
+    .into_response()
+}
+
+/// A response body that keeps its request counted as in progress (on its connection and
+/// for its address) until it is dropped.
 struct InProgress {
     body: Body,
     _busy: Busy,
+    _slot: AddressSlot,
 }
 
 impl http_body::Body for InProgress {
@@ -254,15 +300,20 @@ impl http_body::Body for InProgress {
     }
 }
 
-/// Open connections per client address (IPv6 by /64).
+/// Open connections, or requests in progress, per client address (IPv6 by /64).
 #[derive(Default)]
 struct PerAddress {
     open: Mutex<HashMap<String, usize>>,
 }
 
 impl PerAddress {
-    /// Counts a new connection from `ip`, or refuses it when the address is at its cap.
-    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ServerLimits) -> Option<AddressSlot> {
+    /// Counts one more from `ip`, or refuses it when the address is at `cap`.
+    fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        cap: usize,
+        limits: &ServerLimits,
+    ) -> Option<AddressSlot> {
         let ip = canonical(ip);
         if limits.trusted_proxies.iter().any(|c| c.contains(ip)) {
             return Some(AddressSlot(None));
@@ -270,7 +321,7 @@ impl PerAddress {
         let key = limit_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(key.clone()).or_insert(0);
-        if *count >= limits.max_connections_per_ip {
+        if *count >= cap {
             return None;
         }
         *count += 1;
@@ -305,6 +356,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             max_connections: 100,
             max_connections_per_ip: per_ip,
+            max_requests_per_ip: per_ip,
             trusted_proxies: trusted.iter().filter_map(|c| Cidr::parse(c)).collect(),
         }
     }
@@ -314,20 +366,20 @@ mod tests {
         let per = Arc::new(PerAddress::default());
         let l = limits(2, &["10.0.0.0/8"]);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let a = per.admit(ip, &l).unwrap();
-        let _b = per.admit(ip, &l).unwrap();
-        assert!(per.admit(ip, &l).is_none());
+        let a = per.admit(ip, 2, &l).unwrap();
+        let _b = per.admit(ip, 2, &l).unwrap();
+        assert!(per.admit(ip, 2, &l).is_none());
         // IPv6 counts by /64.
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8::2".parse().unwrap();
-        let _c = per.admit(v6a, &l).unwrap();
-        let _d = per.admit(v6b, &l).unwrap();
-        assert!(per.admit("2001:db8::3".parse().unwrap(), &l).is_none());
+        let _c = per.admit(v6a, 2, &l).unwrap();
+        let _d = per.admit(v6b, 2, &l).unwrap();
+        assert!(per.admit("2001:db8::3".parse().unwrap(), 2, &l).is_none());
         drop(a);
-        assert!(per.admit(ip, &l).is_some());
+        assert!(per.admit(ip, 2, &l).is_some());
         // Trusted proxies are not counted.
         let lb: IpAddr = "10.1.2.3".parse().unwrap();
-        let held: Vec<_> = (0..10).map(|_| per.admit(lb, &l).unwrap()).collect();
+        let held: Vec<_> = (0..10).map(|_| per.admit(lb, 2, &l).unwrap()).collect();
         assert_eq!(held.len(), 10);
     }
 

@@ -9,77 +9,33 @@
 //! combinations of Japanese, Chinese and Korean).
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_script::{Script, UnicodeScript};
+use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
 
 use crate::error::{Error, Result};
+use crate::text;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
-/// Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties): invisible, so two
-/// addresses differing only in them look identical.
-const DEFAULT_IGNORABLE: [(char, char); 17] = [
-    ('\u{00AD}', '\u{00AD}'),
-    ('\u{034F}', '\u{034F}'),
-    ('\u{061C}', '\u{061C}'),
-    ('\u{115F}', '\u{1160}'),
-    ('\u{17B4}', '\u{17B5}'),
-    ('\u{180B}', '\u{180F}'),
-    ('\u{200B}', '\u{200F}'),
-    ('\u{202A}', '\u{202E}'),
-    ('\u{2060}', '\u{206F}'),
-    ('\u{3164}', '\u{3164}'),
-    ('\u{FE00}', '\u{FE0F}'),
-    ('\u{FEFF}', '\u{FEFF}'),
-    ('\u{FFA0}', '\u{FFA0}'),
-    ('\u{FFF0}', '\u{FFF8}'),
-    ('\u{1BCA0}', '\u{1BCA3}'),
-    ('\u{1D173}', '\u{1D17A}'),
-    ('\u{E0000}', '\u{E0FFF}'),
-];
-
-fn is_default_ignorable(c: char) -> bool {
-    DEFAULT_IGNORABLE
-        .iter()
-        .any(|(lo, hi)| (*lo..=*hi).contains(&c))
-}
-
-/// Whether a piece of an address (a local part, a domain label) uses one script, Common
-/// and Inherited characters (digits, punctuation, combining marks) aside, or one of the
-/// combinations a single language writes with.
-fn single_script(part: &str) -> bool {
-    let mut scripts: Vec<Script> = Vec::new();
-    for s in part.chars().map(|c| c.script()) {
-        if !matches!(s, Script::Common | Script::Inherited | Script::Unknown)
-            && !scripts.contains(&s)
-        {
-            scripts.push(s);
-        }
-    }
-    if scripts.len() <= 1 {
-        return true;
-    }
-    const LANGUAGES: [&[Script]; 3] = [
-        &[
-            Script::Latin,
-            Script::Han,
-            Script::Hiragana,
-            Script::Katakana,
-        ],
-        &[Script::Latin, Script::Han, Script::Bopomofo],
-        &[Script::Latin, Script::Han, Script::Hangul],
-    ];
-    LANGUAGES
-        .iter()
-        .any(|allowed| scripts.iter().all(|s| allowed.contains(s)))
+/// Whether a piece of an address (a local part, a domain label) is at UTS #39's "highly
+/// restrictive" level: every character allowed in identifiers (no symbols, no invisible
+/// format characters), and one script, or Latin with the Han-based combinations of
+/// Japanese, Chinese and Korean. ASCII punctuation (`.`, `-`, `+`, `_`) is left out of the
+/// check: it belongs to no script and addresses use it.
+fn highly_restrictive(part: &str) -> bool {
+    let letters: String = part.chars().filter(|c| !c.is_ascii_punctuation()).collect();
+    letters.as_str().detect_restriction_level() <= RestrictionLevel::HighlyRestrictive
 }
 
 /// Trims, strips invisible characters, case-folds and NFKC-normalises an email, then
 /// checks it has a plausible shape and no look-alike mixing of scripts. Deliverability is
 /// what verification mail is for; this only keeps garbage and ambiguity out.
 pub fn normalize_email(raw: &str) -> Result<String> {
-    let visible: String = raw.chars().filter(|c| !is_default_ignorable(*c)).collect();
-    let email: String = visible.trim().to_lowercase().nfkc().collect();
+    let visible = text::without_ignorables(raw);
+    // NFKC first (ℂ, 𝐀 and ℌ become letters), then case-fold, then NFKC again (folding
+    // can leave a string that is not in normal form).
+    let compatible: String = visible.nfkc().collect();
+    let email: String = compatible.to_lowercase().nfkc().collect();
     let email = email.trim().to_string();
     let bad = || {
         Error::invalid(
@@ -104,10 +60,10 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     {
         return Err(bad());
     }
-    if !single_script(local) || !domain.split('.').all(single_script) {
+    if !highly_restrictive(local) || !domain.split('.').all(highly_restrictive) {
         return Err(Error::invalid(
             "invalid_email",
-            "email mixes writing systems (for example Latin and Cyrillic letters), which makes look-alike addresses",
+            "email mixes writing systems (for example Latin and Cyrillic letters) or holds symbols or invisible characters, which makes look-alike addresses",
         ));
     }
     Ok(email)
@@ -157,6 +113,10 @@ mod tests {
             ("ivan@пример.рф", "ivan@пример.рф"),
             ("田中tanaka@example.jp", "田中tanaka@example.jp"),
             ("たなか田中@例え.jp", "たなか田中@例え.jp"),
+            // Compatibility letters become the letters they stand for, in lower case.
+            ("admin@EXAMPLE.\u{2102}om", "admin@example.com"),
+            ("\u{1D400}dmin@example.com", "admin@example.com"),
+            ("\u{210C}ello@example.com", "hello@example.com"),
         ] {
             assert_eq!(normalize_email(raw).unwrap(), want, "{raw}");
         }
@@ -165,6 +125,8 @@ mod tests {
             "admin@ex\u{0430}mple.com",
             "p\u{0430}ypal@example.com",
             "αlpha@example.com",
+            "admin\u{FFF9}@example.com",
+            "admin\u{2764}@example.com",
         ] {
             let e = normalize_email(mixed).unwrap_err();
             assert_eq!(e.code(), "invalid_email", "{mixed}");

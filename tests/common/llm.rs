@@ -9,7 +9,9 @@
 //! - `mock_status`: answer with this status and an error body instead;
 //! - `mock_echo_key`: quote the key the mock received (in the error body and an
 //!   `x-debug-key` header with `mock_status`; split across two chunks of a stream
-//!   otherwise); `GET /v1/models?echo_key=1` quotes it in the list.
+//!   otherwise); `GET /v1/models?echo_key=1` quotes it in the list;
+//! - `mock_reason`: answer with the key as the HTTP/1.1 reason phrase;
+//! - `mock_gzip`: answer with a `Content-Encoding: gzip` body (though asked for identity).
 //!
 //! A wrong key gets 401 with the received key quoted back, as providers do in part.
 //! Every request is recorded (path, headers, body) for the tests to inspect.
@@ -157,8 +159,33 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         if echo_key {
             res.headers_mut()
                 .insert("x-debug-key", state.key.parse().unwrap());
+            res.headers_mut().insert(
+                http::HeaderName::from_bytes(
+                    format!("x-leak-{}", state.key.to_lowercase()).as_bytes(),
+                )
+                .unwrap(),
+                http::HeaderValue::from_static("1"),
+            );
         }
         return res;
+    }
+    if body["mock_reason"] == true {
+        let mut res = axum::Json(json!({"id": "chatcmpl-mock", "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}))
+        .into_response();
+        res.extensions_mut().insert(
+            hyper::ext::ReasonPhrase::try_from(format!("key={}", state.key).into_bytes()).unwrap(),
+        );
+        return res;
+    }
+    if body["mock_gzip"] == true {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_ENCODING, "gzip")],
+            // Not real gzip: what matters is that the gateway refuses to relay it.
+            format!("compressed {}", state.key),
+        )
+            .into_response();
     }
     let prompt = num(&body, "mock_prompt_tokens").unwrap_or(20);
     let output = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
