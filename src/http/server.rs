@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::limits::Cidr;
-use crate::limits::address::{canonical, limit_key};
+use crate::limits::address::canonical;
 
 /// How long shutdown waits for open connections to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -303,7 +303,17 @@ impl http_body::Body for InProgress {
 /// Open connections, or requests in progress, per client address (IPv6 by /64).
 #[derive(Default)]
 struct PerAddress {
-    open: Mutex<HashMap<String, usize>>,
+    open: Mutex<HashMap<u128, usize>>,
+}
+
+/// The number an address is counted under: an IPv4 address as is, an IPv6 address by its
+/// /64 (one host commonly holds a whole /64), as `limits::address::limit_key` counts them,
+/// without building a string on every request.
+fn address_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => (v6.to_bits() >> 64) | (1 << 127),
+    }
 }
 
 impl PerAddress {
@@ -318,9 +328,9 @@ impl PerAddress {
         if limits.trusted_proxies.iter().any(|c| c.contains(ip)) {
             return Some(AddressSlot(None));
         }
-        let key = limit_key(ip);
+        let key = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(key.clone()).or_insert(0);
+        let count = open.entry(key).or_insert(0);
         if *count >= cap {
             return None;
         }
@@ -330,7 +340,7 @@ impl PerAddress {
 }
 
 /// One counted connection; gives its place back when dropped.
-struct AddressSlot(Option<(Arc<PerAddress>, String)>);
+struct AddressSlot(Option<(Arc<PerAddress>, u128)>);
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
