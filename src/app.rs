@@ -188,6 +188,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         store.clone(),
         config.redis_url.as_deref(),
     )?;
+    let pages = Pages::new(&config.ui);
     Ok(Arc::new(App {
         cookies: CookieNames::new(config.secure_cookies(), &config.session.refresh_cookie_path),
         metrics: crate::telemetry::metrics_handle(),
@@ -205,7 +206,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         fanout,
         oidc,
         federation,
-        pages: Pages::new(),
+        pages,
         ai,
     }))
 }

@@ -60,6 +60,27 @@ pub struct Config {
     pub identity_providers: Vec<ProviderConfig>,
     pub ai: crate::ai::config::AiConfig,
     pub metrics: MetricsConfig,
+    pub ui: UiConfig,
+    pub accounts: AccountsConfig,
+}
+
+/// How the hosted pages look (`[ui]`).
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// Shown in page titles and headings.
+    pub product_name: String,
+    /// An image shown above every page (absolute `https://` URL, or a path on this origin).
+    pub logo_url: Option<String>,
+    /// Buttons, links and focus rings: `#rgb` or `#rrggbb`.
+    pub accent_colour: String,
+}
+
+/// Who may create accounts (`[accounts]`).
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Anyone may sign up (`POST /auth/register`, `/ui/signup`); otherwise only
+    /// administrators create accounts.
+    pub open_registration: bool,
 }
 
 /// Who may read `/metrics` (`[metrics]`).
@@ -187,6 +208,8 @@ impl std::fmt::Debug for Config {
             .field("identity_providers", &self.identity_providers)
             .field("ai", &self.ai)
             .field("metrics", &self.metrics)
+            .field("ui", &self.ui)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }
@@ -482,7 +505,11 @@ impl Config {
 
         let limits_enabled = file.limits.enabled.unwrap_or(true);
         let limits = resolve_limits(file.limits, limits_enabled, &section_duration)?;
-        let mail = resolve_mail(file.mail, file.smtp, &section_duration)?;
+        let mail = resolve_mail(file.mail, file.smtp, &public_url, &section_duration)?;
+        let ui = resolve_ui(file.ui)?;
+        let accounts = AccountsConfig {
+            open_registration: file.accounts.open_registration.unwrap_or(true),
+        };
         let audit = AuditConfig {
             checkpoint_interval: section_duration(
                 "audit.checkpoint_interval",
@@ -561,8 +588,49 @@ impl Config {
             identity_providers,
             ai,
             metrics,
+            ui,
+            accounts,
         })
     }
+}
+
+fn resolve_ui(u: UiSection) -> Result<UiConfig, ConfigError> {
+    let accent_colour = u.accent_colour.unwrap_or_else(|| "#0b57d0".into());
+    let hex = accent_colour.strip_prefix('#').unwrap_or("");
+    if !(hex.len() == 3 || hex.len() == 6) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "ui.accent_colour",
+            "#rgb or #rrggbb",
+            &accent_colour,
+        ));
+    }
+    if let Some(logo) = &u.logo_url {
+        let ok = if logo.starts_with('/') {
+            !logo.starts_with("//") && !logo.contains(['"', '<', '>', ' ', '\\'])
+        } else {
+            url::Url::parse(logo).is_ok_and(|l| l.scheme() == "https" && l.host_str().is_some())
+        };
+        if !ok {
+            return Err(invalid(
+                "ui.logo_url",
+                "an https:// URL or a path on this origin",
+                logo,
+            ));
+        }
+    }
+    let product_name = u.product_name.unwrap_or_else(|| "Tollgate".into());
+    if product_name.trim().is_empty() || product_name.chars().count() > 64 {
+        return Err(invalid(
+            "ui.product_name",
+            "1 to 64 characters",
+            &product_name,
+        ));
+    }
+    Ok(UiConfig {
+        product_name,
+        logo_url: u.logo_url,
+        accent_colour,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -642,6 +710,8 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "identity_provider",
     "ai",
     "metrics",
+    "ui",
+    "accounts",
 ];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
@@ -686,6 +756,24 @@ pub struct FileConfig {
     ai: crate::ai::config::AiSpec,
     #[serde(default)]
     metrics: MetricsSection,
+    #[serde(default)]
+    ui: UiSection,
+    #[serde(default)]
+    accounts: AccountsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiSection {
+    product_name: Option<String>,
+    logo_url: Option<String>,
+    accent_colour: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsSection {
+    open_registration: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -900,6 +988,7 @@ fn resolve_limits(
 fn resolve_mail(
     m: MailSection,
     smtp: Option<SmtpSection>,
+    public_url: &str,
     duration: SectionDuration<'_>,
 ) -> Result<MailConfig, ConfigError> {
     let from = m.from.unwrap_or("Tollgate <no-reply@localhost>".into());
@@ -954,9 +1043,17 @@ fn resolve_mail(
         from,
         require_verification: m.require_verification.unwrap_or(false),
         templates_dir: m.templates_dir.map(PathBuf::from),
-        verify_url: m.verify_url,
-        reset_url: m.reset_url,
-        email_change_url: m.email_change_url,
+        // The hosted pages, unless the app has its own.
+        verify_url: m
+            .verify_url
+            .unwrap_or_else(|| format!("{public_url}/ui/verify?token={{token}}")),
+        reset_url: m
+            .reset_url
+            .unwrap_or_else(|| format!("{public_url}/ui/reset?token={{token}}")),
+        email_change_url: m
+            .email_change_url
+            .unwrap_or_else(|| format!("{public_url}/ui/confirm-email?token={{token}}")),
+        pages_url: format!("{public_url}/ui"),
         smtp,
     })
 }

@@ -171,16 +171,16 @@ async fn sign_in_through_another_tollgate(b: Backend) {
     );
 
     // First sign-in: an account is created just in time, with the mapped role.
-    let (_, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &alice).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (back, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &alice).await;
+    assert!(
+        r.cookies.0.get("tg_fed").is_some_and(|(v, _)| v.is_empty()),
+        "the journey cookie is cleared"
+    );
+    let r = browser.landed_home(&back, &r).await;
     assert!(
         r.text.contains(&format!("signed in as {alice}")),
         "{}",
         r.text
-    );
-    assert!(
-        r.cookies.0.get("tg_fed").is_some_and(|(v, _)| v.is_empty()),
-        "the journey cookie is cleared"
     );
     let access = browser
         .cookie(&rp.base, "tg_at")
@@ -205,8 +205,8 @@ async fn sign_in_through_another_tollgate(b: Backend) {
     let out = idp.server.cli(&["role", "revoke", &alice, "analyst"], None);
     assert!(out.status.success());
     let mut second = Browser::new();
-    let (_, r) = federate(&mut second, &rp, &idp.server, "corp", "", &alice).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (back, r) = federate(&mut second, &rp, &idp.server, "corp", "", &alice).await;
+    second.landed_home(&back, &r).await;
     let me = rp
         .get_bearer("/auth/me", &second.cookie(&rp.base, "tg_at").unwrap())
         .await;
@@ -228,8 +228,9 @@ async fn sign_in_through_another_tollgate(b: Backend) {
 
     // A plain OAuth 2.0 provider (no ID token: the user endpoint says who it is).
     let bob = verified_user_on(&idp.server, "bob", &[]).await;
-    let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "plain", "", &bob).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let mut browser = Browser::new();
+    let (back, r) = federate(&mut browser, &rp, &idp.server, "plain", "", &bob).await;
+    let r = browser.landed_home(&back, &r).await;
     assert!(r.text.contains(&format!("signed in as {bob}")));
 }
 
@@ -282,7 +283,7 @@ async fn journeys_are_bound_to_the_browser(b: Backend) {
     // A code from the provider is only good once, and only with its own journey.
     let mut browser = Browser::new();
     let (back, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &alice).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 303, "{}", r.text);
     let replay = browser.get(&back).await;
     assert_eq!(replay.status, 400, "{}", replay.text);
 }
@@ -342,16 +343,19 @@ async fn existing_accounts_are_linked_only_with_a_verified_email_and_the_passwor
             ],
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    browser
+        .landed_home(&rp.url("/auth/federated/link"), &r)
+        .await;
     let me = rp
         .get_bearer("/auth/me", &browser.cookie(&rp.base, "tg_at").unwrap())
         .await;
     assert_eq!(me.json["email"], dave.as_str());
 
     // Linked: the next federated sign-in goes straight in.
-    let (_, r) = federate(&mut Browser::new(), &rp, &idp.server, "corp", "", &dave).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.text.contains("signed in as"));
+    let mut browser = Browser::new();
+    let (back, r) = federate(&mut browser, &rp, &idp.server, "corp", "", &dave).await;
+    let r = browser.landed_home(&back, &r).await;
+    assert!(r.text.contains(&format!("signed in as {dave}")));
     assert_eq!(
         rp.sandbox
             .query_i64("SELECT COUNT(*) FROM federated_identities")

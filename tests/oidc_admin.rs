@@ -108,7 +108,8 @@ async fn hosted_sign_in_page(b: Backend) {
             ],
         )
         .await;
-    assert_eq!(r.status, 200, "no redirect off-site");
+    // No redirect off-site: the account's own start page instead.
+    let r = browser.landed_home(&s.url("/ui/login"), &r).await;
     assert!(r.text.contains(&format!("signed in as {user}")));
     // Signed in already: the page says so, or goes straight to an allowed return URL.
     let r = browser.get(&s.url("/ui/login?rd=%2Fwelcome")).await;

@@ -65,6 +65,13 @@ async fn register(
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
+    if !app.config.accounts.open_registration {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "registration_closed",
+            "New accounts are created by an administrator",
+        ));
+    }
     let user = app
         .identity
         .register(&c.email, &c.password, &Context::anonymous(client.clone()))

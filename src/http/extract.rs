@@ -123,26 +123,71 @@ pub fn check_csrf(method: &Method, headers: &HeaderMap, app: &AppState) -> Resul
     }
 }
 
-/// Login and register have no session yet; a browser's cross-site form or fetch is caught
-/// by its `Origin`, which must be ours or a configured trusted origin when present.
-pub fn check_origin(headers: &HeaderMap, app: &AppState) -> Result<(), Problem> {
+/// Why a browser request does not come from one of our pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForeignOrigin {
+    /// `Sec-Fetch-Site` says another site (or a sibling subdomain) sent it.
+    CrossSite,
+    /// An `Origin` that is neither the public URL's nor trusted: often the same server
+    /// reached under another name (`localhost` for `127.0.0.1`).
+    Other(String),
+}
+
+/// Whether a request comes from one of our own pages, as the browser's own headers say:
+/// `Sec-Fetch-Site` (when sent) must be `same-origin` (or `none`: typed, not caused by a
+/// page), and `Origin` (when sent) must be the public URL's or in `[http]
+/// trusted_origins`. `Origin: null` is what a browser sends for a same-origin form under
+/// a strict referrer policy, and also what a sandboxed or opaque page sends; it counts as
+/// ours only with `Sec-Fetch-Site: same-origin`. Neither header (a script, an old
+/// browser) passes: the form token or CSRF header still has to match.
+pub fn origin_of_request(headers: &HeaderMap, app: &AppState) -> Result<(), ForeignOrigin> {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if let Some(site) = fetch_site
+        && !site.eq_ignore_ascii_case("same-origin")
+        && !site.eq_ignore_ascii_case("none")
+    {
+        return Err(ForeignOrigin::CrossSite);
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().unwrap_or("");
-    let ours = app.config.public_origin();
-    if origin == ours
+    let origin = origin.to_str().unwrap_or("").trim();
+    if origin == "null" {
+        return match fetch_site {
+            Some(site) if site.eq_ignore_ascii_case("same-origin") => Ok(()),
+            _ => Err(ForeignOrigin::CrossSite),
+        };
+    }
+    let trusted = origin == app.config.public_origin()
         || app
             .config
             .http
             .trusted_origins
             .iter()
-            .any(|o| o.trim_end_matches('/') == origin)
-    {
+            .any(|o| o.trim_end_matches('/') == origin);
+    if trusted {
         Ok(())
     } else {
-        Err(Problem::csrf_failed().with_detail("the request's Origin is not trusted"))
+        Err(ForeignOrigin::Other(origin.chars().take(200).collect()))
     }
+}
+
+/// Login and register have no session yet; a browser's cross-site form or fetch is caught
+/// by its `Origin` and `Sec-Fetch-Site` ([`origin_of_request`]). A foreign origin's refusal
+/// names the setting that would make it ours.
+pub fn check_origin(headers: &HeaderMap, app: &AppState) -> Result<(), Problem> {
+    origin_of_request(headers, app).map_err(|why| match why {
+        ForeignOrigin::CrossSite => {
+            Problem::csrf_failed().with_detail("the request comes from another site")
+        }
+        ForeignOrigin::Other(origin) => Problem::csrf_failed().with_detail(format!(
+            "the request comes from {origin}, but this service's public URL is {}: use that address, or set TOLLGATE_PUBLIC_URL (or [http] trusted_origins) to include {origin}",
+            app.config.public_origin()
+        )),
+    })
 }
 
 /// The peer address and user agent, for the session list.

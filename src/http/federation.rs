@@ -82,7 +82,7 @@ fn failure(app: &AppState, e: FederationError) -> Response {
     html::message(
         app,
         status,
-        "Sign-in did not complete",
+        html::t("sign_in_failed_title"),
         &e.to_string(),
         Some(code),
     )
@@ -221,15 +221,15 @@ async fn link(
         Ok(l) => l,
         Err(e) => return failure(&app, e),
     };
-    if !form_trusted(&app, &headers, &form.csrf_token) {
-        let msg = "This form expired or did not come from this site. Please try again.";
+    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
+        let (msg, _) = why.explain(&app);
         return link_page(
             &app,
             &headers,
             StatusCode::FORBIDDEN,
             &form.link,
             &pending,
-            Some(msg),
+            Some(&msg),
         );
     }
     let user = match check_password(
@@ -243,13 +243,11 @@ async fn link(
     {
         Ok(u) => u,
         Err(problem) => {
-            let msg = match problem.code {
-                "invalid_credentials" => "The password is incorrect.",
-                "too_many_attempts" | "rate_limited" => {
-                    "Too many attempts. Wait a little, then try again."
-                }
-                _ => "The password could not be checked. Please try again.",
-            };
+            let msg = html::t(match problem.code {
+                "invalid_credentials" => "err_credentials",
+                "too_many_attempts" | "rate_limited" => "err_too_many",
+                _ => "err_failed",
+            });
             return link_page(
                 &app,
                 &headers,

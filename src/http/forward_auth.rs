@@ -39,6 +39,18 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/verify", any(verify))
         .route("/auth/verify/{*rest}", any(verify))
+        .layer(axum::middleware::map_response(mark_for_proxy))
+}
+
+/// Marks an answer as meant for a proxy, not a person: it keeps its protocol format even
+/// when the original request was a browser navigation (nginx reads only the status, and
+/// Traefik/Caddy pass the body on as the app's own error).
+#[derive(Clone, Copy)]
+pub struct ForProxy;
+
+async fn mark_for_proxy(mut res: Response) -> Response {
+    res.extensions_mut().insert(ForProxy);
+    res
 }
 
 /// The request a proxy asks about.

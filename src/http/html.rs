@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::{Value, context};
 
 use super::cookies;
-use super::extract::check_origin;
+use super::extract::{ForeignOrigin, origin_of_request};
 use crate::app::AppState;
 use crate::oidc::error::OAuthError;
 use crate::secret;
@@ -20,14 +20,17 @@ use crate::secret;
 /// that lives as long as the session).
 const FORM_CSRF_TTL_SECS: i64 = 2 * 3600;
 
-/// A rendered page with the pages' security policy, never cached.
+/// A rendered page with the pages' security policy, never cached. Its referrer policy is
+/// `same-origin`: a browser then sends our own `Origin` with the page's form posts
+/// (under `no-referrer` it sends `Origin: null`), and nothing to other sites.
 pub fn page(app: &AppState, status: StatusCode, template: &str, ctx: Value) -> Response {
     match app.pages.render(template, ctx) {
         Ok(html) => (
             status,
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CONTENT_SECURITY_POLICY, crate::ui::PAGE_CSP),
+                (header::CONTENT_SECURITY_POLICY, app.pages.page_csp()),
+                (header::REFERRER_POLICY, "same-origin"),
             ],
             html,
         )
@@ -37,6 +40,11 @@ pub fn page(app: &AppState, status: StatusCode, template: &str, ctx: Value) -> R
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// A message of the current request's language (`ui::messages`).
+pub fn t(key: &str) -> &'static str {
+    crate::ui::current_locale().text(key)
 }
 
 /// A page with one message: a result, or an error the user has to read (never one the
@@ -56,6 +64,23 @@ pub fn message(
     )
 }
 
+/// A message page with a button to go on (`href`, labelled `label`).
+pub fn message_with_link(
+    app: &AppState,
+    status: StatusCode,
+    heading: &str,
+    text: &str,
+    href: &str,
+    label: &str,
+) -> Response {
+    page(
+        app,
+        status,
+        "message.html",
+        context! { heading, text, link => context! { href, label }, is_error => status.is_client_error() },
+    )
+}
+
 /// An OAuth error shown to the user: the request could not be trusted enough to send
 /// the error back to the client.
 pub fn error_page(app: &AppState, e: &OAuthError) -> Response {
@@ -67,7 +92,7 @@ pub fn error_page(app: &AppState, e: &OAuthError) -> Response {
     message(
         app,
         status,
-        "This request cannot continue",
+        t("request_failed_title"),
         &e.description,
         Some(e.code),
     )
@@ -118,12 +143,64 @@ impl FormCsrf {
     }
 }
 
-/// Whether a submitted form came from one of our pages: its `csrf_token` matches the
-/// browser's CSRF cookie, and its `Origin`, when sent, is ours.
-pub fn form_trusted(app: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
-    check_origin(headers, app).is_ok()
-        && cookies::read(headers, &app.cookies.csrf)
-            .is_some_and(|c| !submitted.is_empty() && secret::constant_time_eq(c, submitted))
+/// Why a submitted form is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormRefusal {
+    /// The browser says it came from another site, or from another origin.
+    Origin(ForeignOrigin),
+    /// The `csrf_token` field does not match the browser's CSRF cookie (an old page, or
+    /// a form some other site built).
+    Token,
+}
+
+/// Whether a submitted form came from one of our pages: the browser's headers say so
+/// ([`origin_of_request`]), and its `csrf_token` matches the browser's CSRF cookie.
+pub fn form_trusted(
+    app: &AppState,
+    headers: &HeaderMap,
+    submitted: &str,
+) -> Result<(), FormRefusal> {
+    origin_of_request(headers, app).map_err(FormRefusal::Origin)?;
+    let matches = cookies::read(headers, &app.cookies.csrf)
+        .is_some_and(|c| !submitted.is_empty() && secret::constant_time_eq(c, submitted));
+    if matches {
+        Ok(())
+    } else {
+        Err(FormRefusal::Token)
+    }
+}
+
+/// The page for a form that is not trusted, saying what to do about it.
+pub fn refusal_page(app: &AppState, why: &FormRefusal) -> Response {
+    let (text, hint) = why.explain(app);
+    page(
+        app,
+        StatusCode::FORBIDDEN,
+        "message.html",
+        context! { heading => t("error_403"), text, hint, code => "csrf_failed", is_error => true },
+    )
+}
+
+impl FormRefusal {
+    /// What the person is told: the problem, and for a foreign origin the address to use
+    /// (and the setting for whoever runs the service).
+    pub fn explain(&self, app: &AppState) -> (String, Option<String>) {
+        let locale = crate::ui::current_locale();
+        match self {
+            FormRefusal::Origin(ForeignOrigin::Other(origin)) => {
+                let public = app.config.public_origin();
+                let values = [("origin", origin.as_str()), ("public", public.as_str())];
+                (
+                    crate::ui::messages::fill(locale.text("err_origin"), &values),
+                    Some(crate::ui::messages::fill(
+                        locale.text("err_origin_admin"),
+                        &values,
+                    )),
+                )
+            }
+            _ => (locale.text("err_form").to_string(), None),
+        }
+    }
 }
 
 /// A form body as `T`; anything that is not one is refused.

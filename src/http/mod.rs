@@ -81,7 +81,8 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             (max_body, body_timeout),
             read_whole_body,
-        ));
+        ))
+        .layer(middleware::from_fn(with_locale));
     Router::new()
         .merge(own)
         .merge(ai::router())
@@ -101,6 +102,7 @@ pub fn router(app: AppState) -> Router {
                 }))
                 .layer(middleware::from_fn(record_metrics))
                 .layer(middleware::from_fn_with_state(hsts, security_headers))
+                .layer(middleware::from_fn_with_state(app.clone(), html_errors))
                 .layer(middleware::from_fn_with_state(
                     max_headers,
                     refuse_large_headers,
@@ -147,6 +149,92 @@ async fn security_headers(
         );
     }
     res
+}
+
+/// Runs the request in the language its `Accept-Language` prefers (the hosted pages read
+/// it: `ui::current_locale`).
+async fn with_locale(req: Request, next: Next) -> Response {
+    let locale = crate::ui::Locale::negotiate(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    crate::ui::LOCALE.scope(locale, next.run(req)).await
+}
+
+/// A person's browser navigating to a page gets an error page, not problem+json: every
+/// error Tollgate answers a navigation with (an unknown page, a refused route of the
+/// gateway, a rate limit) is rendered in the person's language, keeping its status and
+/// headers. Fetches and API clients (no `text/html` in `Accept`) get the JSON as before;
+/// proxied responses are the app's own, and forward-auth answers are for the proxy.
+async fn html_errors(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let navigation = crate::gateway::redirect::is_browser_navigation(req.method(), req.headers());
+    let locale = crate::ui::Locale::negotiate(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let res = next.run(req).await;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let not_ours = res.extensions().get::<gateway::Proxied>().is_some()
+        || res.extensions().get::<forward_auth::ForProxy>().is_some();
+    if !navigation || !is_problem || not_ours {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let problem: serde_json::Value = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    };
+    let status = parts.status;
+    let heading_key = match status.as_u16() {
+        400 => "error_400",
+        401 => "error_401",
+        403 => "error_403",
+        404 => "error_404",
+        405 => "error_405",
+        408 => "error_408",
+        429 => "error_429",
+        500..=599 => "error_5xx",
+        _ => "error_title",
+    };
+    let text = problem["detail"]
+        .as_str()
+        .or_else(|| problem["title"].as_str())
+        .unwrap_or("");
+    let ctx = minijinja::context! {
+        heading => locale.text(heading_key),
+        text,
+        code => problem["code"].as_str(),
+        status => status.as_u16(),
+    };
+    let html = match app.pages.render_in(locale, "error.html", ctx) {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(error = %e, "error page rendering failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(app.pages.page_csp()) {
+        parts.headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    parts.headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(html))
 }
 
 /// 431 for requests whose header section exceeds the limit: they would otherwise be

@@ -452,7 +452,7 @@ async fn logout(
     let current = current_session(app, headers).await;
     let confirmed_here = posted
         && p.confirm.as_deref() == Some("yes")
-        && form_trusted(app, headers, p.csrf_token.as_deref().unwrap_or(""));
+        && form_trusted(app, headers, p.csrf_token.as_deref().unwrap_or("")).is_ok();
     // A cross-site POST from an application arrives without the SameSite=Lax cookies: the
     // session is invisible, not absent. The confirmation page posts again from this origin.
     let session_hidden = posted && current.is_none() && !confirmed_here;
@@ -482,7 +482,10 @@ async fn logout(
                 app,
                 StatusCode::OK,
                 "logout.html",
-                context! { csrf => csrf.token.clone(), params, client_name => plan.client_name, email },
+                context! {
+                    csrf => csrf.token.clone(), params, client_name => plan.client_name, email,
+                    action => "/oauth2/logout",
+                },
             );
             return csrf.apply(page);
         }
@@ -496,12 +499,13 @@ async fn logout(
     }
     let mut res = match plan.redirect {
         Some(target) => see_other(&target),
-        None => html::message(
+        None => html::message_with_link(
             app,
             StatusCode::OK,
-            "Signed out",
-            "You are signed out.",
-            None,
+            html::t("signed_out_title"),
+            html::t("signed_out"),
+            "/ui/login",
+            html::t("sign_in"),
         ),
     };
     for v in app.cookies.clear_all() {
@@ -512,7 +516,10 @@ async fn logout(
 
 /// `(session id, user id, email)` of the browser's session, from the access cookie, or
 /// from the refresh cookie when the access token has lapsed.
-async fn current_session(app: &AppState, headers: &HeaderMap) -> Option<(String, String, String)> {
+pub(crate) async fn current_session(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Option<(String, String, String)> {
     if let Some(c) = super::cookies::read(headers, &app.cookies.access)
         .and_then(|t| app.sessions.verify(t).ok())
         .filter(|c| c.client_id == FIRST_PARTY_CLIENT)

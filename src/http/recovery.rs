@@ -65,7 +65,7 @@ fn accepted() -> Response {
 }
 
 /// The per-address limit, keyed like sign-in (normalised when possible), per client.
-async fn limit_address(
+pub(crate) async fn limit_address(
     app: &AppState,
     path: &str,
     email: &str,

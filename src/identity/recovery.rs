@@ -69,6 +69,45 @@ impl Identity {
         });
     }
 
+    /// A sign-up that answers the same whether or not the address already has an account
+    /// (the hosted page must not tell which addresses exist): a new account gets its
+    /// verification mail, a known address a note that someone tried, both mailed in the
+    /// background. Password rules are checked first, for new and known addresses alike.
+    pub async fn sign_up(
+        self: &Arc<Self>,
+        email: &str,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<()> {
+        match self.register(email, password, ctx).await {
+            Ok(user) => {
+                let me = self.clone();
+                let ctx = Context::user(&user.id, ctx.client.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = me.send_verification(&user, &ctx).await {
+                        tracing::warn!(error = %e, "verification mail not sent");
+                    }
+                });
+                Ok(())
+            }
+            Err(Error::EmailTaken) => {
+                let (me, email) = (self.clone(), normalize_email(email)?);
+                tokio::spawn(async move {
+                    let vars = Vars {
+                        email: &email,
+                        token: "",
+                        minutes: 0,
+                    };
+                    if let Err(e) = me.mailer.send(Template::AccountExists, &email, &vars).await {
+                        tracing::warn!(error = %e, "sign-up notice not sent");
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /auth/email/verify`.
     pub async fn verify_email(&self, token: &str, ctx: &Context) -> Result<()> {
         let audit = ctx.entry("email.verified", Outcome::Success, None);

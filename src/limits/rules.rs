@@ -173,17 +173,37 @@ pub fn default_rules() -> Vec<RuleSpec> {
     ];
     // Every door that checks a password: the JSON API, the hosted form, account linking.
     const SIGN_IN: &[&str] = &["/auth/login", "/ui/login", "/auth/federated/link"];
+    // The hosted pages that mail a link, spend a mailed code or create an account.
+    const RECOVERY_PAGES: &[&str] = &["/ui/forgot", "/ui/reset", "/ui/verify", "/ui/confirm-email"];
     vec![
         spec("login-ip", SIGN_IN, Per::Ip, 30, "1m", 10),
         spec("login-account", SIGN_IN, Per::Account, 10, "1m", 5),
         // Client secrets are 256 bits; this bounds the cost of a flood, not guessing.
         spec("token-ip", &["/oauth2/token"], Per::Ip, 600, "1m", 200),
-        spec("register-ip", &["/auth/register"], Per::Ip, 10, "1h", 5),
+        spec(
+            "register-ip",
+            &["/auth/register", "/ui/signup"],
+            Per::Ip,
+            10,
+            "1h",
+            5,
+        ),
         spec("refresh-ip", &["/auth/refresh"], Per::Ip, 120, "1m", 60),
-        spec("recovery-ip", RECOVERY, Per::Ip, 10, "1m", 5),
+        spec(
+            "recovery-ip",
+            &[RECOVERY, RECOVERY_PAGES].concat(),
+            Per::Ip,
+            10,
+            "1m",
+            5,
+        ),
         spec(
             "recovery-account",
-            &["/auth/password/forgot", "/auth/email/verify/request"],
+            &[
+                "/auth/password/forgot",
+                "/auth/email/verify/request",
+                "/ui/forgot",
+            ],
             Per::Account,
             3,
             "15m",

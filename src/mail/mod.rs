@@ -2,7 +2,10 @@
 //!
 //! Messages are rendered from plain-text templates (built in, or `<kind>.txt` files in
 //! `mail.templates_dir`; the first line is `Subject: …`, then a blank line, then the body,
-//! with `{{email}}`, `{{token}}`, `{{link}}` and `{{minutes}}` filled in). With `[smtp]`
+//! with `{{email}}`, `{{token}}`, `{{link}}`, `{{duration}}` (in words: "24 hours"),
+//! `{{minutes}}` and `{{pages}}` (the hosted pages' base URL) filled in). Links go to the
+//! hosted pages (`/ui/verify`, `/ui/reset`, `/ui/confirm-email` under the public URL)
+//! unless `[mail]` names the app's own; the code is always in the message too. With `[smtp]`
 //! configured they are sent over SMTP (lettre; STARTTLS, implicit TLS, or plain for a
 //! local relay); without it, each message is written as one `.eml` file to
 //! `<data dir>/outbox/` — the zero-configuration default, so a fresh install can complete
@@ -24,10 +27,12 @@ pub struct MailConfig {
     /// Sign-in is refused until the address is verified.
     pub require_verification: bool,
     pub templates_dir: Option<PathBuf>,
-    /// Links put in messages (`{token}` is replaced); without one, only the code is sent.
-    pub verify_url: Option<String>,
-    pub reset_url: Option<String>,
-    pub email_change_url: Option<String>,
+    /// Links put in messages (`{token}` is replaced).
+    pub verify_url: String,
+    pub reset_url: String,
+    pub email_change_url: String,
+    /// `<public URL>/ui`, for links to the sign-in and reset pages.
+    pub pages_url: String,
     pub smtp: Option<SmtpConfig>,
 }
 
@@ -70,6 +75,9 @@ pub enum Template {
     EmailChange,
     /// To the old address, after a change.
     EmailChanged,
+    /// To an address someone tried to sign up with again (the sign-up page answers the
+    /// same for new and known addresses).
+    AccountExists,
 }
 
 impl Template {
@@ -79,6 +87,7 @@ impl Template {
             Template::Reset => "reset",
             Template::EmailChange => "email_change",
             Template::EmailChanged => "email_changed",
+            Template::AccountExists => "account_exists",
         }
     }
 
@@ -88,8 +97,21 @@ impl Template {
             Template::Reset => include_str!("templates/reset.txt"),
             Template::EmailChange => include_str!("templates/email_change.txt"),
             Template::EmailChanged => include_str!("templates/email_changed.txt"),
+            Template::AccountExists => include_str!("templates/account_exists.txt"),
         }
     }
+}
+
+/// A duration in words, for people: "24 hours", "30 minutes", "1 hour", "2 days".
+pub fn in_words(minutes: u64) -> String {
+    let (n, unit) = if minutes >= 2 * 24 * 60 && minutes.is_multiple_of(24 * 60) {
+        (minutes / (24 * 60), "day")
+    } else if minutes >= 60 && minutes.is_multiple_of(60) {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// What a template can say.
@@ -204,18 +226,20 @@ impl Mailer {
             None => template.builtin().to_string(),
         };
         let link_template = match template {
-            Template::Verify => self.config.verify_url.as_deref(),
-            Template::Reset => self.config.reset_url.as_deref(),
-            Template::EmailChange => self.config.email_change_url.as_deref(),
-            Template::EmailChanged => None,
+            Template::Verify => Some(&self.config.verify_url),
+            Template::Reset => Some(&self.config.reset_url),
+            Template::EmailChange => Some(&self.config.email_change_url),
+            Template::EmailChanged | Template::AccountExists => None,
         };
         let link = link_template
-            .map(|u| format!("Or open: {}\n", u.replace("{token}", vars.token)))
+            .map(|u| u.replace("{token}", vars.token))
             .unwrap_or_default();
         let filled = text
             .replace("{{email}}", vars.email)
             .replace("{{token}}", vars.token)
             .replace("{{minutes}}", &vars.minutes.to_string())
+            .replace("{{duration}}", &in_words(vars.minutes))
+            .replace("{{pages}}", &self.config.pages_url)
             .replace("{{link}}", &link);
         let (first, body) = filled.split_once('\n').unwrap_or((&filled, ""));
         let subject = first.strip_prefix("Subject:").ok_or_else(|| {
@@ -267,4 +291,24 @@ async fn write_outbox(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
     file.sync_all().await?;
     tokio::fs::rename(&tmp, dir.join(name)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_words;
+
+    #[test]
+    fn durations_read_as_a_person_would_say_them() {
+        for (minutes, words) in [
+            (1, "1 minute"),
+            (30, "30 minutes"),
+            (60, "1 hour"),
+            (90, "90 minutes"),
+            (24 * 60, "24 hours"),
+            (2 * 24 * 60, "2 days"),
+            (7 * 24 * 60 + 60, "169 hours"),
+        ] {
+            assert_eq!(in_words(minutes), words, "{minutes}");
+        }
+    }
 }

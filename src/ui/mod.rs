@@ -1,41 +1,68 @@
-//! The hosted pages (sign-in, consent, sign-out, account linking, messages): HTML
-//! rendered on the server from templates compiled into the binary. They work without
-//! JavaScript, escape everything they show (minijinja auto-escapes `.html`), and are
-//! served under a strict Content-Security-Policy: styles from `/ui/style.css`, no
-//! scripts at all except the one-line auto-submit of the `form_post` response mode,
-//! allowed by its hash.
+//! The hosted pages (sign-in, sign-up, recovery, consent, sign-out, account linking,
+//! error pages): HTML rendered on the server from templates compiled into the binary.
+//! They work without JavaScript, escape everything they show (minijinja auto-escapes
+//! `.html`), and are served under a strict Content-Security-Policy: styles from
+//! `/ui/style.css`, no scripts at all except the one-line auto-submit of the `form_post`
+//! response mode, allowed by its hash. Their words come from a message catalogue in the
+//! request's language ([`messages`]); `[ui]` names the product, its logo and accent colour.
+
+pub mod messages;
 
 use aws_lc_rs::digest;
 use base64::Engine;
-use minijinja::{Environment, Value};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, Value, context};
 
-/// The stylesheet served at `/ui/style.css`.
-pub const STYLE: &str = include_str!("style.css");
+pub use messages::Locale;
 
-/// The policy of every page but `form_post`.
-pub const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+use crate::config::UiConfig;
+
+/// The stylesheet, with `/*ACCENT*/` standing for `[ui] accent_colour`.
+const STYLE: &str = include_str!("style.css");
 
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("signup.html", include_str!("templates/signup.html")),
+    ("forgot.html", include_str!("templates/forgot.html")),
+    ("reset.html", include_str!("templates/reset.html")),
+    ("confirm.html", include_str!("templates/confirm.html")),
+    ("home.html", include_str!("templates/home.html")),
     ("consent.html", include_str!("templates/consent.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("error.html", include_str!("templates/error.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
     ("link.html", include_str!("templates/link.html")),
 ];
 
+tokio::task_local! {
+    /// The language of the request being handled (set by the edge for Tollgate's own
+    /// routes); pages rendered outside one are English.
+    pub static LOCALE: Locale;
+}
+
+/// The current request's language.
+pub fn current_locale() -> Locale {
+    LOCALE.try_with(|l| *l).unwrap_or_default()
+}
+
 pub struct Pages {
     env: Environment<'static>,
+    /// Each language's messages, as templates read them (`m.<key>`).
+    messages: Vec<Value>,
+    product: String,
+    logo_url: Option<String>,
+    style: String,
+    page_csp: String,
     form_post_csp: String,
 }
 
 impl Pages {
-    pub fn new() -> Pages {
+    pub fn new(ui: &UiConfig) -> Pages {
         let mut env = Environment::new();
         for (name, source) in TEMPLATES {
             // The templates are part of the binary: one that does not parse is a bug the
@@ -43,22 +70,68 @@ impl Pages {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
+        env.add_filter("fill", fill);
+        let messages = Locale::all()
+            .map(|l| {
+                Value::from(
+                    l.messages()
+                        .collect::<std::collections::BTreeMap<&'static str, &'static str>>(),
+                )
+            })
+            .collect();
         let hash = digest::digest(&digest::SHA256, FORM_POST_SCRIPT.as_bytes());
         let hash = base64::engine::general_purpose::STANDARD.encode(hash.as_ref());
+        // A logo on another origin must be allowed by name; nothing else may load.
+        let logo_origin = ui
+            .logo_url
+            .as_deref()
+            .and_then(|l| url::Url::parse(l).ok())
+            .map(|u| format!(" {}", u.origin().ascii_serialization()))
+            .unwrap_or_default();
         Pages {
             env,
+            messages,
+            product: ui.product_name.clone(),
+            logo_url: ui.logo_url.clone(),
+            style: STYLE.replace("/*ACCENT*/", &ui.accent_colour),
+            page_csp: format!(
+                "default-src 'none'; style-src 'self'; img-src 'self'{logo_origin}; base-uri 'none'; frame-ancestors 'none'"
+            ),
             form_post_csp: format!(
                 "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'; frame-ancestors 'none'"
             ),
         }
     }
 
-    /// Renders template `name` with `ctx` (a `minijinja::context!` or serialisable value).
+    /// Renders template `name` with `ctx` in the current request's language.
     pub fn render(&self, name: &str, ctx: Value) -> Result<String, String> {
+        self.render_in(current_locale(), name, ctx)
+    }
+
+    /// Renders template `name` with `ctx` in `locale`.
+    pub fn render_in(&self, locale: Locale, name: &str, ctx: Value) -> Result<String, String> {
+        let index = Locale::all().position(|l| l == locale).unwrap_or(0);
+        let ctx = context! {
+            m => self.messages[index].clone(),
+            lang => locale.lang(),
+            product => self.product.clone(),
+            logo_url => self.logo_url.clone(),
+            ..ctx
+        };
         self.env
             .get_template(name)
             .and_then(|t| t.render(ctx))
             .map_err(|e| format!("rendering {name}: {e}"))
+    }
+
+    /// The stylesheet served at `/ui/style.css`, in the configured accent colour.
+    pub fn style(&self) -> &str {
+        &self.style
+    }
+
+    /// The policy of every page but `form_post`.
+    pub fn page_csp(&self) -> &str {
+        &self.page_csp
     }
 
     /// The policy of the `form_post` page: its one script, by hash.
@@ -67,21 +140,24 @@ impl Pages {
     }
 }
 
-impl Default for Pages {
-    fn default() -> Self {
-        Pages::new()
+/// The `fill` filter: `{{ m.key | fill(name=value) }}` replaces `{name}` in the message.
+fn fill(text: String, kwargs: Kwargs) -> Result<String, minijinja::Error> {
+    let mut out = text;
+    for name in kwargs.args() {
+        let value: Value = kwargs.get(name)?;
+        out = out.replace(&format!("{{{name}}}"), &value.to_string());
     }
+    kwargs.assert_all_used()?;
+    Ok(out)
 }
 
 /// What a scope lets a client do, in words for the consent page.
-pub fn describe_scope(scope: &str) -> String {
+pub fn describe_scope(scope: &str, locale: Locale) -> String {
     match scope {
-        "openid" => "confirm who you are (an identifier of your account, nothing else)".into(),
-        "profile" => "see your user name, which is your email address".into(),
-        "email" => "see your email address and whether it is verified".into(),
-        "offline_access" => "keep access after you sign out here, until you withdraw it".into(),
-        "roles" => "see the names of your roles".into(),
-        other => format!("act for you with the permission “{other}”"),
+        "openid" | "profile" | "email" | "offline_access" | "roles" => {
+            locale.text(&format!("scope_{scope}")).to_string()
+        }
+        other => messages::fill(locale.text("scope_other"), &[("scope", other)]),
     }
 }
 
@@ -90,15 +166,159 @@ mod tests {
     use super::*;
     use minijinja::context;
 
+    fn settings() -> UiConfig {
+        UiConfig {
+            product_name: "Acme <Cloud>".into(),
+            logo_url: Some("https://cdn.example.com/logo.svg".into()),
+            accent_colour: "#aa3300".into(),
+        }
+    }
+
+    /// Every template with a context that shows every part of it.
+    fn every_page() -> Vec<(&'static str, Value)> {
+        let evil = "<script>alert(1)</script>";
+        vec![
+            (
+                "login.html",
+                context! { csrf => "c", flow => evil, email => evil, error => evil, hint => evil,
+                client_name => evil, signup => "/ui/signup",
+                providers => vec![context! { href => "/auth/federated/corp", label => evil }] },
+            ),
+            (
+                "signup.html",
+                context! { csrf => "c", email => evil, error => evil, rd => evil },
+            ),
+            (
+                "forgot.html",
+                context! { csrf => "c", email => evil, error => evil },
+            ),
+            (
+                "reset.html",
+                context! { csrf => "c", token => evil, error => evil },
+            ),
+            (
+                "confirm.html",
+                context! { csrf => "c", token => evil, title => evil, lead => evil, button => evil,
+                action => "/ui/verify", error => evil },
+            ),
+            ("home.html", context! { csrf => "c", email => evil }),
+            (
+                "consent.html",
+                context! { client_name => evil, email => evil, csrf => "c", flow => "f",
+                scopes => vec![context! { name => "openid", description => describe_scope("openid", Locale::ENGLISH) }] },
+            ),
+            (
+                "logout.html",
+                context! { csrf => "c", params => vec![("state", evil)], action => "/ui/logout",
+                email => evil, client_name => evil, cancel => "/ui/" },
+            ),
+            (
+                "message.html",
+                context! { heading => evil, text => evil, hint => evil, code => evil,
+                link => context! { href => "/ui/login", label => evil }, is_error => true },
+            ),
+            (
+                "error.html",
+                context! { heading => evil, text => evil, code => evil, status => 404 },
+            ),
+            (
+                "form_post.html",
+                context! { action => "https://app.example/cb", params => vec![("code", evil)] },
+            ),
+            (
+                "link.html",
+                context! { provider => evil, email => evil, csrf => "c", link => "l", error => evil },
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_page_renders_in_every_language_and_escapes() {
+        let pages = Pages::new(&settings());
+        for locale in Locale::all() {
+            for (name, ctx) in every_page() {
+                let html = pages.render_in(locale, name, ctx).unwrap();
+                assert!(!html.contains("<script>alert"), "{name}: {html}");
+                assert!(
+                    html.contains(&format!("<html lang=\"{}\">", locale.lang())),
+                    "{name}"
+                );
+                // A message a template asks for and the catalogue lacks renders empty.
+                assert!(!html.contains("{{"), "{name}");
+            }
+        }
+        let login = pages
+            .render_in(Locale::ENGLISH, "login.html", every_page()[0].1.clone())
+            .unwrap();
+        assert!(
+            login.contains(r#"<label for="password">Password</label>"#),
+            "{login}"
+        );
+        assert!(login.contains("Forgot password?") && login.contains("Create an account"));
+        assert!(login.contains("cdn.example.com"));
+        let fr = Locale::negotiate(Some("fr"));
+        let login = pages
+            .render_in(fr, "login.html", every_page()[0].1.clone())
+            .unwrap();
+        assert!(login.contains("Mot de passe oublié"), "{login}");
+        let post = pages
+            .render_in(
+                Locale::ENGLISH,
+                "form_post.html",
+                every_page()[10].1.clone(),
+            )
+            .unwrap();
+        assert!(post.contains(&format!("<script>{FORM_POST_SCRIPT}</script>")));
+        assert!(pages.form_post_csp().contains("script-src 'sha256-"));
+    }
+
+    #[test]
+    fn every_message_a_template_uses_exists() {
+        let used = regex::Regex::new(r"m\.([a-z_0-9]+)").unwrap();
+        for (name, source) in TEMPLATES {
+            for key in used.captures_iter(source) {
+                let key = &key[1];
+                for locale in Locale::all() {
+                    assert!(
+                        !locale.text(key).is_empty(),
+                        "{name} uses m.{key}, missing in {}",
+                        locale.lang()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_look_comes_from_ui_settings() {
+        let pages = Pages::new(&settings());
+        assert!(pages.style().contains("--accent: #aa3300;"));
+        assert!(!pages.style().contains("/*ACCENT*/"));
+        assert!(
+            pages
+                .page_csp()
+                .contains("img-src 'self' https://cdn.example.com;")
+        );
+        let html = pages
+            .render_in(
+                Locale::ENGLISH,
+                "home.html",
+                context! { csrf => "c", email => "a@b.c" },
+            )
+            .unwrap();
+        assert!(html.contains("Acme &lt;Cloud&gt;"), "{html}");
+    }
+
     #[test]
     fn the_consent_page_says_what_each_scope_reveals() {
-        let pages = Pages::new();
+        let pages = Pages::new(&settings());
         let scopes: Vec<_> = ["openid", "profile", "email", "roles", "docs:read"]
             .iter()
-            .map(|s| context! { name => *s, description => describe_scope(s) })
+            .map(|s| context! { name => *s, description => describe_scope(s, Locale::ENGLISH) })
             .collect();
         let html = pages
-            .render(
+            .render_in(
+                Locale::ENGLISH,
                 "consent.html",
                 context! { client_name => "Docs", email => "a@b.c", scopes, csrf => "c", flow => "f" },
             )
@@ -112,60 +332,5 @@ mod tests {
         ] {
             assert!(html.contains(words), "{words}: {html}");
         }
-    }
-
-    #[test]
-    fn every_page_renders_and_escapes() {
-        let pages = Pages::new();
-        let evil = "<script>alert(1)</script>";
-        let html = pages
-            .render(
-                "login.html",
-                context! { csrf => "c", flow => evil, email => evil, error => evil, client_name => evil,
-                           providers => vec![context! { href => "/auth/federated/corp", label => "Corp" }] },
-            )
-            .unwrap();
-        assert!(
-            !html.contains(evil) && html.contains("&lt;script&gt;"),
-            "{html}"
-        );
-        assert!(html.contains(r#"<label for="password">"#));
-        for (name, ctx) in [
-            (
-                "consent.html",
-                context! { client_name => "App", email => "a@b", csrf => "c", flow => "f",
-                scopes => vec![context! { name => "openid", description => describe_scope("openid") }] },
-            ),
-            (
-                "logout.html",
-                context! { csrf => "c", params => vec![("state", "s")] },
-            ),
-            (
-                "message.html",
-                context! { heading => "Signed out", text => "Bye" },
-            ),
-            (
-                "form_post.html",
-                context! { action => "https://app.example/cb", params => vec![("code", "x")] },
-            ),
-            (
-                "link.html",
-                context! { provider => "Corp", email => "a@b", csrf => "c", link => "l" },
-            ),
-        ] {
-            let html = pages.render(name, ctx).unwrap();
-            assert!(
-                html.contains("<html lang=\"en\">") || html.contains("<!doctype html>"),
-                "{name}"
-            );
-        }
-        let post = pages
-            .render(
-                "form_post.html",
-                context! { action => "https://app.example/cb", params => vec![("code", "x")] },
-            )
-            .unwrap();
-        assert!(post.contains(&format!("<script>{FORM_POST_SCRIPT}</script>")));
-        assert!(pages.form_post_csp().contains("script-src 'sha256-"));
     }
 }

@@ -90,6 +90,16 @@ impl Browser {
         let r = self.get(&next).await;
         (next, r)
     }
+
+    /// A sign-in that finished with nowhere else to go lands on the account's start page
+    /// (`/ui/`): checks that redirect and returns that page.
+    pub async fn landed_home(&mut self, from: &str, reply: &Reply) -> Reply {
+        assert_eq!(reply.status, 303, "{}", reply.text);
+        assert_eq!(reply.header("location"), "/ui/");
+        let (_, page) = self.follow(from, reply).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        page
+    }
 }
 
 /// `location` resolved against the URL it came from.

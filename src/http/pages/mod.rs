@@ -1,0 +1,143 @@
+//! `/ui/*`: the hosted pages, HTML forms that work without JavaScript.
+//!
+//! - [`login`]: `/ui/login` (sign-in; the same checks as `/auth/login`) and `/ui/`, the
+//!   signed-in landing page;
+//! - [`signup`]: `/ui/signup`, when `[accounts] open_registration`;
+//! - [`recovery`]: `/ui/forgot`, `/ui/reset`, `/ui/verify`, `/ui/confirm-email`, the pages
+//!   the mails link to;
+//! - [`consent`]: `/ui/consent`, for the OpenID Connect provider;
+//! - [`logout`]: `/ui/logout` (`GET` asks, `POST` signs out).
+//!
+//! Every form carries the browser's CSRF token and is checked against the browser's own
+//! `Origin` and `Sec-Fetch-Site` (`html::form_trusted`). Pages are in the request's
+//! language (`ui::messages`), chosen at the edge.
+
+mod consent;
+mod login;
+mod logout;
+mod recovery;
+mod signup;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, StatusCode, header};
+use minijinja::{Value, context};
+
+use super::html::{self, FormCsrf, FormRefusal};
+use crate::app::AppState;
+use crate::oidc::authorize::Pending;
+use crate::oidc::error::OAuthError;
+
+pub use login::signed_in;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/style.css", get(style))
+        .route("/ui", get(|| async { html::see_other("/ui/") }))
+        .route("/ui/", get(login::home))
+        .route("/ui/login", get(login::page).post(login::submit))
+        .route("/ui/signup", get(signup::page).post(signup::submit))
+        .route(
+            "/ui/forgot",
+            get(recovery::forgot_page).post(recovery::forgot_submit),
+        )
+        .route(
+            "/ui/reset",
+            get(recovery::reset_page).post(recovery::reset_submit),
+        )
+        .route(
+            "/ui/verify",
+            get(recovery::verify_page).post(recovery::verify_submit),
+        )
+        .route(
+            "/ui/confirm-email",
+            get(recovery::confirm_email_page).post(recovery::confirm_email_submit),
+        )
+        .route("/ui/logout", get(logout::page).post(logout::submit))
+        .route("/ui/consent", get(consent::page).post(consent::submit))
+}
+
+async fn style(State(app): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        app.pages.style().to_string(),
+    )
+        .into_response()
+}
+
+/// The pending authorization a `flow` parameter carries, if any.
+pub fn pending_of(app: &AppState, flow: Option<&str>) -> Result<Option<Pending>, OAuthError> {
+    match flow.filter(|f| !f.is_empty()) {
+        Some(f) => app.oidc.open(f).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `rd` as an absolute URL, when it points somewhere a sign-in may return to (Tollgate's
+/// own origin or `[gateway] return_origins`): never an open redirect.
+pub fn return_target(app: &AppState, rd: Option<&str>) -> Option<String> {
+    let rd = rd.filter(|r| !r.is_empty())?;
+    let absolute = if rd.starts_with('/') && !rd.starts_with("//") && !rd.starts_with("/\\") {
+        format!("{}{rd}", app.config.public_url)
+    } else {
+        rd.to_string()
+    };
+    app.gateway
+        .login
+        .return_allowed(&absolute)
+        .then_some(absolute)
+}
+
+/// A form page: the template with `ctx`, the browser's CSRF token (`csrf`), and an error
+/// to show (`error`, with `hint`), setting the CSRF cookie when the browser had none.
+fn form_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    template: &str,
+    error: Option<(String, Option<String>)>,
+    ctx: Value,
+) -> Response {
+    let csrf = FormCsrf::for_request(app, headers);
+    let (error, hint) = match error {
+        Some((e, h)) => (Some(e), h),
+        None => (None, None),
+    };
+    let page = html::page(
+        app,
+        status,
+        template,
+        context! { csrf => csrf.token.clone(), error, hint, ..ctx },
+    );
+    csrf.apply(page)
+}
+
+/// The words for a refused form: the status, and what the person reads.
+fn refused_form(app: &AppState, why: &FormRefusal) -> (StatusCode, (String, Option<String>)) {
+    (StatusCode::FORBIDDEN, why.explain(app))
+}
+
+/// What a person reads for a refusal of the account flows, by its problem code.
+fn explain_code(code: &str) -> &'static str {
+    html::t(match code {
+        "invalid_credentials" => "err_credentials",
+        "too_many_attempts" | "rate_limited" | "account_locked" => "err_too_many",
+        "account_disabled" => "err_disabled",
+        "email_not_verified" => "err_not_verified",
+        "unavailable" => "err_unavailable",
+        "password_too_short" => "err_password_too_short",
+        "password_too_long" => "err_password_too_long",
+        "password_too_common" => "err_password_too_common",
+        "password_breached" => "err_password_breached",
+        "password_equals_email" => "err_password_is_email",
+        "invalid_email" => "err_invalid_email",
+        "registration_closed" => "err_registration_closed",
+        "invalid_token" => "link_invalid",
+        _ => "err_failed",
+    })
+}

@@ -1,0 +1,524 @@
+//! The hosted pages' words, per language: a message catalogue with English and French,
+//! chosen per request by `Accept-Language` ([`Locale::negotiate`]).
+//!
+//! Templates read a message as `m.<key>`; a `{name}` in it is filled by the `fill` filter
+//! (`{{ m.signed_in_as | fill(email=email) }}`), and the whole text is escaped as usual.
+//! Every language has every key (a unit test checks it, and that every key a template uses
+//! exists). Technical details (an OAuth error's description) stay in English.
+
+/// One language's messages, in the order of [`KEYS`]'s sibling arrays.
+type Catalogue = &'static [(&'static str, &'static str)];
+
+const EN: Catalogue = &[
+    ("sign_in", "Sign in"),
+    ("sign_in_to_continue", "to continue to {client}"),
+    ("email", "Email"),
+    ("password", "Password"),
+    ("new_password", "New password"),
+    ("forgot_link", "Forgot password?"),
+    ("no_account", "No account yet?"),
+    ("create_account", "Create an account"),
+    ("or_sign_in_with", "Or sign in with"),
+    ("other_ways", "Other ways to sign in"),
+    ("signup_title", "Create an account"),
+    ("signup_button", "Create account"),
+    (
+        "password_hint",
+        "At least 8 characters. A few words strung together are easy to remember and hard to guess.",
+    ),
+    ("have_account", "Already have an account?"),
+    ("check_inbox_title", "Check your inbox"),
+    (
+        "signup_sent",
+        "We sent a message to {email}. Follow its link to confirm your address, then sign in.",
+    ),
+    ("forgot_title", "Reset your password"),
+    (
+        "forgot_lead",
+        "Enter your account's email address and we will send you a link to choose a new password.",
+    ),
+    ("send_link", "Send the link"),
+    (
+        "forgot_sent",
+        "If an account exists for {email}, we sent it a link to choose a new password. The link works once and expires in {duration}.",
+    ),
+    ("back_to_sign_in", "Back to sign in"),
+    ("reset_title", "Choose a new password"),
+    ("reset_button", "Set the new password"),
+    ("reset_done_title", "Password changed"),
+    (
+        "reset_done",
+        "Your password has been changed, and every session of your account has been signed out. Sign in with the new password.",
+    ),
+    ("link_invalid_title", "This link does not work"),
+    (
+        "link_invalid",
+        "It has expired, has already been used, or a newer one was sent. Ask for a new one.",
+    ),
+    ("ask_new_link", "Ask for a new link"),
+    ("verify_title", "Confirm your email address"),
+    (
+        "verify_lead",
+        "Confirm that this is your address to finish setting up your account.",
+    ),
+    ("verify_button", "Confirm my address"),
+    ("verified_title", "Address confirmed"),
+    ("verified", "Thank you: your email address is confirmed."),
+    ("confirm_email_title", "Confirm your new address"),
+    (
+        "confirm_email_lead",
+        "Confirm that this new address should be your account's from now on.",
+    ),
+    ("confirm_email_button", "Confirm the new address"),
+    ("email_changed_title", "Address changed"),
+    (
+        "email_changed",
+        "Your account's email address has been changed. Sign in with the new address.",
+    ),
+    ("signed_in_title", "Signed in"),
+    ("signed_in_as", "You are signed in as {email}."),
+    ("sign_out", "Sign out"),
+    ("sign_out_title", "Sign out?"),
+    ("sign_out_lead", "Sign out of {email} on this device?"),
+    (
+        "sign_out_client",
+        "{client} asks to sign you out of {email}.",
+    ),
+    ("signed_out_title", "Signed out"),
+    ("signed_out", "You are signed out."),
+    ("cancel", "Cancel"),
+    ("continue", "Continue"),
+    ("err_credentials", "The email or password is incorrect."),
+    (
+        "err_too_many",
+        "Too many attempts. Wait a little, then try again.",
+    ),
+    ("err_disabled", "This account is disabled."),
+    (
+        "err_not_verified",
+        "Verify your email address first: follow the link we mailed you.",
+    ),
+    (
+        "err_unavailable",
+        "The service is temporarily unavailable. Please try again in a moment.",
+    ),
+    ("err_failed", "That did not work. Please try again."),
+    (
+        "err_form",
+        "This form expired or did not come from this site. Please try again.",
+    ),
+    (
+        "err_origin",
+        "This page was opened at {origin}, but this service's address is {public}. Open {public} instead.",
+    ),
+    (
+        "err_origin_admin",
+        "If people reach this service at {origin}, its administrator sets TOLLGATE_PUBLIC_URL to it (or adds it to [http] trusted_origins).",
+    ),
+    (
+        "err_password_too_short",
+        "The password is too short: use at least 8 characters.",
+    ),
+    (
+        "err_password_too_long",
+        "The password is too long: use at most 1024 characters.",
+    ),
+    (
+        "err_password_too_common",
+        "This password is one of the most common ones. Choose another.",
+    ),
+    (
+        "err_password_breached",
+        "This password has appeared in a data breach. Choose another.",
+    ),
+    (
+        "err_password_is_email",
+        "The password must not be your email address.",
+    ),
+    (
+        "err_invalid_email",
+        "Enter an email address like name@example.com.",
+    ),
+    (
+        "err_registration_closed",
+        "New accounts are created by an administrator here.",
+    ),
+    ("consent_title", "Allow {client} access?"),
+    ("consent_lead", "Signed in as {email}. {client} asks to:"),
+    ("consent_nothing", "know that you are signed in"),
+    ("allow", "Allow"),
+    ("deny", "Deny"),
+    (
+        "consent_fine",
+        "You can withdraw this later; the application's access ends with it.",
+    ),
+    (
+        "scope_openid",
+        "confirm who you are (an identifier of your account, nothing else)",
+    ),
+    (
+        "scope_profile",
+        "see your user name, which is your email address",
+    ),
+    (
+        "scope_email",
+        "see your email address and whether it is verified",
+    ),
+    (
+        "scope_offline_access",
+        "keep access after you sign out here, until you withdraw it",
+    ),
+    ("scope_roles", "see the names of your roles"),
+    ("scope_other", "act for you with the permission “{scope}”"),
+    ("link_title", "Link your {provider} account"),
+    (
+        "link_lead",
+        "An account for {email} already exists. Enter its password to link your {provider} sign-in to it; from then on either way signs you in.",
+    ),
+    ("link_password", "Password for {email}"),
+    ("link_button", "Link accounts"),
+    ("error_title", "Something went wrong"),
+    ("error_400", "This request cannot be handled"),
+    ("error_401", "Sign-in required"),
+    ("error_403", "Not allowed"),
+    ("error_404", "Page not found"),
+    ("error_405", "Not allowed here"),
+    ("error_408", "This took too long"),
+    ("error_429", "Too many requests"),
+    ("error_5xx", "The service is unavailable"),
+    ("error_code", "Error code"),
+    ("home_link", "Go to the start page"),
+    ("continuing", "Continuing…"),
+    (
+        "no_script",
+        "Your browser does not run scripts: press the button to continue.",
+    ),
+    ("sign_in_failed_title", "Sign-in did not complete"),
+    ("request_failed_title", "This request cannot continue"),
+];
+
+const FR: Catalogue = &[
+    ("sign_in", "Se connecter"),
+    ("sign_in_to_continue", "pour continuer vers {client}"),
+    ("email", "Adresse e-mail"),
+    ("password", "Mot de passe"),
+    ("new_password", "Nouveau mot de passe"),
+    ("forgot_link", "Mot de passe oublié ?"),
+    ("no_account", "Pas encore de compte ?"),
+    ("create_account", "Créer un compte"),
+    ("or_sign_in_with", "Ou se connecter avec"),
+    ("other_ways", "Autres façons de se connecter"),
+    ("signup_title", "Créer un compte"),
+    ("signup_button", "Créer le compte"),
+    (
+        "password_hint",
+        "Au moins 8 caractères. Quelques mots mis bout à bout sont faciles à retenir et difficiles à deviner.",
+    ),
+    ("have_account", "Vous avez déjà un compte ?"),
+    ("check_inbox_title", "Consultez votre messagerie"),
+    (
+        "signup_sent",
+        "Nous avons envoyé un message à {email}. Suivez son lien pour confirmer votre adresse, puis connectez-vous.",
+    ),
+    ("forgot_title", "Réinitialiser le mot de passe"),
+    (
+        "forgot_lead",
+        "Indiquez l'adresse e-mail de votre compte : nous vous enverrons un lien pour choisir un nouveau mot de passe.",
+    ),
+    ("send_link", "Envoyer le lien"),
+    (
+        "forgot_sent",
+        "Si un compte existe pour {email}, nous lui avons envoyé un lien pour choisir un nouveau mot de passe. Le lien ne sert qu'une fois et expire dans {duration}.",
+    ),
+    ("back_to_sign_in", "Retour à la connexion"),
+    ("reset_title", "Choisir un nouveau mot de passe"),
+    ("reset_button", "Enregistrer le mot de passe"),
+    ("reset_done_title", "Mot de passe modifié"),
+    (
+        "reset_done",
+        "Votre mot de passe a été modifié et toutes les sessions de votre compte ont été fermées. Connectez-vous avec le nouveau mot de passe.",
+    ),
+    ("link_invalid_title", "Ce lien ne fonctionne pas"),
+    (
+        "link_invalid",
+        "Il a expiré, a déjà servi, ou un lien plus récent a été envoyé. Demandez-en un nouveau.",
+    ),
+    ("ask_new_link", "Demander un nouveau lien"),
+    ("verify_title", "Confirmer votre adresse e-mail"),
+    (
+        "verify_lead",
+        "Confirmez qu'il s'agit bien de votre adresse pour terminer la création de votre compte.",
+    ),
+    ("verify_button", "Confirmer mon adresse"),
+    ("verified_title", "Adresse confirmée"),
+    ("verified", "Merci : votre adresse e-mail est confirmée."),
+    ("confirm_email_title", "Confirmer votre nouvelle adresse"),
+    (
+        "confirm_email_lead",
+        "Confirmez que cette nouvelle adresse sera désormais celle de votre compte.",
+    ),
+    ("confirm_email_button", "Confirmer la nouvelle adresse"),
+    ("email_changed_title", "Adresse modifiée"),
+    (
+        "email_changed",
+        "L'adresse e-mail de votre compte a été modifiée. Connectez-vous avec la nouvelle adresse.",
+    ),
+    ("signed_in_title", "Connecté"),
+    ("signed_in_as", "Vous êtes connecté en tant que {email}."),
+    ("sign_out", "Se déconnecter"),
+    ("sign_out_title", "Se déconnecter ?"),
+    ("sign_out_lead", "Déconnecter {email} sur cet appareil ?"),
+    ("sign_out_client", "{client} demande à déconnecter {email}."),
+    ("signed_out_title", "Déconnecté"),
+    ("signed_out", "Vous êtes déconnecté."),
+    ("cancel", "Annuler"),
+    ("continue", "Continuer"),
+    (
+        "err_credentials",
+        "L'adresse e-mail ou le mot de passe est incorrect.",
+    ),
+    (
+        "err_too_many",
+        "Trop de tentatives. Patientez un peu, puis réessayez.",
+    ),
+    ("err_disabled", "Ce compte est désactivé."),
+    (
+        "err_not_verified",
+        "Confirmez d'abord votre adresse e-mail : suivez le lien que nous vous avons envoyé.",
+    ),
+    (
+        "err_unavailable",
+        "Le service est momentanément indisponible. Réessayez dans un instant.",
+    ),
+    ("err_failed", "Cela n'a pas fonctionné. Réessayez."),
+    (
+        "err_form",
+        "Ce formulaire a expiré ou ne vient pas de ce site. Réessayez.",
+    ),
+    (
+        "err_origin",
+        "Cette page a été ouverte à l'adresse {origin}, mais l'adresse de ce service est {public}. Ouvrez plutôt {public}.",
+    ),
+    (
+        "err_origin_admin",
+        "Si l'on accède à ce service par {origin}, son administrateur règle TOLLGATE_PUBLIC_URL sur cette adresse (ou l'ajoute à [http] trusted_origins).",
+    ),
+    (
+        "err_password_too_short",
+        "Le mot de passe est trop court : au moins 8 caractères.",
+    ),
+    (
+        "err_password_too_long",
+        "Le mot de passe est trop long : au plus 1024 caractères.",
+    ),
+    (
+        "err_password_too_common",
+        "Ce mot de passe fait partie des plus courants. Choisissez-en un autre.",
+    ),
+    (
+        "err_password_breached",
+        "Ce mot de passe figure dans une fuite de données. Choisissez-en un autre.",
+    ),
+    (
+        "err_password_is_email",
+        "Le mot de passe ne doit pas être votre adresse e-mail.",
+    ),
+    (
+        "err_invalid_email",
+        "Indiquez une adresse e-mail comme nom@exemple.fr.",
+    ),
+    (
+        "err_registration_closed",
+        "Ici, les comptes sont créés par un administrateur.",
+    ),
+    ("consent_title", "Autoriser l'accès à {client} ?"),
+    (
+        "consent_lead",
+        "Connecté en tant que {email}. {client} demande à :",
+    ),
+    ("consent_nothing", "savoir que vous êtes connecté"),
+    ("allow", "Autoriser"),
+    ("deny", "Refuser"),
+    (
+        "consent_fine",
+        "Vous pourrez retirer cette autorisation ; l'accès de l'application prendra fin avec elle.",
+    ),
+    (
+        "scope_openid",
+        "confirmer qui vous êtes (un identifiant de votre compte, rien d'autre)",
+    ),
+    (
+        "scope_profile",
+        "voir votre nom d'utilisateur, qui est votre adresse e-mail",
+    ),
+    (
+        "scope_email",
+        "voir votre adresse e-mail et si elle est confirmée",
+    ),
+    (
+        "scope_offline_access",
+        "garder l'accès après votre déconnexion ici, jusqu'à ce que vous le retiriez",
+    ),
+    ("scope_roles", "voir le nom de vos rôles"),
+    (
+        "scope_other",
+        "agir pour vous avec l'autorisation « {scope} »",
+    ),
+    ("link_title", "Associer votre compte {provider}"),
+    (
+        "link_lead",
+        "Un compte existe déjà pour {email}. Saisissez son mot de passe pour y associer votre connexion {provider} ; ensuite, les deux façons vous connectent.",
+    ),
+    ("link_password", "Mot de passe de {email}"),
+    ("link_button", "Associer les comptes"),
+    ("error_title", "Un problème est survenu"),
+    ("error_400", "Cette demande ne peut pas être traitée"),
+    ("error_401", "Connexion requise"),
+    ("error_403", "Accès refusé"),
+    ("error_404", "Page introuvable"),
+    ("error_405", "Action non autorisée ici"),
+    ("error_408", "Le délai est dépassé"),
+    ("error_429", "Trop de demandes"),
+    ("error_5xx", "Le service est indisponible"),
+    ("error_code", "Code d'erreur"),
+    ("home_link", "Aller à la page d'accueil"),
+    ("continuing", "Poursuite…"),
+    (
+        "no_script",
+        "Votre navigateur n'exécute pas de scripts : appuyez sur le bouton pour continuer.",
+    ),
+    ("sign_in_failed_title", "La connexion n'a pas abouti"),
+    (
+        "request_failed_title",
+        "Cette demande ne peut pas continuer",
+    ),
+];
+
+/// The languages shipped, the first the default.
+const LANGUAGES: [(&str, Catalogue); 2] = [("en", EN), ("fr", FR)];
+
+/// The language a page is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locale {
+    index: usize,
+}
+
+impl Default for Locale {
+    fn default() -> Self {
+        Locale::ENGLISH
+    }
+}
+
+impl Locale {
+    pub const ENGLISH: Locale = Locale { index: 0 };
+
+    /// The shipped language the client prefers most (`Accept-Language`, RFC 9110
+    /// §12.5.4: quality values, `fr-CH` counting as `fr`), English when none fits.
+    pub fn negotiate(accept_language: Option<&str>) -> Locale {
+        let Some(header) = accept_language else {
+            return Locale::ENGLISH;
+        };
+        let mut best: Option<(f32, usize)> = None;
+        for (position, item) in header.split(',').enumerate().take(32) {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q <= 0.0 {
+                continue;
+            }
+            let primary = tag.split('-').next().unwrap_or("");
+            let Some(index) = LANGUAGES.iter().position(|(lang, _)| *lang == primary) else {
+                continue;
+            };
+            // Higher quality wins; among equals, the one listed first.
+            let key = q - position as f32 * 1e-4;
+            if best.is_none_or(|(k, _)| key > k) {
+                best = Some((key, index));
+            }
+        }
+        best.map_or(Locale::ENGLISH, |(_, index)| Locale { index })
+    }
+
+    /// The language tag (`en`, `fr`), for `<html lang>`.
+    pub fn lang(self) -> &'static str {
+        LANGUAGES[self.index].0
+    }
+
+    /// A message, by key (the key itself when missing: a bug the tests catch).
+    pub fn text(self, key: &str) -> &'static str {
+        LANGUAGES[self.index]
+            .1
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, v)| v)
+    }
+
+    /// Every message of this language, for templates.
+    pub fn messages(self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        LANGUAGES[self.index].1.iter().copied()
+    }
+
+    /// Every shipped language.
+    pub fn all() -> impl Iterator<Item = Locale> {
+        (0..LANGUAGES.len()).map(|index| Locale { index })
+    }
+}
+
+/// `text` with each `{name}` replaced by its value.
+pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_has_every_message() {
+        let keys = |c: Catalogue| {
+            let mut k: Vec<&str> = c.iter().map(|(k, _)| *k).collect();
+            k.sort();
+            k
+        };
+        for (lang, catalogue) in LANGUAGES {
+            assert_eq!(keys(catalogue), keys(EN), "{lang}");
+            let mut unique = keys(catalogue);
+            unique.dedup();
+            assert_eq!(unique.len(), catalogue.len(), "{lang}: a key twice");
+        }
+    }
+
+    #[test]
+    fn the_preferred_shipped_language_is_chosen() {
+        for (header, want) in [
+            (None, "en"),
+            (Some(""), "en"),
+            (Some("fr"), "fr"),
+            (Some("fr-CH, fr;q=0.9, en;q=0.8"), "fr"),
+            (Some("en-GB,en;q=0.9,fr;q=0.8"), "en"),
+            (Some("de-DE, de;q=0.9, fr;q=0.5, en;q=0.4"), "fr"),
+            (Some("de, it"), "en"),
+            (Some("fr;q=0, en"), "en"),
+            (Some("en;q=0.5, fr;q=0.5"), "en"),
+            (Some("*"), "en"),
+        ] {
+            assert_eq!(Locale::negotiate(header).lang(), want, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        let fr = Locale::negotiate(Some("fr"));
+        assert_eq!(
+            fill(fr.text("signed_in_as"), &[("email", "a@b.c")]),
+            "Vous êtes connecté en tant que a@b.c."
+        );
+    }
+}
