@@ -608,12 +608,14 @@ fn resolve_ui(u: UiSection) -> Result<UiConfig, ConfigError> {
         let ok = if logo.starts_with('/') {
             !logo.starts_with("//") && !logo.contains(['"', '<', '>', ' ', '\\'])
         } else {
-            url::Url::parse(logo).is_ok_and(|l| l.scheme() == "https" && l.host_str().is_some())
+            // The same rule as a client's redirect URI: https, or http on a loopback host.
+            crate::oidc::clients::check_redirect_uri(logo, false).is_ok()
+                && !logo.contains(['"', '<', '>', ' ', '\\'])
         };
         if !ok {
             return Err(invalid(
                 "ui.logo_url",
-                "an https:// URL or a path on this origin",
+                "an https:// URL (http only on a loopback host) or a path on this origin",
                 logo,
             ));
         }

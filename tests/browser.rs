@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::federation::{idp_at, relying, verified_user_on};
+use common::oidc::add_client;
 use common::upstream::Upstream;
-use common::{Backend, Options, TestServer};
+use common::{Backend, Options, PASSWORD, TestServer, email, free_port};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -109,11 +111,135 @@ upstream = "{}"
         ("OUTBOX", outbox(&s)),
         ("APP_PAGE", "/app/page".to_string()),
     ];
-    tokio::task::spawn_blocking(move || flow("accounts.mjs", &env))
+    run("accounts.mjs", env).await;
+}
+
+/// Runs `script` on a blocking thread (Chromium and Node.js take their time).
+async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
+    tokio::task::spawn_blocking(move || flow(script, &env))
         .await
         .unwrap();
 }
 
+/// A user added through the CLI, with `PASSWORD`: their address.
+fn user(s: &TestServer, tag: &str) -> String {
+    let email = email(tag);
+    let out = s.cli(&["user", "add", &email, "--password-stdin"], Some(PASSWORD));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    email
+}
+
+async fn oidc_code_flow(b: Backend) {
+    let s = TestServer::start_with(
+        b,
+        Options {
+            config: "[roles.user]\nscopes = [\"profile\", \"docs:read\"]\n".into(),
+            env: vec![],
+        },
+    )
+    .await;
+    let rp_port = free_port();
+    let rp = format!("http://127.0.0.1:{rp_port}");
+    let client = |name: &str| {
+        add_client(
+            &s,
+            name,
+            Some(&format!("{rp}/cb")),
+            &[
+                "--scope",
+                "docs:read",
+                "--post-logout-redirect-uri",
+                &format!("{rp}/bye"),
+            ],
+        )
+    };
+    let (docs, wiki) = (client("Docs"), client("Wiki"));
+    let env = vec![
+        ("BASE", s.base.clone()),
+        ("RP_PORT", rp_port.to_string()),
+        ("EMAIL", user(&s, "oidc")),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("DOCS_ID", docs.id),
+        ("DOCS_SECRET", docs.secret.unwrap()),
+        ("WIKI_ID", wiki.id),
+        ("WIKI_SECRET", wiki.secret.unwrap()),
+    ];
+    run("oidc.mjs", env).await;
+}
+
+async fn federation_sign_in_and_linking(b: Backend) {
+    let port = free_port();
+    let rp_base = format!("http://127.0.0.1:{port}");
+    // Another host for the browser: each side keeps its own cookies.
+    let idp = idp_at(b, &rp_base, "127.0.0.2").await;
+    let rp = relying(b, port, &idp).await;
+    let alice = verified_user_on(&idp.server, "alice", &["analyst"]).await;
+    let dave = user(&rp, "dave");
+    let out = idp
+        .server
+        .cli(&["user", "add", &dave, "--password-stdin"], Some(PASSWORD));
+    assert!(out.status.success());
+    idp.server
+        .sandbox
+        .execute("UPDATE users SET email_verified = TRUE")
+        .await;
+    let env = vec![
+        ("RP_BASE", rp.base.clone()),
+        ("IDP_BASE", idp.server.base.clone()),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("ALICE", alice),
+        ("DAVE", dave),
+    ];
+    run("federation.mjs", env).await;
+}
+
+async fn cross_site_forms(b: Backend) {
+    let s = TestServer::start(b).await;
+    let env = vec![
+        ("BASE", s.base.clone()),
+        ("EMAIL", user(&s, "victim")),
+        ("ATTACKER_EMAIL", user(&s, "attacker")),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("EVIL_PORT", free_port().to_string()),
+    ];
+    run("csrf.mjs", env).await;
+}
+
+async fn every_page_branded(b: Backend) {
+    let logo_port = free_port();
+    let s = TestServer::start_with(
+        b,
+        Options {
+            config: format!(
+                r##"
+[ui]
+product_name = "Acme AI"
+logo_url = "http://127.0.0.2:{logo_port}/logo.svg"
+accent_colour = "#6d28d9"
+"##
+            ),
+            env: vec![],
+        },
+    )
+    .await;
+    let env = vec![
+        ("BASE", s.base.clone()),
+        ("OUTBOX", outbox(&s)),
+        ("EMAIL", user(&s, "pages")),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("LOGO_PORT", logo_port.to_string()),
+    ];
+    run("pages.mjs", env).await;
+}
+
 on_sqlite!(
     accounts => account_flows,
+    pages => every_page_branded,
+    csrf => cross_site_forms,
+    federation => federation_sign_in_and_linking,
+    oidc => oidc_code_flow,
 );

@@ -222,15 +222,8 @@ async fn link(
         Err(e) => return failure(&app, e),
     };
     if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        let (msg, _) = why.explain(&app);
-        return link_page(
-            &app,
-            &headers,
-            StatusCode::FORBIDDEN,
-            &form.link,
-            &pending,
-            Some(&msg),
-        );
+        // Not the form again: the pending link may be another site's.
+        return html::refusal_page(&app, &why);
     }
     let user = match check_password(
         &app,

@@ -159,7 +159,22 @@ async fn with_locale(req: Request, next: Next) -> Response {
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    crate::ui::LOCALE.scope(locale, next.run(req)).await
+    let mut res = crate::ui::LOCALE.scope(locale, next.run(req)).await;
+    if is_html(&res) {
+        vary_on_language(res.headers_mut());
+    }
+    res
+}
+
+fn is_html(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+}
+
+/// A page's words depend on `Accept-Language`: caches must keep one copy per language.
+fn vary_on_language(h: &mut http::HeaderMap) {
+    h.append(header::VARY, HeaderValue::from_static("Accept-Language"));
 }
 
 /// A person's browser navigating to a page gets an error page, not problem+json: every
@@ -205,10 +220,13 @@ async fn html_errors(
         500..=599 => "error_5xx",
         _ => "error_title",
     };
-    let text = problem["detail"]
-        .as_str()
-        .or_else(|| problem["title"].as_str())
-        .unwrap_or("");
+    // The specifics when the problem has them (in English: they come from deep inside);
+    // otherwise the catalogue's words, or just the heading.
+    let text = match problem["detail"].as_str() {
+        Some(detail) => detail,
+        None if status == StatusCode::NOT_FOUND => locale.text("error_404_text"),
+        None => "",
+    };
     let ctx = minijinja::context! {
         heading => locale.text(heading_key),
         text,
@@ -234,6 +252,7 @@ async fn html_errors(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    vary_on_language(&mut parts.headers);
     Response::from_parts(parts, axum::body::Body::from(html))
 }
 

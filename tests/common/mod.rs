@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod federation;
 pub mod llm;
 pub mod oidc;
 pub mod smtp;
@@ -244,13 +245,20 @@ impl TestServer {
 
     pub async fn start_in(sandbox: Sandbox, opts: Options) -> TestServer {
         // A port chosen in advance (to register URLs on it elsewhere first) comes as
-        // TOLLGATE_LISTEN.
-        let port = opts
+        // TOLLGATE_LISTEN, possibly on another loopback address (127.0.0.2: another host to
+        // a browser, with its own cookies).
+        let listen = opts
             .env
             .iter()
             .find(|(k, _)| *k == "TOLLGATE_LISTEN")
-            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
-            .unwrap_or_else(free_port);
+            .map(|(_, v)| v.clone());
+        let (host, port) = listen
+            .as_deref()
+            .and_then(|v| {
+                let (host, port) = v.rsplit_once(':')?;
+                Some((host.to_string(), port.parse().ok()?))
+            })
+            .unwrap_or_else(|| ("127.0.0.1".to_string(), free_port()));
         let config_path = sandbox.dir.join("tollgate.toml");
         std::fs::write(&config_path, with_limits_off_unless_set(&opts.config)).unwrap();
         let mut env = vec![
@@ -258,7 +266,7 @@ impl TestServer {
                 "TOLLGATE_CONFIG".to_string(),
                 config_path.display().to_string(),
             ),
-            ("TOLLGATE_LISTEN".to_string(), format!("127.0.0.1:{port}")),
+            ("TOLLGATE_LISTEN".to_string(), format!("{host}:{port}")),
             (
                 "TOLLGATE_DATA_DIR".to_string(),
                 sandbox.dir.join("data").display().to_string(),
@@ -274,7 +282,7 @@ impl TestServer {
             env.push((k.to_string(), v));
         }
         let mut server = TestServer {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{host}:{port}"),
             port,
             sandbox,
             env,

@@ -38,6 +38,7 @@ struct LoginForm {
     rd: Option<String>,
 }
 
+#[derive(Default)]
 struct LoginView<'a> {
     flow: Option<&'a str>,
     rd: Option<&'a str>,
@@ -143,8 +144,14 @@ pub async fn submit(
         client_name: client_name.clone(),
     };
     if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
+        // Nothing posted is shown back: it may be another site's (its address, its
+        // authorization request).
         let (status, error) = refused_form(&app, &why);
-        return render(&app, &headers, status, view(error));
+        let blank = LoginView {
+            error: Some(error),
+            ..Default::default()
+        };
+        return render(&app, &headers, status, blank);
     }
     let user = match check_password(&app, "/ui/login", &form.email, &form.password, &info).await {
         Ok(u) => u,

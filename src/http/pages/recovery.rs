@@ -85,8 +85,16 @@ pub async fn forgot_submit(
         )
     };
     if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
+        // Nothing posted is shown back: it may be another site's.
         let (status, error) = refused_form(&app, &why);
-        return again(status, error);
+        return form_page(
+            &app,
+            &headers,
+            status,
+            "forgot.html",
+            Some(error),
+            context! {},
+        );
     }
     if let Err(problem) = limit_address(&app, "/ui/forgot", &form.email, &info).await {
         return again(
@@ -158,8 +166,9 @@ pub async fn reset_submit(
         )
     };
     if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        let (status, error) = refused_form(&app, &why);
-        return again(status, error);
+        // Not the form again: its token may be another site's (a reset of the attacker's
+        // own account). The link in the mail still works.
+        return html::refusal_page(&app, &why);
     }
     match app
         .identity
@@ -280,8 +289,8 @@ async fn confirm(
         Err(e) => return error_page(app, &e),
     };
     if let Err(why) = form_trusted(app, headers, &form.csrf_token) {
-        let (_, error) = refused_form(app, &why);
-        return confirmation_page(app, headers, c, &form.token, Some(error));
+        // Not the form again: its token may be another site's. The mailed link still works.
+        return html::refusal_page(app, &why);
     }
     let ctx = Context::anonymous(info);
     let (done, title, text) = if c.action == VERIFY.action {

@@ -84,8 +84,16 @@ pub async fn submit(
         )
     };
     if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
+        // Nothing posted is shown back: it may be another site's.
         let (status, error) = refused_form(&app, &why);
-        return again(status, error);
+        return form_page(
+            &app,
+            &headers,
+            status,
+            "signup.html",
+            Some(error),
+            context! {},
+        );
     }
     let ctx = Context::anonymous(info);
     if let Err(e) = app
