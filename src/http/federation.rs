@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::cookies;
 use super::extract::{Client, PathParam};
-use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
+use super::html::{self, FormCsrf, error_page, see_other};
 use super::pages::{pending_of, return_target, signed_in};
 use super::problem::Problem;
 use super::signin::check_password;
@@ -59,6 +59,8 @@ struct LinkForm {
     link: String,
     password: String,
 }
+
+html::our_forms!(LinkForm);
 
 /// The page for a federation failure, with the status that fits it.
 fn failure(app: &AppState, e: FederationError) -> Response {
@@ -213,18 +215,15 @@ async fn link(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LinkForm = match html::form(&headers, &body) {
+    // Refused: not the form again, the pending link may be another site's.
+    let form: LinkForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        Err(e) => return e.page(&app),
     };
     let pending = match app.federation.pending_link(&form.link) {
         Ok(l) => l,
         Err(e) => return failure(&app, e),
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        // Not the form again: the pending link may be another site's.
-        return html::refusal_page(&app, &why);
-    }
     let user = match check_password(
         &app,
         "/auth/federated/link",

@@ -170,6 +170,54 @@ pub fn form_trusted(
     }
 }
 
+/// A form of one of our pages: it names the CSRF token it carries.
+pub trait OurForm: serde::de::DeserializeOwned {
+    fn csrf_token(&self) -> &str;
+}
+
+/// Implements [`OurForm`] for form structs with a `csrf_token: String` field.
+macro_rules! our_forms {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::http::html::OurForm for $t {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+        })*
+    };
+}
+pub(crate) use our_forms;
+
+/// Why a posted form is not handled.
+pub enum NotHandled {
+    /// Not a form body, or not this form's fields: the error page to answer with.
+    Malformed(Box<Response>),
+    /// Not from one of our pages.
+    Refused(FormRefusal),
+}
+
+impl NotHandled {
+    /// The page to answer with: the error page, or the refusal page.
+    pub fn page(self, app: &AppState) -> Response {
+        match self {
+            NotHandled::Malformed(res) => *res,
+            NotHandled::Refused(why) => refusal_page(app, &why),
+        }
+    }
+}
+
+/// Every hosted form's first step: the body parsed as `T`, and the browser's headers and
+/// CSRF token checked ([`form_trusted`]) before anything is looked at.
+pub fn posted<T: OurForm>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, NotHandled> {
+    let form: T =
+        form(headers, body).map_err(|e| NotHandled::Malformed(Box::new(error_page(app, &e))))?;
+    form_trusted(app, headers, form.csrf_token()).map_err(NotHandled::Refused)?;
+    Ok(form)
+}
+
 /// The page for a form that is not trusted, saying what to do about it.
 pub fn refusal_page(app: &AppState, why: &FormRefusal) -> Response {
     let (text, hint) = why.explain(app);

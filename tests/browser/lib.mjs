@@ -31,10 +31,12 @@ export async function launch() {
   });
 }
 
-/// A fresh browser profile (its own cookies), in `locale`, optionally without JavaScript.
-export async function newPage(browser, { locale = 'en-GB', javaScript = true } = {}) {
+/// A fresh browser profile (its own cookies), in `locale`, optionally without JavaScript
+/// or in the dark colour scheme.
+export async function newPage(browser, { locale = 'en-GB', javaScript = true, colorScheme = 'light' } = {}) {
   const context = await browser.newContext({
     locale,
+    colorScheme,
     javaScriptEnabled: javaScript,
     viewport: { width: 900, height: 900 },
   });

@@ -64,6 +64,18 @@ try {
     await plain.waitForURL(`${BASE}/ui/`);
     await signedIn(plain);
 
+    // The dark colour scheme: the same contrast checks.
+    const dark = await newPage(browser, { colorScheme: 'dark' });
+    await dark.goto(`${BASE}/ui/login`);
+    await dark.getByLabel('Email').fill(EMAIL);
+    await dark.getByLabel('Password', { exact: true }).fill('not the password');
+    await dark.getByRole('button', { name: 'Sign in' }).click();
+    await dark.waitForLoadState();
+    await expectText(dark, 'The email or password is incorrect');
+    await look(dark, 'login-dark-error');
+    await dark.goto(`${BASE}/ui/signup`);
+    await look(dark, 'signup-dark');
+
     // French, chosen by the browser's language.
     const fr = await newPage(browser, { locale: 'fr-FR' });
     await fr.goto(`${BASE}/ui/login`);

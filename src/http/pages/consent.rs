@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::audit::{Context, Outcome};
 use crate::http::extract::Client;
 use crate::http::gate::with_session_cookies;
-use crate::http::html::{self, error_page, form_trusted};
+use crate::http::html::{self, error_page};
 use crate::http::oauth::{browser_session, proceed, reply_response};
 use crate::oidc::authorize::Step;
 use crate::oidc::error::OAuthError;
@@ -28,6 +28,8 @@ struct ConsentForm {
     flow: String,
     decision: String,
 }
+
+html::our_forms!(ConsentForm);
 
 pub async fn page(
     State(app): State<AppState>,
@@ -75,13 +77,10 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: ConsentForm = match html::form(&headers, &body) {
+    let form: ConsentForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        Err(e) => return e.page(&app),
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        return html::refusal_page(&app, &why);
-    }
     let pending = match app.oidc.open(&form.flow) {
         Ok(p) => p,
         Err(e) => return error_page(&app, &e),

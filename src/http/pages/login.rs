@@ -15,7 +15,7 @@ use super::{explain_code, form_page, pending_of, refused_form, return_target};
 use crate::app::AppState;
 use crate::http::extract::Client;
 use crate::http::gate::with_session_cookies;
-use crate::http::html::{self, error_page, form_trusted, see_other};
+use crate::http::html::{self, NotHandled, error_page, see_other};
 use crate::http::oauth::{browser_of, browser_session, proceed};
 use crate::http::problem::Problem;
 use crate::http::signin::check_password;
@@ -37,6 +37,8 @@ struct LoginForm {
     flow: Option<String>,
     rd: Option<String>,
 }
+
+html::our_forms!(LoginForm);
 
 #[derive(Default)]
 struct LoginView<'a> {
@@ -126,9 +128,19 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LoginForm = match html::form(&headers, &body) {
+    let form: LoginForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        Err(NotHandled::Refused(why)) => {
+            // Nothing posted is shown back: it may be another site's (its address, its
+            // authorization request).
+            let (status, error) = refused_form(&app, &why);
+            let blank = LoginView {
+                error: Some(error),
+                ..Default::default()
+            };
+            return render(&app, &headers, status, blank);
+        }
+        Err(e) => return e.page(&app),
     };
     let pending = match pending_of(&app, form.flow.as_deref()) {
         Ok(p) => p,
@@ -143,16 +155,6 @@ pub async fn submit(
         error: Some(error),
         client_name: client_name.clone(),
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        // Nothing posted is shown back: it may be another site's (its address, its
-        // authorization request).
-        let (status, error) = refused_form(&app, &why);
-        let blank = LoginView {
-            error: Some(error),
-            ..Default::default()
-        };
-        return render(&app, &headers, status, blank);
-    }
     let user = match check_password(&app, "/ui/login", &form.email, &form.password, &info).await {
         Ok(u) => u,
         Err(problem) => return refused(&app, &headers, problem, view(Default::default())),

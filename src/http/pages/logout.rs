@@ -12,7 +12,7 @@ use super::form_page;
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::http::extract::Client;
-use crate::http::html::{self, error_page, form_trusted, see_other};
+use crate::http::html::{self, see_other};
 use crate::http::oauth::current_session;
 use crate::http::problem::Problem;
 
@@ -21,6 +21,8 @@ use crate::http::problem::Problem;
 struct LogoutForm {
     csrf_token: String,
 }
+
+html::our_forms!(LogoutForm);
 
 pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     match current_session(&app, &headers).await {
@@ -42,12 +44,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: LogoutForm = match html::form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
-    };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        return html::refusal_page(&app, &why);
+    if let Err(e) = html::posted::<LogoutForm>(&app, &headers, &body) {
+        return e.page(&app);
     }
     if let Some((sid, user_id, _)) = current_session(&app, &headers).await {
         let ctx = Context::user(&user_id, info);

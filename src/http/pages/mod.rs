@@ -122,6 +122,12 @@ fn refused_form(app: &AppState, why: &FormRefusal) -> (StatusCode, (String, Opti
     (StatusCode::FORBIDDEN, why.explain(app))
 }
 
+/// A refused form shown again empty, saying why.
+fn blank_form(app: &AppState, headers: &HeaderMap, template: &str, why: &FormRefusal) -> Response {
+    let (status, error) = refused_form(app, why);
+    form_page(app, headers, status, template, Some(error), context! {})
+}
+
 /// What a person reads for a refusal of the account flows, by its problem code.
 fn explain_code(code: &str) -> &'static str {
     html::t(match code {

@@ -14,11 +14,11 @@ use http::{HeaderMap, StatusCode};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{explain_code, form_page, refused_form};
+use super::{blank_form, explain_code, form_page};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::http::extract::Client;
-use crate::http::html::{self, error_page, form_trusted};
+use crate::http::html::{self, NotHandled};
 use crate::http::problem::Problem;
 use crate::http::recovery::limit_address;
 use crate::identity::recovery::RESET_TTL_SECS;
@@ -53,6 +53,8 @@ struct TokenForm {
     csrf_token: String,
 }
 
+html::our_forms!(EmailForm, ResetForm, TokenForm);
+
 pub async fn forgot_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     form_page(
         &app,
@@ -70,9 +72,11 @@ pub async fn forgot_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: EmailForm = match html::form(&headers, &body) {
+    let form: EmailForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        // Nothing posted is shown back: it may be another site's.
+        Err(NotHandled::Refused(why)) => return blank_form(&app, &headers, "forgot.html", &why),
+        Err(e) => return e.page(&app),
     };
     let again = |status, error| {
         form_page(
@@ -84,18 +88,6 @@ pub async fn forgot_submit(
             context! { email => form.email.clone() },
         )
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        // Nothing posted is shown back: it may be another site's.
-        let (status, error) = refused_form(&app, &why);
-        return form_page(
-            &app,
-            &headers,
-            status,
-            "forgot.html",
-            Some(error),
-            context! {},
-        );
-    }
     if let Err(problem) = limit_address(&app, "/ui/forgot", &form.email, &info).await {
         return again(
             problem.status,
@@ -151,9 +143,11 @@ pub async fn reset_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: ResetForm = match html::form(&headers, &body) {
+    // Refused: not the form again, its token may be another site's (a reset of the
+    // attacker's own account); the link in the mail still works.
+    let form: ResetForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        Err(e) => return e.page(&app),
     };
     let again = |status, error| {
         form_page(
@@ -165,11 +159,6 @@ pub async fn reset_submit(
             context! { token => form.token.clone() },
         )
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        // Not the form again: its token may be another site's (a reset of the attacker's
-        // own account). The link in the mail still works.
-        return html::refusal_page(&app, &why);
-    }
     match app
         .identity
         .reset_password(&form.token, &form.new_password, &Context::anonymous(info))
@@ -284,14 +273,12 @@ async fn confirm(
     body: &[u8],
     c: &Confirmation,
 ) -> Response {
-    let form: TokenForm = match html::form(headers, body) {
+    // Refused: not the form again, its token may be another site's (the mailed link
+    // still works).
+    let form: TokenForm = match html::posted(app, headers, body) {
         Ok(f) => f,
-        Err(e) => return error_page(app, &e),
+        Err(e) => return e.page(app),
     };
-    if let Err(why) = form_trusted(app, headers, &form.csrf_token) {
-        // Not the form again: its token may be another site's. The mailed link still works.
-        return html::refusal_page(app, &why);
-    }
     let ctx = Context::anonymous(info);
     let (done, title, text) = if c.action == VERIFY.action {
         (

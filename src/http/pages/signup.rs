@@ -12,11 +12,11 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::login::LoginQuery;
-use super::{explain_code, form_page, refused_form, return_target};
+use super::{blank_form, explain_code, form_page, return_target};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::http::extract::Client;
-use crate::http::html::{self, error_page, form_trusted};
+use crate::http::html::{self, NotHandled};
 use crate::http::problem::Problem;
 use crate::ui::messages::fill;
 
@@ -28,6 +28,8 @@ struct SignupForm {
     csrf_token: String,
     rd: Option<String>,
 }
+
+html::our_forms!(SignupForm);
 
 fn closed(app: &AppState) -> Response {
     html::message_with_link(
@@ -68,9 +70,11 @@ pub async fn submit(
     if !app.config.accounts.open_registration {
         return closed(&app);
     }
-    let form: SignupForm = match html::form(&headers, &body) {
+    let form: SignupForm = match html::posted(&app, &headers, &body) {
         Ok(f) => f,
-        Err(e) => return error_page(&app, &e),
+        // Nothing posted is shown back: it may be another site's.
+        Err(NotHandled::Refused(why)) => return blank_form(&app, &headers, "signup.html", &why),
+        Err(e) => return e.page(&app),
     };
     let rd = return_target(&app, form.rd.as_deref());
     let again = |status, error| {
@@ -83,18 +87,6 @@ pub async fn submit(
             context! { email => form.email.clone(), rd => rd.clone() },
         )
     };
-    if let Err(why) = form_trusted(&app, &headers, &form.csrf_token) {
-        // Nothing posted is shown back: it may be another site's.
-        let (status, error) = refused_form(&app, &why);
-        return form_page(
-            &app,
-            &headers,
-            status,
-            "signup.html",
-            Some(error),
-            context! {},
-        );
-    }
     let ctx = Context::anonymous(info);
     if let Err(e) = app
         .identity
