@@ -20,6 +20,7 @@ use crate::http::server::ServerLimits;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
 use crate::identity::policy::PasswordPolicy;
+use crate::identity::signin::PasswordSignIn;
 use crate::limits::Limiter;
 use crate::limits::signin::SignInGuard;
 use crate::mail::Mailer;
@@ -39,8 +40,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub identity: Arc<Identity>,
-    pub limits: Limiter,
-    pub sign_in: SignInGuard,
+    pub limits: Arc<Limiter>,
+    pub sign_in: PasswordSignIn,
     pub mailer: Arc<Mailer>,
     pub sessions: Arc<Sessions>,
     pub revoked: Arc<RevocationSet>,
@@ -165,11 +166,20 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         policy,
         mailer.clone(),
     ));
-    let limits = Limiter::new(config.limits.clone(), config.redis_url.as_deref())?;
-    let sign_in = SignInGuard::new(
+    let limits = Arc::new(Limiter::new(
+        config.limits.clone(),
+        config.redis_url.as_deref(),
+    )?);
+    let sign_in = PasswordSignIn::new(
+        identity.clone(),
+        limits.clone(),
+        SignInGuard::new(
+            store.clone(),
+            config.limits.sign_in.clone(),
+            config.limits.enabled,
+        ),
         store.clone(),
-        config.limits.sign_in.clone(),
-        config.limits.enabled,
+        config.mail.require_verification,
     );
     let api_keys = ApiKeys::new(store.clone(), config.roles.clone());
     let gateway = Gateway {

@@ -324,7 +324,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
                 UserCommand::Unlock { email } => {
                     let user = id.find(&email).await?;
-                    app.sign_in.unlock(&user.email, &user.id, &ctx).await?;
+                    app.sign_in
+                        .guard()
+                        .unlock(&user.email, &user.id, &ctx)
+                        .await?;
                     print_user(&user)
                 }
             }

@@ -229,7 +229,11 @@ async fn unlock_user(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<Json<Value>> {
     let user = app.identity.by_id(user_id(&id)?).await?;
-    let cleared = app.sign_in.unlock(&user.email, &user.id, &ctx).await?;
+    let cleared = app
+        .sign_in
+        .guard()
+        .unlock(&user.email, &user.id, &ctx)
+        .await?;
     Ok(Json(
         json!({ "user": user_json(&user), "counters_cleared": cleared }),
     ))

@@ -15,7 +15,6 @@ use super::extract::{
     check_origin,
 };
 use super::problem::{ApiResult, Problem};
-use super::signin::check_password;
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::error::Error;
@@ -100,7 +99,10 @@ async fn login(
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    let user = check_password(&app, "/auth/login", &c.email, &c.password, &client).await?;
+    let user = app
+        .sign_in
+        .check("/auth/login", &c.email, &c.password, &client)
+        .await?;
     let issued = app.sessions.start(user, &["pwd"], &client).await?;
     tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
     Ok(deliver(&app, mode, issued, None))

@@ -19,7 +19,6 @@ use super::extract::{Client, PathParam};
 use super::html::{self, FormCsrf, error_page, see_other};
 use super::pages::{pending_of, return_target, signed_in};
 use super::problem::Problem;
-use super::signin::check_password;
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::oidc::error::OAuthError;
@@ -224,17 +223,19 @@ async fn link(
         Ok(l) => l,
         Err(e) => return failure(&app, e),
     };
-    let user = match check_password(
-        &app,
-        "/auth/federated/link",
-        &pending.email,
-        &form.password,
-        &info,
-    )
-    .await
+    let user = match app
+        .sign_in
+        .check(
+            "/auth/federated/link",
+            &pending.email,
+            &form.password,
+            &info,
+        )
+        .await
     {
         Ok(u) => u,
-        Err(problem) => {
+        Err(why) => {
+            let problem = Problem::from(why);
             let msg = html::t(match problem.code {
                 "invalid_credentials" => "err_credentials",
                 "too_many_attempts" | "rate_limited" => "err_too_many",

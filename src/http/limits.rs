@@ -17,7 +17,6 @@ use crate::app::AppState;
 use crate::gateway::path;
 use crate::limits::address::{client_ip, limit_key};
 use crate::limits::{Per, Refusal, Verdict};
-use crate::session::ClientInfo;
 
 /// The client's address as decided at the edge (trusted proxies applied).
 #[derive(Debug, Clone, Copy)]
@@ -82,24 +81,6 @@ fn tightest(a: Option<Verdict>, b: Option<Verdict>) -> Option<Verdict> {
         }),
         (a, b) => a.or(b),
     }
-}
-
-/// The key of an account-scoped limit: the account *from this client*. Keyed on the
-/// account alone, one address could spend a victim's whole allowance and keep the owner
-/// out; per-account protection across addresses is the sign-in lockout's job.
-pub fn account_key(account: &str, client: &ClientInfo) -> String {
-    let account: String = account.chars().take(254).collect();
-    format!("{account} {}", client_key(client))
-}
-
-/// The counting key of the client address a handler saw (IPv6 by /64).
-pub fn client_key(client: &ClientInfo) -> String {
-    client
-        .ip
-        .as_deref()
-        .and_then(|s| s.parse::<IpAddr>().ok())
-        .map(limit_key)
-        .unwrap_or_default()
 }
 
 /// Checks `per` rules for a key known only after parsing (an account, an API key).

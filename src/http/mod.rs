@@ -30,7 +30,6 @@ pub mod pages;
 pub mod problem;
 pub mod recovery;
 pub mod server;
-pub mod signin;
 pub mod wellknown;
 
 use std::time::Instant;

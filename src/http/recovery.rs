@@ -14,14 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{Body, Caller, Client, check_origin};
-use super::limits::{account_key, check_keyed};
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::error::Error;
-use crate::identity::validate::normalize_email;
-use crate::limits::Per;
-use crate::session::ClientInfo;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,24 +60,6 @@ fn accepted() -> Response {
         .into_response()
 }
 
-/// The per-address limit, keyed like sign-in (normalised when possible), per client.
-pub(crate) async fn limit_address(
-    app: &AppState,
-    path: &str,
-    email: &str,
-    client: &ClientInfo,
-) -> Result<(), Problem> {
-    let account = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    check_keyed(
-        app,
-        Per::Account,
-        "POST",
-        path,
-        &account_key(&account, client),
-    )
-    .await
-}
-
 async fn forgot(
     State(app): State<AppState>,
     Client(client): Client,
@@ -89,7 +67,9 @@ async fn forgot(
     Body(b): Body<EmailBody>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    limit_address(&app, "/auth/password/forgot", &b.email, &client).await?;
+    app.sign_in
+        .limit_address("/auth/password/forgot", &b.email, &client)
+        .await?;
     app.identity
         .request_password_reset(&b.email, Context::anonymous(client));
     Ok(accepted())
@@ -128,7 +108,9 @@ async fn request_verification(
     Body(b): Body<EmailBody>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    limit_address(&app, "/auth/email/verify/request", &b.email, &client).await?;
+    app.sign_in
+        .limit_address("/auth/email/verify/request", &b.email, &client)
+        .await?;
     app.identity
         .request_verification(&b.email, Context::anonymous(client));
     Ok(accepted())

@@ -8,6 +8,7 @@
 pub mod password;
 pub mod policy;
 pub mod recovery;
+pub mod signin;
 pub mod validate;
 
 use std::sync::Arc;

@@ -18,7 +18,6 @@ use crate::http::gate::with_session_cookies;
 use crate::http::html::{self, NotHandled, error_page, see_other};
 use crate::http::oauth::{browser_of, browser_session, proceed};
 use crate::http::problem::Problem;
-use crate::http::signin::check_password;
 use crate::oidc::authorize::Pending;
 
 #[derive(Deserialize, Default)]
@@ -155,9 +154,13 @@ pub async fn submit(
         error: Some(error),
         client_name: client_name.clone(),
     };
-    let user = match check_password(&app, "/ui/login", &form.email, &form.password, &info).await {
+    let user = match app
+        .sign_in
+        .check("/ui/login", &form.email, &form.password, &info)
+        .await
+    {
         Ok(u) => u,
-        Err(problem) => return refused(&app, &headers, problem, view(Default::default())),
+        Err(why) => return refused(&app, &headers, why.into(), view(Default::default())),
     };
     signed_in(&app, user, &["pwd"], &info, pending.as_ref(), rd.as_deref()).await
 }

@@ -20,7 +20,6 @@ use crate::audit::Context;
 use crate::http::extract::Client;
 use crate::http::html::{self, NotHandled};
 use crate::http::problem::Problem;
-use crate::http::recovery::limit_address;
 use crate::identity::recovery::RESET_TTL_SECS;
 use crate::mail::in_words;
 use crate::ui::messages::fill;
@@ -88,7 +87,12 @@ pub async fn forgot_submit(
             context! { email => form.email.clone() },
         )
     };
-    if let Err(problem) = limit_address(&app, "/ui/forgot", &form.email, &info).await {
+    if let Err(why) = app
+        .sign_in
+        .limit_address("/ui/forgot", &form.email, &info)
+        .await
+    {
+        let problem = Problem::from(why);
         return again(
             problem.status,
             (explain_code(problem.code).to_string(), None),
