@@ -13,7 +13,7 @@ use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use tollgate::error::Error;
-use tollgate::session::keys::KeyRing;
+use tollgate::keys::KeyRing;
 use tollgate::session::{AccessTokens, RevocationSet, TokenSubject};
 
 const TOKENS: usize = 1000;

@@ -15,22 +15,21 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::gateway::proxy::Proxy;
 use crate::gateway::redirect::LoginRedirect;
-use crate::http::cookies::CookieNames;
-use crate::http::server::ServerLimits;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
 use crate::identity::policy::PasswordPolicy;
 use crate::identity::signin::PasswordSignIn;
+use crate::keys::KeyRing;
 use crate::limits::Limiter;
 use crate::limits::signin::SignInGuard;
 use crate::mail::Mailer;
-use crate::oidc::Provider;
+use crate::oidc::OidcProvider;
 use crate::oidc::clients::Clients;
 use crate::oidc::federation::Federation;
 use crate::session::api_keys::ApiKeys;
 use crate::session::assertion::Assertions;
+use crate::session::cookies::CookieNames;
 use crate::session::fanout::Fanout;
-use crate::session::keys::KeyRing;
 use crate::session::{AccessTokens, RevocationSet, Sessions};
 use crate::store::Store;
 use crate::ui::Pages;
@@ -51,7 +50,7 @@ pub struct App {
     pub api_keys: ApiKeys,
     pub assertions: Assertions,
     pub fanout: Arc<Fanout>,
-    pub oidc: Provider,
+    pub oidc: OidcProvider,
     pub federation: Federation,
     pub pages: Pages,
     pub ai: Ai,
@@ -66,7 +65,7 @@ const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// pushes them (it catches messages lost while a listener reconnected).
 const REVOCATION_RECONCILE: Duration = Duration::from_secs(5);
 /// How often the key directory is re-read for rotated keys.
-const KEY_RELOAD: Duration = crate::session::keys::RELOAD_INTERVAL;
+const KEY_RELOAD: Duration = crate::keys::RELOAD_INTERVAL;
 
 /// Opens the database (creating the SQLite file and data dir when needed) and migrates.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -138,7 +137,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.refresh_ttl,
     ));
     let outbound = Arc::new(Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?);
-    let oidc = Provider::new(
+    let oidc = OidcProvider::new(
         store.clone(),
         sessions.clone(),
         Clients::new(store.clone(), revoked.clone()),
@@ -221,10 +220,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     }))
 }
 
-/// `tollgate serve`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listen = config.listen;
-    let app = build(config).await?;
+/// Starts the background work of a serving process: the revocation listener and poll,
+/// key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
+/// summaries.
+pub fn spawn_background(app: &AppState) {
     app.fanout.spawn_listener(app.revoked.clone());
     spawn_revocation_poll(app.clone());
     spawn_key_reload(app.clone());
@@ -233,42 +232,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_oauth_pruning(app.clone());
     spawn_metrics_upkeep(app.clone());
     spawn_refusal_summaries(app.clone());
-    if app.mailer.is_outbox() {
-        tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
-    let router = crate::http::router(app.clone());
-    let http = &app.config.http;
-    let limits = ServerLimits {
-        header_timeout: http.header_timeout,
-        idle_timeout: http.idle_timeout,
-        max_connections: http.max_connections,
-        max_connections_per_ip: http.max_connections_per_ip,
-        max_requests_per_ip: http.max_requests_per_ip,
-        trusted_proxies: app.config.limits.trusted_proxies.clone(),
-    };
-    if let Some(metrics_listen) = app.config.metrics.listen {
-        let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
-            .await
-            .with_context(|| format!("cannot listen on {metrics_listen} (metrics.listen)"))?;
-        tokio::spawn(crate::http::server::serve(
-            metrics_listener,
-            crate::http::ops::metrics_router(app.clone()),
-            limits.clone(),
-            shutdown_signal(),
-        ));
-    }
-    crate::http::server::serve(listener, router, limits, shutdown_signal()).await;
+}
+
+/// What a serving process writes before it exits: API-key use, refusal counts, an audit
+/// checkpoint; then the database closes.
+pub async fn finish(app: &App) {
     if let Err(e) = app.api_keys.flush_last_used().await {
         tracing::warn!(error = %e, "could not record API key use");
     }
-    write_refusal_summaries(&app, true).await;
-    checkpoint_audit(&app).await;
+    write_refusal_summaries(app, true).await;
+    checkpoint_audit(app).await;
     app.store.close().await;
-    Ok(())
 }
 
 /// Drains the metrics recorder's histogram samples into their summaries, which otherwise
@@ -399,24 +373,4 @@ fn spawn_key_reload(app: AppState) {
             }
         }
     });
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }

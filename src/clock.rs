@@ -11,6 +11,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch: rate-limit arithmetic, audit entries, file names.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// The UTC calendar date `(year, month, day)` of a Unix time (Howard Hinnant's
 /// `civil_from_days`), for day and month windows without a date library.
 pub fn civil_date(unix_secs: i64) -> (i64, u32, u32) {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod keys;
 pub mod limits;
 pub mod mail;
 pub mod oidc;

@@ -12,7 +12,7 @@ use serde_json::json;
 use tollgate::audit::{Context, Outcome};
 use tollgate::config::{Config, parse_duration};
 use tollgate::store::UserRecord;
-use tollgate::{app, session::keys::KeyRing};
+use tollgate::{app, keys::KeyRing};
 
 #[derive(Parser)]
 #[command(
@@ -232,7 +232,7 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => app::serve(config).await,
+        Command::Serve => tollgate::http::server::run(config).await,
         Command::Migrate => {
             let store = app::open_store(&config).await?;
             store.close().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::guard::{Guard, Redaction};
-use crate::config::{parse_duration, secret_from};
+use crate::config::values::{parse_duration, secret_from};
 use crate::gateway::proxy::ProxyConfig;
 
 #[derive(Debug, Default, Deserialize)]

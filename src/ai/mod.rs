@@ -15,19 +15,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use config::{AiConfig, Price, ProviderConfig, Quota};
-use meter::{Charge, Decision, Meter, MeterError, Seeds, Windows};
+use meter::{Charge, Meter, MeterDecision, MeterError, Seeds, Windows};
 
 use crate::gateway::proxy::Proxy;
 use crate::store::{Store, UsageRow};
 
-pub struct Provider {
+pub struct AiProvider {
     pub config: ProviderConfig,
     pub proxy: Proxy,
 }
 
 pub struct Ai {
     pub config: AiConfig,
-    providers: BTreeMap<String, Arc<Provider>>,
+    providers: BTreeMap<String, Arc<AiProvider>>,
     /// Model names the configuration names (prices, allow-lists): the only ones a metric
     /// label may carry, so callers cannot mint series.
     known_models: std::collections::BTreeSet<String>,
@@ -40,7 +40,7 @@ pub struct Ai {
 
 /// Who a call is metered to.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Payer {
     /// The user id, or a service's client id.
     pub principal: String,
     pub roles: Vec<String>,
@@ -55,7 +55,7 @@ impl Ai {
             let proxy = Proxy::new(p.timeouts.clone()).map_err(anyhow::Error::msg)?;
             providers.insert(
                 name.clone(),
-                Arc::new(Provider {
+                Arc::new(AiProvider {
                     config: p.clone(),
                     proxy,
                 }),
@@ -86,7 +86,7 @@ impl Ai {
         })
     }
 
-    pub fn provider(&self, name: &str) -> Option<Arc<Provider>> {
+    pub fn provider(&self, name: &str) -> Option<Arc<AiProvider>> {
         self.providers.get(name).cloned()
     }
 
@@ -167,10 +167,10 @@ impl Ai {
     /// Reserves a call's worst case against the caller's quota.
     pub async fn reserve(
         &self,
-        caller: &Caller,
+        caller: &Payer,
         quota: &Quota,
         worst: Charge,
-    ) -> Result<Decision, MeterError> {
+    ) -> Result<MeterDecision, MeterError> {
         let w = Windows::at(crate::clock::now());
         let lines = meter::plan(&caller.principal, quota, &worst, &w);
         let store = &self.store;

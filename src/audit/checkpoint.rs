@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::session::keys::KeyRing;
+use crate::keys::KeyRing;
 
 pub const TYP: &str = "tollgate-audit-checkpoint+jwt";
 
@@ -71,7 +71,7 @@ pub async fn write(
     if seq == 0 || store.last_audit_checkpoint().await? >= seq {
         return Ok(None);
     }
-    let now_ms = crate::limits::now_ms();
+    let now_ms = crate::clock::now_ms();
     let token = sign(keys, issuer, seq, &hash, now_ms / 1000)?;
     store
         .insert_audit_checkpoint(seq, &hash, now_ms, &token)

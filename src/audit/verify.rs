@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::chain::{self, Fields, GENESIS};
 use crate::store::AuditRecord;
+use crate::store::chain::{self, Fields, GENESIS};
 
 /// The first problem found: which entry, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub async fn verify_log(
     keys_dir: &std::path::Path,
     expect: Option<(i64, String)>,
 ) -> crate::error::Result<Result<Summary, Break>> {
-    let keys = crate::session::keys::verification_keys(keys_dir)?;
+    let keys = crate::keys::verification_keys(keys_dir)?;
     let mut signed = BTreeMap::new();
     for (seq, token) in store.audit_checkpoints().await? {
         match super::checkpoint::open(&token, &keys) {

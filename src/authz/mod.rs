@@ -20,6 +20,21 @@ pub const ADMIN_SCOPE: &str = "admin";
 /// profile, not about what the user may do.
 pub const STANDARD_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "roles"];
 
+/// The client id of Tollgate's own first-party sign-in (cookie and token mode).
+pub const FIRST_PARTY_CLIENT: &str = "tollgate";
+
+/// Client ids appear in tokens, URLs, headers and the fan-out channel: keep them plain,
+/// and never shaped like a user id (a UUID), which a service's `sub` could pose as.
+pub fn valid_client_id(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_err()
+        && (1..=48).contains(&id.len())
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && id != FIRST_PARTY_CLIENT
+}
+
 pub fn is_standard_scope(scope: &str) -> bool {
     STANDARD_SCOPES.contains(&scope)
 }

@@ -45,7 +45,7 @@ pub fn check_origin_syntax(origin: &str) -> Result<(), String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum CorsVerdict {
     /// Listed by name: may read responses to credentialed requests.
     Credentialed,
     /// Allowed by `"*"`: may read responses, never with credentials.
@@ -54,7 +54,7 @@ pub enum Verdict {
 }
 
 impl CorsConfig {
-    pub fn verdict(&self, route: Option<&Route>, origin: &str) -> Verdict {
+    pub fn verdict(&self, route: Option<&Route>, origin: &str) -> CorsVerdict {
         let lists = self
             .allowed_origins
             .iter()
@@ -62,14 +62,14 @@ impl CorsConfig {
         let mut any = false;
         for allowed in lists {
             if allowed == origin {
-                return Verdict::Credentialed;
+                return CorsVerdict::Credentialed;
             }
             any |= allowed == "*";
         }
         if any {
-            Verdict::AnyOrigin
+            CorsVerdict::AnyOrigin
         } else {
-            Verdict::Denied
+            CorsVerdict::Denied
         }
     }
 
@@ -81,7 +81,7 @@ impl CorsConfig {
     /// Headers of a successful preflight for `origin`.
     pub fn preflight_headers(
         &self,
-        verdict: Verdict,
+        verdict: CorsVerdict,
         origin: &HeaderValue,
         route: &Route,
         requested_method: &Method,
@@ -116,23 +116,23 @@ impl CorsConfig {
     }
 
     /// `Access-Control-Allow-Origin` (and `-Credentials`) for an allowed origin.
-    pub fn response_headers(&self, verdict: Verdict, origin: &HeaderValue) -> HeaderMap {
+    pub fn response_headers(&self, verdict: CorsVerdict, origin: &HeaderValue) -> HeaderMap {
         let mut h = HeaderMap::new();
         match verdict {
-            Verdict::Credentialed => {
+            CorsVerdict::Credentialed => {
                 h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                     HeaderValue::from_static("true"),
                 );
             }
-            Verdict::AnyOrigin => {
+            CorsVerdict::AnyOrigin => {
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_ORIGIN,
                     HeaderValue::from_static("*"),
                 );
             }
-            Verdict::Denied => {}
+            CorsVerdict::Denied => {}
         }
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
         h
@@ -180,15 +180,15 @@ mod tests {
         };
         assert_eq!(
             cfg.verdict(None, "https://app.example.com"),
-            Verdict::Credentialed
+            CorsVerdict::Credentialed
         );
         assert_eq!(
             cfg.verdict(None, "https://evil.example.com"),
-            Verdict::Denied
+            CorsVerdict::Denied
         );
         assert_eq!(
             cfg.verdict(None, "https://app.example.com.evil.com"),
-            Verdict::Denied
+            CorsVerdict::Denied
         );
         let open = CorsConfig {
             allowed_origins: vec!["*".into()],
@@ -196,10 +196,10 @@ mod tests {
         };
         assert_eq!(
             open.verdict(None, "https://any.example"),
-            Verdict::AnyOrigin
+            CorsVerdict::AnyOrigin
         );
         let origin = HeaderValue::from_static("https://any.example");
-        let h = open.response_headers(Verdict::AnyOrigin, &origin);
+        let h = open.response_headers(CorsVerdict::AnyOrigin, &origin);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(!h.contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS));
     }

@@ -23,8 +23,8 @@ use url::Url;
 
 use super::path;
 use crate::authz::policy::{AuthMode, Clients, Policy};
+use crate::authz::valid_client_id;
 use crate::authz::valid_scope;
-use crate::oidc::clients::valid_client_id;
 
 /// Paths Tollgate serves itself; no route may claim them.
 pub const RESERVED_PREFIXES: &[&str] = &[

@@ -20,15 +20,15 @@ use http_body_util::BodyExt;
 
 use super::credentials::Principal;
 use super::extract::Client;
-use super::gate::{SignIn, Verdict, evaluate, with_session_cookies};
+use super::gate::{Admission, SignIn, evaluate, with_session_cookies};
 use super::gateway::{limit_principal, upstream_failure};
 use super::problem::Problem;
 use crate::ai::config::{OverMaxOutput, ProviderKind, Quota};
-use crate::ai::meter::{Charge, Decision, MeterError, Reservation};
+use crate::ai::meter::{Charge, MeterDecision, MeterError, Reservation};
 use crate::ai::relay::{self, RelayEnd};
 use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError, Sizing};
 use crate::ai::scrub::{Scrubber, scrub_headers, scrubbed};
-use crate::ai::{Caller, Provider, model_allowed};
+use crate::ai::{AiProvider, Payer, model_allowed};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
 use crate::authz::policy::{AuthMode, Clients, Policy};
@@ -104,11 +104,11 @@ async fn invoke(
     )
     .await
     {
-        Verdict::Allowed {
+        Admission::Allowed {
             resolved,
             identified,
         } => (resolved, identified),
-        Verdict::Refused(res) => {
+        Admission::Refused(res) => {
             metrics::counter!("tollgate_ai_refusals_total", "reason" => "unauthorized")
                 .increment(1);
             return res;
@@ -160,8 +160,8 @@ fn accept_api_key_header(headers: &mut http::HeaderMap) {
     }
 }
 
-fn caller_of(p: &Principal, roles: Vec<String>) -> Caller {
-    Caller {
+fn caller_of(p: &Principal, roles: Vec<String>) -> Payer {
+    Payer {
         principal: p.user_id().to_string(),
         roles,
         api_key_id: match p {
@@ -182,8 +182,8 @@ fn audit_context(p: &Principal, client: crate::session::ClientInfo) -> Context {
 /// One authenticated call to one provider.
 struct Call {
     app: AppState,
-    provider: Arc<Provider>,
-    caller: Caller,
+    provider: Arc<AiProvider>,
+    caller: Payer,
     audit: Context,
 }
 
@@ -289,8 +289,8 @@ impl Call {
         );
         let reservation = match &quota {
             Some(q) => match self.app.ai.reserve(&self.caller, q, worst).await {
-                Ok(Decision::Reserved(r)) => Some(r),
-                Ok(Decision::Refused {
+                Ok(MeterDecision::Reserved(r)) => Some(r),
+                Ok(MeterDecision::Refused {
                     dimension,
                     limit,
                     retry_after_secs,
@@ -660,7 +660,7 @@ fn receiver_stream(
 /// reservation (a call cut short may have been billed in full).
 async fn settle(
     app: &AppState,
-    caller: &Caller,
+    caller: &Payer,
     provider: String,
     a: Admitted,
     status: i32,
@@ -702,7 +702,7 @@ async fn settle(
 }
 
 fn ledger_row(
-    caller: &Caller,
+    caller: &Payer,
     provider: String,
     a: &Admitted,
     (input, output, cost): (i64, i64, i64),

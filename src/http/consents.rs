@@ -11,7 +11,7 @@ use super::extract::{Caller, Client, PathParam};
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::Context;
-use crate::oidc::clients::valid_client_id;
+use crate::authz::valid_client_id;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode};
 
-use super::gate::{SignIn, Verdict, attach_identity, evaluate};
+use super::gate::{Admission, SignIn, attach_identity, evaluate};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::authz::policy::Policy;
@@ -184,11 +184,11 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
     )
     .await
     {
-        Verdict::Allowed {
+        Admission::Allowed {
             resolved,
             identified,
         } => (resolved, identified),
-        Verdict::Refused(res) => return res,
+        Admission::Refused(res) => return res,
     };
     let mut res = StatusCode::OK.into_response();
     match &resolved.principal {

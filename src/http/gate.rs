@@ -19,7 +19,7 @@ pub enum SignIn {
     Redirect(Option<String>),
 }
 
-pub enum Verdict {
+pub enum Admission {
     Allowed {
         resolved: Resolved,
         identified: bool,
@@ -36,22 +36,22 @@ pub async fn evaluate(
     headers: &HeaderMap,
     sign_in: SignIn,
     refresh: bool,
-) -> Verdict {
+) -> Admission {
     if policy.auth == AuthMode::Public {
-        return Verdict::Allowed {
+        return Admission::Allowed {
             resolved: Resolved::default(),
             identified: false,
         };
     }
     let resolved = match resolve(app, method, headers, csrf, refresh).await {
         Ok(r) => r,
-        Err(problem) => return Verdict::Refused(problem.into_response()),
+        Err(problem) => return Admission::Refused(problem.into_response()),
     };
     let scopes = resolved.scopes();
     let decision = decide(policy, resolved.presented(&scopes));
     let refusal = match decision {
         Decision::Allow { identified } => {
-            return Verdict::Allowed {
+            return Admission::Allowed {
                 resolved,
                 identified,
             };
@@ -83,7 +83,7 @@ pub async fn evaluate(
             Problem::new(StatusCode::FORBIDDEN, code, title).into_response()
         }
     };
-    Verdict::Refused(with_session_cookies(app, refusal, &resolved))
+    Admission::Refused(with_session_cookies(app, refusal, &resolved))
 }
 
 fn unauthenticated_title(code: &str) -> &'static str {

@@ -14,11 +14,11 @@ use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
 use super::credentials::{Principal, Resolved, Via, strip_our_bearers};
-use super::gate::{SignIn, Verdict, attach_identity, evaluate, with_session_cookies};
+use super::gate::{Admission, SignIn, attach_identity, evaluate, with_session_cookies};
 use super::limits::{NormalizedPath, check_keyed};
 use super::problem::Problem;
 use crate::app::AppState;
-use crate::gateway::cors::{self, Verdict as CorsVerdict};
+use crate::gateway::cors::{self, CorsVerdict};
 use crate::gateway::headers::{
     Forwarded, add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
 };
@@ -84,11 +84,11 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
     )
     .await
     {
-        Verdict::Allowed {
+        Admission::Allowed {
             resolved,
             identified,
         } => (resolved, identified),
-        Verdict::Refused(res) => return with_cors(&app, route, req.headers(), res),
+        Admission::Refused(res) => return with_cors(&app, route, req.headers(), res),
     };
     if let Err(problem) = limit_principal(&app, req.method().as_str(), &normalized, &resolved).await
     {

@@ -16,7 +16,7 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::path;
 use crate::limits::address::{client_ip, limit_key};
-use crate::limits::{Per, Refusal, Verdict};
+use crate::limits::{Allowance, LimitRefusal, Per};
 
 /// The client's address as decided at the edge (trusted proxies applied).
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +72,7 @@ pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> 
     }
 }
 
-fn tightest(a: Option<Verdict>, b: Option<Verdict>) -> Option<Verdict> {
+fn tightest(a: Option<Allowance>, b: Option<Allowance>) -> Option<Allowance> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if b.decision.remaining < a.decision.remaining {
             b
@@ -99,9 +99,9 @@ pub async fn check_keyed(
 }
 
 /// The answer to a refused request.
-pub fn refusal(r: Refusal) -> Problem {
+pub fn refusal(r: LimitRefusal) -> Problem {
     match r {
-        Refusal::Limited(v) => {
+        LimitRefusal::Limited(v) => {
             metrics::counter!("tollgate_rate_limited_total", "rule" => v.rule.clone()).increment(1);
             let retry = retry_secs(v.decision.retry_after_ms);
             let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
@@ -112,7 +112,7 @@ pub fn refusal(r: Refusal) -> Problem {
             }
             p
         }
-        Refusal::Unavailable => Problem::new(
+        LimitRefusal::Unavailable => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "rate_limiter_unavailable",
             "Rate limiter unavailable",
@@ -129,7 +129,7 @@ pub fn retry_secs(ms: i64) -> i64 {
 
 /// Adds the fields unless the response already has them (a tighter refusal from a
 /// handler's own check wins).
-fn add_headers(h: &mut HeaderMap, v: &Verdict) {
+fn add_headers(h: &mut HeaderMap, v: &Allowance) {
     if h.contains_key("ratelimit") {
         return;
     }
@@ -138,7 +138,7 @@ fn add_headers(h: &mut HeaderMap, v: &Verdict) {
     }
 }
 
-fn header_values(v: &Verdict) -> Vec<(HeaderName, HeaderValue)> {
+fn header_values(v: &Allowance) -> Vec<(HeaderName, HeaderValue)> {
     let policy = format!(
         "\"{}\";q={};w={}",
         v.rule,

@@ -15,7 +15,7 @@ pub mod ai_usage;
 pub mod auth;
 pub mod authz;
 pub mod consents;
-pub mod cookies;
+pub use crate::session::cookies;
 pub mod credentials;
 pub mod extract;
 pub mod federation;

@@ -20,10 +20,11 @@ use super::gate::with_session_cookies;
 use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
+use crate::authz::valid_client_id;
 use crate::oidc::authorize::{
-    BrowserSession, Pending, Refusal, Reply, ResponseMode, Step, parse_params,
+    AuthorizeRefusal, BrowserSession, Pending, Reply, ResponseMode, Step, parse_params,
 };
-use crate::oidc::clients::{PresentedClient, valid_client_id};
+use crate::oidc::clients::PresentedClient;
 use crate::oidc::error::OAuthError;
 use crate::session::{AccessClaims, FIRST_PARTY_CLIENT};
 
@@ -274,8 +275,8 @@ async fn authorize(
 ) -> Response {
     let pending = match app.oidc.begin(&params).await {
         Ok(p) => p,
-        Err(Refusal::Untrusted(e)) => return error_page(app, &e),
-        Err(Refusal::ToClient(reply)) => return reply_response(app, &reply),
+        Err(AuthorizeRefusal::Untrusted(e)) => return error_page(app, &e),
+        Err(AuthorizeRefusal::ToClient(reply)) => return reply_response(app, &reply),
     };
     let (browser, resolved) = browser_session(app, headers).await;
     let res = proceed(app, &pending, browser.as_ref().map(|(b, _)| b), false, info).await;

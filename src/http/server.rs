@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -354,6 +355,65 @@ impl Drop for AddressSlot {
             }
         }
     }
+}
+
+/// `tollgate serve`: builds the services, binds, serves until SIGINT or SIGTERM, then lets
+/// the app write what it holds.
+pub async fn run(config: crate::config::Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = crate::app::build(config).await?;
+    crate::app::spawn_background(&app);
+    if app.mailer.is_outbox() {
+        tracing::warn!(outbox = %app.mailer.describe(), "no [smtp] configured: verification and reset mail is only written to the outbox (fine for development; configure [smtp] for users to receive it)");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
+    let router = super::router(app.clone());
+    let http = &app.config.http;
+    let limits = ServerLimits {
+        header_timeout: http.header_timeout,
+        idle_timeout: http.idle_timeout,
+        max_connections: http.max_connections,
+        max_connections_per_ip: http.max_connections_per_ip,
+        max_requests_per_ip: http.max_requests_per_ip,
+        trusted_proxies: app.config.limits.trusted_proxies.clone(),
+    };
+    if let Some(metrics_listen) = app.config.metrics.listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_listen} (metrics.listen)"))?;
+        tokio::spawn(serve(
+            metrics_listener,
+            super::ops::metrics_router(app.clone()),
+            limits.clone(),
+            shutdown_signal(),
+        ));
+    }
+    serve(listener, router, limits, shutdown_signal()).await;
+    crate::app::finish(&app).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

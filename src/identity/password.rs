@@ -19,13 +19,41 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, Version};
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::PasswordConfig;
 use crate::error::{Error, Result};
+
+/// argon2id cost parameters, how many hashes may run at once, and the password policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub max_concurrent: usize,
+    /// Refuse passwords on the shipped list of common passwords.
+    pub refuse_common: bool,
+    /// A k-anonymity range API (`…/range/` + 5 hex digits of the SHA-1), when configured.
+    pub breach_api: Option<String>,
+    pub breach_timeout: Duration,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 1,
+            refuse_common: true,
+            breach_api: None,
+            breach_timeout: Duration::from_secs(2),
+        }
+    }
+}
 
 /// Work for a hashing thread, given that thread's workspace.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;

@@ -13,7 +13,7 @@ use crate::audit::{Context, Entry, Outcome};
 use crate::error::Error;
 use crate::limits::address::limit_key;
 use crate::limits::signin::SignInGuard;
-use crate::limits::{Limiter, Per, Refusal};
+use crate::limits::{LimitRefusal, Limiter, Per};
 use crate::session::ClientInfo;
 use crate::store::{Store, UserRecord};
 
@@ -21,7 +21,7 @@ use crate::store::{Store, UserRecord};
 #[derive(Debug)]
 pub enum SignInRefusal {
     /// A rate limit on the address as typed, from this client.
-    Limited(Refusal),
+    Limited(LimitRefusal),
     /// The account's answer: wrong password, locked, disabled, not verified, unavailable.
     Denied(Error),
 }

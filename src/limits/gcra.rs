@@ -29,7 +29,7 @@ impl Quota {
 
 /// The answer for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub struct RateDecision {
     pub allowed: bool,
     /// Requests still allowed right now after this one.
     pub remaining: u32,
@@ -41,7 +41,7 @@ pub struct Decision {
 
 /// Decides one request at `now_ms` for a key whose TAT is `tat` (`None`: never seen);
 /// returns the decision and the TAT to store (unchanged when refused).
-pub fn check(tat: Option<i64>, now_ms: i64, q: &Quota) -> (Decision, Option<i64>) {
+pub fn check(tat: Option<i64>, now_ms: i64, q: &Quota) -> (RateDecision, Option<i64>) {
     let interval = q.interval_ms();
     let capacity = q.capacity_ms();
     let tat = tat.unwrap_or(now_ms).max(now_ms);
@@ -49,7 +49,7 @@ pub fn check(tat: Option<i64>, now_ms: i64, q: &Quota) -> (Decision, Option<i64>
     let ahead = next - now_ms;
     if ahead > capacity {
         return (
-            Decision {
+            RateDecision {
                 allowed: false,
                 remaining: 0,
                 retry_after_ms: ahead - capacity,
@@ -59,7 +59,7 @@ pub fn check(tat: Option<i64>, now_ms: i64, q: &Quota) -> (Decision, Option<i64>
         );
     }
     (
-        Decision {
+        RateDecision {
             allowed: true,
             remaining: ((capacity - ahead) / interval) as u32,
             retry_after_ms: 0,

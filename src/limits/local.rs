@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
-use super::gcra::{self, Decision, Quota};
+use super::gcra::{self, Quota, RateDecision};
 
 const SHARDS: usize = 16;
 const SHARD_CAPACITY: usize = 65_536;
@@ -30,7 +30,7 @@ impl Default for LocalStore {
 }
 
 impl LocalStore {
-    pub fn check(&self, key: &str, now_ms: i64, quota: &Quota) -> Decision {
+    pub fn check(&self, key: &str, now_ms: i64, quota: &Quota) -> RateDecision {
         let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let (decision, next) = gcra::check(map.get(key).copied(), now_ms, quota);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 pub use address::Cidr;
-pub use gcra::{Decision, Quota};
+pub use gcra::{Quota, RateDecision};
 pub use rules::{Per, Rule};
 
 /// What to do when Redis cannot answer a check.
@@ -46,16 +46,16 @@ pub struct LimitsConfig {
 
 /// The outcome of a check that applied at least one rule.
 #[derive(Debug, Clone)]
-pub struct Verdict {
+pub struct Allowance {
     pub rule: String,
     pub quota: Quota,
-    pub decision: Decision,
+    pub decision: RateDecision,
 }
 
 #[derive(Debug)]
-pub enum Refusal {
+pub enum LimitRefusal {
     /// Over a limit.
-    Limited(Verdict),
+    Limited(Allowance),
     /// Redis is unreachable and the configuration says to fail closed.
     Unavailable,
 }
@@ -104,24 +104,24 @@ impl Limiter {
         method: &str,
         path: &str,
         key: &str,
-    ) -> Result<Option<Verdict>, Refusal> {
+    ) -> Result<Option<Allowance>, LimitRefusal> {
         if !self.config.enabled {
             return Ok(None);
         }
         let path = rules::match_form(path);
-        let mut tightest: Option<Verdict> = None;
+        let mut tightest: Option<Allowance> = None;
         for rule in &self.config.rules {
             if rule.per != per || !rule.matches(method, &path) {
                 continue;
             }
             let decision = self.decide(rule, key).await?;
-            let verdict = Verdict {
+            let verdict = Allowance {
                 rule: rule.name.clone(),
                 quota: rule.quota,
                 decision,
             };
             if !decision.allowed {
-                return Err(Refusal::Limited(verdict));
+                return Err(LimitRefusal::Limited(verdict));
             }
             if tightest
                 .as_ref()
@@ -133,7 +133,7 @@ impl Limiter {
         Ok(tightest)
     }
 
-    async fn decide(&self, rule: &Rule, key: &str) -> Result<Decision, Refusal> {
+    async fn decide(&self, rule: &Rule, key: &str) -> Result<RateDecision, LimitRefusal> {
         if let Some(redis) = &self.redis {
             let redis_key = format!("tollgate:rl:{}:{key}", rule.name);
             match redis.check(&redis_key, &rule.quota).await {
@@ -141,17 +141,19 @@ impl Limiter {
                 Err(e) => {
                     self.warn_redis(&e);
                     if self.config.on_redis_failure == RedisFailure::Deny {
-                        return Err(Refusal::Unavailable);
+                        return Err(LimitRefusal::Unavailable);
                     }
                 }
             }
         }
         let local_key = format!("{}\u{0}{key}", rule.name);
-        Ok(self.local.check(&local_key, now_ms(), &rule.quota))
+        Ok(self
+            .local
+            .check(&local_key, crate::clock::now_ms(), &rule.quota))
     }
 
     fn warn_redis(&self, e: &::redis::RedisError) {
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let last = self.last_redis_warning.load(Ordering::Relaxed);
         if now - last > 60_000
             && self
@@ -165,14 +167,7 @@ impl Limiter {
     }
 
     /// Measures one local check (for the benchmark): same code path as a request.
-    pub fn check_local_only(&self, rule: &Rule, key: &str) -> Decision {
-        self.local.check(key, now_ms(), &rule.quota)
+    pub fn check_local_only(&self, rule: &Rule, key: &str) -> RateDecision {
+        self.local.check(key, crate::clock::now_ms(), &rule.quota)
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::gcra::{Decision, Quota};
+use super::gcra::{Quota, RateDecision};
 
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
@@ -53,7 +53,7 @@ impl RedisStore {
         })
     }
 
-    pub async fn check(&self, key: &str, quota: &Quota) -> redis::RedisResult<Decision> {
+    pub async fn check(&self, key: &str, quota: &Quota) -> redis::RedisResult<RateDecision> {
         let mut conn = self.conn.clone();
         let (allowed, remaining, retry_after_ms, reset_ms): (i64, i64, i64, i64) = self
             .script
@@ -62,7 +62,7 @@ impl RedisStore {
             .arg(quota.capacity_ms())
             .invoke_async(&mut conn)
             .await?;
-        Ok(Decision {
+        Ok(RateDecision {
             allowed: allowed == 1,
             remaining: remaining.max(0) as u32,
             retry_after_ms,

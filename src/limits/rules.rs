@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::gcra::Quota;
-use crate::config::parse_duration;
+use crate::config::values::parse_duration;
 use crate::gateway::path::fold;
 
 /// The form paths are compared in, on both sides: folded as route matching folds them

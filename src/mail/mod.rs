@@ -280,7 +280,7 @@ async fn write_outbox(dir: &Path, bytes: &[u8]) -> Result<(), MailError> {
     #[cfg(unix)]
     builder.mode(0o700);
     builder.create(dir).await?;
-    let name = format!("{}-{}.eml", crate::limits::now_ms(), uuid::Uuid::new_v4());
+    let name = format!("{}-{}.eml", crate::clock::now_ms(), uuid::Uuid::new_v4());
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -60,7 +60,7 @@ impl Pending {
 
 /// Why an authorization request is refused, and to whom it is told.
 #[derive(Debug)]
-pub enum Refusal {
+pub enum AuthorizeRefusal {
     /// The client or redirect URI cannot be trusted: show the user, never redirect.
     Untrusted(OAuthError),
     /// Tell the client through its redirect URI.
@@ -139,14 +139,14 @@ pub fn validate(
     require_pkce: bool,
     issuer: &str,
     now: i64,
-) -> Result<Pending, Refusal> {
+) -> Result<Pending, AuthorizeRefusal> {
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let untrusted = |d: &str| Err(Refusal::Untrusted(OAuthError::invalid_request(d)));
+    let untrusted = |d: &str| Err(AuthorizeRefusal::Untrusted(OAuthError::invalid_request(d)));
     if get("client_id").is_none() {
         return untrusted("client_id is missing");
     }
     let Some(client) = client else {
-        return Err(Refusal::Untrusted(OAuthError::invalid_client(
+        return Err(AuthorizeRefusal::Untrusted(OAuthError::invalid_client(
             "unknown client",
         )));
     };
@@ -180,7 +180,9 @@ pub fn validate(
         signed_in_as: None,
     };
     let refuse = |pending: &Pending, e: OAuthError| {
-        Err(Refusal::ToClient(Reply::error(pending, &e, issuer)))
+        Err(AuthorizeRefusal::ToClient(Reply::error(
+            pending, &e, issuer,
+        )))
     };
     if pending.state.as_deref().is_some_and(|s| !opaque_ok(s)) {
         pending.state = None;
@@ -420,10 +422,10 @@ mod tests {
         base
     }
 
-    fn error_of(r: Result<Pending, Refusal>) -> (bool, String) {
+    fn error_of(r: Result<Pending, AuthorizeRefusal>) -> (bool, String) {
         match r {
-            Err(Refusal::Untrusted(e)) => (false, e.code.to_string()),
-            Err(Refusal::ToClient(reply)) => {
+            Err(AuthorizeRefusal::Untrusted(e)) => (false, e.code.to_string()),
+            Err(AuthorizeRefusal::ToClient(reply)) => {
                 assert!(reply.params.contains(&("iss", ISS.into())));
                 let (_, code) = reply.params.iter().find(|(k, _)| *k == "error").unwrap();
                 (true, code.clone())

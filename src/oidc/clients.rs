@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use super::error::OAuthError;
 use crate::audit::{Context, Outcome};
-use crate::authz::valid_scope;
+use crate::authz::{valid_client_id, valid_scope};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::secret;
@@ -374,18 +374,6 @@ fn generated_id(name: &str) -> String {
 
 fn metadata_error(detail: impl Into<String>) -> Error {
     Error::invalid("invalid_client_metadata", detail)
-}
-
-/// Client ids appear in tokens, URLs, headers and the fan-out channel: keep them plain,
-/// and never shaped like a user id (a UUID), which a service's `sub` could pose as.
-pub fn valid_client_id(id: &str) -> bool {
-    uuid::Uuid::parse_str(id).is_err()
-        && (1..=48).contains(&id.len())
-        && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        && id != crate::session::FIRST_PARTY_CLIENT
 }
 
 /// Checks `spec` and writes its settings over `base` (which carries id, secret and

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::authorize::Pending;
 use super::error::OAuthError;
 use crate::error::{Error, Result};
-use crate::session::keys::KeyRing;
+use crate::keys::KeyRing;
 
 pub const FLOW_TYP: &str = "tollgate-authz-request+jwt";
 

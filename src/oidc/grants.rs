@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN};
 use super::error::OAuthError;
 use super::id_token::{self, IdToken};
-use super::{Provider, pkce, scope};
+use super::{OidcProvider, pkce, scope};
 use crate::audit::{Context, Outcome};
 use crate::clock;
 use crate::error::Error;
@@ -38,7 +38,7 @@ fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
     p.get(key).map(String::as_str).filter(|v| !v.is_empty())
 }
 
-impl Provider {
+impl OidcProvider {
     /// Runs the grant `params` ask for, for an authenticated client.
     pub async fn token(
         &self,

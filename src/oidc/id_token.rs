@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::error::OAuthError;
 use super::scope;
 use crate::error::Result;
+use crate::keys::{Family, KeyRing};
 use crate::secret::b64url;
-use crate::session::keys::{Family, KeyRing};
 use crate::store::UserRecord;
 
 pub const ID_TOKEN_TYP: &str = "JWT";

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::error::OAuthError;
 use super::id_token;
-use super::{Provider, scope};
+use super::{OidcProvider, scope};
 use crate::audit::{Context, Outcome};
 use crate::clock;
 use crate::error::Error;
@@ -31,7 +31,7 @@ pub struct LogoutPlan {
     pub client_name: Option<String>,
 }
 
-impl Provider {
+impl OidcProvider {
     /// RFC 7662: whether `token` is active, and what it is. Only confidential clients
     /// may ask; a refresh token is only described to the client that holds it.
     pub async fn introspect(

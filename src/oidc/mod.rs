@@ -33,9 +33,9 @@ pub use introspection::LogoutPlan;
 use crate::audit::{Context, Outcome};
 use crate::clock;
 use crate::error::Result;
+use crate::keys::KeyRing;
 use crate::secret;
 use crate::session::Sessions;
-use crate::session::keys::KeyRing;
 use crate::store::{ClientRecord, NewCode, Store};
 
 /// `[oidc]`.
@@ -59,7 +59,7 @@ impl Default for OidcConfig {
     }
 }
 
-pub struct Provider {
+pub struct OidcProvider {
     store: Store,
     sessions: Arc<Sessions>,
     pub clients: Clients,
@@ -68,16 +68,16 @@ pub struct Provider {
     cfg: OidcConfig,
 }
 
-impl Provider {
+impl OidcProvider {
     pub fn new(
         store: Store,
         sessions: Arc<Sessions>,
         clients: Clients,
         cfg: OidcConfig,
-    ) -> Provider {
+    ) -> OidcProvider {
         let keys = sessions.tokens().keys().clone();
         let issuer = sessions.tokens().issuer().to_string();
-        Provider {
+        OidcProvider {
             store,
             sessions,
             clients,
@@ -91,12 +91,12 @@ impl Provider {
     pub async fn begin(
         &self,
         params: &std::collections::HashMap<String, String>,
-    ) -> std::result::Result<Pending, authorize::Refusal> {
+    ) -> std::result::Result<Pending, authorize::AuthorizeRefusal> {
         let client = match params.get("client_id") {
             Some(id) => match self.clients.live(id).await {
                 Ok(c) => Some(c),
                 Err(crate::error::Error::NotFound(_)) => None,
-                Err(e) => return Err(authorize::Refusal::Untrusted(e.into())),
+                Err(e) => return Err(authorize::AuthorizeRefusal::Untrusted(e.into())),
             },
             None => None,
         };

@@ -14,9 +14,9 @@ use std::sync::{Arc, RwLock};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::keys::KeyRing;
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::keys::KeyRing;
 
 pub const ASSERTION_TYP: &str = "tollgate-assertion+jwt";
 pub const ASSERTION_TTL_SECS: i64 = 60;

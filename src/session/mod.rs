@@ -7,32 +7,37 @@
 
 pub mod api_keys;
 pub mod assertion;
+pub mod cookies;
 pub mod fanout;
-pub mod keys;
 pub mod refresh;
 pub mod revocation;
 pub mod tokens;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::audit::{Context, Outcome};
 use crate::authz::{self, RoleMap};
 use crate::clock;
-use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::{NewSession, RefreshSpend, SessionRecord, Store, UserRecord};
 pub use revocation::RevocationSet;
 pub use tokens::{AccessClaims, AccessTokens, TokenSubject};
 
-/// The client id of Tollgate's own first-party sign-in (cookie and token mode).
-pub const FIRST_PARTY_CLIENT: &str = "tollgate";
+pub use crate::authz::FIRST_PARTY_CLIENT;
 
-/// Where a sign-in came from, kept with the session for the user's session list.
-#[derive(Debug, Default, Clone)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
+pub use crate::audit::ClientInfo;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A session unused for this long ends even before its absolute lifetime.
+    pub idle_ttl: Duration,
+    /// How long a spent refresh token still yields its successor (racing tabs).
+    pub refresh_grace: Duration,
+    /// `Path` of the refresh cookie: `/` (the gateway refreshes in flight), or a prefix of
+    /// `/auth/refresh` for forward-auth deployments, where the app must never see it.
+    pub refresh_cookie_path: String,
 }
 
 /// What a new session is: whose client it belongs to, what it may do, where it came from.

@@ -17,11 +17,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use super::fanout::Fanout;
 
-/// How a deleted client is named on the fan-out channel and in the database poll.
-pub const CLIENT_PREFIX: &str = "client:";
-/// How a client whose earlier tokens are void is named: `client-tokens:<id>`, announced
-/// with the time up to which its tokens were issued.
-pub const CLIENT_TOKENS_PREFIX: &str = "client-tokens:";
+pub use crate::store::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX};
 
 /// A client's revocation: tokens issued at or before `cutoff` fail (every token, for a
 /// deleted client).

@@ -12,10 +12,10 @@ use std::sync::{Arc, RwLock};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::keys::KeyRing;
 use super::revocation::RevocationSet;
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::keys::KeyRing;
 
 /// At most this much clock skew is tolerated on `exp`/`nbf` (interface: ≤ 1 s).
 pub const LEEWAY_SECS: u64 = 1;

@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
-use crate::audit::Entry;
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {

@@ -4,7 +4,59 @@
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreResult, on_pool};
-use crate::audit::Entry;
+use serde_json::Value;
+
+/// How an audited attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Refused before it was tried (locked out, rate limited, not allowed).
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// One audit event before it is chained.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub at_ms: i64,
+    /// A stable dotted name (`auth.login`, `session.revoked`, …); docs/security.md lists them.
+    pub action: &'static str,
+    pub outcome: Outcome,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Event-specific facts (a reason, a role, a session id); never a secret.
+    pub detail: Value,
+}
+
+impl Entry {
+    /// The same entry about `subject` (known only inside the store's transaction).
+    pub fn about(self, subject: impl Into<String>) -> Entry {
+        Entry {
+            subject: Some(subject.into()),
+            ..self
+        }
+    }
+
+    /// Adds one detail field.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Entry {
+        if let Value::Object(map) = &mut self.detail {
+            map.insert(key.to_string(), value.into());
+        }
+        self
+    }
+}
 
 /// An audit entry as stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -64,7 +116,7 @@ macro_rules! audit_from_row {
 /// the transaction back removes the entry and restores the head.
 macro_rules! append_audit {
     ($tx:expr, $entry:expr) => {{
-        let entry: &$crate::audit::Entry = $entry;
+        let entry: &$crate::store::Entry = $entry;
         let head = sqlx::query(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
         )
@@ -73,8 +125,8 @@ macro_rules! append_audit {
         let seq: i64 = sqlx::Row::try_get(&head, "seq")?;
         let prev: String = sqlx::Row::try_get(&head, "hash")?;
         let detail = entry.detail.to_string();
-        let hash = $crate::audit::chain::entry_hash(
-            &$crate::audit::chain::Fields {
+        let hash = $crate::store::chain::entry_hash(
+            &$crate::store::chain::Fields {
                 seq,
                 at_ms: entry.at_ms,
                 action: entry.action,

@@ -3,11 +3,16 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::sessions::revoke_client_sessions;
 use super::{BeginWrite, Store, StoreError, StoreResult, conflict_aware, on_pool};
-use crate::audit::Entry;
-use crate::session::revocation::CLIENT_TOKENS_PREFIX;
+
+/// How a deleted client is named on the fan-out channel and in the database poll.
+pub const CLIENT_PREFIX: &str = "client:";
+/// How a client whose earlier tokens are void is named: `client-tokens:<id>`, announced
+/// with the time up to which its tokens were issued.
+pub const CLIENT_TOKENS_PREFIX: &str = "client-tokens:";
 
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -4,9 +4,9 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, conflict_aware, on_pool};
-use crate::audit::Entry;
 
 /// A token's purpose, as stored.
 pub const PURPOSE_VERIFY: &str = "verify";

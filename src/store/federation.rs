@@ -2,10 +2,10 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::users::insert_user;
 use super::{BeginWrite, NewUser, Store, StoreResult, conflict_aware, on_pool};
-use crate::audit::Entry;
 
 /// A link between a provider's subject and a local account.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@
 mod ai_usage;
 mod api_keys;
 mod audit;
+pub mod chain;
 mod clients;
 mod email_tokens;
 mod federation;
@@ -36,8 +37,8 @@ use sqlx::{SqlSafeStr, Transaction};
 
 pub use ai_usage::{UsageFilter, UsageGroup, UsageReportRow, UsageRow};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
-pub use audit::{AuditFilter, AuditRecord};
-pub use clients::ClientRecord;
+pub use audit::{AuditFilter, AuditRecord, Entry, Outcome};
+pub use clients::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX, ClientRecord};
 pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
 pub use federation::{FederatedIdentity, FederatedLogin};
 pub use oauth::{CodeRecord, ConsentRecord, NewCode, Redeemed};

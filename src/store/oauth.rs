@@ -6,10 +6,10 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::sessions::{insert_session, revoke_client_sessions};
 use super::{BeginWrite, NewSession, Store, StoreResult, on_pool};
-use crate::audit::Entry;
 
 /// An authorization code as stored.
 #[derive(Debug, Clone)]

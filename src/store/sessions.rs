@@ -7,9 +7,9 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, on_pool};
-use crate::audit::Entry;
 
 /// A session as stored.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::audit::append_audit;
 use super::{BeginWrite, Store, StoreResult, on_pool};
-use crate::audit::{Entry, Outcome};
+use super::{Entry, Outcome};
 
 /// The three counters one failed sign-in moves.
 pub struct FailureKeys<'a> {

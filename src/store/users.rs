@@ -2,10 +2,10 @@
 
 use sqlx::Row;
 
+use super::Entry;
 use super::audit::append_audit;
 use super::email_tokens::void_pending_codes;
 use super::{BeginWrite, Store, StoreResult, on_pool};
-use crate::audit::Entry;
 
 /// An account as stored, with its roles.
 #[derive(Debug, Clone)]

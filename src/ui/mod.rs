@@ -15,7 +15,16 @@ use minijinja::{Environment, Value, context};
 
 pub use messages::Locale;
 
-use crate::config::UiConfig;
+/// How the hosted pages look (`[ui]`).
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// Shown in page titles and headings.
+    pub product_name: String,
+    /// An image shown above every page (absolute `https://` URL, or a path on this origin).
+    pub logo_url: Option<String>,
+    /// Buttons, links and focus rings: `#rgb` or `#rrggbb`.
+    pub accent_colour: String,
+}
 
 /// The stylesheet, with `/*ACCENT*/` standing for `[ui] accent_colour`.
 const STYLE: &str = include_str!("style.css");

@@ -16,7 +16,7 @@ pub struct LocalCounters {
 
 impl LocalCounters {
     pub fn reserve(&self, lines: &[Line], seeds: Option<&Seeds>) -> Attempt {
-        let now = crate::limits::now_ms();
+        let now = crate::clock::now_ms();
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut current = Vec::with_capacity(lines.len());
         for line in lines {
@@ -64,7 +64,7 @@ impl LocalCounters {
     }
 
     pub fn peek(&self, keys: &[String]) -> Vec<Option<i64>> {
-        let now = crate::limits::now_ms();
+        let now = crate::clock::now_ms();
         let map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter()
             .map(|k| map.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| *v))

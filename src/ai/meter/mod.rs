@@ -191,7 +191,7 @@ pub enum Attempt {
 }
 
 #[derive(Debug)]
-pub enum Decision {
+pub enum MeterDecision {
     Reserved(Reservation),
     Refused {
         dimension: Dimension,
@@ -263,7 +263,7 @@ impl Meter {
         lines: Vec<Line>,
         charge: Charge,
         seeds: F,
-    ) -> Result<Decision, MeterError>
+    ) -> Result<MeterDecision, MeterError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Seeds, crate::store::StoreError>>,
@@ -274,7 +274,7 @@ impl Meter {
             let (attempt, backend) = self.attempt(&lines, known.as_ref()).await?;
             match attempt {
                 Attempt::Reserved => {
-                    return Ok(Decision::Reserved(Reservation {
+                    return Ok(MeterDecision::Reserved(Reservation {
                         lines,
                         reserved: charge,
                         backend,
@@ -282,7 +282,7 @@ impl Meter {
                 }
                 Attempt::Refused(i) => {
                     let line = &lines[i];
-                    return Ok(Decision::Refused {
+                    return Ok(MeterDecision::Refused {
                         dimension: line.dimension,
                         limit: line.limit,
                         retry_after_secs: (line.window_end - crate::clock::now()).max(1),
@@ -307,7 +307,7 @@ impl Meter {
         seeds: Option<&Seeds>,
     ) -> Result<(Attempt, Backend), MeterError> {
         use std::sync::atomic::Ordering;
-        let now = crate::limits::now_ms();
+        let now = crate::clock::now_ms();
         if let Some(redis) = &self.redis {
             let down = now < self.redis_down_until.load(Ordering::Relaxed);
             let result = if down {
@@ -453,14 +453,14 @@ mod tests {
             .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
             .await
             .unwrap();
-        let Decision::Reserved(first) = first else {
+        let MeterDecision::Reserved(first) = first else {
             panic!("{first:?}")
         };
         let second = meter
             .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
             .await
             .unwrap();
-        assert!(matches!(second, Decision::Reserved(_)));
+        assert!(matches!(second, MeterDecision::Reserved(_)));
         // The month has 250 + 200 of 500: a third does not fit, and takes nothing.
         let third = meter
             .reserve(plan("u", &quota(), &charge, &w), charge, seeds)
@@ -469,7 +469,7 @@ mod tests {
         assert!(
             matches!(
                 third,
-                Decision::Refused {
+                MeterDecision::Refused {
                     dimension: Dimension::UsdPerMonth,
                     ..
                 }

@@ -116,7 +116,7 @@ pub fn resolve(
         if s.client_id.is_empty() {
             return Err(format!("identity_provider '{name}': client_id is required"));
         }
-        let client_secret = crate::config::secret_from(
+        let client_secret = crate::config::values::secret_from(
             &format!("identity_provider '{name}'"),
             "client_secret",
             s.client_secret_env.as_deref(),

@@ -38,8 +38,8 @@ use crate::authz::DEFAULT_ROLE;
 use crate::clock;
 use crate::gateway::proxy::Proxy;
 use crate::identity::validate::normalize_email;
+use crate::keys::KeyRing;
 use crate::secret;
-use crate::session::keys::KeyRing;
 use crate::store::{FederatedLogin, NewUser, Store, StoreError, UserRecord};
 
 /// How long a journey to a provider and back, or a pending link, may take.

@@ -10,9 +10,9 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
+use super::Issued;
 use crate::clock;
 use crate::secret;
-use crate::session::Issued;
 
 #[derive(Debug, Clone)]
 pub struct CookieNames {

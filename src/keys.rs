@@ -135,7 +135,7 @@ impl KeyRing {
             }
         }
         let access_ttl_ms = access_ttl.as_millis() as i64;
-        let set = load(dir, access_ttl_ms, now_ms())?;
+        let set = load(dir, access_ttl_ms, crate::clock::now_ms())?;
         Ok(KeyRing {
             dir: dir.to_path_buf(),
             access_ttl_ms,
@@ -231,7 +231,7 @@ impl KeyRing {
 
     /// Re-reads the directory; removes key files whose tokens have all expired.
     pub fn reload(&self) -> Result<()> {
-        let set = load(&self.dir, self.access_ttl_ms, now_ms())?;
+        let set = load(&self.dir, self.access_ttl_ms, crate::clock::now_ms())?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
         Ok(())
     }
@@ -282,13 +282,6 @@ fn rsa_members(n: &str, e: &str) -> String {
 /// The key's `kid`: base64url of the SHA-256 of its thumbprint input (RFC 7638).
 fn thumbprint(members: &str) -> String {
     b64url(digest::digest(&digest::SHA256, members.as_bytes()).as_ref())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -348,7 +341,7 @@ fn write_new_key(dir: &Path, family: Family) -> Result<PathBuf> {
         .last()
         .map(|(ms, _)| *ms)
         .unwrap_or(0);
-    let created = now_ms().max(newest + 1);
+    let created = crate::clock::now_ms().max(newest + 1);
     let prefix = family.prefix();
     let path = dir.join(format!("{prefix}{created}.pk8"));
     let tmp = dir.join(format!(".{prefix}{created}.tmp"));
@@ -508,7 +501,12 @@ mod tests {
         assert!(set.get(&second).is_some());
         // Two generations of two families.
         assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 4);
-        let later = load(&dir, 900_000, now_ms() + ACTIVATION_DELAY_MS + 1).unwrap();
+        let later = load(
+            &dir,
+            900_000,
+            crate::clock::now_ms() + ACTIVATION_DELAY_MS + 1,
+        )
+        .unwrap();
         assert_eq!(later.active.kid, second);
         assert!(later.get(&first).is_some(), "retired key still verifies");
         std::fs::remove_dir_all(dir).ok();
@@ -520,7 +518,7 @@ mod tests {
         let ring = KeyRing::open(&dir, Duration::from_secs(1)).unwrap();
         let first = ring.current().active.kid.clone();
         KeyRing::rotate(&dir).unwrap();
-        let later = now_ms() + ACTIVATION_DELAY_MS + 1000 + RETIRE_MARGIN_MS + 10;
+        let later = crate::clock::now_ms() + ACTIVATION_DELAY_MS + 1000 + RETIRE_MARGIN_MS + 10;
         let set = load(&dir, 1000, later).unwrap();
         assert!(set.get(&first).is_none());
         assert_eq!(list_key_files(&dir, Family::Ed25519).unwrap().len(), 1);

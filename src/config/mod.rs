@@ -12,25 +12,24 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod values;
+
+pub use values::{ConfigError, parse_duration, redact_url};
+use values::{DurationValue, invalid, one_line, secret_from};
+
 use crate::authz::RoleMap;
 use crate::gateway::cors::{CorsConfig, check_origin_syntax};
 use crate::gateway::proxy::ProxyConfig;
 use crate::gateway::routes::{RouteSpec, RouteTable};
+use crate::identity::password::PasswordConfig;
 use crate::limits::rules::RuleSpec;
 use crate::limits::signin::SignInPolicy;
 use crate::limits::{Cidr, LimitsConfig, RedisFailure};
 use crate::mail::{MailConfig, SmtpConfig, SmtpTls};
 use crate::oidc::OidcConfig;
 use crate::oidc::federation::{ProviderConfig, ProviderSpec};
-
-/// A configuration problem, phrased for the operator who has to fix it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-fn invalid(key: &str, expected: &str, got: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!("invalid {key}: expected {expected}, got '{got}'"))
-}
+use crate::session::SessionConfig;
+use crate::ui::UiConfig;
 
 /// The resolved configuration every subcommand runs with. `Debug` redacts the
 /// credentials that database and Redis URLs may carry.
@@ -62,17 +61,6 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
     pub accounts: AccountsConfig,
-}
-
-/// How the hosted pages look (`[ui]`).
-#[derive(Debug, Clone)]
-pub struct UiConfig {
-    /// Shown in page titles and headings.
-    pub product_name: String,
-    /// An image shown above every page (absolute `https://` URL, or a path on this origin).
-    pub logo_url: Option<String>,
-    /// Buttons, links and focus rings: `#rgb` or `#rrggbb`.
-    pub accent_colour: String,
 }
 
 /// Who may create accounts (`[accounts]`).
@@ -111,50 +99,11 @@ pub struct GatewayConfig {
     pub return_origins: Vec<String>,
 }
 
-/// argon2id cost parameters, how many hashes may run at once, and the password policy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PasswordConfig {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    pub max_concurrent: usize,
-    /// Refuse passwords on the shipped list of common passwords.
-    pub refuse_common: bool,
-    /// A k-anonymity range API (`…/range/` + 5 hex digits of the SHA-1), when configured.
-    pub breach_api: Option<String>,
-    pub breach_timeout: Duration,
-}
-
-impl Default for PasswordConfig {
-    fn default() -> Self {
-        PasswordConfig {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-            max_concurrent: 1,
-            refuse_common: true,
-            breach_api: None,
-            breach_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
 /// `[audit]`.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// How often a server signs a checkpoint of the chain's head (when it moved).
     pub checkpoint_interval: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// A session unused for this long ends even before its absolute lifetime.
-    pub idle_ttl: Duration,
-    /// How long a spent refresh token still yields its successor (racing tabs).
-    pub refresh_grace: Duration,
-    /// `Path` of the refresh cookie: `/` (the gateway refreshes in flight), or a prefix of
-    /// `/auth/refresh` for forward-auth deployments, where the app must never see it.
-    pub refresh_cookie_path: String,
 }
 
 #[derive(Debug, Clone)]
@@ -211,18 +160,6 @@ impl std::fmt::Debug for Config {
             .field("ui", &self.ui)
             .field("accounts", &self.accounts)
             .finish()
-    }
-}
-
-/// A URL with any password replaced by `***`.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => raw.to_string(),
-        Err(_) => "<unparsable url>".to_string(),
     }
 }
 
@@ -662,32 +599,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// A secret named by `<key>_env` (an environment variable) or `<key>_file` (a file whose
-/// content, less a trailing newline, is the secret); at most one of the two.
-pub(crate) fn secret_from(
-    context: &str,
-    key: &str,
-    env_var: Option<&str>,
-    file: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
-    match (env_var, file) {
-        (Some(_), Some(_)) => Err(format!("{context}: set {key}_env or {key}_file, not both")),
-        (Some(var), None) => env(var)
-            .filter(|v| !v.is_empty())
-            .map(Some)
-            .ok_or_else(|| format!("{context}: environment variable {var} is not set")),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|v| Some(v.trim_end_matches(['\r', '\n']).to_string()))
-            .map_err(|e| format!("{context}: {key}_file {path}: {e}")),
-        (None, None) => Ok(None),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 const KNOWN_TOP_LEVEL: &[&str] = &[
     "listen",
     "public_url",
@@ -913,23 +824,6 @@ struct GatewaySection {
     return_origins: Option<Vec<String>>,
 }
 
-/// A duration as TOML allows it: a bare number of seconds or a string with a unit.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum DurationValue {
-    Seconds(i64),
-    Text(String),
-}
-
-impl std::fmt::Display for DurationValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DurationValue::Seconds(n) => write!(f, "{n}"),
-            DurationValue::Text(s) => f.write_str(s),
-        }
-    }
-}
-
 type SectionDuration<'a> =
     &'a dyn Fn(&str, Option<DurationValue>, &str, bool) -> Result<Duration, ConfigError>;
 
@@ -1058,24 +952,6 @@ fn resolve_mail(
         pages_url: format!("{public_url}/ui"),
         smtp,
     })
-}
-
-/// `90`, `90s`, `15m`, `1h`, `30d` → a duration; `None` for anything else.
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(factor)
-        .filter(|secs| *secs <= 10 * 365 * 86_400)
-        .map(Duration::from_secs)
 }
 
 /// `login_url` as an absolute URL: a path is taken relative to the public URL.
