@@ -175,6 +175,129 @@ async fn forms_accept_what_browsers_send_for_their_own_pages(b: Backend) {
     )
     .await;
     assert!(!r.text.contains("TOLLGATE_PUBLIC_URL"), "{}", r.text);
+    // Nor is a form from an old browser (Origin, no Sec-Fetch-Site) without this
+    // browser's token: its origin is not repeated to the person, nor offered as a fix.
+    let r = post_login(
+        &s,
+        &e,
+        Some("the-attackers-own-token"),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        !r.text.contains("evil.example") && !r.text.contains("TOLLGATE_PUBLIC_URL"),
+        "{}",
+        r.text
+    );
+}
+
+/// A form post whose answer comes from before the page's handler (a rate limit, a body
+/// over the limit) is shown as a page too; an `rd` that parsers read differently is not
+/// followed.
+async fn form_errors_are_pages_and_odd_return_targets_are_dropped(b: Backend) {
+    let s = server(
+        b,
+        "[limits]\ndefault_rules = false\n\n[[limits.rule]]\nname = \"forgot\"\npaths = [\"/ui/forgot\"]\nper = \"ip\"\nlimit = 2\nwindow = \"1h\"\n",
+    )
+    .await;
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+    ];
+    let mut last = None;
+    for _ in 0..4 {
+        let r = s
+            .http
+            .post(s.url("/ui/forgot"))
+            .headers(headers(&form))
+            .body("email=a%40example.com&csrf_token=x")
+            .send()
+            .await
+            .unwrap();
+        last = Some(common::Reply::from(r).await);
+    }
+    let limited = last.unwrap();
+    assert_eq!(limited.status, 429);
+    assert!(limited.header("content-type").starts_with("text/html"));
+    assert!(!limited.header("retry-after").is_empty());
+    let big = s
+        .http
+        .post(s.url("/ui/login"))
+        .headers(headers(&form))
+        .body(format!("email={}", "a".repeat(70_000)))
+        .send()
+        .await
+        .unwrap();
+    let big = common::Reply::from(big).await;
+    assert_eq!(big.status, 413);
+    assert!(big.header("content-type").starts_with("text/html"));
+    // A script's form post that prefers JSON still gets JSON.
+    let script = s
+        .http
+        .post(s.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(format!("email={}", "a".repeat(70_000)))
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(script)
+        .await
+        .assert_problem(413, "payload_too_large");
+
+    // Control characters, whitespace and backslashes in `rd`: dropped, not repaired.
+    let e = user(&s);
+    for rd in ["%2Fapp%2F%0Ax", "%2Fapp%2F%7F", "http:%5C%5C127.0.0.1%5Cx"] {
+        let page = s
+            .call(
+                Method::GET,
+                &format!("/ui/login?rd={rd}"),
+                None,
+                &[("accept", "text/html")],
+            )
+            .await;
+        assert_eq!(
+            hidden(&page.text, "rd").as_deref().unwrap_or(""),
+            "",
+            "{rd}"
+        );
+        let cookie = format!("tg_csrf={}", page.cookies.value("tg_csrf"));
+        let body = format!(
+            "email={}&password={}&rd={rd}&csrf_token={}",
+            urlencode(&e),
+            urlencode(PASSWORD),
+            hidden(&page.text, "csrf_token").unwrap()
+        );
+        let r = s
+            .http
+            .post(s.url("/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header("cookie", cookie)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let r = common::Reply::from(r).await;
+        assert!(signed_in(&r), "{rd}: {} {}", r.status, r.text);
+        assert_eq!(r.header("location"), "/ui/", "{rd}");
+    }
+}
+
+fn headers(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    h
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn json_sign_in_and_registration_check_the_same_headers(b: Backend) {
@@ -270,6 +393,15 @@ async fn navigations_get_pages_and_clients_get_json(b: Backend) {
         s.call(Method::GET, path, None, &[])
             .await
             .assert_problem(404, "not_found");
+        // HTML named but refused (q=0), or less wanted than JSON: JSON.
+        for accept in [
+            "application/json, text/html;q=0",
+            "application/json;q=1, text/html;q=0.01",
+        ] {
+            s.call(Method::GET, path, None, &[("accept", accept)])
+                .await
+                .assert_problem(404, "not_found");
+        }
     }
     // A form post is not a navigation to render over: an API error stays JSON.
     s.call(
@@ -442,4 +574,5 @@ on_sqlite!(
     error_pages => navigations_get_pages_and_clients_get_json,
     language => the_language_follows_accept_language,
     registration => closed_registration,
+    form_errors => form_errors_are_pages_and_odd_return_targets_are_dropped,
 );

@@ -32,29 +32,134 @@ impl LoginRedirect {
 
     /// Whether `target` is an absolute http(s) URL on an allowed origin.
     pub fn return_allowed(&self, target: &str) -> bool {
-        let Ok(url) = url::Url::parse(target) else {
-            return false;
-        };
+        self.return_url(target).is_some()
+    }
+
+    /// `target` as the URL to send a browser to, when it is an absolute http(s) URL on an
+    /// allowed origin: the parser's serialisation, so the browser reads exactly what was
+    /// checked. Control characters, whitespace and backslashes are refused rather than
+    /// repaired: parsers (ours, browsers') disagree on them.
+    pub fn return_url(&self, target: &str) -> Option<String> {
+        if target
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return None;
+        }
+        let url = url::Url::parse(target).ok()?;
         if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() {
-            return false;
+            return None;
         }
         let origin = url.origin().ascii_serialization();
-        origin == self.own_origin || self.return_origins.contains(&origin)
+        (origin == self.own_origin || self.return_origins.contains(&origin))
+            .then(|| url.to_string())
     }
 }
 
 /// A top-level page load by a browser, as opposed to an API call.
 pub fn is_browser_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
+    (method == Method::GET || method == Method::HEAD) && prefers_html(headers)
+}
+
+/// Whether `Accept` names `text/html` as acceptable (`q` above 0) and at least as wanted
+/// as JSON. Browsers name HTML when they load a page; API clients send `*/*`, JSON, or
+/// HTML with `q=0`, and a wildcard alone does not count.
+pub fn prefers_html(headers: &HeaderMap) -> bool {
+    let html = quality(headers, |m| m == "text/html");
+    let json = quality(headers, |m| {
+        m == "application/json" || m == "application/problem+json"
+    });
+    html > 0.0 && html >= json
+}
+
+/// The highest `q` the `Accept` fields give a media type `wanted` accepts (0 when none).
+fn quality(headers: &HeaderMap, wanted: impl Fn(&str) -> bool) -> f32 {
+    let mut best: f32 = 0.0;
+    for range in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut params = range.split(';');
+        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        if !wanted(&media) {
+            continue;
+        }
+        let mut q: f32 = 1.0;
+        for p in params {
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = v
+                    .trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))
+                    .unwrap_or(0.0);
+            }
+        }
+        best = best.max(q);
+    }
+    best
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn html_counts_only_when_acceptable_and_not_less_wanted_than_json() {
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        assert!(prefers_html(&accept(chromium)));
+        assert!(prefers_html(&accept("TEXT/HTML; charset=utf-8")));
+        for api in [
+            "*/*",
+            "application/json",
+            "application/json, text/html;q=0",
+            "text/html;q=0",
+            "application/json;q=1, text/html;q=0.01",
+            "notreally/text/html-ish",
+            "text/html;q=abc",
+        ] {
+            assert!(!prefers_html(&accept(api)), "{api}");
+        }
+        assert!(!prefers_html(&HeaderMap::new()));
+        assert!(!is_browser_navigation(&Method::POST, &accept(chromium)));
+        assert!(is_browser_navigation(&Method::HEAD, &accept(chromium)));
+    }
+
+    #[test]
+    fn return_urls_are_refused_with_control_characters_and_given_as_parsed() {
+        let r = LoginRedirect {
+            own_origin: "http://127.0.0.1:8080".into(),
+            ..LoginRedirect::default()
+        };
+        for bad in [
+            "http://127.0.0.1:8080/app/\nx",
+            "http://127.0.0.1:8080/app/\u{7f}",
+            "http://127.0.0.1:8080/a b",
+            "http:\\\\127.0.0.1:8080\\x",
+            "http://127.0.0.1:8080/\t/evil.example",
+        ] {
+            assert_eq!(r.return_url(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            r.return_url("http:127.0.0.1:8080/x").as_deref(),
+            Some("http://127.0.0.1:8080/x")
+        );
+        assert_eq!(
+            r.return_url("http://127.0.0.1:8080/r?a=1").as_deref(),
+            Some("http://127.0.0.1:8080/r?a=1")
+        );
+    }
 
     fn redirect() -> LoginRedirect {
         LoginRedirect {

@@ -160,13 +160,15 @@ pub fn form_trusted(
     headers: &HeaderMap,
     submitted: &str,
 ) -> Result<(), FormRefusal> {
-    origin_of_request(headers, app).map_err(FormRefusal::Origin)?;
     let matches = cookies::read(headers, &app.cookies.csrf)
         .is_some_and(|c| !submitted.is_empty() && secret::constant_time_eq(c, submitted));
-    if matches {
-        Ok(())
-    } else {
-        Err(FormRefusal::Token)
+    match origin_of_request(headers, app) {
+        // Only a form with this browser's token was built by a page of ours (opened at
+        // that other address): anyone else's form gets no advice naming their origin.
+        Err(ForeignOrigin::Other(_)) if !matches => Err(FormRefusal::Token),
+        Err(foreign) => Err(FormRefusal::Origin(foreign)),
+        Ok(()) if matches => Ok(()),
+        Ok(()) => Err(FormRefusal::Token),
     }
 }
 

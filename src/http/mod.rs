@@ -176,17 +176,19 @@ fn vary_on_language(h: &mut http::HeaderMap) {
     h.append(header::VARY, HeaderValue::from_static("Accept-Language"));
 }
 
-/// A person's browser navigating to a page gets an error page, not problem+json: every
-/// error Tollgate answers a navigation with (an unknown page, a refused route of the
-/// gateway, a rate limit) is rendered in the person's language, keeping its status and
-/// headers. Fetches and API clients (no `text/html` in `Accept`) get the JSON as before;
+/// A person's browser navigating to a page, or submitting one of the hosted pages' forms,
+/// gets an error page, not problem+json: every error Tollgate answers them with (an
+/// unknown page, a refused route of the gateway, a rate limit, a body over the limit) is
+/// rendered in the person's language, keeping its status and headers. Fetches and API
+/// clients (`Accept` without `text/html`, or preferring JSON) get the JSON as before;
 /// proxied responses are the app's own, and forward-auth answers are for the proxy.
 async fn html_errors(
     axum::extract::State(app): axum::extract::State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    let navigation = crate::gateway::redirect::is_browser_navigation(req.method(), req.headers());
+    let navigation = crate::gateway::redirect::is_browser_navigation(req.method(), req.headers())
+        || pages::is_form_submission(req.method(), req.uri().path(), req.headers());
     let locale = crate::ui::Locale::negotiate(
         req.headers()
             .get(header::ACCEPT_LANGUAGE)

@@ -121,16 +121,26 @@ fn opaque_ok(value: &str) -> bool {
 }
 
 /// Query or form parameters, each at most once (RFC 6749 §3.1); `Err` names a repeated
-/// one.
+/// one when it is a plausible parameter name. The error is shown on a page of ours, so
+/// a name that is really a sentence someone wants us to display is not echoed.
 pub fn parse_params(raw: &str) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
         if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(format!("parameter '{k}' is repeated"));
+            let plausible = (1..=MAX_PARAM_NAME).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            return Err(if plausible {
+                format!("parameter '{k}' is repeated")
+            } else {
+                "a parameter is repeated".to_string()
+            });
         }
     }
     Ok(out)
 }
+
+/// The longest parameter name an error message repeats (OAuth's are shorter).
+const MAX_PARAM_NAME: usize = 32;
 
 /// Validates an authorization request against its client (`None`: unknown client).
 pub fn validate(
@@ -509,7 +519,21 @@ mod tests {
     #[test]
     fn repeated_parameters_are_refused() {
         assert!(parse_params("a=1&b=2").is_ok());
-        assert!(parse_params("a=1&a=2").is_err());
+        assert_eq!(
+            parse_params("a=1&a=2").unwrap_err(),
+            "parameter 'a' is repeated"
+        );
+        // Not echoed: a sentence posing as a name, or a very long name.
+        let sentence = "Your+session+expired.+Call+%2B1-555-0100";
+        assert_eq!(
+            parse_params(&format!("{sentence}=1&{sentence}=2")).unwrap_err(),
+            "a parameter is repeated"
+        );
+        let long = "a".repeat(33);
+        assert_eq!(
+            parse_params(&format!("{long}=1&{long}=2")).unwrap_err(),
+            "a parameter is repeated"
+        );
     }
 
     fn pending(prompt: &[&str], max_age: Option<i64>) -> Pending {

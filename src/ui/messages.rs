@@ -477,18 +477,54 @@ impl Locale {
     }
 }
 
-/// `text` with each `{name}` replaced by its value.
+/// `text` with each `{name}` replaced by its value, in one pass over `text`: a value is
+/// never read for placeholders (a client named `X {email}` stays that, and never shows
+/// the signed-in person's address).
 pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
-    let mut out = text.to_string();
-    for (name, value) in values {
-        out = out.replace(&format!("{{{name}}}"), value);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_not_read_for_placeholders() {
+        let values = [("client", "X {email}"), ("email", "victim@example.com")];
+        assert_eq!(
+            fill("{client} asks to sign you out of {email}.", &values),
+            "X {email} asks to sign you out of victim@example.com."
+        );
+        assert_eq!(fill("{unknown} {", &values), "{unknown} {");
+        assert_eq!(
+            fill("{email}{email}", &values),
+            "victim@example.comvictim@example.com"
+        );
+    }
 
     #[test]
     fn every_language_has_every_message() {

@@ -78,6 +78,38 @@ pub fn pending_of(app: &AppState, flow: Option<&str>) -> Result<Option<Pending>,
     }
 }
 
+/// Paths whose `POST` is a form of a hosted page (the pages' own, account linking,
+/// RP-initiated logout, the authorization endpoint's form).
+const FORM_PATHS: [&str; 4] = [
+    "/auth/federated/link",
+    "/oauth2/logout",
+    "/oauth2/authorize",
+    "/ui/",
+];
+
+/// A browser submitting one of the hosted pages' forms: its errors (a rate limit, a body
+/// over the limit) are shown as a page, like a navigation's.
+pub fn is_form_submission(method: &http::Method, path: &str, headers: &HeaderMap) -> bool {
+    method == http::Method::POST
+        && FORM_PATHS.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p)
+            } else {
+                path == *p
+            }
+        })
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            })
+        && crate::gateway::redirect::prefers_html(headers)
+}
+
 /// `rd` as an absolute URL, when it points somewhere a sign-in may return to (Tollgate's
 /// own origin or `[gateway] return_origins`): never an open redirect.
 pub fn return_target(app: &AppState, rd: Option<&str>) -> Option<String> {
@@ -87,10 +119,7 @@ pub fn return_target(app: &AppState, rd: Option<&str>) -> Option<String> {
     } else {
         rd.to_string()
     };
-    app.gateway
-        .login
-        .return_allowed(&absolute)
-        .then_some(absolute)
+    app.gateway.login.return_url(&absolute)
 }
 
 /// A form page: the template with `ctx`, the browser's CSRF token (`csrf`), and an error
