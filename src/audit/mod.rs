@@ -12,9 +12,42 @@ pub mod checkpoint;
 pub mod throttle;
 pub mod verify;
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 pub use crate::store::{Entry, Outcome};
+
+use crate::config::values::{ConfigError, DurationValue, SectionDuration};
+
+/// `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// How often a server signs a checkpoint of the chain's head (when it moved).
+    pub checkpoint_interval: Duration,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    pub checkpoint_interval: Option<DurationValue>,
+}
+
+/// `[audit]`, resolved: a checkpoint a minute.
+pub fn resolve_config(
+    a: AuditSection,
+    duration: SectionDuration<'_>,
+) -> Result<AuditConfig, ConfigError> {
+    let audit = AuditConfig {
+        checkpoint_interval: duration(
+            "audit.checkpoint_interval",
+            a.checkpoint_interval,
+            "1m",
+            false,
+        )?,
+    };
+    Ok(audit)
+}
 
 /// Where a request came from: recorded with audit entries, and kept with a session for
 /// the user's session list.

@@ -18,14 +18,11 @@ pub use values::{ConfigError, parse_duration, redact_url};
 use values::{DurationValue, invalid, one_line, secret_from};
 
 use crate::authz::RoleMap;
-use crate::gateway::cors::{CorsConfig, check_origin_syntax};
-use crate::gateway::proxy::ProxyConfig;
+use crate::gateway::cors::CorsConfig;
 use crate::gateway::routes::{RouteSpec, RouteTable};
 use crate::identity::password::PasswordConfig;
-use crate::limits::rules::RuleSpec;
-use crate::limits::signin::SignInPolicy;
-use crate::limits::{Cidr, LimitsConfig, RedisFailure};
-use crate::mail::{MailConfig, SmtpConfig, SmtpTls};
+use crate::limits::LimitsConfig;
+use crate::mail::MailConfig;
 use crate::oidc::OidcConfig;
 use crate::oidc::federation::{ProviderConfig, ProviderSpec};
 use crate::session::SessionConfig;
@@ -47,14 +44,14 @@ pub struct Config {
     pub limits_enabled: bool,
     pub limits: LimitsConfig,
     pub mail: MailConfig,
-    pub audit: AuditConfig,
+    pub audit: crate::audit::AuditConfig,
     pub roles: RoleMap,
     pub password: PasswordConfig,
     pub session: SessionConfig,
     pub http: HttpConfig,
     pub routes: RouteTable,
     pub cors: CorsConfig,
-    pub gateway: GatewayConfig,
+    pub gateway: crate::gateway::config::GatewayConfig,
     pub oidc: OidcConfig,
     pub identity_providers: Vec<ProviderConfig>,
     pub ai: crate::ai::config::AiConfig,
@@ -87,23 +84,6 @@ impl std::fmt::Debug for MetricsConfig {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .finish()
     }
-}
-
-/// Upstream timeouts and the sign-in redirect (`[gateway]`).
-#[derive(Debug, Clone, Default)]
-pub struct GatewayConfig {
-    pub proxy: ProxyConfig,
-    /// Where refused browser navigations are sent; absolute.
-    pub login_url: Option<String>,
-    /// Origins a sign-in return URL may point to, besides the public URL's.
-    pub return_origins: Vec<String>,
-}
-
-/// `[audit]`.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// How often a server signs a checkpoint of the chain's head (when it moved).
-    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -277,66 +257,9 @@ impl Config {
                     .filter(|d| allow_zero || !d.is_zero())
                     .ok_or_else(|| invalid(key, "a duration like 10s, 15m or 7d", &raw))
             };
-        let session = SessionConfig {
-            idle_ttl: section_duration("session.idle_ttl", file.session.idle_ttl, "7d", false)?,
-            refresh_grace: section_duration(
-                "session.refresh_grace",
-                file.session.refresh_grace,
-                "10s",
-                true,
-            )?,
-            refresh_cookie_path: file
-                .session
-                .refresh_cookie_path
-                .unwrap_or_else(|| "/".into()),
-        };
-        if !["/", "/auth", "/auth/", "/auth/refresh"]
-            .contains(&session.refresh_cookie_path.as_str())
-        {
-            return Err(invalid(
-                "session.refresh_cookie_path",
-                "\"/\", \"/auth/\" or \"/auth/refresh\" (it must cover /auth/refresh)",
-                &session.refresh_cookie_path,
-            ));
-        }
+        let session = crate::session::resolve_config(file.session, &section_duration)?;
 
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let p = file.password;
-        let password = PasswordConfig {
-            memory_kib: p.memory_kib.unwrap_or(19_456),
-            iterations: p.iterations.unwrap_or(2),
-            parallelism: p.parallelism.unwrap_or(1),
-            max_concurrent: p.max_concurrent.unwrap_or(cores),
-            refuse_common: p.refuse_common.unwrap_or(true),
-            breach_api: p.breach_api,
-            breach_timeout: section_duration(
-                "password.breach_timeout",
-                p.breach_timeout,
-                "2",
-                false,
-            )?,
-        };
-        if let Some(api) = &password.breach_api
-            && !(api.starts_with("https://") || api.starts_with("http://"))
-        {
-            return Err(invalid("password.breach_api", "an http(s) URL", api));
-        }
-        if password.memory_kib < 8 * password.parallelism.max(1)
-            || password.memory_kib > 4 * 1024 * 1024
-        {
-            return Err(invalid(
-                "password.memory_kib",
-                "8×parallelism to 4194304 KiB",
-                password.memory_kib,
-            ));
-        }
-        if password.iterations == 0 || password.parallelism == 0 || password.max_concurrent == 0 {
-            return Err(ConfigError(
-                "invalid password section: iterations, parallelism and max_concurrent must be at least 1".into(),
-            ));
-        }
+        let password = crate::identity::password::resolve(file.password, &section_duration)?;
 
         let h = file.http;
         let http = HttpConfig {
@@ -390,85 +313,24 @@ impl Config {
                 "route audience '{aud}' is Tollgate's own URL: assertions must name the service they are for"
             )));
         }
-        let cors = CorsConfig {
-            allowed_origins: file.cors.allowed_origins.unwrap_or_default(),
-            max_age_secs: section_duration("cors.max_age", file.cors.max_age, "10m", true)?
-                .as_secs(),
-        };
-        for origin in &cors.allowed_origins {
-            check_origin_syntax(origin)
-                .map_err(|e| ConfigError(format!("cors.allowed_origins: {e}")))?;
-        }
-        let g = file.gateway;
-        let proxy_default = ProxyConfig::default();
-        let timeout = |key: &str, v: Option<DurationValue>, default: std::time::Duration| {
-            section_duration(key, v, &format!("{}", default.as_secs()), false)
-        };
-        let gateway = GatewayConfig {
-            proxy: ProxyConfig {
-                connect_timeout: timeout(
-                    "gateway.connect_timeout",
-                    g.connect_timeout,
-                    proxy_default.connect_timeout,
-                )?,
-                response_timeout: timeout(
-                    "gateway.timeout",
-                    g.timeout,
-                    proxy_default.response_timeout,
-                )?,
-                idle_timeout: timeout(
-                    "gateway.idle_timeout",
-                    g.idle_timeout,
-                    proxy_default.idle_timeout,
-                )?,
-            },
-            login_url: g
-                .login_url
-                .map(|u| absolute_login_url(&u, &public_url))
-                .transpose()?,
-            return_origins: g.return_origins.unwrap_or_default(),
-        };
-        for origin in &gateway.return_origins {
-            if origin == "*" {
-                return Err(invalid(
-                    "gateway.return_origins",
-                    "explicit origins (no wildcard)",
-                    origin,
-                ));
-            }
-            check_origin_syntax(origin)
-                .map_err(|e| ConfigError(format!("gateway.return_origins: {e}")))?;
-        }
+        let (gateway, cors) = crate::gateway::config::resolve(
+            file.gateway,
+            file.cors,
+            &public_url,
+            &section_duration,
+        )?;
 
         let limits_enabled = file.limits.enabled.unwrap_or(true);
-        let limits = resolve_limits(file.limits, limits_enabled, &section_duration)?;
-        let mail = resolve_mail(file.mail, file.smtp, &public_url, &section_duration)?;
-        let ui = resolve_ui(file.ui)?;
+        let limits =
+            crate::limits::config::resolve(file.limits, limits_enabled, &section_duration)?;
+        let mail =
+            crate::mail::config::resolve(file.mail, file.smtp, &public_url, &section_duration)?;
+        let ui = crate::ui::resolve_config(file.ui)?;
         let accounts = AccountsConfig {
             open_registration: file.accounts.open_registration.unwrap_or(true),
         };
-        let audit = AuditConfig {
-            checkpoint_interval: section_duration(
-                "audit.checkpoint_interval",
-                file.audit.checkpoint_interval,
-                "1m",
-                false,
-            )?,
-        };
-
-        let o = file.oidc;
-        let oidc = OidcConfig {
-            code_ttl: section_duration("oidc.code_ttl", o.code_ttl, "60s", false)?,
-            flow_ttl: section_duration("oidc.flow_ttl", o.flow_ttl, "30m", false)?,
-            require_pkce: o.require_pkce.unwrap_or(false),
-        };
-        if oidc.code_ttl > Duration::from_secs(600) {
-            return Err(invalid(
-                "oidc.code_ttl",
-                "at most 10m (RFC 6749 §4.1.2)",
-                "longer",
-            ));
-        }
+        let audit = crate::audit::resolve_config(file.audit, &section_duration)?;
+        let oidc = crate::oidc::resolve_config(file.oidc, &section_duration)?;
 
         let identity_providers =
             crate::oidc::federation::config::resolve(file.identity_provider, &env)
@@ -529,47 +391,6 @@ impl Config {
             accounts,
         })
     }
-}
-
-fn resolve_ui(u: UiSection) -> Result<UiConfig, ConfigError> {
-    let accent_colour = u.accent_colour.unwrap_or_else(|| "#0b57d0".into());
-    let hex = accent_colour.strip_prefix('#').unwrap_or("");
-    if !(hex.len() == 3 || hex.len() == 6) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid(
-            "ui.accent_colour",
-            "#rgb or #rrggbb",
-            &accent_colour,
-        ));
-    }
-    if let Some(logo) = &u.logo_url {
-        let ok = if logo.starts_with('/') {
-            !logo.starts_with("//") && !logo.contains(['"', '<', '>', ' ', '\\'])
-        } else {
-            // The same rule as a client's redirect URI: https, or http on a loopback host.
-            crate::oidc::clients::check_redirect_uri(logo, false).is_ok()
-                && !logo.contains(['"', '<', '>', ' ', '\\'])
-        };
-        if !ok {
-            return Err(invalid(
-                "ui.logo_url",
-                "an https:// URL (http only on a loopback host) or a path on this origin",
-                logo,
-            ));
-        }
-    }
-    let product_name = u.product_name.unwrap_or_else(|| "Tollgate".into());
-    if product_name.trim().is_empty() || product_name.chars().count() > 64 {
-        return Err(invalid(
-            "ui.product_name",
-            "1 to 64 characters",
-            &product_name,
-        ));
-    }
-    Ok(UiConfig {
-        product_name,
-        logo_url: u.logo_url,
-        accent_colour,
-    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -640,29 +461,29 @@ pub struct FileConfig {
     refresh_ttl: Option<DurationValue>,
     log: Option<String>,
     #[serde(default)]
-    limits: LimitsSection,
+    limits: crate::limits::config::LimitsSection,
     #[serde(default)]
     roles: BTreeMap<String, RoleSection>,
     #[serde(default)]
-    password: PasswordSection,
+    password: crate::identity::password::PasswordSection,
     #[serde(default)]
-    session: SessionSection,
+    session: crate::session::SessionSection,
     #[serde(default)]
     http: HttpSection,
     #[serde(default)]
     route: Vec<RouteSpec>,
     #[serde(default)]
-    cors: CorsSection,
+    cors: crate::gateway::config::CorsSection,
     #[serde(default)]
-    gateway: GatewaySection,
+    gateway: crate::gateway::config::GatewaySection,
     #[serde(default)]
-    mail: MailSection,
+    mail: crate::mail::config::MailSection,
     #[serde(default)]
-    smtp: Option<SmtpSection>,
+    smtp: Option<crate::mail::config::SmtpSection>,
     #[serde(default)]
-    audit: AuditSection,
+    audit: crate::audit::AuditSection,
     #[serde(default)]
-    oidc: OidcSection,
+    oidc: crate::oidc::OidcSection,
     #[serde(default)]
     identity_provider: Vec<ProviderSpec>,
     #[serde(default)]
@@ -670,17 +491,9 @@ pub struct FileConfig {
     #[serde(default)]
     metrics: MetricsSection,
     #[serde(default)]
-    ui: UiSection,
+    ui: crate::ui::UiSection,
     #[serde(default)]
     accounts: AccountsSection,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UiSection {
-    product_name: Option<String>,
-    logo_url: Option<String>,
-    accent_colour: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -706,91 +519,9 @@ impl FileConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LimitsSection {
-    enabled: Option<bool>,
-    trusted_proxies: Option<Vec<String>>,
-    on_redis_failure: Option<RedisFailure>,
-    default_rules: Option<bool>,
-    #[serde(default)]
-    rule: Vec<RuleSpec>,
-    #[serde(default)]
-    sign_in: SignInSection,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignInSection {
-    max_failures: Option<u32>,
-    ip_max_failures: Option<u32>,
-    account_max_failures: Option<u32>,
-    lockout: Option<DurationValue>,
-    max_lockout: Option<DurationValue>,
-    account_lockout: Option<DurationValue>,
-    reset_after: Option<DurationValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MailSection {
-    from: Option<String>,
-    require_verification: Option<bool>,
-    templates_dir: Option<String>,
-    verify_url: Option<String>,
-    reset_url: Option<String>,
-    email_change_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SmtpSection {
-    host: String,
-    port: Option<u16>,
-    tls: Option<SmtpTls>,
-    username: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    timeout: Option<DurationValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OidcSection {
-    code_ttl: Option<DurationValue>,
-    flow_ttl: Option<DurationValue>,
-    require_pkce: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditSection {
-    checkpoint_interval: Option<DurationValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RoleSection {
     #[serde(default)]
     scopes: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordSection {
-    memory_kib: Option<u32>,
-    iterations: Option<u32>,
-    parallelism: Option<u32>,
-    max_concurrent: Option<usize>,
-    refuse_common: Option<bool>,
-    breach_api: Option<String>,
-    breach_timeout: Option<DurationValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionSection {
-    idle_ttl: Option<DurationValue>,
-    refresh_grace: Option<DurationValue>,
-    refresh_cookie_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -805,167 +536,6 @@ struct HttpSection {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     max_requests_per_ip: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CorsSection {
-    allowed_origins: Option<Vec<String>>,
-    max_age: Option<DurationValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GatewaySection {
-    connect_timeout: Option<DurationValue>,
-    timeout: Option<DurationValue>,
-    idle_timeout: Option<DurationValue>,
-    login_url: Option<String>,
-    return_origins: Option<Vec<String>>,
-}
-
-type SectionDuration<'a> =
-    &'a dyn Fn(&str, Option<DurationValue>, &str, bool) -> Result<Duration, ConfigError>;
-
-fn resolve_limits(
-    l: LimitsSection,
-    enabled: bool,
-    duration: SectionDuration<'_>,
-) -> Result<LimitsConfig, ConfigError> {
-    let mut trusted_proxies = Vec::new();
-    for raw in l.trusted_proxies.unwrap_or_default() {
-        trusted_proxies.push(Cidr::parse(&raw).ok_or_else(|| {
-            invalid(
-                "limits.trusted_proxies",
-                "addresses or ranges like 10.0.0.0/8",
-                &raw,
-            )
-        })?);
-    }
-    let rules = crate::limits::rules::merge(l.default_rules.unwrap_or(true), l.rule)
-        .map_err(ConfigError)?;
-    let d = SignInPolicy::default();
-    let s = l.sign_in;
-    let sign_in = SignInPolicy {
-        max_failures: s.max_failures.unwrap_or(d.max_failures),
-        ip_max_failures: s.ip_max_failures.unwrap_or(d.ip_max_failures),
-        account_max_failures: s.account_max_failures.unwrap_or(d.account_max_failures),
-        lockout: duration("limits.sign_in.lockout", s.lockout, "1m", false)?,
-        max_lockout: duration("limits.sign_in.max_lockout", s.max_lockout, "15m", false)?,
-        account_lockout: duration(
-            "limits.sign_in.account_lockout",
-            s.account_lockout,
-            "15m",
-            false,
-        )?,
-        reset_after: duration("limits.sign_in.reset_after", s.reset_after, "1h", false)?,
-    };
-    if sign_in.max_failures == 0 || sign_in.ip_max_failures == 0 {
-        return Err(ConfigError(
-            "limits.sign_in: failure thresholds must be at least 1".into(),
-        ));
-    }
-    if sign_in.account_max_failures <= sign_in.max_failures {
-        return Err(ConfigError(format!(
-            "limits.sign_in.account_max_failures ({}) must exceed max_failures ({}): otherwise one address alone could lock an account for everyone",
-            sign_in.account_max_failures, sign_in.max_failures
-        )));
-    }
-    Ok(LimitsConfig {
-        enabled,
-        trusted_proxies,
-        on_redis_failure: l.on_redis_failure.unwrap_or(RedisFailure::Local),
-        redis_timeout: Duration::from_millis(250),
-        rules,
-        sign_in,
-    })
-}
-
-fn resolve_mail(
-    m: MailSection,
-    smtp: Option<SmtpSection>,
-    public_url: &str,
-    duration: SectionDuration<'_>,
-) -> Result<MailConfig, ConfigError> {
-    let from = m.from.unwrap_or("Tollgate <no-reply@localhost>".into());
-    if from.parse::<lettre::message::Mailbox>().is_err() {
-        return Err(invalid(
-            "mail.from",
-            "a mailbox like 'Name <addr@example.com>'",
-            &from,
-        ));
-    }
-    for (key, v) in [
-        ("mail.verify_url", &m.verify_url),
-        ("mail.reset_url", &m.reset_url),
-        ("mail.email_change_url", &m.email_change_url),
-    ] {
-        if let Some(u) = v
-            && (!u.contains("{token}") || url::Url::parse(&u.replace("{token}", "t")).is_err())
-        {
-            return Err(invalid(key, "an absolute URL containing {token}", u));
-        }
-    }
-    let smtp = match smtp {
-        None => None,
-        Some(s) => {
-            let password = secret_from(
-                "smtp",
-                "password",
-                s.password_env.as_deref(),
-                s.password_file.as_deref(),
-                &|k: &str| std::env::var(k).ok(),
-            )
-            .map_err(ConfigError)?;
-            if s.host.is_empty() {
-                return Err(invalid("smtp.host", "a host name", ""));
-            }
-            let tls = s.tls.unwrap_or(SmtpTls::Starttls);
-            Some(SmtpConfig {
-                port: s.port.unwrap_or(match tls {
-                    SmtpTls::Tls => 465,
-                    SmtpTls::Starttls => 587,
-                    SmtpTls::None => 25,
-                }),
-                host: s.host,
-                tls,
-                username: s.username,
-                password: password.map(crate::mail::SmtpPassword),
-                timeout: duration("smtp.timeout", s.timeout, "10s", false)?,
-            })
-        }
-    };
-    Ok(MailConfig {
-        from,
-        require_verification: m.require_verification.unwrap_or(false),
-        templates_dir: m.templates_dir.map(PathBuf::from),
-        // The hosted pages, unless the app has its own.
-        verify_url: m
-            .verify_url
-            .unwrap_or_else(|| format!("{public_url}/ui/verify?token={{token}}")),
-        reset_url: m
-            .reset_url
-            .unwrap_or_else(|| format!("{public_url}/ui/reset?token={{token}}")),
-        email_change_url: m
-            .email_change_url
-            .unwrap_or_else(|| format!("{public_url}/ui/confirm-email?token={{token}}")),
-        pages_url: format!("{public_url}/ui"),
-        smtp,
-    })
-}
-
-/// `login_url` as an absolute URL: a path is taken relative to the public URL.
-fn absolute_login_url(raw: &str, public_url: &str) -> Result<String, ConfigError> {
-    let expected = "an absolute http(s) URL or a path starting with '/'";
-    let joined = if raw.starts_with('/') && !raw.starts_with("//") {
-        format!("{public_url}{raw}")
-    } else {
-        raw.to_string()
-    };
-    match url::Url::parse(&joined) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(joined),
-        _ => Err(invalid("gateway.login_url", expected, raw)),
-    }
 }
 
 fn parse_public_url(raw: &str) -> Result<String, ConfigError> {

@@ -88,3 +88,8 @@ pub fn redact_url(raw: &str) -> String {
         Err(_) => "<unparsable url>".to_string(),
     }
 }
+
+/// How a section reads a duration: key (for the error), value, default, whether zero is
+/// allowed.
+pub type SectionDuration<'a> =
+    &'a dyn Fn(&str, Option<DurationValue>, &str, bool) -> Result<Duration, ConfigError>;

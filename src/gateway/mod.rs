@@ -8,6 +8,7 @@
 //! redirects ([`redirect`]) are decided here too. The HTTP handlers that compose these
 //! pieces live in `http::gateway` and `http::forward_auth`.
 
+pub mod config;
 pub mod cors;
 pub mod headers;
 pub mod path;

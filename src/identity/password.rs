@@ -26,6 +26,9 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use serde::Deserialize;
+
+use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
 
 /// argon2id cost parameters, how many hashes may run at once, and the password policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +56,58 @@ impl Default for PasswordConfig {
             breach_timeout: Duration::from_secs(2),
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSection {
+    pub memory_kib: Option<u32>,
+    pub iterations: Option<u32>,
+    pub parallelism: Option<u32>,
+    pub max_concurrent: Option<usize>,
+    pub refuse_common: Option<bool>,
+    pub breach_api: Option<String>,
+    pub breach_timeout: Option<DurationValue>,
+}
+
+/// `[password]`, resolved: argon2id costs (OWASP's m=19 MiB, t=2, p=1 by default), as many
+/// hashes at once as cores, the common-password list on.
+pub fn resolve(
+    p: PasswordSection,
+    duration: SectionDuration<'_>,
+) -> Result<PasswordConfig, ConfigError> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let password = PasswordConfig {
+        memory_kib: p.memory_kib.unwrap_or(19_456),
+        iterations: p.iterations.unwrap_or(2),
+        parallelism: p.parallelism.unwrap_or(1),
+        max_concurrent: p.max_concurrent.unwrap_or(cores),
+        refuse_common: p.refuse_common.unwrap_or(true),
+        breach_api: p.breach_api,
+        breach_timeout: duration("password.breach_timeout", p.breach_timeout, "2", false)?,
+    };
+    if let Some(api) = &password.breach_api
+        && !(api.starts_with("https://") || api.starts_with("http://"))
+    {
+        return Err(invalid("password.breach_api", "an http(s) URL", api));
+    }
+    if password.memory_kib < 8 * password.parallelism.max(1)
+        || password.memory_kib > 4 * 1024 * 1024
+    {
+        return Err(invalid(
+            "password.memory_kib",
+            "8×parallelism to 4194304 KiB",
+            password.memory_kib,
+        ));
+    }
+    if password.iterations == 0 || password.parallelism == 0 || password.max_concurrent == 0 {
+        return Err(ConfigError(
+            "invalid password section: iterations, parallelism and max_concurrent must be at least 1".into(),
+        ));
+    }
+    Ok(password)
 }
 
 /// Work for a hashing thread, given that thread's workspace.

@@ -9,6 +9,7 @@
 //! failed-sign-in accounting with lockouts.
 
 pub mod address;
+pub mod config;
 pub mod gcra;
 pub mod local;
 pub mod redis;

@@ -12,6 +12,8 @@
 //! every flow. The token always sits on a line of its own, so it survives any transfer
 //! encoding.
 
+pub mod config;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -32,6 +32,7 @@ pub use introspection::LogoutPlan;
 
 use crate::audit::{Context, Outcome};
 use crate::clock;
+use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
 use crate::error::Result;
 use crate::keys::KeyRing;
 use crate::secret;
@@ -47,6 +48,35 @@ pub struct OidcConfig {
     pub flow_ttl: Duration,
     /// PKCE for confidential clients too (always required of public clients).
     pub require_pkce: bool,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    pub code_ttl: Option<DurationValue>,
+    pub flow_ttl: Option<DurationValue>,
+    pub require_pkce: Option<bool>,
+}
+
+/// `[oidc]`, resolved: codes live 60 s (at most 10 minutes), flows 30 minutes, PKCE
+/// required of public clients only.
+pub fn resolve_config(
+    o: OidcSection,
+    duration: SectionDuration<'_>,
+) -> Result<OidcConfig, ConfigError> {
+    let oidc = OidcConfig {
+        code_ttl: duration("oidc.code_ttl", o.code_ttl, "60s", false)?,
+        flow_ttl: duration("oidc.flow_ttl", o.flow_ttl, "30m", false)?,
+        require_pkce: o.require_pkce.unwrap_or(false),
+    };
+    if oidc.code_ttl > Duration::from_secs(600) {
+        return Err(invalid(
+            "oidc.code_ttl",
+            "at most 10m (RFC 6749 §4.1.2)",
+            "longer",
+        ));
+    }
+    Ok(oidc)
 }
 
 impl Default for OidcConfig {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::audit::{Context, Outcome};
 use crate::authz::{self, RoleMap};
 use crate::clock;
+use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
 use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::{NewSession, RefreshSpend, SessionRecord, Store, UserRecord};
@@ -38,6 +39,34 @@ pub struct SessionConfig {
     /// `Path` of the refresh cookie: `/` (the gateway refreshes in flight), or a prefix of
     /// `/auth/refresh` for forward-auth deployments, where the app must never see it.
     pub refresh_cookie_path: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    pub idle_ttl: Option<DurationValue>,
+    pub refresh_grace: Option<DurationValue>,
+    pub refresh_cookie_path: Option<String>,
+}
+
+/// `[session]`, resolved: idle 7 days, grace 10 s, the refresh cookie on `/`.
+pub fn resolve_config(
+    s: SessionSection,
+    duration: SectionDuration<'_>,
+) -> Result<SessionConfig, ConfigError> {
+    let session = SessionConfig {
+        idle_ttl: duration("session.idle_ttl", s.idle_ttl, "7d", false)?,
+        refresh_grace: duration("session.refresh_grace", s.refresh_grace, "10s", true)?,
+        refresh_cookie_path: s.refresh_cookie_path.unwrap_or_else(|| "/".into()),
+    };
+    if !["/", "/auth", "/auth/", "/auth/refresh"].contains(&session.refresh_cookie_path.as_str()) {
+        return Err(invalid(
+            "session.refresh_cookie_path",
+            "\"/\", \"/auth/\" or \"/auth/refresh\" (it must cover /auth/refresh)",
+            &session.refresh_cookie_path,
+        ));
+    }
+    Ok(session)
 }
 
 /// What a new session is: whose client it belongs to, what it may do, where it came from.

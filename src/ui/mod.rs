@@ -8,6 +8,7 @@
 
 pub mod messages;
 
+use crate::config::values::{ConfigError, invalid};
 use aws_lc_rs::digest;
 use base64::Engine;
 use minijinja::value::Kwargs;
@@ -24,6 +25,56 @@ pub struct UiConfig {
     pub logo_url: Option<String>,
     /// Buttons, links and focus rings: `#rgb` or `#rrggbb`.
     pub accent_colour: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    pub product_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_colour: Option<String>,
+}
+
+/// `[ui]`, resolved: the name "Tollgate", no logo, a blue accent.
+pub fn resolve_config(u: UiSection) -> Result<UiConfig, ConfigError> {
+    let accent_colour = u.accent_colour.unwrap_or_else(|| "#0b57d0".into());
+    let hex = accent_colour.strip_prefix('#').unwrap_or("");
+    if !(hex.len() == 3 || hex.len() == 6) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "ui.accent_colour",
+            "#rgb or #rrggbb",
+            &accent_colour,
+        ));
+    }
+    if let Some(logo) = &u.logo_url {
+        let ok = if logo.starts_with('/') {
+            !logo.starts_with("//") && !logo.contains(['"', '<', '>', ' ', '\\'])
+        } else {
+            // The same rule as a client's redirect URI: https, or http on a loopback host.
+            crate::oidc::clients::check_redirect_uri(logo, false).is_ok()
+                && !logo.contains(['"', '<', '>', ' ', '\\'])
+        };
+        if !ok {
+            return Err(invalid(
+                "ui.logo_url",
+                "an https:// URL (http only on a loopback host) or a path on this origin",
+                logo,
+            ));
+        }
+    }
+    let product_name = u.product_name.unwrap_or_else(|| "Tollgate".into());
+    if product_name.trim().is_empty() || product_name.chars().count() > 64 {
+        return Err(invalid(
+            "ui.product_name",
+            "1 to 64 characters",
+            &product_name,
+        ));
+    }
+    Ok(UiConfig {
+        product_name,
+        logo_url: u.logo_url,
+        accent_colour,
+    })
 }
 
 /// The stylesheet, with `/*ACCENT*/` standing for `[ui] accent_colour`.
