@@ -2,6 +2,7 @@
 //! call can cost, exact quotas ([`meter`]), guards, usage read from responses, and the
 //! ledger. The HTTP handler (`http::ai`) translates requests into these calls.
 
+pub mod charge;
 pub mod config;
 pub mod guard;
 pub mod ledger;

@@ -23,17 +23,16 @@ use super::extract::Client;
 use super::gate::{Admission, SignIn, evaluate, with_session_cookies};
 use super::gateway::{limit_principal, upstream_failure};
 use super::problem::Problem;
-use crate::ai::config::{OverMaxOutput, ProviderKind, Quota};
-use crate::ai::meter::{Charge, MeterDecision, MeterError, Reservation};
+use crate::ai::charge::{Admitted, AiRefusal, Ending};
+use crate::ai::config::ProviderKind;
 use crate::ai::relay::{self, RelayEnd};
-use crate::ai::request::{AiRequest, Endpoint, OutputPolicy, RequestError, Sizing};
+use crate::ai::request::{Endpoint, RequestError};
 use crate::ai::scrub::{Scrubber, scrub_headers, scrubbed};
-use crate::ai::{AiProvider, Payer, model_allowed};
+use crate::ai::{AiProvider, Payer};
 use crate::app::AppState;
-use crate::audit::{Context, Outcome};
+use crate::audit::Context;
 use crate::authz::policy::{AuthMode, Clients, Policy};
 use crate::gateway::proxy::{ProxyError, remove_hop_by_hop};
-use crate::store::UsageRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -187,20 +186,6 @@ struct Call {
     audit: Context,
 }
 
-/// What the ledger needs to know about a call besides its usage.
-struct Admitted {
-    model: String,
-    endpoint: String,
-    streamed: bool,
-    prompt_estimate: i64,
-    /// The worst case: output bound and charge (what an unknown outcome is charged).
-    worst_output: i64,
-    worst: Charge,
-    started: Instant,
-    created_at: i64,
-    reservation: Option<Reservation>,
-}
-
 impl Call {
     async fn run(self, path: String, req: Request) -> Response {
         let endpoint = Endpoint::of(self.provider.config.kind, &path);
@@ -244,93 +229,25 @@ impl Call {
                 .unwrap_or_else(|r| r);
         }
         let quota = self.app.ai.quota_for(&self.caller.roles);
-        let ai = &self.app.ai.config;
-        let output = OutputPolicy {
-            cap: quota.as_ref().and_then(|q| q.max_output_tokens),
-            reject: ai.over_max_output == OverMaxOutput::Reject,
-            default: quota.as_ref().map(|_| ai.default_max_output_tokens),
-        };
-        let inspected = {
-            let image_tokens = |model: &str| self.app.ai.image_tokens(model);
-            let sizing = Sizing {
-                bytes_per_token: ai.prompt_bytes_per_token,
-                image_tokens: &image_tokens,
-                metered: quota.is_some(),
-            };
-            AiRequest::inspect(
-                endpoint,
-                self.provider.config.kind,
-                &raw,
-                guard,
-                &output,
-                &sizing,
-            )
-        };
-        let request = match inspected {
+        let request = match self
+            .app
+            .ai
+            .inspect(&self.provider, endpoint, &raw, quota.as_ref())
+        {
             Ok(r) => r,
-            Err(e) => return self.refuse_request(e).await,
+            Err(why) => return self.refuse(why, None).await,
         };
-        if let Err(res) = self.admit_model(&request.model, quota.as_ref()).await {
-            return res;
-        }
         if let Some(prompt) = &request.logged_prompt {
             tracing::info!(target: "tollgate::ai::prompt", provider = %self.provider.config.name, model = %request.model, user = %self.caller.principal, prompt = %prompt, "prompt");
         }
-        let cache_write = if request.cache_write {
-            request.prompt_tokens
-        } else {
-            0
-        };
-        let worst = self.app.ai.charge(
-            &request.model,
-            request.prompt_tokens,
-            request.max_output,
-            cache_write,
-        );
-        let reservation = match &quota {
-            Some(q) => match self.app.ai.reserve(&self.caller, q, worst).await {
-                Ok(MeterDecision::Reserved(r)) => Some(r),
-                Ok(MeterDecision::Refused {
-                    dimension,
-                    limit,
-                    retry_after_secs,
-                    never_fits,
-                }) => {
-                    self.refused(dimension.code(), Some(&request.model)).await;
-                    let title = if dimension.code() == "rate_limited" {
-                        "Too many AI requests"
-                    } else {
-                        "AI quota exceeded"
-                    };
-                    return Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
-                        .with_detail(format!(
-                            "this call{} would pass the {} limit of {}{}",
-                            if never_fits { " alone" } else { "" },
-                            dimension.name(),
-                            limit_display(dimension.name(), limit),
-                            if never_fits {
-                                " (its worst case is the prompt estimate plus the output bound: send less or ask for fewer output tokens)"
-                            } else {
-                                ""
-                            }
-                        ))
-                        .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
-                        .into_response();
-                }
-                Err(e) => return quota_unavailable(e),
-            },
-            None => None,
-        };
-        let admitted = Admitted {
-            model: request.model.clone(),
-            endpoint: path.clone(),
-            streamed: request.stream,
-            prompt_estimate: request.prompt_tokens,
-            worst_output: request.max_output,
-            worst,
-            started: Instant::now(),
-            created_at: crate::clock::now(),
-            reservation,
+        let admitted = match self
+            .app
+            .ai
+            .admit(&self.caller, quota.as_ref(), &request, path.clone())
+            .await
+        {
+            Ok(a) => a,
+            Err(why) => return self.refuse(why, Some(&request.model)).await,
         };
         // The exchange runs on its own task: a client that hangs up before the answer
         // arrives must not cancel it half-way (the provider bills the call anyway), so
@@ -351,61 +268,25 @@ impl Call {
         })
     }
 
-    /// The role's model allow-list, and a price for every model a budget applies to.
-    async fn admit_model(&self, model: &str, quota: Option<&Quota>) -> Result<(), Response> {
-        let Some(q) = quota else { return Ok(()) };
-        let detail = if !model_allowed(q.models.as_deref(), model) {
-            "your roles do not allow this model"
-        } else if q.usd_per_month.is_some() && self.app.ai.price(model).is_none() {
-            "this model has no configured price, and your calls have a USD budget"
-        } else {
-            return Ok(());
-        };
-        self.refused("model_not_allowed", Some(model)).await;
-        Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            "Model not allowed",
-        )
-        .with_detail(detail)
-        .into_response())
-    }
-
-    async fn refuse_request(&self, e: RequestError) -> Response {
-        let (code, reason) = match &e {
-            RequestError::Denied(_) => ("prompt_rejected", "prompt_rejected"),
-            RequestError::PromptTooLong { .. } => ("prompt_rejected", "prompt_too_long"),
-            RequestError::Unmeterable(_) => ("unmeterable_request", "unmeterable_request"),
-            RequestError::OutputOverCap { .. } => {
-                ("max_output_tokens_exceeded", "max_output_tokens_exceeded")
-            }
-            _ => ("invalid_request", "invalid_request"),
-        };
-        self.refused(reason, None).await;
-        // The pattern that matched stays private: naming it would teach how to avoid it.
-        let detail = match e {
-            RequestError::Denied(_) => "the prompt matches a pattern this service refuses".into(),
-            other => other.to_string(),
-        };
-        Problem::bad_request(code, detail).into_response()
-    }
-
-    /// Audits and counts a refusal (never the prompt itself): once per caller, reason and
-    /// minute, with the rest counted (`audit::throttle`).
-    async fn refused(&self, reason: &'static str, model: Option<&str>) {
-        metrics::counter!("tollgate_ai_refusals_total", "reason" => reason).increment(1);
-        let entry = self
-            .audit
-            .entry("ai.refused", Outcome::Denied, Some(&self.caller.principal))
-            .with("reason", reason)
-            .with("provider", self.provider.config.name.as_str())
-            .with("model", model.unwrap_or(""));
-        let key = format!("{} {reason}", self.caller.principal);
-        for entry in self.app.ai.refusals.admit(key, entry) {
-            if let Err(e) = self.app.store.append_audit(&entry).await {
-                tracing::warn!(error = %e, "could not audit an AI refusal");
-            }
+    /// Audits a refusal and renders it.
+    async fn refuse(&self, why: AiRefusal, model: Option<&str>) -> Response {
+        if let Some(reason) = why.reason() {
+            self.refused(reason, model).await;
         }
+        refusal_problem(why).into_response()
+    }
+
+    async fn refused(&self, reason: &'static str, model: Option<&str>) {
+        self.app
+            .ai
+            .audit_refusal(
+                &self.audit,
+                &self.caller,
+                &self.provider.config.name,
+                reason,
+                model,
+            )
+            .await;
     }
 
     /// Sends the call upstream and relays the answer. `admitted` is `None` for unmetered
@@ -431,7 +312,14 @@ impl Call {
             Ok(uri) => uri,
             Err(_) => {
                 if let Some(a) = admitted {
-                    self.settle_unused(a, 400, "invalid_target").await;
+                    self.settle(
+                        a,
+                        Ending::Unsent {
+                            status: 400,
+                            outcome: "invalid_target",
+                        },
+                    )
+                    .await;
                 }
                 return Err(
                     Problem::bad_request("invalid_path", "unusable request target").into_response(),
@@ -482,7 +370,14 @@ impl Call {
             Ok(r) => r,
             Err(_) => {
                 if let Some(a) = admitted {
-                    self.settle_unused(a, 400, "invalid_target").await;
+                    self.settle(
+                        a,
+                        Ending::Unsent {
+                            status: 400,
+                            outcome: "invalid_target",
+                        },
+                    )
+                    .await;
                 }
                 return Err(
                     Problem::bad_request("invalid_path", "unusable request target").into_response(),
@@ -497,37 +392,20 @@ impl Call {
             Ok(res) => res,
             Err(e) => {
                 if let Some(a) = admitted {
-                    match e {
+                    let ending = match e {
                         // Nothing reached the provider: nothing to pay.
-                        ProxyError::Unreachable(_) => {
-                            self.settle_unused(a, 502, "upstream_unreachable").await
-                        }
-                        // The provider may be generating (and billing) still: charge the
-                        // worst case that was reserved.
+                        ProxyError::Unreachable(_) => Ending::Unsent {
+                            status: 502,
+                            outcome: "upstream_unreachable",
+                        },
+                        // The provider may be generating (and billing) still.
+                        ProxyError::Timeout => Ending::Unknown { status: 504 },
                         // (A buffered body cannot stall; counted as broken to be safe.)
-                        ProxyError::Timeout | ProxyError::Broken(_) | ProxyError::ClientStalled => {
-                            let status = if matches!(e, ProxyError::Timeout) {
-                                504
-                            } else {
-                                502
-                            };
-                            let end = RelayEnd {
-                                usage: Default::default(),
-                                completed: false,
-                                client_gone: false,
-                            };
-                            settle(
-                                &self.app,
-                                &self.caller,
-                                cfg.name.clone(),
-                                a,
-                                status,
-                                true,
-                                end,
-                            )
-                            .await;
+                        ProxyError::Broken(_) | ProxyError::ClientStalled => {
+                            Ending::Unknown { status: 502 }
                         }
-                    }
+                    };
+                    self.settle(a, ending).await;
                 }
                 return Err(upstream_failure(&format!("ai:{}", cfg.name), e));
             }
@@ -538,8 +416,11 @@ impl Call {
             // and the provider's message may quote part of the key.
             tracing::error!(provider = %cfg.name, status = status.as_u16(), "the AI provider refused the configured key");
             if let Some(a) = admitted {
-                self.settle_unused(a, i32::from(status.as_u16()), "upstream_auth_failed")
-                    .await;
+                let ending = Ending::Unsent {
+                    status: i32::from(status.as_u16()),
+                    outcome: "upstream_auth_failed",
+                };
+                self.settle(a, ending).await;
             }
             return Err(Problem::new(
                 StatusCode::BAD_GATEWAY,
@@ -557,12 +438,7 @@ impl Call {
             // scrubbed of the key. The provider may have billed it: charge the reservation.
             tracing::error!(provider = %cfg.name, "the AI provider answered with a compressed body although asked not to");
             if let Some(a) = admitted {
-                let end = RelayEnd {
-                    usage: Default::default(),
-                    completed: false,
-                    client_gone: false,
-                };
-                settle(&self.app, &self.caller, cfg.name.clone(), a, 502, true, end).await;
+                self.settle(a, Ending::Unknown { status: 502 }).await;
             }
             return Err(Problem::new(
                 StatusCode::BAD_GATEWAY,
@@ -613,35 +489,24 @@ impl Call {
             Scrubber::new(key),
             app.ai.config.drain_timeout,
             move |end: RelayEnd| async move {
-                settle(
-                    &app,
-                    &caller,
-                    provider,
-                    admitted,
-                    i32::from(status.as_u16()),
-                    ok,
-                    end,
-                )
-                .await;
+                let status = i32::from(status.as_u16());
+                app.ai
+                    .settle(
+                        &caller,
+                        provider,
+                        admitted,
+                        Ending::Relayed { status, ok, end },
+                    )
+                    .await;
             },
         );
         let stream = receiver_stream(rx);
         Ok(Response::from_parts(head, Body::from_stream(stream)))
     }
 
-    async fn settle_unused(&self, a: Admitted, status: i32, outcome: &'static str) {
-        let row = ledger_row(
-            &self.caller,
-            self.provider.config.name.clone(),
-            &a,
-            (0, 0, 0),
-            status,
-            outcome,
-        );
-        self.app
-            .ai
-            .record(a.reservation, Charge::default(), row)
-            .await;
+    async fn settle(&self, a: Admitted, ending: Ending) {
+        let provider = self.provider.config.name.clone();
+        self.app.ai.settle(&self.caller, provider, a, ending).await;
     }
 }
 
@@ -655,77 +520,63 @@ fn receiver_stream(
     .boxed()
 }
 
-/// What a finished call is charged: the provider's report when the call completed and
-/// reported usage; nothing for a refusal by the provider; otherwise the whole
-/// reservation (a call cut short may have been billed in full).
-async fn settle(
-    app: &AppState,
-    caller: &Payer,
-    provider: String,
-    a: Admitted,
-    status: i32,
-    ok: bool,
-    end: RelayEnd,
-) {
-    let reported = |input_default: i64| {
-        let (input, output) = (
-            end.usage.input.unwrap_or(input_default),
-            end.usage.output.unwrap_or(0),
-        );
-        let cost = app
-            .ai
-            .charge(&a.model, input, output, end.usage.cache_write.unwrap_or(0));
-        (input, output, cost)
-    };
-    let ((input, output, used), outcome) = if !ok {
-        (reported(0), "upstream_error")
-    } else if end.completed && end.usage.reported() {
-        (reported(a.prompt_estimate), end.outcome())
-    } else {
-        // Unknown: charge the worst case, exactly as it was reserved.
-        let outcome = if end.completed {
-            "no_usage_reported"
-        } else {
-            end.outcome()
-        };
-        ((a.prompt_estimate, a.worst_output, a.worst), outcome)
-    };
-    let row = ledger_row(
-        caller,
-        provider,
-        &a,
-        (input, output, used.pico_usd),
-        status,
-        outcome,
-    );
-    app.ai.record(a.reservation, used, row).await;
-}
-
-fn ledger_row(
-    caller: &Payer,
-    provider: String,
-    a: &Admitted,
-    (input, output, cost): (i64, i64, i64),
-    status: i32,
-    outcome: &'static str,
-) -> UsageRow {
-    UsageRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        principal: caller.principal.clone(),
-        api_key_id: caller.api_key_id.clone(),
-        client_id: caller.client_id.clone(),
-        provider,
-        model: a.model.clone(),
-        endpoint: a.endpoint.clone(),
-        input_tokens: input,
-        output_tokens: output,
-        cost_pico: cost,
-        latency_ms: a.started.elapsed().as_millis() as i64,
-        status,
-        outcome,
-        streamed: a.streamed,
-        created_at: a.created_at,
-        day: crate::clock::day_string(a.created_at),
+/// A refusal as the client sees it.
+fn refusal_problem(why: AiRefusal) -> Problem {
+    match why {
+        // The pattern that matched stays private: naming it would teach how to avoid it.
+        AiRefusal::Request(RequestError::Denied(_)) => Problem::bad_request(
+            "prompt_rejected",
+            "the prompt matches a pattern this service refuses",
+        ),
+        AiRefusal::Request(e) => {
+            let code = match &e {
+                RequestError::PromptTooLong { .. } => "prompt_rejected",
+                RequestError::Unmeterable(_) => "unmeterable_request",
+                RequestError::OutputOverCap { .. } => "max_output_tokens_exceeded",
+                _ => "invalid_request",
+            };
+            Problem::bad_request(code, e.to_string())
+        }
+        AiRefusal::Model(detail) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            "Model not allowed",
+        )
+        .with_detail(detail),
+        AiRefusal::Quota {
+            dimension,
+            limit,
+            retry_after_secs,
+            never_fits,
+        } => {
+            let title = if dimension.code() == "rate_limited" {
+                "Too many AI requests"
+            } else {
+                "AI quota exceeded"
+            };
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
+                .with_detail(format!(
+                    "this call{} would pass the {} limit of {}{}",
+                    if never_fits { " alone" } else { "" },
+                    dimension.name(),
+                    limit_display(dimension.name(), limit),
+                    if never_fits {
+                        " (its worst case is the prompt estimate plus the output bound: send less or ask for fewer output tokens)"
+                    } else {
+                        ""
+                    }
+                ))
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
+        }
+        AiRefusal::Unavailable(e) => {
+            tracing::warn!(error = %e, "AI quota check failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "quota_unavailable",
+                "Quotas cannot be checked right now",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        }
     }
 }
 
@@ -735,15 +586,4 @@ fn limit_display(name: &str, limit: i64) -> String {
     } else {
         limit.to_string()
     }
-}
-
-fn quota_unavailable(e: MeterError) -> Response {
-    tracing::warn!(error = %e, "AI quota check failed");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "quota_unavailable",
-        "Quotas cannot be checked right now",
-    )
-    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-    .into_response()
 }
