@@ -224,7 +224,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 /// key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
 /// summaries.
 pub fn spawn_background(app: &AppState) {
-    app.fanout.spawn_listener(app.revoked.clone());
+    let revoked = app.revoked.clone();
+    app.fanout
+        .spawn_listener(move |id, at| revoked.revoke(id, at));
     spawn_revocation_poll(app.clone());
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());

@@ -21,6 +21,9 @@ use meter::{Charge, Meter, MeterDecision, MeterError, Seeds, Windows};
 use crate::gateway::proxy::Proxy;
 use crate::store::{Store, UsageRow};
 
+/// The error of a relayed body: whatever the provider's stream or the scrubber failed with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pub struct AiProvider {
     pub config: ProviderConfig,
     pub proxy: Proxy,

@@ -13,10 +13,9 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
+use super::BoxError;
 use super::scrub::Scrubber;
 use super::usage::{Usage, UsageReader};
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How a relayed body ended.
 #[derive(Debug, Clone, Copy)]

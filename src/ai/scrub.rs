@@ -13,7 +13,7 @@ use http::HeaderMap;
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use super::relay::BoxError;
+use super::BoxError;
 
 /// What stands where the key was.
 pub const REDACTED: &[u8] = b"[REDACTED]";

@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::cors::{CorsConfig, check_origin_syntax};
+use super::check_origin_syntax;
+use super::cors::CorsConfig;
 use super::proxy::ProxyConfig;
 use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
 

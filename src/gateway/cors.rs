@@ -27,23 +27,6 @@ impl Default for CorsConfig {
     }
 }
 
-/// `"*"` or `scheme://host[:port]` exactly as browsers send `Origin`.
-pub fn check_origin_syntax(origin: &str) -> Result<(), String> {
-    if origin == "*" {
-        return Ok(());
-    }
-    let ok = url::Url::parse(origin).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == origin
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid CORS origin '{origin}': expected \"*\" or scheme://host[:port] with no path or trailing slash"
-        ))
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CorsVerdict {
     /// Listed by name: may read responses to credentialed requests.
@@ -155,6 +138,7 @@ pub const REFUSED: StatusCode = StatusCode::FORBIDDEN;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::check_origin_syntax;
 
     #[test]
     fn origin_syntax() {

@@ -29,3 +29,20 @@ pub struct Gateway {
     /// The public URL's `host[:port]`, the `X-Forwarded-Host` upstreams are told.
     pub public_host: String,
 }
+
+/// `"*"` or `scheme://host[:port]` exactly as browsers send `Origin`.
+pub fn check_origin_syntax(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let ok = url::Url::parse(origin).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == origin
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid CORS origin '{origin}': expected \"*\" or scheme://host[:port] with no path or trailing slash"
+        ))
+    }
+}

@@ -421,7 +421,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     }
     let cors_origins = spec.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
-        super::cors::check_origin_syntax(origin)?;
+        super::check_origin_syntax(origin)?;
     }
     let folded = match &pattern {
         Pattern::Exact(p) => Pattern::Exact(path::fold(p).into_owned()),

@@ -37,7 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sessions", get(list_sessions))
         .route("/admin/sessions/{id}", delete(revoke_session))
         .route("/admin/audit", get(audit))
-        .merge(super::admin_clients::router())
 }
 
 /// A caller with scope `admin`, as the audit context of what they do.

@@ -20,8 +20,9 @@ use http_body_util::BodyExt;
 
 use super::credentials::Principal;
 use super::extract::Client;
-use super::gate::{Admission, SignIn, evaluate, with_session_cookies};
-use super::gateway::{limit_principal, upstream_failure};
+use super::gate::{
+    Admission, SignIn, evaluate, limit_principal, upstream_failure, with_session_cookies,
+};
 use super::problem::Problem;
 use crate::ai::charge::{Admitted, AiRefusal, Ending};
 use crate::ai::config::ProviderKind;
@@ -512,8 +513,8 @@ impl Call {
 
 /// The relay's channel as a body stream.
 fn receiver_stream(
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, relay::BoxError>>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, relay::BoxError>> + Send {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, crate::ai::BoxError>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, crate::ai::BoxError>> + Send {
     futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })

@@ -5,11 +5,14 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::credentials::{Principal, Resolved, resolve};
+use super::limits::check_keyed;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::authz::policy::{AuthMode, Decision, Policy, decide};
 use crate::gateway::headers::{IdentityHeaders, add_identity};
+use crate::gateway::proxy::ProxyError;
 use crate::gateway::redirect::is_browser_navigation;
+use crate::limits::Per;
 
 /// Where a refused browser may be sent to sign in.
 pub enum SignIn {
@@ -157,4 +160,43 @@ pub fn attach_identity(
         },
     );
     Ok(())
+}
+
+/// Per-account and per-API-key limits, once the caller is known.
+pub(crate) async fn limit_principal(
+    app: &AppState,
+    method: &str,
+    path: &str,
+    resolved: &Resolved,
+) -> Result<(), Problem> {
+    let Some(principal) = &resolved.principal else {
+        return Ok(());
+    };
+    check_keyed(app, Per::Account, method, path, principal.user_id()).await?;
+    if let Principal::ApiKey(k) = principal {
+        check_keyed(app, Per::ApiKey, method, path, &k.key_id).await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
+    tracing::warn!(route, error = %e, "upstream exchange failed");
+    let (status, code, title) = match e {
+        ProxyError::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "The upstream did not answer in time",
+        ),
+        ProxyError::Unreachable(_) | ProxyError::Broken(_) => (
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "The upstream is unavailable",
+        ),
+        ProxyError::ClientStalled => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body stopped arriving",
+        ),
+    };
+    Problem::new(status, code, title).into_response()
 }

@@ -13,9 +13,12 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderValue};
 use http::{StatusCode, Uri};
 
-use super::credentials::{Principal, Resolved, Via, strip_our_bearers};
-use super::gate::{Admission, SignIn, attach_identity, evaluate, with_session_cookies};
-use super::limits::{NormalizedPath, check_keyed};
+use super::credentials::{Resolved, Via, strip_our_bearers};
+use super::gate::{
+    Admission, SignIn, attach_identity, evaluate, limit_principal, upstream_failure,
+    with_session_cookies,
+};
+use super::limits::NormalizedPath;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::cors::{self, CorsVerdict};
@@ -24,11 +27,10 @@ use crate::gateway::headers::{
 };
 use crate::gateway::path;
 use crate::gateway::proxy::{
-    ProxyError, is_websocket_acceptance, remove_hop_by_hop, spawn_tunnel, wants_upgrade,
+    is_websocket_acceptance, remove_hop_by_hop, spawn_tunnel, wants_upgrade,
 };
 use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
-use crate::limits::Per;
 use crate::limits::address::canonical;
 
 /// Marks a response that came from an upstream: the edge layers leave its headers alone.
@@ -148,23 +150,6 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
     with_session_cookies(&app, res, &resolved)
 }
 
-/// Per-account and per-API-key limits, once the caller is known.
-pub(crate) async fn limit_principal(
-    app: &AppState,
-    method: &str,
-    path: &str,
-    resolved: &Resolved,
-) -> Result<(), Problem> {
-    let Some(principal) = &resolved.principal else {
-        return Ok(());
-    };
-    check_keyed(app, Per::Account, method, path, principal.user_id()).await?;
-    if let Principal::ApiKey(k) = principal {
-        check_keyed(app, Per::ApiKey, method, path, &k.key_id).await?;
-    }
-    Ok(())
-}
-
 /// Turns the client's request head into the upstream's: what the upstream must not see
 /// goes (forged identity, steering headers, hop-by-hop headers, Tollgate's cookies and
 /// bearer credentials), the verified identity and forwarding headers come, and the target
@@ -278,28 +263,6 @@ fn method_not_allowed(allowed: &[http::Method]) -> Response {
         res.headers_mut().insert(header::ALLOW, v);
     }
     res
-}
-
-pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
-    tracing::warn!(route, error = %e, "upstream exchange failed");
-    let (status, code, title) = match e {
-        ProxyError::Timeout => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            "The upstream did not answer in time",
-        ),
-        ProxyError::Unreachable(_) | ProxyError::Broken(_) => (
-            StatusCode::BAD_GATEWAY,
-            "upstream_unavailable",
-            "The upstream is unavailable",
-        ),
-        ProxyError::ClientStalled => (
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "The request body stopped arriving",
-        ),
-    };
-    Problem::new(status, code, title).into_response()
 }
 
 /// Answers a CORS preflight for the route the real request would take.

@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::gateway::path;
+use crate::identity::signin::SignInRefusal;
 use crate::limits::address::{client_ip, limit_key};
 use crate::limits::{Allowance, LimitRefusal, Per};
 
@@ -160,5 +161,15 @@ fn header_values(v: &Allowance) -> Vec<(HeaderName, HeaderValue)> {
             (HeaderName::from_static("ratelimit"), s),
         ],
         _ => Vec::new(),
+    }
+}
+
+/// A sign-in step refused: by a limit (429 with its fields), or by the account.
+impl From<SignInRefusal> for Problem {
+    fn from(r: SignInRefusal) -> Problem {
+        match r {
+            SignInRefusal::Limited(r) => refusal(r),
+            SignInRefusal::Denied(e) => e.into(),
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod ai;
 pub mod ai_usage;
 pub mod auth;
 pub mod authz;
+pub mod browser;
 pub mod consents;
 pub use crate::session::cookies;
 pub mod credentials;
@@ -60,6 +61,7 @@ pub fn router(app: AppState) -> Router {
     let own = Router::new()
         .merge(auth::router())
         .merge(admin::router())
+        .merge(admin_clients::router())
         .merge(authz::router())
         .merge(forward_auth::router())
         .merge(wellknown::router())

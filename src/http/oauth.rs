@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::context;
 
-use super::credentials::{Principal, Resolved, Via, resolve};
+use super::browser::{browser_session, current_session};
 use super::extract::Client;
 use super::gate::with_session_cookies;
 use super::html::{self, FormCsrf, error_page, form_trusted, see_other};
@@ -26,7 +26,6 @@ use crate::oidc::authorize::{
 };
 use crate::oidc::clients::PresentedClient;
 use crate::oidc::error::OAuthError;
-use crate::session::{AccessClaims, FIRST_PARTY_CLIENT};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -360,39 +359,6 @@ pub fn reply_response(app: &AppState, reply: &Reply) -> Response {
     }
 }
 
-/// The browser's own signed-in session, from its cookies (refreshed in flight when the
-/// access cookie has lapsed), with the user's email; and the resolution, whose cookie
-/// changes the response must carry.
-pub async fn browser_session(
-    app: &AppState,
-    headers: &HeaderMap,
-) -> (Option<(BrowserSession, String)>, Resolved) {
-    let resolved = match resolve(app, &Method::GET, headers, false, true).await {
-        Ok(r) => r,
-        Err(_) => return (None, Resolved::default()),
-    };
-    let browser = match (&resolved.principal, resolved.via) {
-        (Some(Principal::Token(c)), Some(Via::Cookie))
-            if c.client_id == FIRST_PARTY_CLIENT && !c.is_service() =>
-        {
-            Some((browser_of(c), c.email.clone()))
-        }
-        _ => None,
-    };
-    (browser, resolved)
-}
-
-/// The browser session an access token of Tollgate's own sign-in describes.
-pub fn browser_of(c: &AccessClaims) -> BrowserSession {
-    BrowserSession {
-        session_id: c.sid.clone(),
-        user_id: c.sub.clone(),
-        auth_time: c.auth_time,
-        amr: c.amr.join(" "),
-        scopes: c.scopes().map(str::to_string).collect(),
-    }
-}
-
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct LogoutParams {
@@ -491,49 +457,9 @@ async fn logout(
             return csrf.apply(page);
         }
     }
-    if let Some((sid, user_id, _)) = &current {
-        let ctx = Context::user(user_id, info.clone());
-        if let Err(e) = app.sessions.end(sid, None, "logout", &ctx).await {
-            return super::problem::Problem::from(e).into_response();
-        }
-        tracing::info!(user_id = %user_id, session_id = %sid, event = "logout");
-    }
-    let mut res = match plan.redirect {
+    let then = match plan.redirect {
         Some(target) => see_other(&target),
-        None => html::message_with_link(
-            app,
-            StatusCode::OK,
-            html::t("signed_out_title"),
-            html::t("signed_out"),
-            "/ui/login",
-            html::t("sign_in"),
-        ),
+        None => super::browser::signed_out(app),
     };
-    for v in app.cookies.clear_all() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-    res
-}
-
-/// `(session id, user id, email)` of the browser's session, from the access cookie, or
-/// from the refresh cookie when the access token has lapsed.
-pub(crate) async fn current_session(
-    app: &AppState,
-    headers: &HeaderMap,
-) -> Option<(String, String, String)> {
-    if let Some(c) = super::cookies::read(headers, &app.cookies.access)
-        .and_then(|t| app.sessions.verify(t).ok())
-        .filter(|c| c.client_id == FIRST_PARTY_CLIENT)
-    {
-        return Some((c.sid.clone(), c.sub.clone(), c.email.clone()));
-    }
-    let refresh = super::cookies::read(headers, &app.cookies.refresh)?;
-    let (session, _) = app
-        .store
-        .session_for_refresh(&crate::secret::digest_hex(refresh))
-        .await
-        .ok()
-        .flatten()?;
-    (session.client_id == FIRST_PARTY_CLIENT && session.is_live(crate::clock::now()))
-        .then(|| (session.id, session.user_id, String::new()))
+    super::browser::sign_out(app, current, info.clone(), then).await
 }

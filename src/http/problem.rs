@@ -10,7 +10,6 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::error::Error;
-use crate::identity::signin::SignInRefusal;
 
 #[derive(Debug)]
 pub struct Problem {
@@ -82,15 +81,6 @@ impl Problem {
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, code, "Invalid request").with_detail(detail)
-    }
-}
-
-impl From<SignInRefusal> for Problem {
-    fn from(r: SignInRefusal) -> Problem {
-        match r {
-            SignInRefusal::Limited(r) => super::limits::refusal(r),
-            SignInRefusal::Denied(e) => e.into(),
-        }
     }
 }
 

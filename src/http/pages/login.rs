@@ -13,10 +13,11 @@ use serde::Deserialize;
 
 use super::{explain_code, form_page, pending_of, refused_form, return_target};
 use crate::app::AppState;
+use crate::http::browser::{browser_of, browser_session};
 use crate::http::extract::Client;
 use crate::http::gate::with_session_cookies;
 use crate::http::html::{self, NotHandled, error_page, see_other};
-use crate::http::oauth::{browser_of, browser_session, proceed};
+use crate::http::oauth::proceed;
 use crate::http::problem::Problem;
 use crate::oidc::authorize::Pending;
 
