@@ -4,6 +4,7 @@
 //! (`identity`, `session`, `authz`) know nothing about HTTP; `http` translates requests
 //! into calls on them, and `store` is the only place that speaks SQL.
 
+pub mod admission;
 pub mod ai;
 pub mod app;
 pub mod audit;

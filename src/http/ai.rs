@@ -20,10 +20,9 @@ use http_body_util::BodyExt;
 
 use super::credentials::Principal;
 use super::extract::Client;
-use super::gate::{
-    Admission, SignIn, evaluate, limit_principal, upstream_failure, with_session_cookies,
-};
+use super::gate::{Admission, SignIn, evaluate, upstream_failure, with_session_cookies};
 use super::problem::Problem;
+use crate::admission::Counted;
 use crate::ai::charge::{Admitted, AiRefusal, Ending};
 use crate::ai::config::ProviderKind;
 use crate::ai::relay::{self, RelayEnd};
@@ -93,7 +92,13 @@ async fn invoke(
     };
     let mut req = req;
     accept_api_key_header(req.headers_mut());
-    let (resolved, _) = match evaluate(
+    // Rules see the endpoint in one spelling, whichever the client used.
+    let canonical = format!("/ai/{provider_name}/v1/{path}");
+    let counted = Counted {
+        method: req.method().as_str(),
+        path: &canonical,
+    };
+    let resolved = match evaluate(
         &app,
         &policy,
         true,
@@ -101,30 +106,29 @@ async fn invoke(
         req.headers(),
         SignIn::Never,
         true,
+        Some(counted),
     )
     .await
     {
-        Admission::Allowed {
-            resolved,
-            identified,
-        } => (resolved, identified),
+        Admission::Allowed { resolved, .. } => resolved,
         Admission::Refused(res) => {
-            metrics::counter!("tollgate_ai_refusals_total", "reason" => "unauthorized")
-                .increment(1);
+            // A rate limit is counted as such (`tollgate_rate_limited_total`).
+            if res.status() != StatusCode::TOO_MANY_REQUESTS {
+                metrics::counter!("tollgate_ai_refusals_total", "reason" => "unauthorized")
+                    .increment(1);
+            }
             return res;
         }
     };
     let Some(principal) = resolved.principal.clone() else {
         return Problem::unauthorized("unauthenticated", "Authentication required").into_response();
     };
-    // Rules see the endpoint in one spelling, whichever the client used.
-    let canonical = format!("/ai/{provider_name}/v1/{path}");
-    if let Err(p) = limit_principal(&app, req.method().as_str(), &canonical, &resolved).await {
-        return with_session_cookies(&app, p.into_response(), &resolved);
-    }
-    let roles = match principal.live_roles(&app).await {
+    let roles = match principal.live_roles(&app.store).await {
         Ok(r) => r,
-        Err(p) => return with_session_cookies(&app, p.into_response(), &resolved),
+        Err(e) => {
+            let res = Problem::from(e).into_response();
+            return with_session_cookies(&app, res, &resolved);
+        }
     };
     let call = Call {
         app: app.clone(),

@@ -65,7 +65,7 @@ async fn usage_of_caller(
         return Err(Problem::unauthorized(code, "Authentication required"));
     };
     let id = principal.user_id();
-    let quota = app.ai.quota_for(&principal.live_roles(app).await?);
+    let quota = app.ai.quota_for(&principal.live_roles(&app.store).await?);
     let (w, totals) = app
         .ai
         .totals(id)

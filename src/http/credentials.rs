@@ -1,14 +1,7 @@
-//! Who is calling: the credential of a gateway or forward-auth request, verified locally.
-//!
-//! In order: `Authorization: Bearer` (an API key `tg_…` or an access token), else the
-//! access cookie. A browser whose access cookie is missing or expired but whose refresh
-//! cookie is valid is refreshed in flight (transparent refresh): the request proceeds as
-//! the user and the response carries the new cookies. Racing requests of one browser all
-//! present the same refresh cookie; the refresh grace window gives them the same
-//! successor, so none trips reuse detection. Authorization schemes other than Bearer are
-//! not Tollgate's and are left alone.
-
-use std::sync::Arc;
+//! The credentials a gateway, forward-auth or AI request presents, taken from its
+//! headers and cookies and handed to `session::credentials` to verify; and the
+//! `Authorization` headers no upstream may receive. Authorization schemes other than
+//! Bearer are not Tollgate's and are left alone.
 
 use http::{HeaderMap, Method};
 
@@ -16,184 +9,13 @@ use super::cookies;
 use super::extract::check_csrf;
 use super::problem::Problem;
 use crate::app::AppState;
-use crate::authz::policy::Presented;
-use crate::error::Error;
-use crate::session::api_keys::{ApiKeyPrincipal, ApiKeys};
-use crate::session::assertion::AssertionSubject;
-use crate::session::{AccessClaims, ClientInfo, FIRST_PARTY_CLIENT, Issued};
-
-/// How a credential arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    Cookie,
-    Bearer,
-    ApiKey,
-}
-
-/// A verified caller.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    Token(Arc<AccessClaims>),
-    ApiKey(Arc<ApiKeyPrincipal>),
-}
-
-impl Principal {
-    pub fn user_id(&self) -> &str {
-        match self {
-            Principal::Token(c) => &c.sub,
-            Principal::ApiKey(k) => &k.user_id,
-        }
-    }
-
-    pub fn email(&self) -> &str {
-        match self {
-            Principal::Token(c) => &c.email,
-            Principal::ApiKey(k) => &k.email,
-        }
-    }
-
-    /// Whether the account's address has been verified (false for a service).
-    pub fn email_verified(&self) -> bool {
-        match self {
-            Principal::Token(c) => c.email_verified && !c.is_service(),
-            Principal::ApiKey(k) => k.email_verified,
-        }
-    }
-
-    /// Space-separated scopes.
-    pub fn scope(&self) -> &str {
-        match self {
-            Principal::Token(c) => &c.scope,
-            Principal::ApiKey(k) => &k.scope,
-        }
-    }
-
-    /// The account's roles (none for a service's own token); AI quotas follow them.
-    pub fn roles(&self) -> &[String] {
-        match self {
-            Principal::Token(c) => &c.roles,
-            Principal::ApiKey(k) => &k.roles,
-        }
-    }
-
-    /// The account's roles as they are now, for quotas: a token issued to an OAuth client
-    /// carries them only when the client was granted `roles`, so they are read from the
-    /// account instead (one query, on the AI paths only).
-    pub async fn live_roles(&self, app: &AppState) -> Result<Vec<String>, Problem> {
-        match self {
-            Principal::Token(c) if c.client_id != FIRST_PARTY_CLIENT && !c.is_service() => {
-                let user = app.store.user_by_id(&c.sub).await.map_err(Error::from)?;
-                Ok(user.map(|u| u.roles).unwrap_or_default())
-            }
-            _ => Ok(self.roles().to_vec()),
-        }
-    }
-
-    /// The client of a service's own token (client credentials): no user behind it.
-    pub fn service(&self) -> Option<&str> {
-        match self {
-            Principal::Token(c) if c.is_service() => Some(&c.client_id),
-            _ => None,
-        }
-    }
-
-    /// The OAuth client (an application or a service) a token was issued to; `None` for
-    /// Tollgate's own sign-in and API keys.
-    pub fn oauth_client(&self) -> Option<&str> {
-        match self {
-            Principal::Token(c) if c.client_id != FIRST_PARTY_CLIENT => Some(&c.client_id),
-            _ => None,
-        }
-    }
-
-    /// The OAuth client a token was issued to (`tollgate` for Tollgate's own sign-in);
-    /// empty for an API key.
-    pub fn client_id(&self) -> &str {
-        match self {
-            Principal::Token(c) => &c.client_id,
-            Principal::ApiKey(_) => "",
-        }
-    }
-
-    /// The session id, `apikey:<id>` for an API key, empty for a service (neither has a
-    /// session).
-    pub fn session_id(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            Principal::Token(c) if c.is_service() => "".into(),
-            Principal::Token(c) => c.sid.as_str().into(),
-            Principal::ApiKey(k) => format!("apikey:{}", k.key_id).into(),
-        }
-    }
-
-    /// The subject of an upstream assertion.
-    pub fn assertion_subject<'a>(&'a self, session_id: &'a str) -> AssertionSubject<'a> {
-        AssertionSubject {
-            credential_id: match self {
-                Principal::Token(c) => &c.jti,
-                Principal::ApiKey(k) => &k.key_id,
-            },
-            user_id: self.user_id(),
-            email: self.email(),
-            email_verified: self.email_verified(),
-            session_id,
-            scope: self.scope(),
-            client_id: self.client_id(),
-            service: self.service().is_some(),
-        }
-    }
-}
-
-/// The outcome of looking at a request's credentials.
-#[derive(Default)]
-pub struct Resolved {
-    pub principal: Option<Principal>,
-    pub via: Option<Via>,
-    /// Why a presented credential was refused, and whether the client chose to send it.
-    pub failure: Option<(&'static str, bool)>,
-    /// A transparent refresh happened: the response must set these cookies.
-    pub refreshed: Option<Box<Issued>>,
-    /// The browser's CSRF cookie, kept across a transparent refresh (open tabs hold it).
-    pub keep_csrf: Option<String>,
-    /// The refresh cookie is dead: the response should delete the cookies.
-    pub clear_cookies: bool,
-}
-
-impl Resolved {
-    /// Scopes of the principal, for the policy decision.
-    pub fn scopes(&self) -> Vec<&str> {
-        self.principal
-            .as_ref()
-            .map(|p| p.scope().split_ascii_whitespace().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn presented<'a>(&'a self, scopes: &'a [&'a str]) -> Presented<'a> {
-        match (&self.principal, self.failure) {
-            (Some(p), _) => Presented::Verified {
-                scopes,
-                client: p.oauth_client(),
-                service: p.service().is_some(),
-                email_verified: p.email_verified(),
-            },
-            (None, Some((code, explicit))) => Presented::Rejected { code, explicit },
-            (None, None) => Presented::Nothing,
-        }
-    }
-
-    fn failed(code: &'static str, explicit: bool, via: Via) -> Resolved {
-        Resolved {
-            failure: Some((code, explicit)),
-            via: Some(via),
-            ..Resolved::default()
-        }
-    }
-}
+use crate::session::api_keys::ApiKeys;
+use crate::session::credentials::{self as verify, Presented};
+pub use crate::session::credentials::{Principal, Resolved, Via};
 
 /// Verifies the request's credential. `csrf` asks for the double-submit check on
-/// cookie-authenticated unsafe methods; a failure there is an error, not an anonymous
-/// caller. `refresh` allows a transparent refresh (only where the response's three
-/// `Set-Cookie` headers are sure to reach the browser). Only a storage failure during a
-/// refresh is otherwise an error.
+/// cookie-authenticated unsafe methods; `refresh` allows a transparent refresh (only
+/// where the response's three `Set-Cookie` headers are sure to reach the browser).
 pub async fn resolve(
     app: &AppState,
     method: &Method,
@@ -201,79 +23,24 @@ pub async fn resolve(
     csrf: bool,
     refresh: bool,
 ) -> Result<Resolved, Problem> {
-    if let Some(credential) = bearer(headers) {
-        if ApiKeys::looks_like_key(credential) {
-            return Ok(match app.api_keys.verify(credential).await {
-                Ok(k) => Resolved {
-                    principal: Some(Principal::ApiKey(k)),
-                    via: Some(Via::ApiKey),
-                    ..Resolved::default()
-                },
-                Err(e @ Error::Unavailable(_)) => return Err(e.into()),
-                Err(e) => Resolved::failed(e.code(), true, Via::ApiKey),
-            });
-        }
-        return Ok(match app.sessions.verify(credential) {
-            Ok(c) => Resolved {
-                principal: Some(Principal::Token(c)),
-                via: Some(Via::Bearer),
-                ..Resolved::default()
-            },
-            Err(e) => Resolved::failed(e.code(), true, Via::Bearer),
-        });
-    }
     let names = &app.cookies;
-    let access_failure = match cookies::read(headers, &names.access).map(|t| app.sessions.verify(t))
-    {
-        Some(Ok(claims)) => {
-            if csrf {
-                check_csrf(method, headers, app)?;
-            }
-            return Ok(Resolved {
-                principal: Some(Principal::Token(claims)),
-                via: Some(Via::Cookie),
-                ..Resolved::default()
-            });
-        }
-        Some(Err(e)) => Some(e.code()),
-        None => None,
-    };
-    let refresh_token = cookies::read(headers, &names.refresh).filter(|_| refresh);
-    let Some(refresh_token) = refresh_token else {
-        return Ok(match access_failure {
-            Some(code) => Resolved::failed(code, false, Via::Cookie),
-            None => Resolved::default(),
-        });
-    };
-    if csrf {
-        check_csrf(method, headers, app)?;
-    }
-    // A transparent refresh happens deep inside a proxied request; the reuse audit gets
-    // the user agent (the address is recorded by the edge's own logs).
-    let client = ClientInfo {
+    let presented = Presented {
+        bearer: bearer(headers),
+        access_cookie: cookies::read(headers, &names.access),
+        refresh_cookie: cookies::read(headers, &names.refresh).filter(|_| refresh),
+        csrf_cookie: cookies::read(headers, &names.csrf),
         user_agent: headers
             .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect()),
-        ip: None,
+            .and_then(|v| v.to_str().ok()),
     };
-    match app.sessions.refresh(refresh_token, &client).await {
-        Ok(issued) => {
-            metrics::counter!("tollgate_refreshes_total", "outcome" => "transparent").increment(1);
-            Ok(Resolved {
-                principal: Some(Principal::Token(Arc::new(issued.access_claims.clone()))),
-                via: Some(Via::Cookie),
-                refreshed: Some(Box::new(issued)),
-                keep_csrf: cookies::read(headers, &names.csrf).map(str::to_string),
-                ..Resolved::default()
-            })
+    verify::resolve(&app.sessions, &app.api_keys, presented, || {
+        if csrf {
+            check_csrf(method, headers, app)
+        } else {
+            Ok(())
         }
-        Err(e @ Error::Unavailable(_)) => Err(e.into()),
-        Err(e) => Ok(Resolved {
-            clear_cookies: true,
-            ..Resolved::failed(e.code(), false, Via::Cookie)
-        }),
-    }
+    })
+    .await
 }
 
 /// Removes every `Authorization` header that holds a Tollgate credential (an API key, or

@@ -181,6 +181,9 @@ async fn verify(State(app): State<AppState>, req: Request) -> Response {
         req.headers(),
         sign_in,
         false,
+        // Forward auth answers the proxy; the caller's own limits count where requests
+        // are served (the proxy's own limits, or Tollgate's gateway).
+        None,
     )
     .await
     {

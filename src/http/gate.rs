@@ -1,18 +1,18 @@
-//! The policy step shared by the reverse proxy and forward auth: verify the credential,
-//! decide, and either hand back the verified caller or the refusal to send.
+//! The admission step shared by the reverse proxy, forward auth and the AI door: take the
+//! presented credentials, have them verified and admitted (`admission`), and either hand
+//! back the verified caller or the rendered refusal.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::credentials::{Principal, Resolved, resolve};
-use super::limits::check_keyed;
 use super::problem::Problem;
+use crate::admission::{self, Counted, Refusal};
 use crate::app::AppState;
-use crate::authz::policy::{AuthMode, Decision, Policy, decide};
+use crate::authz::policy::{AuthMode, Policy};
 use crate::gateway::headers::{IdentityHeaders, add_identity};
 use crate::gateway::proxy::ProxyError;
 use crate::gateway::redirect::is_browser_navigation;
-use crate::limits::Per;
 
 /// Where a refused browser may be sent to sign in.
 pub enum SignIn {
@@ -30,7 +30,10 @@ pub enum Admission {
     Refused(Response),
 }
 
-/// Resolves the caller of a request described by `method`/`headers` and applies `policy`.
+/// Resolves the caller of a request described by `method`/`headers` and admits it under
+/// `policy` (and, with `counted`, its own rate limits); a refusal comes rendered, with
+/// the cookie changes the resolution calls for.
+#[allow(clippy::too_many_arguments)]
 pub async fn evaluate(
     app: &AppState,
     policy: &Policy,
@@ -39,6 +42,7 @@ pub async fn evaluate(
     headers: &HeaderMap,
     sign_in: SignIn,
     refresh: bool,
+    counted: Option<Counted<'_>>,
 ) -> Admission {
     if policy.auth == AuthMode::Public {
         return Admission::Allowed {
@@ -50,16 +54,29 @@ pub async fn evaluate(
         Ok(r) => r,
         Err(problem) => return Admission::Refused(problem.into_response()),
     };
-    let scopes = resolved.scopes();
-    let decision = decide(policy, resolved.presented(&scopes));
-    let refusal = match decision {
-        Decision::Allow { identified } => {
-            return Admission::Allowed {
-                resolved,
-                identified,
-            };
+    match admission::admit(&app.limits, policy, &resolved, counted).await {
+        Ok(identified) => Admission::Allowed {
+            resolved,
+            identified,
+        },
+        Err(why) => {
+            let res = refusal_response(app, why, sign_in, method, headers);
+            Admission::Refused(with_session_cookies(app, res, &resolved))
         }
-        Decision::Unauthenticated { code } => {
+    }
+}
+
+/// The answer to a refused caller: a browser navigation that lacks a session goes to
+/// sign in (where `sign_in` allows); everything else is a problem.
+fn refusal_response(
+    app: &AppState,
+    why: Refusal,
+    sign_in: SignIn,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    match why {
+        Refusal::Unauthenticated { code } => {
             let location = match sign_in {
                 SignIn::Redirect(return_to) if is_browser_navigation(method, headers) => {
                     app.gateway.login.location(return_to.as_deref())
@@ -74,10 +91,10 @@ pub async fn evaluate(
                 None => Problem::invalid_token(code, unauthenticated_title(code)).into_response(),
             }
         }
-        Decision::InsufficientScope { missing } => {
+        Refusal::InsufficientScope { missing } => {
             Problem::insufficient_scope(&missing).into_response()
         }
-        Decision::Forbidden { code } => {
+        Refusal::Forbidden { code } => {
             let title = match code {
                 "client_not_allowed" => "This route does not admit this client's tokens",
                 "email_unverified" => "This route needs a verified email address",
@@ -85,8 +102,8 @@ pub async fn evaluate(
             };
             Problem::new(StatusCode::FORBIDDEN, code, title).into_response()
         }
-    };
-    Admission::Refused(with_session_cookies(app, refusal, &resolved))
+        Refusal::Limited(r) => super::limits::refusal(r).into_response(),
+    }
 }
 
 fn unauthenticated_title(code: &str) -> &'static str {
@@ -159,23 +176,6 @@ pub fn attach_identity(
             assertion: assertion.as_deref().unwrap_or(""),
         },
     );
-    Ok(())
-}
-
-/// Per-account and per-API-key limits, once the caller is known.
-pub(crate) async fn limit_principal(
-    app: &AppState,
-    method: &str,
-    path: &str,
-    resolved: &Resolved,
-) -> Result<(), Problem> {
-    let Some(principal) = &resolved.principal else {
-        return Ok(());
-    };
-    check_keyed(app, Per::Account, method, path, principal.user_id()).await?;
-    if let Principal::ApiKey(k) = principal {
-        check_keyed(app, Per::ApiKey, method, path, &k.key_id).await?;
-    }
     Ok(())
 }
 

@@ -15,11 +15,11 @@ use http::{StatusCode, Uri};
 
 use super::credentials::{Resolved, Via, strip_our_bearers};
 use super::gate::{
-    Admission, SignIn, attach_identity, evaluate, limit_principal, upstream_failure,
-    with_session_cookies,
+    Admission, SignIn, attach_identity, evaluate, upstream_failure, with_session_cookies,
 };
 use super::limits::NormalizedPath;
 use super::problem::Problem;
+use crate::admission::Counted;
 use crate::app::AppState;
 use crate::gateway::cors::{self, CorsVerdict};
 use crate::gateway::headers::{
@@ -83,6 +83,10 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
         req.headers(),
         SignIn::Redirect(return_to),
         true,
+        Some(Counted {
+            method: req.method().as_str(),
+            path: &normalized,
+        }),
     )
     .await
     {
@@ -92,11 +96,6 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
         } => (resolved, identified),
         Admission::Refused(res) => return with_cors(&app, route, req.headers(), res),
     };
-    if let Err(problem) = limit_principal(&app, req.method().as_str(), &normalized, &resolved).await
-    {
-        let res = with_session_cookies(&app, problem.into_response(), &resolved);
-        return with_cors(&app, route, req.headers(), res);
-    }
 
     let (mut parts, body) = req.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();

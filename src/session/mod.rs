@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod assertion;
 pub mod cookies;
+pub mod credentials;
 pub mod fanout;
 pub mod refresh;
 pub mod revocation;
