@@ -464,18 +464,13 @@ fn parse_expect(raw: &str) -> anyhow::Result<(i64, String)> {
         })
 }
 
-/// Pages through the log so an export of any size runs in constant memory.
+/// Writes the whole log as JSON lines.
 async fn export_audit(store: &tollgate::store::Store) -> anyhow::Result<()> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut after = 0;
-    loop {
-        let page = store.audit_page(after, 1000).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.seq;
+    let mut pages = tollgate::audit::Pages::default();
+    while let Some(page) = pages.next(store).await? {
         for e in &page {
             let mut v = serde_json::to_value(e)?;
             v["detail"] = serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
@@ -494,15 +489,5 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn print_user(u: &UserRecord) {
-    println!(
-        "{}",
-        json!({
-            "id": u.id,
-            "email": u.email,
-            "roles": u.roles,
-            "disabled": u.disabled,
-            "email_verified": u.email_verified,
-            "created_at": u.created_at,
-        })
-    );
+    println!("{}", tollgate::identity::user_json(u));
 }

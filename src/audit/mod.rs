@@ -128,3 +128,24 @@ impl Context {
         }
     }
 }
+
+/// The log in order, a page at a time, so a walk over a log of any size (verification,
+/// export) runs in constant memory.
+#[derive(Default)]
+pub struct Pages {
+    after: i64,
+}
+
+impl Pages {
+    /// The next page, `None` after the last entry.
+    pub async fn next(
+        &mut self,
+        store: &crate::store::Store,
+    ) -> crate::store::StoreResult<Option<Vec<crate::store::AuditRecord>>> {
+        let page = store.audit_page(self.after, 1000).await?;
+        Ok(page.last().map(|last| last.seq).map(|seq| {
+            self.after = seq;
+            page
+        }))
+    }
+}

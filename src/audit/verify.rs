@@ -173,13 +173,8 @@ pub async fn verify_log(
         signed.insert(seq, hash);
     }
     let mut walker = Walker::new(signed);
-    let mut after = 0;
-    loop {
-        let page = store.audit_page(after, 1000).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.seq;
+    let mut pages = super::Pages::default();
+    while let Some(page) = pages.next(store).await? {
         for e in &page {
             if let Err(b) = walker.feed(e) {
                 return Ok(Err(b));

@@ -23,8 +23,9 @@ use crate::app::AppState;
 use crate::audit::{Context, Outcome};
 use crate::authz::ADMIN_SCOPE;
 use crate::error::Error;
+use crate::identity::user_json;
 use crate::session::api_keys::ApiKeys;
-use crate::store::{AuditFilter, AuditRecord, SessionRecord, UserRecord};
+use crate::store::{AuditFilter, AuditRecord, SessionRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,17 +83,6 @@ impl FromRequestParts<AppState> for Admin {
         }
         Ok(Admin(Context::admin(&user_id, client)))
     }
-}
-
-fn user_json(u: &UserRecord) -> Value {
-    json!({
-        "id": u.id,
-        "email": u.email,
-        "roles": u.roles,
-        "disabled": u.disabled,
-        "email_verified": u.email_verified,
-        "created_at": u.created_at,
-    })
 }
 
 fn session_json(s: &SessionRecord) -> Value {

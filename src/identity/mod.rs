@@ -24,6 +24,18 @@ use password::{PasswordHasher, Verified};
 use policy::PasswordPolicy;
 use validate::normalize_email;
 
+/// An account as the admin API and the CLI show it (never its password hash).
+pub fn user_json(u: &UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.id,
+        "email": u.email,
+        "roles": u.roles,
+        "disabled": u.disabled,
+        "email_verified": u.email_verified,
+        "created_at": u.created_at,
+    })
+}
+
 pub struct Identity {
     store: Store,
     hasher: Arc<PasswordHasher>,
