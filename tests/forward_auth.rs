@@ -186,6 +186,29 @@ async fn nginx_dialect() {
     )
     .await
     .assert_problem(403, "ambiguous_request");
+    // A describing header twice (a proxy appending its own to the client's): refused,
+    // whichever copy comes first.
+    for h in [
+        vec![
+            ("x-original-uri", "/pub/x"),
+            ("x-original-uri", "/req/x"),
+            ("x-original-method", "GET"),
+        ],
+        vec![
+            ("x-original-uri", "/req/x"),
+            ("x-original-method", "GET"),
+            ("x-original-method", "POST"),
+        ],
+        vec![
+            ("x-forwarded-uri", "/pub/x"),
+            ("x-forwarded-uri", "/req/x"),
+            ("x-forwarded-method", "GET"),
+        ],
+    ] {
+        s.call(Method::GET, "/auth/verify", None, &h)
+            .await
+            .assert_problem(403, "ambiguous_request");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -543,6 +543,11 @@ async fn our_cookies_stay_with_us(backend: Backend) {
             !sent.iter().any(|v| v.contains(&access)),
             "{path}: {sent:?}"
         );
+        assert_eq!(
+            echoed_header(&r.json, "authorization"),
+            Some("Basic YTpi"),
+            "{path}: the other scheme passes, even when ours authenticated the request"
+        );
     }
     // Headers that would steer the upstream to another method, path or client address.
     let steering = [

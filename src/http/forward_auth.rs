@@ -76,6 +76,25 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// must be stated (a missing one must not pass a POST off as a GET).
 fn describe(req: &Request) -> Result<Original, Problem> {
     let h = req.headers();
+    // Each describing header once: a proxy that appends its own to the client's would
+    // otherwise let the client's copy, read first, choose what is checked.
+    const DESCRIBING: [&str; 4] = [
+        "x-original-uri",
+        "x-original-method",
+        "x-forwarded-uri",
+        "x-forwarded-method",
+    ];
+    if let Some(twice) = DESCRIBING
+        .iter()
+        .find(|n| h.get_all(**n).iter().count() > 1)
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "ambiguous_request",
+            "Unusable forward-auth request",
+        )
+        .with_detail(format!("{twice} is sent more than once")));
+    }
     let nginx = header(h, "x-original-uri");
     let traefik = header(h, "x-forwarded-uri");
     let envoy = req

@@ -170,9 +170,8 @@ fn rewrite_for_upstream(
     strip_steering(h);
     remove_hop_by_hop(h, upgrading);
     strip_cookies(h, &app.cookies.all());
-    if matches!(resolved.via, Some(Via::Bearer | Via::ApiKey)) {
-        h.remove(header::AUTHORIZATION);
-    }
+    // The credential that authenticated this request is one of ours, so it goes here,
+    // with any other of ours; another scheme beside it is the app's.
     strip_our_bearers(app, h);
     // Browsers cannot add a CSRF header to a WebSocket handshake, and send cookies with
     // it: the handshake's Origin must be one we trust.

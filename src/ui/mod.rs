@@ -200,15 +200,17 @@ impl Pages {
     }
 }
 
-/// The `fill` filter: `{{ m.key | fill(name=value) }}` replaces `{name}` in the message.
+/// The `fill` filter: `{{ m.key | fill(name=value) }}` replaces `{name}` in the message,
+/// in one pass ([`messages::fill`]: a value is never read for placeholders).
 fn fill(text: String, kwargs: Kwargs) -> Result<String, minijinja::Error> {
-    let mut out = text;
+    let mut values = Vec::new();
     for name in kwargs.args() {
         let value: Value = kwargs.get(name)?;
-        out = out.replace(&format!("{{{name}}}"), &value.to_string());
+        values.push((name, value.to_string()));
     }
     kwargs.assert_all_used()?;
-    Ok(out)
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    Ok(messages::fill(&text, &pairs))
 }
 
 /// What a scope lets a client do, in words for the consent page.
@@ -231,6 +233,27 @@ mod tests {
             product_name: "Acme <Cloud>".into(),
             logo_url: Some("https://cdn.example.com/logo.svg".into()),
             accent_colour: "#aa3300".into(),
+        }
+    }
+
+    #[test]
+    fn names_in_pages_are_not_read_for_placeholders() {
+        let pages = Pages::new(&settings());
+        for (template, ctx) in [
+            (
+                "consent.html",
+                context! { csrf => "c", flow => "f", client_name => "X {email} {client}",
+                email => "victim@example.com", scopes => Vec::<Value>::new() },
+            ),
+            (
+                "logout.html",
+                context! { csrf => "c", client_name => "X {email}", email => "victim@example.com",
+                action => "/oauth2/logout" },
+            ),
+        ] {
+            let html = pages.render_in(Locale::default(), template, ctx).unwrap();
+            assert!(html.contains("X {email}"), "{template}: {html}");
+            assert!(!html.contains("X victim@example.com"), "{template}: {html}");
         }
     }
 
