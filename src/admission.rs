@@ -70,7 +70,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::authz::policy::Clients;
     use crate::limits::LimitsConfig;
     use crate::limits::rules::{Rule, RuleSpec};
     use crate::limits::signin::SignInPolicy;
@@ -101,13 +100,7 @@ mod tests {
     }
 
     fn policy(auth: AuthMode, scopes: &[&str]) -> Policy {
-        Policy {
-            auth,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            clients: Clients::None,
-            users: true,
-            verified_email: false,
-        }
+        Policy::for_users(auth, scopes)
     }
 
     fn user(scope: &str) -> Resolved {

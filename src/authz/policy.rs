@@ -81,6 +81,18 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy for users' credentials only, requiring `scopes` (tests build many).
+    #[cfg(test)]
+    pub fn for_users(auth: AuthMode, scopes: &[&str]) -> Policy {
+        Policy {
+            auth,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            clients: Clients::None,
+            users: true,
+            verified_email: false,
+        }
+    }
+
     /// Forward-auth requests that match no route: authentication required, no scopes
     /// (fail closed: a proxy that forgot a route must not open it).
     pub fn default_forward_auth() -> Policy {
@@ -217,13 +229,7 @@ mod tests {
     use super::*;
 
     fn policy(auth: AuthMode, scopes: &[&str]) -> Policy {
-        Policy {
-            auth,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            clients: Clients::None,
-            users: true,
-            verified_email: false,
-        }
+        Policy::for_users(auth, scopes)
     }
 
     fn user(scopes: &'static [&'static str]) -> Presented<'static> {
