@@ -10,6 +10,7 @@ pub mod meter;
 pub mod relay;
 pub mod request;
 pub mod scrub;
+pub mod upstream;
 pub mod usage;
 
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures_util::StreamExt;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
@@ -24,41 +24,21 @@ use super::gate::{Admission, SignIn, evaluate, upstream_failure, with_session_co
 use super::problem::Problem;
 use crate::admission::Counted;
 use crate::ai::charge::{Admitted, AiRefusal, Ending};
-use crate::ai::config::ProviderKind;
 use crate::ai::relay::{self, RelayEnd};
-use crate::ai::request::{Endpoint, RequestError};
-use crate::ai::scrub::{Scrubber, scrub_headers, scrubbed};
+use crate::ai::request::Endpoint;
+use crate::ai::scrub::{Scrubber, scrubbed};
+use crate::ai::upstream;
 use crate::ai::{AiProvider, Payer};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::authz::policy::{AuthMode, Clients, Policy};
-use crate::gateway::proxy::{ProxyError, remove_hop_by_hop};
+use crate::gateway::proxy::ProxyError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ai/{provider}/{*rest}", any(invoke))
         // Bodies are read under each provider's own limit.
         .layer(DefaultBodyLimit::disable())
-}
-
-/// Request headers a provider may receive from the client; everything else (cookies,
-/// credentials, identity, forwarding headers, and `anthropic-beta`, whose features can
-/// change the price) stays here.
-const FORWARDED_REQUEST_HEADERS: [HeaderName; 3] = [
-    header::ACCEPT,
-    header::CONTENT_TYPE,
-    HeaderName::from_static("anthropic-version"),
-];
-
-/// Response headers about the provider account (its organisation, project and rate
-/// limits), which are not the caller's business.
-fn is_account_header(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    n.starts_with("openai-organization")
-        || n.starts_with("openai-project")
-        || n.starts_with("anthropic-organization")
-        || n.starts_with("x-ratelimit-")
-        || n.starts_with("anthropic-ratelimit-")
 }
 
 async fn invoke(
@@ -278,7 +258,7 @@ impl Call {
         if let Some(reason) = why.reason() {
             self.refused(reason, model).await;
         }
-        refusal_problem(why).into_response()
+        Problem::from(why).into_response()
     }
 
     async fn refused(&self, reason: &'static str, model: Option<&str>) {
@@ -304,18 +284,19 @@ impl Call {
         admitted: Option<Admitted>,
     ) -> Result<Response, Response> {
         let cfg = &self.provider.config;
-        let mut target = format!("{}/{path}", cfg.base_url);
-        // Listing endpoints page with query parameters; metered calls take none (they
-        // could switch on features the body does not show).
-        if admitted.is_none()
-            && let Some(q) = parts.uri.query()
-        {
-            target.push('?');
-            target.push_str(q);
-        }
-        let uri = match http::Uri::try_from(target) {
-            Ok(uri) => uri,
-            Err(_) => {
+        // Listing endpoints page with query parameters; metered calls take none.
+        let query = parts.uri.query().filter(|_| admitted.is_none());
+        let built = upstream::request(
+            cfg,
+            path,
+            query,
+            &parts.method,
+            &parts.headers,
+            body.is_empty(),
+        );
+        let builder = match built {
+            Some(b) => b,
+            None => {
                 if let Some(a) = admitted {
                     self.settle(
                         a,
@@ -331,46 +312,6 @@ impl Call {
                 );
             }
         };
-        let mut builder = http::Request::builder()
-            .method(parts.method.clone())
-            .uri(uri);
-        let headers = builder.headers_mut().expect("a fresh builder has headers");
-        for name in FORWARDED_REQUEST_HEADERS {
-            if let Some(v) = parts.headers.get(&name) {
-                headers.insert(name, v.clone());
-            }
-        }
-        // Usage is read from the body as it passes: it must not be compressed.
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-        if !body.is_empty() {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        if let Some(key) = &cfg.api_key {
-            let mut value = match cfg.kind {
-                ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {}", key.0)),
-                ProviderKind::Anthropic => HeaderValue::try_from(key.0.as_str()),
-            }
-            // Checked when the configuration was loaded.
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-            value.set_sensitive(true);
-            let name = match cfg.kind {
-                ProviderKind::OpenAi => header::AUTHORIZATION,
-                ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
-            };
-            headers.insert(name, value);
-        }
-        if cfg.kind == ProviderKind::Anthropic
-            && !headers.contains_key("anthropic-version")
-            && let Ok(v) = HeaderValue::from_str(&cfg.anthropic_version)
-        {
-            headers.insert(HeaderName::from_static("anthropic-version"), v);
-        }
         let upstream_req = match builder.body(Body::from(body)) {
             Ok(r) => r,
             Err(_) => {
@@ -453,31 +394,14 @@ impl Call {
             .into_response());
         }
         let (mut head, upstream_body) = res.into_parts();
-        // Only the status code goes on: an HTTP/1.1 reason phrase is the provider's free
-        // text (hyper keeps it as an extension), and it may quote the key.
-        head.extensions = http::Extensions::new();
-        remove_hop_by_hop(&mut head.headers, false);
-        head.headers.remove(header::SET_COOKIE);
-        let account: Vec<HeaderName> = head
-            .headers
-            .keys()
-            .filter(|n| is_account_header(n))
-            .cloned()
-            .collect();
-        for name in account {
-            head.headers.remove(name);
-        }
         let key = cfg.api_key.as_ref().map_or("", |k| k.0.as_str());
-        scrub_headers(&mut head.headers, key);
+        upstream::clean_response_head(&mut head, key);
         let content_type = head
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        // Chunked: scrubbing may change the length, and a metered body must end when the
-        // relay ends it (after settling), not when the declared length has been sent.
-        head.headers.remove(header::CONTENT_LENGTH);
         let Some(admitted) = admitted else {
             return Ok(Response::from_parts(
                 head,
@@ -523,72 +447,4 @@ fn receiver_stream(
         rx.recv().await.map(|item| (item, rx))
     })
     .boxed()
-}
-
-/// A refusal as the client sees it.
-fn refusal_problem(why: AiRefusal) -> Problem {
-    match why {
-        // The pattern that matched stays private: naming it would teach how to avoid it.
-        AiRefusal::Request(RequestError::Denied(_)) => Problem::bad_request(
-            "prompt_rejected",
-            "the prompt matches a pattern this service refuses",
-        ),
-        AiRefusal::Request(e) => {
-            let code = match &e {
-                RequestError::PromptTooLong { .. } => "prompt_rejected",
-                RequestError::Unmeterable(_) => "unmeterable_request",
-                RequestError::OutputOverCap { .. } => "max_output_tokens_exceeded",
-                _ => "invalid_request",
-            };
-            Problem::bad_request(code, e.to_string())
-        }
-        AiRefusal::Model(detail) => Problem::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            "Model not allowed",
-        )
-        .with_detail(detail),
-        AiRefusal::Quota {
-            dimension,
-            limit,
-            retry_after_secs,
-            never_fits,
-        } => {
-            let title = if dimension.code() == "rate_limited" {
-                "Too many AI requests"
-            } else {
-                "AI quota exceeded"
-            };
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
-                .with_detail(format!(
-                    "this call{} would pass the {} limit of {}{}",
-                    if never_fits { " alone" } else { "" },
-                    dimension.name(),
-                    limit_display(dimension.name(), limit),
-                    if never_fits {
-                        " (its worst case is the prompt estimate plus the output bound: send less or ask for fewer output tokens)"
-                    } else {
-                        ""
-                    }
-                ))
-                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
-        }
-        AiRefusal::Unavailable(e) => {
-            tracing::warn!(error = %e, "AI quota check failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "quota_unavailable",
-                "Quotas cannot be checked right now",
-            )
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-        }
-    }
-}
-
-fn limit_display(name: &str, limit: i64) -> String {
-    if name == "usd_per_month" {
-        format!("{:.6} USD", limit as f64 / crate::ai::config::PICO_PER_USD)
-    } else {
-        limit.to_string()
-    }
 }

@@ -85,34 +85,10 @@ fn refusal_response(
             };
             match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
                 Some(l) => (StatusCode::FOUND, [(header::LOCATION, l)]).into_response(),
-                None if code == "unauthenticated" => {
-                    Problem::unauthorized(code, unauthenticated_title(code)).into_response()
-                }
-                None => Problem::invalid_token(code, unauthenticated_title(code)).into_response(),
+                None => Problem::from(Refusal::Unauthenticated { code }).into_response(),
             }
         }
-        Refusal::InsufficientScope { missing } => {
-            Problem::insufficient_scope(&missing).into_response()
-        }
-        Refusal::Forbidden { code } => {
-            let title = match code {
-                "client_not_allowed" => "This route does not admit this client's tokens",
-                "email_unverified" => "This route needs a verified email address",
-                _ => "This route is for services only",
-            };
-            Problem::new(StatusCode::FORBIDDEN, code, title).into_response()
-        }
-        Refusal::Limited(r) => super::limits::refusal(r).into_response(),
-    }
-}
-
-fn unauthenticated_title(code: &str) -> &'static str {
-    match code {
-        "token_expired" => "the access token has expired",
-        "session_revoked" => "the session has been revoked",
-        "invalid_token" => "the access token is invalid",
-        "invalid_refresh_token" | "refresh_token_reused" => "the session has ended; sign in again",
-        _ => "authentication required",
+        other => Problem::from(other).into_response(),
     }
 }
 

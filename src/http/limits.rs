@@ -10,14 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http::HeaderMap;
 
-use super::problem::Problem;
+use super::problem::{Problem, rate_limit_fields};
 use crate::app::AppState;
 use crate::gateway::path;
-use crate::identity::signin::SignInRefusal;
 use crate::limits::address::{client_ip, limit_key};
-use crate::limits::{Allowance, LimitRefusal, Per};
+use crate::limits::{Allowance, Per};
 
 /// The client's address as decided at the edge (trusted proxies applied).
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +61,7 @@ pub async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> 
         Err(_) => Ok(None),
     };
     match (by_ip, by_route) {
-        (Err(r), _) | (_, Err(r)) => refusal(r).into_response(),
+        (Err(r), _) | (_, Err(r)) => Problem::from(r).into_response(),
         (Ok(a), Ok(b)) => {
             let mut res = next.run(req).await;
             if let Some(v) = tightest(a, b) {
@@ -96,36 +95,7 @@ pub async fn check_keyed(
         .check(per, method, path, key)
         .await
         .map(|_| ())
-        .map_err(refusal)
-}
-
-/// The answer to a refused request.
-pub fn refusal(r: LimitRefusal) -> Problem {
-    match r {
-        LimitRefusal::Limited(v) => {
-            metrics::counter!("tollgate_rate_limited_total", "rule" => v.rule.clone()).increment(1);
-            let retry = retry_secs(v.decision.retry_after_ms);
-            let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
-                .with_detail(format!("limit '{}' reached; retry in {retry} s", v.rule))
-                .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
-            for (name, value) in header_values(&v) {
-                p = p.with_header(name, value);
-            }
-            p
-        }
-        LimitRefusal::Unavailable => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "rate_limiter_unavailable",
-            "Rate limiter unavailable",
-        )
-        .with_detail("the shared rate-limit store cannot be reached and limits are configured to fail closed")
-        .with_header(header::RETRY_AFTER, HeaderValue::from(1)),
-    }
-}
-
-/// Whole seconds, rounded up, at least 1.
-pub fn retry_secs(ms: i64) -> i64 {
-    ((ms + 999) / 1000).max(1)
+        .map_err(Problem::from)
 }
 
 /// Adds the fields unless the response already has them (a tighter refusal from a
@@ -134,42 +104,7 @@ fn add_headers(h: &mut HeaderMap, v: &Allowance) {
     if h.contains_key("ratelimit") {
         return;
     }
-    for (name, value) in header_values(v) {
+    for (name, value) in rate_limit_fields(v) {
         h.insert(name, value);
-    }
-}
-
-fn header_values(v: &Allowance) -> Vec<(HeaderName, HeaderValue)> {
-    let policy = format!(
-        "\"{}\";q={};w={}",
-        v.rule,
-        v.quota.limit,
-        (v.quota.window_ms / 1000).max(1)
-    );
-    let state = format!(
-        "\"{}\";r={};t={}",
-        v.rule,
-        v.decision.remaining,
-        retry_secs(v.decision.reset_ms.max(v.decision.retry_after_ms))
-    );
-    match (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&state),
-    ) {
-        (Ok(p), Ok(s)) => vec![
-            (HeaderName::from_static("ratelimit-policy"), p),
-            (HeaderName::from_static("ratelimit"), s),
-        ],
-        _ => Vec::new(),
-    }
-}
-
-/// A sign-in step refused: by a limit (429 with its fields), or by the account.
-impl From<SignInRefusal> for Problem {
-    fn from(r: SignInRefusal) -> Problem {
-        match r {
-            SignInRefusal::Limited(r) => refusal(r),
-            SignInRefusal::Denied(e) => e.into(),
-        }
     }
 }

@@ -9,7 +9,12 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 
+use crate::admission::Refusal;
+use crate::ai::charge::AiRefusal;
+use crate::ai::request::RequestError;
 use crate::error::Error;
+use crate::identity::signin::SignInRefusal;
+use crate::limits::{Allowance, LimitRefusal};
 
 #[derive(Debug)]
 pub struct Problem {
@@ -179,3 +184,177 @@ impl IntoResponse for Problem {
 
 /// Handler result type.
 pub type ApiResult<T> = Result<T, Problem>;
+
+/// A rate limit refused the request (429, with its fields), or the shared counters
+/// cannot be reached and limits fail closed (503).
+impl From<LimitRefusal> for Problem {
+    fn from(r: LimitRefusal) -> Problem {
+        match r {
+            LimitRefusal::Limited(v) => {
+                metrics::counter!("tollgate_rate_limited_total", "rule" => v.rule.clone()).increment(1);
+                let retry = retry_secs(v.decision.retry_after_ms);
+                let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+                    .with_detail(format!("limit '{}' reached; retry in {retry} s", v.rule))
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+                for (name, value) in rate_limit_fields(&v) {
+                    p = p.with_header(name, value);
+                }
+                p
+            }
+            LimitRefusal::Unavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate_limiter_unavailable",
+                "Rate limiter unavailable",
+            )
+            .with_detail("the shared rate-limit store cannot be reached and limits are configured to fail closed")
+            .with_header(header::RETRY_AFTER, HeaderValue::from(1)),
+        }
+    }
+}
+
+/// Whole seconds, rounded up, at least 1.
+pub fn retry_secs(ms: i64) -> i64 {
+    ((ms + 999) / 1000).max(1)
+}
+
+/// The `RateLimit-Policy` and `RateLimit` fields of the tightest rule that applied.
+pub fn rate_limit_fields(v: &Allowance) -> Vec<(HeaderName, HeaderValue)> {
+    let policy = format!(
+        "\"{}\";q={};w={}",
+        v.rule,
+        v.quota.limit,
+        (v.quota.window_ms / 1000).max(1)
+    );
+    let state = format!(
+        "\"{}\";r={};t={}",
+        v.rule,
+        v.decision.remaining,
+        retry_secs(v.decision.reset_ms.max(v.decision.retry_after_ms))
+    );
+    match (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        (Ok(p), Ok(s)) => vec![
+            (HeaderName::from_static("ratelimit-policy"), p),
+            (HeaderName::from_static("ratelimit"), s),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// A sign-in step refused: by a limit (429 with its fields), or by the account.
+impl From<SignInRefusal> for Problem {
+    fn from(r: SignInRefusal) -> Problem {
+        match r {
+            SignInRefusal::Limited(r) => r.into(),
+            SignInRefusal::Denied(e) => e.into(),
+        }
+    }
+}
+
+/// A caller refused admission: 401 without an acceptable credential, 403 without a scope
+/// or when this kind of caller is not admitted, 429 over its own limits.
+impl From<Refusal> for Problem {
+    fn from(why: Refusal) -> Problem {
+        match why {
+            Refusal::Unauthenticated { code } if code == "unauthenticated" => {
+                Problem::unauthorized(code, unauthenticated_title(code))
+            }
+            Refusal::Unauthenticated { code } => {
+                Problem::invalid_token(code, unauthenticated_title(code))
+            }
+            Refusal::InsufficientScope { missing } => Problem::insufficient_scope(&missing),
+            Refusal::Forbidden { code } => {
+                let title = match code {
+                    "client_not_allowed" => "This route does not admit this client's tokens",
+                    "email_unverified" => "This route needs a verified email address",
+                    _ => "This route is for services only",
+                };
+                Problem::new(StatusCode::FORBIDDEN, code, title)
+            }
+            Refusal::Limited(r) => r.into(),
+        }
+    }
+}
+
+fn unauthenticated_title(code: &str) -> &'static str {
+    match code {
+        "token_expired" => "the access token has expired",
+        "session_revoked" => "the session has been revoked",
+        "invalid_token" => "the access token is invalid",
+        "invalid_refresh_token" | "refresh_token_reused" => "the session has ended; sign in again",
+        _ => "authentication required",
+    }
+}
+
+/// An AI call refused before it was forwarded: 400 (the body), 403 (the model), 429 (a
+/// quota), 503 (the counters cannot be reached).
+impl From<AiRefusal> for Problem {
+    fn from(why: AiRefusal) -> Problem {
+        match why {
+            // The pattern that matched stays private: naming it would teach how to avoid it.
+            AiRefusal::Request(RequestError::Denied(_)) => Problem::bad_request(
+                "prompt_rejected",
+                "the prompt matches a pattern this service refuses",
+            ),
+            AiRefusal::Request(e) => {
+                let code = match &e {
+                    RequestError::PromptTooLong { .. } => "prompt_rejected",
+                    RequestError::Unmeterable(_) => "unmeterable_request",
+                    RequestError::OutputOverCap { .. } => "max_output_tokens_exceeded",
+                    _ => "invalid_request",
+                };
+                Problem::bad_request(code, e.to_string())
+            }
+            AiRefusal::Model(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "model_not_allowed",
+                "Model not allowed",
+            )
+            .with_detail(detail),
+            AiRefusal::Quota {
+                dimension,
+                limit,
+                retry_after_secs,
+                never_fits,
+            } => {
+                let title = if dimension.code() == "rate_limited" {
+                    "Too many AI requests"
+                } else {
+                    "AI quota exceeded"
+                };
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, dimension.code(), title)
+                    .with_detail(format!(
+                        "this call{} would pass the {} limit of {}{}",
+                        if never_fits { " alone" } else { "" },
+                        dimension.name(),
+                        limit_display(dimension.name(), limit),
+                        if never_fits {
+                            " (its worst case is the prompt estimate plus the output bound: send less or ask for fewer output tokens)"
+                        } else {
+                            ""
+                        }
+                    ))
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
+            }
+            AiRefusal::Unavailable(e) => {
+                tracing::warn!(error = %e, "AI quota check failed");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "quota_unavailable",
+                    "Quotas cannot be checked right now",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+        }
+    }
+}
+
+fn limit_display(name: &str, limit: i64) -> String {
+    if name == "usd_per_month" {
+        format!("{:.6} USD", limit as f64 / crate::ai::config::PICO_PER_USD)
+    } else {
+        limit.to_string()
+    }
+}
