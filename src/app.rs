@@ -38,6 +38,9 @@ use crate::ui::Pages;
 pub struct App {
     pub config: Config,
     pub store: Store,
+    /// The signing keys (tokens, ID tokens, assertions, audit checkpoints), reloaded
+    /// when rotated.
+    pub keys: Arc<KeyRing>,
     pub identity: Arc<Identity>,
     pub limits: Arc<Limiter>,
     pub sign_in: PasswordSignIn,
@@ -123,7 +126,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
     let assertions = Assertions::new(keys.clone(), &config.public_url);
     let tokens = Arc::new(AccessTokens::new(
-        keys,
+        keys.clone(),
         revoked.clone(),
         &config.public_url,
         config.access_ttl,
@@ -203,6 +206,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics: crate::telemetry::metrics_handle(),
         config,
         store,
+        keys,
         identity,
         limits,
         sign_in,
@@ -293,7 +297,7 @@ fn spawn_audit_checkpoints(app: AppState) {
 }
 
 async fn checkpoint_audit(app: &App) {
-    let keys = app.sessions.tokens().keys();
+    let keys = &app.keys;
     if let Err(e) = crate::audit::checkpoint::write(&app.store, keys, &app.config.public_url).await
     {
         tracing::warn!(error = %e, "audit checkpoint not written");
@@ -367,7 +371,7 @@ fn spawn_key_reload(app: AppState) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let keys = app.sessions.tokens().keys().clone();
+            let keys = app.keys.clone();
             match tokio::task::spawn_blocking(move || keys.reload()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "key reload failed"),

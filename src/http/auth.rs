@@ -31,7 +31,6 @@ pub fn router() -> Router<AppState> {
         .route("/auth/sessions", get(list_sessions))
         .route("/auth/sessions/{id}", delete(delete_session))
         .route("/auth/password", post(change_password))
-        .merge(super::recovery::router())
 }
 
 #[derive(Deserialize)]

@@ -60,6 +60,7 @@ pub fn router(app: AppState) -> Router {
     // gateway (the fallback) streams bodies of any size to upstreams.
     let own = Router::new()
         .merge(auth::router())
+        .merge(recovery::router())
         .merge(admin::router())
         .merge(admin_clients::router())
         .merge(authz::router())

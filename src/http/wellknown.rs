@@ -15,7 +15,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn jwks(State(app): State<AppState>) -> Json<Value> {
-    Json(app.sessions.tokens().keys().current().jwks.clone())
+    Json(app.keys.current().jwks.clone())
 }
 
 /// The provider metadata (OpenID Connect Discovery 1.0, RFC 8414): every endpoint and
