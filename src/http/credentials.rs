@@ -49,9 +49,8 @@ pub async fn resolve(
 /// send two.
 pub fn strip_our_bearers(app: &AppState, headers: &mut HeaderMap) {
     let ours = |v: &http::HeaderValue| {
-        bearer_of(v).is_some_and(|t| {
-            ApiKeys::looks_like_key(t) || app.keys.key_for(t, |_| true).is_ok()
-        })
+        bearer_of(v)
+            .is_some_and(|t| ApiKeys::looks_like_key(t) || app.keys.key_for(t, |_| true).is_ok())
     };
     if !headers
         .get_all(http::header::AUTHORIZATION)
