@@ -65,14 +65,16 @@ pub fn is_browser_navigation(method: &Method, headers: &HeaderMap) -> bool {
 /// as JSON. Browsers name HTML when they load a page; API clients send `*/*`, JSON, or
 /// HTML with `q=0`, and a wildcard alone does not count.
 pub fn prefers_html(headers: &HeaderMap) -> bool {
-    let html = quality(headers, |m| m == "text/html");
+    let html = quality(headers, |m| m.eq_ignore_ascii_case("text/html"));
     let json = quality(headers, |m| {
-        m == "application/json" || m == "application/problem+json"
+        m.eq_ignore_ascii_case("application/json")
+            || m.eq_ignore_ascii_case("application/problem+json")
     });
     html > 0.0 && html >= json
 }
 
 /// The highest `q` the `Accept` fields give a media type `wanted` accepts (0 when none).
+/// Read for every request the gateway answers itself: no allocation.
 fn quality(headers: &HeaderMap, wanted: impl Fn(&str) -> bool) -> f32 {
     let mut best: f32 = 0.0;
     for range in headers
@@ -82,8 +84,8 @@ fn quality(headers: &HeaderMap, wanted: impl Fn(&str) -> bool) -> f32 {
         .flat_map(|v| v.split(','))
     {
         let mut params = range.split(';');
-        let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        if !wanted(&media) {
+        let media = params.next().unwrap_or("").trim();
+        if !wanted(media) {
             continue;
         }
         let mut q: f32 = 1.0;

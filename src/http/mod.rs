@@ -192,11 +192,10 @@ async fn html_errors(
 ) -> Response {
     let navigation = crate::gateway::redirect::is_browser_navigation(req.method(), req.headers())
         || pages::is_form_submission(req.method(), req.uri().path(), req.headers());
-    let locale = crate::ui::Locale::negotiate(
-        req.headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    // The language is worked out only for a page that may be rendered.
+    let language = navigation
+        .then(|| req.headers().get(header::ACCEPT_LANGUAGE).cloned())
+        .flatten();
     let res = next.run(req).await;
     let is_problem = res
         .headers()
@@ -207,6 +206,7 @@ async fn html_errors(
     if !navigation || !is_problem || not_ours {
         return res;
     }
+    let locale = crate::ui::Locale::negotiate(language.as_ref().and_then(|v| v.to_str().ok()));
     let (mut parts, body) = res.into_parts();
     let problem: serde_json::Value = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
