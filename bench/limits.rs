@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tollgate::limits::rules::{Per, RuleSpec, merge};
-use tollgate::limits::signin::SignInPolicy;
-use tollgate::limits::{Limiter, LimitsConfig, RedisFailure, gcra};
+use tollgate::{
+    Limiter, LimitsConfig, Per, RedisFailure, RuleSpec, SignInPolicy, gcra, merge_rules,
+};
 
 const PHASE: Duration = Duration::from_secs(3);
 const KEYS: usize = 10_000;
@@ -32,7 +32,7 @@ fn config() -> LimitsConfig {
         trusted_proxies: vec![],
         on_redis_failure: RedisFailure::Deny,
         redis_timeout: Duration::from_secs(1),
-        rules: merge(true, vec![rule]).unwrap(),
+        rules: merge_rules(true, vec![rule]).unwrap(),
         sign_in: SignInPolicy::default(),
     }
 }

@@ -13,7 +13,6 @@ use crate::ai::Ai;
 use crate::clock;
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::gateway::proxy::Proxy;
 use crate::gateway::redirect::LoginRedirect;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
@@ -26,11 +25,11 @@ use crate::mail::Mailer;
 use crate::oidc::OidcProvider;
 use crate::oidc::clients::Clients;
 use crate::oidc::federation::Federation;
+use crate::outbound::Outbound;
 use crate::session::api_keys::ApiKeys;
 use crate::session::assertion::Assertions;
 use crate::session::cookies::CookieNames;
-use crate::session::fanout::Fanout;
-use crate::session::{AccessTokens, RevocationSet, Sessions};
+use crate::session::{AccessTokens, Revocations, Sessions};
 use crate::store::Store;
 use crate::ui::Pages;
 
@@ -46,27 +45,22 @@ pub struct App {
     pub sign_in: PasswordSignIn,
     pub mailer: Arc<Mailer>,
     pub sessions: Arc<Sessions>,
-    pub revoked: Arc<RevocationSet>,
+    /// Revoked sessions and clients: recorded, spread to other processes, and read by
+    /// every token check.
+    pub revocations: Arc<Revocations>,
     pub cookies: CookieNames,
     pub metrics: PrometheusHandle,
     pub gateway: Gateway,
     pub api_keys: ApiKeys,
     pub assertions: Assertions,
-    pub fanout: Arc<Fanout>,
     pub oidc: OidcProvider,
     pub federation: Federation,
     pub pages: Pages,
-    pub ai: Ai,
+    pub ai: Arc<Ai>,
 }
 
 pub type AppState = Arc<App>;
 
-/// How often revocations made elsewhere (CLI, other nodes) are picked up from the database
-/// when nothing pushes them (SQLite)...
-const REVOCATION_POLL: Duration = Duration::from_secs(1);
-/// ...and how often the set is reconciled with the database when a fan-out channel
-/// pushes them (it catches messages lost while a listener reconnected).
-const REVOCATION_RECONCILE: Duration = Duration::from_secs(5);
 /// How often the key directory is re-read for rotated keys.
 const KEY_RELOAD: Duration = crate::keys::RELOAD_INTERVAL;
 
@@ -103,47 +97,32 @@ pub fn keys_dir(config: &Config) -> std::path::PathBuf {
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let store = open_store(&config).await?;
     let keys = Arc::new(KeyRing::open(&keys_dir(&config), config.access_ttl)?);
-    let revoked = Arc::new(RevocationSet::new(config.access_ttl));
-    let fanout = Arc::new(
-        match Fanout::connect(&store, config.redis_url.as_deref()).await {
-            Ok(f) => f,
-            Err(e) => {
-                // Revocations still spread through the database (NOTIFY or the poll).
-                tracing::warn!(error = %e, "Redis unavailable for revocation fan-out; using the database");
-                Fanout::connect(&store, None).await?
-            }
-        },
-    );
-    revoked.set_fanout(fanout.clone());
-    for (id, at) in store
-        .revoked_since(clock::now() - revoked.retention_secs())
-        .await?
-    {
-        revoked.revoke(&id, at);
-    }
+    let revocations =
+        Arc::new(Revocations::open(&store, config.access_ttl, config.redis_url.as_deref()).await?);
     let password_cfg = config.password.clone();
     let hasher =
         Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
     let assertions = Assertions::new(keys.clone(), &config.public_url);
     let tokens = Arc::new(AccessTokens::new(
         keys.clone(),
-        revoked.clone(),
+        revocations.set().clone(),
         &config.public_url,
         config.access_ttl,
     ));
     let sessions = Arc::new(Sessions::new(
         store.clone(),
         tokens.clone(),
-        revoked.clone(),
+        revocations.clone(),
         config.roles.clone(),
         config.session.clone(),
         config.refresh_ttl,
     ));
-    let outbound = Arc::new(Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?);
+    // One pool for every outbound call; each use brings its own timeouts.
+    let outbound = Outbound::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?;
     let oidc = OidcProvider::new(
         store.clone(),
         sessions.clone(),
-        Clients::new(store.clone(), revoked.clone()),
+        Clients::new(store.clone(), revocations.clone()),
         config.oidc.clone(),
     );
     let federation = Federation::new(
@@ -158,13 +137,13 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.password.refuse_common,
         config.password.breach_api.clone(),
         config.password.breach_timeout,
-        outbound,
+        outbound.clone(),
     );
     let mailer = Arc::new(Mailer::new(config.mail.clone(), &config.data_dir)?);
     let identity = Arc::new(Identity::new(
         store.clone(),
         hasher,
-        revoked.clone(),
+        revocations.clone(),
         policy,
         mailer.clone(),
     ));
@@ -187,7 +166,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let gateway = Gateway {
         routes: config.routes.clone(),
         cors: config.cors.clone(),
-        proxy: Proxy::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?,
+        outbound: outbound.clone(),
         login: LoginRedirect {
             login_url: config.gateway.login_url.clone(),
             return_origins: config.gateway.return_origins.clone(),
@@ -195,11 +174,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         },
         public_host: config.public_host(),
     };
-    let ai = Ai::new(
+    let ai = Arc::new(Ai::new(
         config.ai.clone(),
         store.clone(),
+        &outbound,
         config.redis_url.as_deref(),
-    )?;
+    )?);
     let pages = Pages::new(&config.ui);
     Ok(Arc::new(App {
         cookies: CookieNames::new(config.secure_cookies(), &config.session.refresh_cookie_path),
@@ -212,11 +192,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         sign_in,
         mailer,
         sessions,
-        revoked,
+        revocations,
         gateway,
         api_keys,
         assertions,
-        fanout,
         oidc,
         federation,
         pages,
@@ -228,10 +207,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 /// key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
 /// summaries.
 pub fn spawn_background(app: &AppState) {
-    let revoked = app.revoked.clone();
-    app.fanout
-        .spawn_listener(move |id, at| revoked.revoke(id, at));
-    spawn_revocation_poll(app.clone());
+    app.revocations.spawn_feeds(app.store.clone());
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());
     spawn_audit_checkpoints(app.clone());
@@ -302,36 +278,6 @@ async fn checkpoint_audit(app: &App) {
     {
         tracing::warn!(error = %e, "audit checkpoint not written");
     }
-}
-
-/// Feeds the revocation set with sessions revoked by other processes sharing the database.
-fn spawn_revocation_poll(app: AppState) {
-    tokio::spawn(async move {
-        let period = if app.fanout.is_none() {
-            REVOCATION_POLL
-        } else {
-            REVOCATION_RECONCILE
-        };
-        let mut tick = tokio::time::interval(period);
-        loop {
-            tick.tick().await;
-            // The whole retention window, every time: `revoked_at` is stamped by the
-            // revoking process before its commit, so a row can appear "in the past"
-            // (clock skew, a slow commit); an incremental cursor would miss it for good.
-            match app
-                .store
-                .revoked_since(clock::now() - app.revoked.retention_secs())
-                .await
-            {
-                Ok(rows) => {
-                    for (id, at) in rows {
-                        app.revoked.revoke(&id, at);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "revocation poll failed"),
-            }
-        }
-    });
 }
 
 /// How often spent authorization codes and expired token revocations are deleted.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::guard::{Guard, Redaction};
 use crate::config::values::{parse_duration, secret_from};
-use crate::gateway::proxy::ProxyConfig;
+use crate::outbound::Timeouts;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ pub struct ProviderConfig {
     pub api_key: Option<ApiKey>,
     pub scope: String,
     pub endpoints: Vec<String>,
-    pub timeouts: ProxyConfig,
+    pub timeouts: Timeouts,
     pub anthropic_version: String,
     pub guard: Guard,
 }
@@ -288,8 +288,8 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
                 "{context}: the API key contains characters a header cannot carry"
             ));
         }
-        let base_timeouts = ProxyConfig::default();
-        let timeouts = ProxyConfig {
+        let base_timeouts = Timeouts::default();
+        let timeouts = Timeouts {
             connect_timeout: duration(
                 &format!("{context}.connect_timeout"),
                 p.connect_timeout,

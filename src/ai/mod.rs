@@ -4,6 +4,7 @@
 
 pub mod charge;
 pub mod config;
+pub mod exchange;
 pub mod guard;
 pub mod ledger;
 pub mod meter;
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use config::{AiConfig, Price, ProviderConfig, Quota};
 use meter::{Charge, Meter, MeterDecision, MeterError, Seeds, Windows};
 
-use crate::gateway::proxy::Proxy;
+use crate::outbound::Outbound;
+use crate::session::credentials::Principal;
 use crate::store::{Store, UsageRow};
 
 /// The error of a relayed body: whatever the provider's stream or the scrubber failed with.
@@ -27,7 +29,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct AiProvider {
     pub config: ProviderConfig,
-    pub proxy: Proxy,
+    /// The shared outbound client with this provider's timeouts.
+    pub outbound: Outbound,
 }
 
 pub struct Ai {
@@ -53,16 +56,35 @@ pub struct Payer {
     pub client_id: Option<String>,
 }
 
+impl Payer {
+    /// The payer of a call made with `principal`'s credentials, under its live `roles`.
+    pub fn of(principal: &Principal, roles: Vec<String>) -> Payer {
+        Payer {
+            principal: principal.user_id().to_string(),
+            roles,
+            api_key_id: match principal {
+                Principal::ApiKey(k) => Some(k.key_id.clone()),
+                Principal::Token(_) => None,
+            },
+            client_id: principal.oauth_client().map(str::to_string),
+        }
+    }
+}
+
 impl Ai {
-    pub fn new(config: AiConfig, store: Store, redis_url: Option<&str>) -> anyhow::Result<Ai> {
+    pub fn new(
+        config: AiConfig,
+        store: Store,
+        outbound: &Outbound,
+        redis_url: Option<&str>,
+    ) -> anyhow::Result<Ai> {
         let mut providers = BTreeMap::new();
         for (name, p) in &config.providers {
-            let proxy = Proxy::new(p.timeouts.clone()).map_err(anyhow::Error::msg)?;
             providers.insert(
                 name.clone(),
                 Arc::new(AiProvider {
                     config: p.clone(),
-                    proxy,
+                    outbound: outbound.with_timeouts(p.timeouts.clone()),
                 }),
             );
         }
@@ -273,7 +295,13 @@ mod tests {
         }
         let store =
             Store::Sqlite(sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:").unwrap());
-        Ai::new(config, store, None).unwrap()
+        Ai::new(
+            config,
+            store,
+            &Outbound::new(Default::default()).unwrap(),
+            None,
+        )
+        .unwrap()
     }
 
     #[tokio::test]

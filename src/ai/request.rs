@@ -68,7 +68,6 @@ pub enum RequestError {
 }
 
 pub struct AiRequest {
-    pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
     /// Upper bound of the prompt's tokens (see [`AiRequest::inspect`]).
@@ -214,7 +213,6 @@ impl AiRequest {
         Ok(AiRequest {
             cache_write: kind == ProviderKind::Anthropic
                 && (parts.cache_control || body.contains_key("cache_control")),
-            body,
             model,
             stream,
             prompt_tokens,

@@ -7,7 +7,7 @@ use http::{Method, request, response};
 
 use super::config::{ProviderConfig, ProviderKind};
 use super::scrub::scrub_headers;
-use crate::gateway::proxy::remove_hop_by_hop;
+use crate::outbound::remove_hop_by_hop;
 
 /// Request headers a provider may receive from the client; everything else (cookies,
 /// credentials, identity, forwarding headers, and `anthropic-beta`, whose features can

@@ -148,6 +148,7 @@ pub enum Presented<'a> {
 
 impl<'a> Presented<'a> {
     /// A user's own credential (Tollgate's sign-in or an API key).
+    #[cfg(test)]
     pub fn user(scopes: &'a [&'a str]) -> Presented<'a> {
         Presented::Verified {
             scopes,

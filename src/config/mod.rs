@@ -511,7 +511,8 @@ struct MetricsSection {
 }
 
 impl FileConfig {
-    /// Parses TOML text (for tests and tools that build a config in memory).
+    /// Parses TOML text (for tests that build a config in memory).
+    #[cfg(test)]
     pub fn from_toml(text: &str) -> Result<FileConfig, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError(one_line(&e.to_string())))
     }

@@ -4,13 +4,13 @@ use serde::Deserialize;
 
 use super::check_origin_syntax;
 use super::cors::CorsConfig;
-use super::proxy::ProxyConfig;
 use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
+use crate::outbound::Timeouts;
 
 /// Upstream timeouts and the sign-in redirect (`[gateway]`).
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
-    pub proxy: ProxyConfig,
+    pub proxy: Timeouts,
     /// Where refused browser navigations are sent; absolute.
     pub login_url: Option<String>,
     /// Origins a sign-in return URL may point to, besides the public URL's.
@@ -50,12 +50,12 @@ pub fn resolve(
         check_origin_syntax(origin)
             .map_err(|e| ConfigError(format!("cors.allowed_origins: {e}")))?;
     }
-    let proxy_default = ProxyConfig::default();
+    let proxy_default = Timeouts::default();
     let timeout = |key: &str, v: Option<DurationValue>, default: std::time::Duration| {
         duration(key, v, &format!("{}", default.as_secs()), false)
     };
     let gateway = GatewayConfig {
-        proxy: ProxyConfig {
+        proxy: Timeouts {
             connect_timeout: timeout(
                 "gateway.connect_timeout",
                 g.connect_timeout,

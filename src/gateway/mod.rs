@@ -12,19 +12,20 @@ pub mod config;
 pub mod cors;
 pub mod headers;
 pub mod path;
-pub mod proxy;
 pub mod redirect;
 pub mod routes;
+pub mod websocket;
 
+use crate::outbound::Outbound;
 use cors::CorsConfig;
-use proxy::Proxy;
 use redirect::LoginRedirect;
 use routes::RouteTable;
 
 pub struct Gateway {
     pub routes: RouteTable,
     pub cors: CorsConfig,
-    pub proxy: Proxy,
+    /// The shared outbound client with the `[gateway]` timeouts.
+    pub outbound: Outbound,
     pub login: LoginRedirect,
     /// The public URL's `host[:port]`, the `X-Forwarded-Host` upstreams are told.
     pub public_host: String,

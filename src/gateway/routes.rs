@@ -291,10 +291,6 @@ impl RouteTable {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for Admin {
                 (caller.claims.sub.clone(), caller.claims.scope.clone())
             }
         };
-        if !scopes.split_ascii_whitespace().any(|s| s == ADMIN_SCOPE) {
+        if !crate::oidc::scope::contains(&scopes, ADMIN_SCOPE) {
             return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
         }
         // The credential says what the roles were when it was issued; admin power follows

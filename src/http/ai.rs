@@ -6,33 +6,26 @@
 //! settle and write the ledger row. Every refusal is audited as `ai.refused`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
-use super::credentials::Principal;
 use super::extract::Client;
 use super::gate::{Admission, SignIn, evaluate, upstream_failure, with_session_cookies};
 use super::problem::Problem;
 use crate::admission::Counted;
-use crate::ai::charge::{Admitted, AiRefusal, Ending};
-use crate::ai::relay::{self, RelayEnd};
+use crate::ai::charge::{Admitted, AiRefusal};
+use crate::ai::exchange::{ExchangeFailure, Outgoing};
 use crate::ai::request::Endpoint;
-use crate::ai::scrub::{Scrubber, scrubbed};
-use crate::ai::upstream;
 use crate::ai::{AiProvider, Payer};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::authz::policy::{AuthMode, Clients, Policy};
-use crate::gateway::proxy::ProxyError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,15 +106,11 @@ async fn invoke(
     let call = Call {
         app: app.clone(),
         provider: provider.clone(),
-        caller: caller_of(&principal, roles),
-        audit: audit_context(&principal, client),
+        caller: Payer::of(&principal, roles),
+        audit: principal.audit_context(client),
     };
     let scope = &provider.config.scope;
-    if !principal
-        .scope()
-        .split_ascii_whitespace()
-        .any(|s| s == scope)
-    {
+    if !crate::oidc::scope::contains(principal.scope(), scope) {
         call.refused("insufficient_scope", None).await;
         let res = Problem::insufficient_scope(std::slice::from_ref(scope)).into_response();
         return with_session_cookies(&app, res, &resolved);
@@ -141,25 +130,6 @@ fn accept_api_key_header(headers: &mut http::HeaderMap) {
     {
         v.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, v);
-    }
-}
-
-fn caller_of(p: &Principal, roles: Vec<String>) -> Payer {
-    Payer {
-        principal: p.user_id().to_string(),
-        roles,
-        api_key_id: match p {
-            Principal::ApiKey(k) => Some(k.key_id.clone()),
-            Principal::Token(_) => None,
-        },
-        client_id: p.oauth_client().map(str::to_string),
-    }
-}
-
-fn audit_context(p: &Principal, client: crate::session::ClientInfo) -> Context {
-    match p.service() {
-        Some(id) => Context::client(id, client),
-        None => Context::user(p.user_id(), client),
     }
 }
 
@@ -208,10 +178,7 @@ impl Call {
         if !metered {
             // Model lists and the like: authenticated and recorded in the access log,
             // not metered.
-            return self
-                .forward(&path, &parts, raw.to_vec(), None)
-                .await
-                .unwrap_or_else(|r| r);
+            return self.forward(&path, &parts, raw.to_vec(), None).await;
         }
         let quota = self.app.ai.quota_for(&self.caller.roles);
         let request = match self
@@ -240,8 +207,7 @@ impl Call {
         let body = request.bytes;
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let res = self.forward(&path, &parts, body, Some(admitted)).await;
-            let _ = tx.send(res.unwrap_or_else(|r| r));
+            let _ = tx.send(self.forward(&path, &parts, body, Some(admitted)).await);
         });
         rx.await.unwrap_or_else(|_| {
             Problem::new(
@@ -282,169 +248,25 @@ impl Call {
         parts: &http::request::Parts,
         body: Vec<u8>,
         admitted: Option<Admitted>,
-    ) -> Result<Response, Response> {
-        let cfg = &self.provider.config;
-        // Listing endpoints page with query parameters; metered calls take none.
-        let query = parts.uri.query().filter(|_| admitted.is_none());
-        let built = upstream::request(
-            cfg,
+    ) -> Response {
+        let out = Outgoing {
             path,
-            query,
-            &parts.method,
-            &parts.headers,
-            body.is_empty(),
-        );
-        let builder = match built {
-            Some(b) => b,
-            None => {
-                if let Some(a) = admitted {
-                    self.settle(
-                        a,
-                        Ending::Unsent {
-                            status: 400,
-                            outcome: "invalid_target",
-                        },
-                    )
-                    .await;
-                }
-                return Err(
-                    Problem::bad_request("invalid_path", "unusable request target").into_response(),
-                );
-            }
+            query: parts.uri.query(),
+            method: &parts.method,
+            headers: &parts.headers,
+            body,
         };
-        let upstream_req = match builder.body(Body::from(body)) {
-            Ok(r) => r,
-            Err(_) => {
-                if let Some(a) = admitted {
-                    self.settle(
-                        a,
-                        Ending::Unsent {
-                            status: 400,
-                            outcome: "invalid_target",
-                        },
-                    )
-                    .await;
-                }
-                return Err(
-                    Problem::bad_request("invalid_path", "unusable request target").into_response(),
-                );
+        let exchanged = self
+            .app
+            .ai
+            .exchange(&self.provider, &self.caller, out, admitted)
+            .await;
+        match exchanged {
+            Ok(res) => res.into_response(),
+            Err(ExchangeFailure::Upstream(e)) => {
+                upstream_failure(&format!("ai:{}", self.provider.config.name), e)
             }
-        };
-        let sent = Instant::now();
-        let res = self.provider.proxy.send(upstream_req).await;
-        metrics::histogram!("tollgate_ai_upstream_latency_seconds", "provider" => cfg.name.clone())
-            .record(sent.elapsed().as_secs_f64());
-        let res = match res {
-            Ok(res) => res,
-            Err(e) => {
-                if let Some(a) = admitted {
-                    let ending = match e {
-                        // Nothing reached the provider: nothing to pay.
-                        ProxyError::Unreachable(_) => Ending::Unsent {
-                            status: 502,
-                            outcome: "upstream_unreachable",
-                        },
-                        // The provider may be generating (and billing) still.
-                        ProxyError::Timeout => Ending::Unknown { status: 504 },
-                        // (A buffered body cannot stall; counted as broken to be safe.)
-                        ProxyError::Broken(_) | ProxyError::ClientStalled => {
-                            Ending::Unknown { status: 502 }
-                        }
-                    };
-                    self.settle(a, ending).await;
-                }
-                return Err(upstream_failure(&format!("ai:{}", cfg.name), e));
-            }
-        };
-        let status = res.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            // The provider refused Tollgate's key: the client can do nothing about it,
-            // and the provider's message may quote part of the key.
-            tracing::error!(provider = %cfg.name, status = status.as_u16(), "the AI provider refused the configured key");
-            if let Some(a) = admitted {
-                let ending = Ending::Unsent {
-                    status: i32::from(status.as_u16()),
-                    outcome: "upstream_auth_failed",
-                };
-                self.settle(a, ending).await;
-            }
-            return Err(Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_auth_failed",
-                "The AI provider refused the gateway's credentials",
-            )
-            .into_response());
+            Err(failure) => Problem::from(failure).into_response(),
         }
-        let encoded = res
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
-        if encoded {
-            // Asked for `identity`: a compressed answer could not be read for its usage nor
-            // scrubbed of the key. The provider may have billed it: charge the reservation.
-            tracing::error!(provider = %cfg.name, "the AI provider answered with a compressed body although asked not to");
-            if let Some(a) = admitted {
-                self.settle(a, Ending::Unknown { status: 502 }).await;
-            }
-            return Err(Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_invalid_response",
-                "The AI provider answered in a form the gateway cannot check",
-            )
-            .into_response());
-        }
-        let (mut head, upstream_body) = res.into_parts();
-        let key = cfg.api_key.as_ref().map_or("", |k| k.0.as_str());
-        upstream::clean_response_head(&mut head, key);
-        let content_type = head
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let Some(admitted) = admitted else {
-            return Ok(Response::from_parts(
-                head,
-                scrubbed(upstream_body, Scrubber::new(key)),
-            ));
-        };
-        let app = self.app.clone();
-        let caller = self.caller.clone();
-        let provider = cfg.name.clone();
-        let ok = status.is_success();
-        let rx = relay::spawn(
-            upstream_body,
-            &content_type,
-            Scrubber::new(key),
-            app.ai.config.drain_timeout,
-            move |end: RelayEnd| async move {
-                let status = i32::from(status.as_u16());
-                app.ai
-                    .settle(
-                        &caller,
-                        provider,
-                        admitted,
-                        Ending::Relayed { status, ok, end },
-                    )
-                    .await;
-            },
-        );
-        let stream = receiver_stream(rx);
-        Ok(Response::from_parts(head, Body::from_stream(stream)))
     }
-
-    async fn settle(&self, a: Admitted, ending: Ending) {
-        let provider = self.provider.config.name.clone();
-        self.app.ai.settle(&self.caller, provider, a, ending).await;
-    }
-}
-
-/// The relay's channel as a body stream.
-fn receiver_stream(
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, crate::ai::BoxError>>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, crate::ai::BoxError>> + Send {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
-    .boxed()
 }

@@ -159,7 +159,7 @@ async fn check(
         Some((_, Some(key_id))) if !app.api_keys.is_live(key_id).await? => {
             return Ok(refuse("credential_revoked"));
         }
-        Some((sid, None)) if app.revoked.is_revoked(sid) => {
+        Some((sid, None)) if app.revocations.set().is_revoked(sid) => {
             return Ok(refuse("session_revoked"));
         }
         _ => {}

@@ -11,8 +11,8 @@ use crate::admission::{self, Counted, Refusal};
 use crate::app::AppState;
 use crate::authz::policy::{AuthMode, Policy};
 use crate::gateway::headers::{IdentityHeaders, add_identity};
-use crate::gateway::proxy::ProxyError;
 use crate::gateway::redirect::is_browser_navigation;
+use crate::outbound::SendError;
 
 /// Where a refused browser may be sent to sign in.
 pub enum SignIn {
@@ -155,20 +155,20 @@ pub fn attach_identity(
     Ok(())
 }
 
-pub(crate) fn upstream_failure(route: &str, e: ProxyError) -> Response {
+pub(crate) fn upstream_failure(route: &str, e: SendError) -> Response {
     tracing::warn!(route, error = %e, "upstream exchange failed");
     let (status, code, title) = match e {
-        ProxyError::Timeout => (
+        SendError::Timeout => (
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "The upstream did not answer in time",
         ),
-        ProxyError::Unreachable(_) | ProxyError::Broken(_) => (
+        SendError::Unreachable(_) | SendError::Broken(_) => (
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "The upstream is unavailable",
         ),
-        ProxyError::ClientStalled => (
+        SendError::ClientStalled => (
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "The request body stopped arriving",

@@ -26,12 +26,11 @@ use crate::gateway::headers::{
     Forwarded, add_forwarded, strip_cookies, strip_forged, strip_set_cookies, strip_steering,
 };
 use crate::gateway::path;
-use crate::gateway::proxy::{
-    is_websocket_acceptance, remove_hop_by_hop, spawn_tunnel, wants_upgrade,
-};
 use crate::gateway::redirect::is_browser_navigation;
 use crate::gateway::routes::{Match, Route, is_reserved};
+use crate::gateway::websocket::{is_websocket_acceptance, spawn_tunnel, wants_upgrade};
 use crate::limits::address::canonical;
+use crate::outbound::remove_hop_by_hop;
 
 /// Marks a response that came from an upstream: the edge layers leave its headers alone.
 #[derive(Clone, Copy)]
@@ -115,7 +114,7 @@ pub async fn handle(State(app): State<AppState>, mut req: Request) -> Response {
         return refusal.into_response();
     }
     let upstream_req = http::Request::from_parts(parts, body);
-    let mut res = match app.gateway.proxy.send(upstream_req).await {
+    let mut res = match app.gateway.outbound.send(upstream_req).await {
         Ok(res) => res,
         Err(e) => return upstream_failure(&route.name, e),
     };

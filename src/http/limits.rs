@@ -83,21 +83,6 @@ fn tightest(a: Option<Allowance>, b: Option<Allowance>) -> Option<Allowance> {
     }
 }
 
-/// Checks `per` rules for a key known only after parsing (an account, an API key).
-pub async fn check_keyed(
-    app: &AppState,
-    per: Per,
-    method: &str,
-    path: &str,
-    key: &str,
-) -> Result<(), Problem> {
-    app.limits
-        .check(per, method, path, key)
-        .await
-        .map(|_| ())
-        .map_err(Problem::from)
-}
-
 /// Adds the fields unless the response already has them (a tighter refusal from a
 /// handler's own check wins).
 fn add_headers(h: &mut HeaderMap, v: &Allowance) {

@@ -98,7 +98,6 @@ fn presented_client(
             Some(id) => Ok(PresentedClient {
                 id: id.clone(),
                 secret: form_secret.cloned(),
-                basic: false,
             }),
             None => Err(OAuthError::invalid_client(
                 "client authentication is required",
@@ -142,7 +141,6 @@ fn presented_client(
     Ok(PresentedClient {
         id,
         secret: (!secret.is_empty()).then_some(secret),
-        basic: true,
     })
 }
 

@@ -68,7 +68,7 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     }
-    metrics::gauge!("tollgate_revoked_sessions").set(app.revoked.len() as f64);
+    metrics::gauge!("tollgate_revoked_sessions").set(app.revocations.set().len() as f64);
     let mut res = app.metrics.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::admission::Refusal;
 use crate::ai::charge::AiRefusal;
+use crate::ai::exchange::ExchangeFailure;
 use crate::ai::request::RequestError;
 use crate::error::Error;
 use crate::identity::signin::SignInRefusal;
@@ -285,6 +286,28 @@ fn unauthenticated_title(code: &str) -> &'static str {
         "invalid_token" => "the access token is invalid",
         "invalid_refresh_token" | "refresh_token_reused" => "the session has ended; sign in again",
         _ => "authentication required",
+    }
+}
+
+/// What the AI door answers when no provider answer is relayed (a failed send is the
+/// gateway's `upstream_failure`).
+impl From<ExchangeFailure> for Problem {
+    fn from(failure: ExchangeFailure) -> Problem {
+        match failure {
+            ExchangeFailure::InvalidTarget => {
+                Problem::bad_request("invalid_path", "unusable request target")
+            }
+            ExchangeFailure::KeyRefused => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_auth_failed",
+                "The AI provider refused the gateway's credentials",
+            ),
+            ExchangeFailure::Unreadable | ExchangeFailure::Upstream(_) => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_invalid_response",
+                "The AI provider answered in a form the gateway cannot check",
+            ),
+        }
     }
 }
 

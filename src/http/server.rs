@@ -369,7 +369,7 @@ pub async fn run(config: crate::config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.fanout.name(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
+    tracing::info!(%listen, public_url = %app.config.public_url, database = app.store.backend(), revocation_fanout = app.revocations.channel(), routes = app.gateway.routes.routes().len(), rate_limits = app.limits.backend(), ai_providers = app.ai.config.providers.len(), ai_quotas = app.ai.meter.backend(), mail = %app.mailer.describe(), "tollgate serving");
     let router = super::router(app.clone());
     let http = &app.config.http;
     let limits = ServerLimits {

@@ -2,7 +2,7 @@
 //! administrative operations behind `tollgate user …` and `tollgate role …`.
 //!
 //! No HTTP here: handlers and the CLI call these functions. Revoking sessions on password
-//! change or disable goes through the store (durable) and the [`RevocationSet`] (instant on
+//! change or disable goes through the store (durable) and [`Revocations`] (instant on
 //! this node).
 
 pub mod password;
@@ -18,7 +18,7 @@ use crate::authz::{self, DEFAULT_ROLE};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
-use crate::session::RevocationSet;
+use crate::session::Revocations;
 use crate::store::{NewUser, Store, StoreError, UserRecord};
 use password::{PasswordHasher, Verified};
 use policy::PasswordPolicy;
@@ -39,7 +39,7 @@ pub fn user_json(u: &UserRecord) -> serde_json::Value {
 pub struct Identity {
     store: Store,
     hasher: Arc<PasswordHasher>,
-    revoked: Arc<RevocationSet>,
+    revocations: Arc<Revocations>,
     policy: PasswordPolicy,
     mailer: Arc<Mailer>,
 }
@@ -48,14 +48,14 @@ impl Identity {
     pub fn new(
         store: Store,
         hasher: Arc<PasswordHasher>,
-        revoked: Arc<RevocationSet>,
+        revocations: Arc<Revocations>,
         policy: PasswordPolicy,
         mailer: Arc<Mailer>,
     ) -> Identity {
         Identity {
             store,
             hasher,
-            revoked,
+            revocations,
             policy,
             mailer,
         }
@@ -189,7 +189,7 @@ impl Identity {
                 &ctx.entry("password.changed", Outcome::Success, Some(user_id)),
             )
             .await?;
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         Ok(())
     }
 
@@ -216,7 +216,7 @@ impl Identity {
             )
             .await?
             .ok_or(Error::NotFound("user"))?;
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         self.store
             .user_by_id(user_id)
             .await?
@@ -255,7 +255,7 @@ impl Identity {
             .store
             .set_role(user_id, role, granted, now, &audit)
             .await?;
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         self.store
             .user_by_id(user_id)
             .await?

@@ -9,14 +9,14 @@
 //! skipped and logged: an outage elsewhere must not stop people from choosing passwords.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
 
 use super::validate::check_password;
 use crate::error::{Error, Result};
-use crate::gateway::proxy::Proxy;
+use crate::outbound::Outbound;
 
 const COMMON: &str = include_str!("../../data/common-passwords.txt");
 /// A range answer is a few hundred lines; more than this is not one.
@@ -29,7 +29,7 @@ fn common() -> &'static HashSet<&'static str> {
 
 pub struct PasswordPolicy {
     refuse_common: bool,
-    breach: Option<(String, Duration, Arc<Proxy>)>,
+    breach: Option<(String, Duration, Outbound)>,
 }
 
 impl PasswordPolicy {
@@ -37,7 +37,7 @@ impl PasswordPolicy {
         refuse_common: bool,
         breach_api: Option<String>,
         timeout: Duration,
-        client: Arc<Proxy>,
+        client: Outbound,
     ) -> PasswordPolicy {
         PasswordPolicy {
             refuse_common,
@@ -78,7 +78,11 @@ impl PasswordPolicy {
 }
 
 /// Asks the range API whether the password's SHA-1 is listed.
-async fn breached(api: &str, client: &Proxy, password: &str) -> std::result::Result<bool, String> {
+async fn breached(
+    api: &str,
+    client: &Outbound,
+    password: &str,
+) -> std::result::Result<bool, String> {
     let sha1: String = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, password.as_bytes())
         .as_ref()
         .iter()
@@ -114,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn common_and_email_passwords_are_refused() {
-        let client = Arc::new(Proxy::new(Default::default()).unwrap());
+        let client = Outbound::new(Default::default()).unwrap();
         let p = PasswordPolicy::new(true, None, Duration::from_secs(1), client);
         let code = |pw: &str| {
             let p = &p;

@@ -172,7 +172,7 @@ impl Identity {
             .reset_password_with_token(&hash, &new_hash, now, audit)
             .await?
             .ok_or_else(invalid_token)?;
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         Ok(())
     }
 

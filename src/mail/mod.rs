@@ -165,10 +165,6 @@ impl Mailer {
         })
     }
 
-    pub fn config(&self) -> &MailConfig {
-        &self.config
-    }
-
     /// Whether messages only go to the local outbox (no `[smtp]`).
     pub fn is_outbox(&self) -> bool {
         matches!(self.transport, Transport::Outbox(_))

@@ -16,7 +16,7 @@ use crate::authz::{valid_client_id, valid_scope};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::secret;
-use crate::session::RevocationSet;
+use crate::session::Revocations;
 use crate::session::revocation::CLIENT_PREFIX;
 use crate::store::{ClientRecord, Store, StoreError};
 
@@ -91,8 +91,6 @@ impl ClientRecord {
 pub struct PresentedClient {
     pub id: String,
     pub secret: Option<String>,
-    /// The credentials came in `Authorization: Basic` (the 401 must challenge Basic).
-    pub basic: bool,
 }
 
 struct Cached {
@@ -102,7 +100,7 @@ struct Cached {
 
 pub struct Clients {
     store: Store,
-    revoked: Arc<RevocationSet>,
+    revocations: Arc<Revocations>,
     cache: RwLock<HashMap<String, Cached>>,
     /// When a failed authentication of each client was last audited.
     failures_audited: std::sync::Mutex<HashMap<String, i64>>,
@@ -114,10 +112,10 @@ pub struct Clients {
 const FAILURE_AUDIT_INTERVAL_SECS: i64 = 10;
 
 impl Clients {
-    pub fn new(store: Store, revoked: Arc<RevocationSet>) -> Clients {
+    pub fn new(store: Store, revocations: Arc<Revocations>) -> Clients {
         Clients {
             store,
-            revoked,
+            revocations,
             cache: RwLock::new(HashMap::new()),
             failures_audited: std::sync::Mutex::new(HashMap::new()),
         }
@@ -204,7 +202,7 @@ impl Clients {
             }
             other => other?.ok_or(Error::NotFound("client"))?,
         };
-        self.revoked.announce(&revoked, client.updated_at).await;
+        self.revocations.announce(&revoked, client.updated_at).await;
         self.forget(id);
         Ok(client)
     }
@@ -249,7 +247,7 @@ impl Clients {
             .await?
             .ok_or(Error::NotFound("client"))?;
         revoked.push(format!("{CLIENT_PREFIX}{id}"));
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         self.forget(id);
         Ok(())
     }
@@ -261,7 +259,7 @@ impl Clients {
     /// A live (not deleted) client, from the cache when fresh.
     pub async fn live(&self, id: &str) -> Result<Arc<ClientRecord>> {
         // Only well-formed ids reach the database (a NUL would be a PostgreSQL error).
-        if !valid_client_id(id) || self.revoked.is_client_revoked(id) {
+        if !valid_client_id(id) || self.revocations.set().is_client_revoked(id) {
             return Err(Error::NotFound("client"));
         }
         let now = clock::now();

@@ -41,7 +41,6 @@ codes! {
     consent_required => "consent_required",
     request_not_supported => "request_not_supported",
     request_uri_not_supported => "request_uri_not_supported",
-    unsupported_token_type => "unsupported_token_type",
     invalid_token => "invalid_token",
     insufficient_scope => "insufficient_scope",
 }

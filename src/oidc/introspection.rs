@@ -106,7 +106,7 @@ impl OidcProvider {
                     .with("token_id", c.sid.as_str());
                 if self.store.revoke_token(&c.sid, now, c.exp, &audit).await? {
                     self.sessions
-                        .revoked()
+                        .revocations()
                         .announce(std::slice::from_ref(&c.sid), now)
                         .await;
                 }

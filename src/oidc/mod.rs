@@ -27,8 +27,6 @@ use std::time::Duration;
 use authorize::{BrowserSession, Pending, Reply, Step};
 use clients::Clients;
 use error::OAuthError;
-pub use grants::TokenResponse;
-pub use introspection::LogoutPlan;
 
 use crate::audit::{Context, Outcome};
 use crate::clock;
@@ -262,7 +260,7 @@ impl OidcProvider {
             .await?
         {
             Some(revoked) => {
-                self.sessions.revoked().announce(&revoked, now).await;
+                self.sessions.revocations().announce(&revoked, now).await;
                 Ok(true)
             }
             None => Ok(false),

@@ -66,9 +66,7 @@ struct Claims<'a> {
 pub struct VerifiedAssertion {
     pub sub: String,
     pub sid: String,
-    pub aud: String,
     pub scope: String,
-    pub exp: i64,
     /// The OAuth client the credential was issued to (absent for API keys).
     #[serde(default)]
     pub client_id: String,

@@ -47,6 +47,15 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who an audit entry names as the actor: the service for its own tokens, else the
+    /// user.
+    pub fn audit_context(&self, client: crate::audit::ClientInfo) -> crate::audit::Context {
+        match self.service() {
+            Some(id) => crate::audit::Context::client(id, client),
+            None => crate::audit::Context::user(self.user_id(), client),
+        }
+    }
+
     pub fn user_id(&self) -> &str {
         match self {
             Principal::Token(c) => &c.sub,

@@ -6,7 +6,7 @@
 //! revocations reach the server through its database poll). Whoever revokes publishes
 //! after the commit — servers and the CLI alike. Messages are best-effort by design: a
 //! message lost while a listener reconnects is caught by the periodic reconciliation poll
-//! (`app::spawn_revocation_poll`), which re-reads every revocation still relevant.
+//! (`session::revocations`), which re-reads every revocation still relevant.
 //!
 //! Payload: `<revoked_at> <session id> <session id> …`, at most [`IDS_PER_MESSAGE`] ids.
 

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod fanout;
 pub mod refresh;
 pub mod revocation;
+pub mod revocations;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::{NewSession, RefreshSpend, SessionRecord, Store, UserRecord};
 pub use revocation::RevocationSet;
+pub use revocations::Revocations;
 pub use tokens::{AccessClaims, AccessTokens, TokenSubject};
 
 pub use crate::authz::FIRST_PARTY_CLIENT;
@@ -134,7 +136,7 @@ pub struct Issued {
 pub struct Sessions {
     store: Store,
     tokens: Arc<AccessTokens>,
-    revoked: Arc<RevocationSet>,
+    revocations: Arc<Revocations>,
     roles: RoleMap,
     cfg: SessionConfig,
     absolute_ttl_secs: i64,
@@ -144,7 +146,7 @@ impl Sessions {
     pub fn new(
         store: Store,
         tokens: Arc<AccessTokens>,
-        revoked: Arc<RevocationSet>,
+        revocations: Arc<Revocations>,
         roles: RoleMap,
         cfg: SessionConfig,
         absolute_ttl: std::time::Duration,
@@ -152,7 +154,7 @@ impl Sessions {
         Sessions {
             store,
             tokens,
-            revoked,
+            revocations,
             roles,
             cfg,
             absolute_ttl_secs: absolute_ttl.as_secs() as i64,
@@ -163,8 +165,8 @@ impl Sessions {
         &self.tokens
     }
 
-    pub fn revoked(&self) -> &Arc<RevocationSet> {
-        &self.revoked
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// Starts a session of Tollgate's own sign-in for an authenticated user.
@@ -299,7 +301,7 @@ impl Sessions {
         if revoked.is_empty() {
             revoked.push(session_id.to_string());
         }
-        self.revoked.announce(&revoked, now).await;
+        self.revocations.announce(&revoked, now).await;
         tracing::warn!(
             session_id,
             event = "refresh_token_reused",
@@ -378,10 +380,12 @@ impl Sessions {
             .revoke_session(session_id, owner, reason, now, audit)
             .await?;
         if !revoked.is_empty() {
-            self.revoked.announce(&revoked, now).await;
+            self.revocations.announce(&revoked, now).await;
         } else if owner.is_none() {
             // Already revoked (maybe by another node): make sure this one knows.
-            self.revoked.announce(&[session_id.to_string()], now).await;
+            self.revocations
+                .announce(&[session_id.to_string()], now)
+                .await;
         }
         Ok(!revoked.is_empty())
     }

@@ -4,8 +4,8 @@
 //! once, with no database round trip. An entry only needs to live as long as a token issued
 //! just before the revocation could (`access_ttl` plus leeway), so the set stays small.
 //! It is fed by this node's own revocations, by a poll of the database (revocations made
-//! by the CLI or other nodes), and by the fan-out channel (`session::fanout`): this
-//! process's own revocations go out through [`RevocationSet::announce`].
+//! by the CLI or other nodes), and by the fan-out channel (`session::fanout`), all wired
+//! by the `session::revocations` façade, through which this process's own revocations go out.
 //!
 //! Besides sessions, the set holds OAuth clients: a deleted one (announced as
 //! `client:<id>`) loses every token at once, whatever its session; one whose scopes were
@@ -13,9 +13,7 @@
 //! then, services' own included, which have no session to revoke.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
-
-use super::fanout::Fanout;
+use std::sync::RwLock;
 
 pub use crate::store::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX};
 
@@ -33,7 +31,6 @@ pub struct RevocationSet {
     /// OAuth clients whose tokens (up to a time) are void.
     clients: RwLock<HashMap<String, ClientCutoff>>,
     retention_secs: i64,
-    fanout: OnceLock<Arc<Fanout>>,
 }
 
 impl RevocationSet {
@@ -42,7 +39,6 @@ impl RevocationSet {
             entries: RwLock::new(HashMap::new()),
             clients: RwLock::new(HashMap::new()),
             retention_secs: access_ttl.as_secs() as i64 + 5,
-            fanout: OnceLock::new(),
         }
     }
 
@@ -86,19 +82,6 @@ impl RevocationSet {
         if map.len() >= 1024 && map.len().is_power_of_two() {
             let now = crate::clock::now();
             map.retain(|_, until| *until >= now);
-        }
-    }
-
-    /// Connects the set to the channel that tells other processes (set once, at start).
-    pub fn set_fanout(&self, fanout: Arc<Fanout>) {
-        let _ = self.fanout.set(fanout);
-    }
-
-    /// Records revocations this process has just committed and tells the others.
-    pub async fn announce(&self, session_ids: &[String], revoked_at: i64) {
-        self.revoke_all(session_ids, revoked_at);
-        if let Some(fanout) = self.fanout.get() {
-            fanout.publish(session_ids, revoked_at).await;
         }
     }
 

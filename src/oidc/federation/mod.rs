@@ -33,14 +33,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use config::{ProviderConfig, ProviderKind, ProviderSpec};
-use outbound::Outbound;
+use outbound::OauthHttp;
 
 use crate::audit::{Context, Outcome};
 use crate::authz::DEFAULT_ROLE;
 use crate::clock;
-use crate::gateway::proxy::Proxy;
 use crate::identity::validate::normalize_email;
 use crate::keys::KeyRing;
+use crate::outbound::Outbound;
 use crate::secret;
 use crate::store::{FederatedLogin, NewUser, Store, StoreError, UserRecord};
 
@@ -137,7 +137,7 @@ pub enum Resolution {
 
 pub struct Federation {
     providers: Vec<ProviderConfig>,
-    outbound: Outbound,
+    outbound: OauthHttp,
     keys: Arc<KeyRing>,
     issuer: String,
     store: Store,
@@ -149,7 +149,7 @@ pub struct Federation {
 impl Federation {
     pub fn new(
         providers: Vec<ProviderConfig>,
-        proxy: Arc<Proxy>,
+        outbound: Outbound,
         keys: Arc<KeyRing>,
         issuer: &str,
         store: Store,
@@ -157,7 +157,7 @@ impl Federation {
     ) -> Federation {
         Federation {
             providers,
-            outbound: Outbound(proxy),
+            outbound: OauthHttp(outbound),
             keys,
             issuer: issuer.to_string(),
             store,

@@ -1,7 +1,7 @@
 //! Refresh-token rotation, concurrency, the grace window, reuse detection and session
 //! lifetimes, on both backends.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The command line and configuration: migrations, user/role administration, key
 //! rotation, zero-configuration start-up, and configuration errors.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

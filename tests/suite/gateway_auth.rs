@@ -1,7 +1,7 @@
 //! Credentials at the gateway: transparent refresh, CSRF, CORS, API keys, sign-in
 //! redirects.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

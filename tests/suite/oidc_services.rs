@@ -3,7 +3,7 @@
 //! user's token obtained by an application (scoped to what was granted), and tokens that
 //! must never pass (ID tokens, deleted clients, revoked tokens).
 
-mod common;
+use crate::common;
 
 use common::browser::Browser;
 use common::oidc::{add_client, authorized_tokens, form_call};

@@ -1,7 +1,7 @@
 //! The hosted sign-in page on its own (CSRF, return URLs, refusals, lockout), managing
 //! clients through the admin API and the CLI, and users' consents.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, hidden};
 use common::oidc::{Rp, add_client, authorized_code, authorized_tokens, exchange, form_call};

@@ -2,7 +2,7 @@
 //! by the others within a second, through PostgreSQL `LISTEN/NOTIFY` or Redis pub/sub,
 //! while each keeps verifying tokens from memory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

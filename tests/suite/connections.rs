@@ -4,7 +4,7 @@
 //! idleness, one address cannot hold more than its share of connections, and HTTP/2
 //! (prior knowledge) is served with the same rules.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

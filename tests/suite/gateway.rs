@@ -1,7 +1,7 @@
 //! The gateway over real HTTP: route policy, identity to the upstream, the signed
 //! assertion, path normalisation, streaming, upgrades, upstream failures.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

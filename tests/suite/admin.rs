@@ -1,7 +1,7 @@
 //! The admin API: scope `admin` required; accounts, sessions and the audit log; every
 //! action audited with the admin as actor.
 
-mod common;
+use crate::common;
 
 use common::{Backend, PASSWORD, TestServer, email};
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! allowances under concurrency (in one process, and through Redis across two), the 429
 //! shape, trusted proxies, Redis outages, lockouts, their expiry, and `user unlock`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

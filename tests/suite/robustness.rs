@@ -1,7 +1,7 @@
 //! Malformed input of every kind gets a 4xx problem+json, never a 5xx; the operational
 //! endpoints answer; unknown paths and methods are problems too.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! modes, cookie attributes, CSRF, logout, password change, disabled accounts, user
 //! enumeration, the session list.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

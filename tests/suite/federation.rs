@@ -2,7 +2,7 @@
 //! Both run for real on loopback; a scripted browser carries the user between them, with
 //! a cookie jar per origin (as two hosts would have).
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, absolute, hidden, query_of, unescape};
 use common::federation::{idp, relying, user_on, verified_user_on};

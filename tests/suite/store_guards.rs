@@ -2,14 +2,14 @@
 //! the PostgreSQL server's default isolation level, and a session cannot be created for a
 //! user disabled between sign-in and session creation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::*;
 use serde_json::json;
-use tollgate::store::{NewSession, NewUser, Store};
+use tollgate::{AuditContext, AuditOutcome, NewSession, NewUser, Store};
 
 on_both_backends!(session_insert_refuses_a_disabled_user);
 
@@ -61,8 +61,7 @@ async fn session_insert_refuses_a_disabled_user(b: Backend) {
         scope: None,
         parent_id: None,
     };
-    let audit =
-        tollgate::audit::Context::cli().entry("test", tollgate::audit::Outcome::Success, None);
+    let audit = AuditContext::cli().entry("test", AuditOutcome::Success, None);
     store
         .insert_user(
             &NewUser {

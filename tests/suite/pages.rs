@@ -3,7 +3,7 @@
 //! JSON for everything else, closed registration, the language, and the mails' links.
 //! The same flows in a real browser are in tests/browser.rs.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, hidden};
 use common::{Backend, Options, PASSWORD, Reply, TestServer, email, wait_for_mail};

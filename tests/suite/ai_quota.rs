@@ -2,7 +2,7 @@
 //! in one process on SQLite and on PostgreSQL, and through Redis across two processes;
 //! budgets survive a restart (counters start from the ledger).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! client hangs up), the ledger and its reports, guards, access rules, upstream errors,
 //! and the key never reaching a response or a log line.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

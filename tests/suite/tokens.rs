@@ -2,7 +2,7 @@
 //! Forged tokens are built here with the attacker's tools (and, for claim checks, with the
 //! server's own key read from its data dir, to prove each claim is checked on its own).
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;

@@ -5,7 +5,7 @@
 //! docs/ui.md). `scripts/test` installs Chromium (Debian's `chromium`) and the Node.js
 //! packages (`npm ci`, pinned by `tests/browser/package-lock.json`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -7,7 +7,7 @@
 //! to check that no spelling Express serves escapes the route that protects it.
 //! `scripts/test` installs the packages (`npm ci`); these tests do too when missing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Forward auth (`/auth/verify`) in the three dialects, behind a real nginx, and the
 //! decision endpoint (`POST /authz/check`).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

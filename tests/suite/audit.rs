@@ -2,7 +2,7 @@
 //! chain verifies, and every kind of tampering is found and named by `tollgate audit
 //! verify`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Mailed-token flows: password reset, email verification and change, through the outbox
 //! (the zero-configuration default) and over real SMTP to a sink; the password policy.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

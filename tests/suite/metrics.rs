@@ -2,7 +2,7 @@
 //! send, the endpoint can be moved to its own listener and put behind a token, and the
 //! recorder's memory stays flat when nobody scrapes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! hosted pages, the token endpoint's grants and refusals, introspection, revocation,
 //! userinfo and RP-initiated logout.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, hidden, query_of};
 use common::oidc::{

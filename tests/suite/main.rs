@@ -1,0 +1,34 @@
+//! The black-box suite, one test binary: every file here is one concern (accounts,
+//! gateway, OIDC, AI, …), each run against the real `tollgate` binary through the harness
+//! in `tests/common` (server, sandboxed databases, browser, mail, mock upstreams).
+//! Run one concern with `cargo test --test suite <file>::`.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod accounts;
+mod admin;
+mod ai;
+mod ai_quota;
+mod audit;
+mod browser;
+mod cli;
+mod connections;
+mod fanout;
+mod federation;
+mod forward_auth;
+mod gateway;
+mod gateway_auth;
+mod interop;
+mod limits;
+mod metrics;
+mod oidc;
+mod oidc_admin;
+mod oidc_services;
+mod pages;
+mod recovery;
+mod refresh;
+mod robustness;
+mod store_guards;
+mod tokens;
