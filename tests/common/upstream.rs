@@ -257,3 +257,34 @@ pub async fn raw_get(port: u16, path: &str, extra: &str) -> (u16, String) {
     )
     .await
 }
+
+/// An address where a connect hangs, as to a firewalled host: a listener that never
+/// accepts, its queue filled, so the kernel drops further handshakes instead of refusing.
+pub struct Blackhole {
+    pub base: String,
+    _listener: tokio::net::TcpListener,
+    _queued: Vec<tokio::net::TcpStream>,
+}
+
+impl Blackhole {
+    pub async fn start() -> Blackhole {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut queued = Vec::new();
+        loop {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+            match tokio::time::timeout(Duration::from_millis(500), connect).await {
+                Ok(Ok(conn)) if queued.len() < 16 => queued.push(conn),
+                Ok(_) => panic!("connects to a full queue should hang, not complete or fail"),
+                Err(_) => break,
+            }
+        }
+        Blackhole {
+            base: format!("http://127.0.0.1:{port}"),
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}

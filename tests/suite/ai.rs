@@ -655,6 +655,7 @@ async fn choices_multiply_the_reservation(backend: Backend) {
 
 /// A provider that does not answer in time may still bill: the reservation is charged.
 async fn a_timed_out_call_is_charged_its_reservation(backend: Backend) {
+    let hole = common::upstream::Blackhole::start().await;
     let openai = MockLlm::start(OPENAI_KEY).await;
     let anthropic = MockLlm::start(ANTHROPIC_KEY).await;
     let config = format!(
@@ -671,6 +672,12 @@ async fn a_timed_out_call_is_charged_its_reservation(backend: Backend) {
             "MOCK_OPENAI_KEY",
             "timeout = \"1s\""
         )
+    ) + &provider_section(
+        "hung",
+        "openai",
+        &hole.base,
+        "MOCK_OPENAI_KEY",
+        "timeout = \"60s\"\nconnect_timeout = \"1s\"",
     );
     let s = TestServer::start_with(
         backend,
@@ -692,6 +699,27 @@ async fn a_timed_out_call_is_charged_its_reservation(backend: Backend) {
     let u = usage(&s, &token).await;
     let charged = u["usage"]["tokens_per_day"].as_i64().unwrap();
     assert!(charged > 40, "the worst case is charged: {u}");
+    // A provider whose handshake never completes: 504 after its own connect timeout (not
+    // the kernel's minutes), charged like any timeout (docs/ai.md).
+    let start = Instant::now();
+    call_ai(
+        &s,
+        &token,
+        "/ai/hung/v1/chat/completions",
+        chat(json!({"max_tokens": 40})),
+    )
+    .await
+    .assert_problem(504, "upstream_timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let after_hang = usage(&s, &token).await["usage"]["tokens_per_day"]
+        .as_i64()
+        .unwrap();
+    assert!(after_hang > charged, "the worst case is charged again");
+    let charged = after_hang;
     // Unreachable providers cost nothing.
     drop(openai);
     tokio::time::sleep(Duration::from_millis(100)).await;

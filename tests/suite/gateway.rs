@@ -729,6 +729,39 @@ async fn upstream_failures_are_502_and_504(backend: Backend) {
     assert!(start.elapsed() < Duration::from_millis(2500));
 }
 
+/// Connecting is timed on its own: an upstream that never completes the handshake gets
+/// 504 after `connect_timeout`, not after the kernel gives up (minutes).
+async fn a_connect_that_hangs_is_cut_after_the_connect_timeout(backend: Backend) {
+    let up = Upstream::start().await;
+    let hole = common::upstream::Blackhole::start().await;
+    let config = routes(&up.base).replace(
+        "timeout = \"1s\"",
+        &format!(
+            "timeout = \"30s\"\nconnect_timeout = \"1s\"\n\n[[route]]\npath = \"/hang/*\"\nupstream = \"{}\"\nauth = \"public\"",
+            hole.base
+        ),
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let start = Instant::now();
+    s.call(Method::GET, "/hang/x", None, &[])
+        .await
+        .assert_problem(504, "upstream_timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    // The same pool still serves the reachable upstream.
+    assert_eq!(s.call(Method::GET, "/pub/x", None, &[]).await.status, 200);
+}
+
 async fn streams_pass_without_buffering(backend: Backend) {
     use futures_util::StreamExt;
     let up = Upstream::start().await;
@@ -967,6 +1000,7 @@ on_sqlite!(
     traversal => traversal_and_encoding_tricks_keep_their_policy,
     headers_431 => oversized_headers_get_431,
     upstream_failures => upstream_failures_are_502_and_504,
+    connect_timeout => a_connect_that_hangs_is_cut_after_the_connect_timeout,
     streaming => streams_pass_without_buffering,
     idle_timeout => a_silent_upstream_stream_is_cut_after_the_idle_timeout,
     large_upload => large_uploads_stream_in_constant_memory,
