@@ -40,8 +40,8 @@ pub enum ExchangeFailure {
     /// The provider refused Tollgate's key: the client can do nothing about it, and the
     /// provider's message may quote part of the key.
     KeyRefused,
-    /// Asked for `identity`, the provider compressed its answer anyway: it could not be
-    /// read for its usage nor scrubbed of the key.
+    /// An answer that could be read neither for its usage nor scrubbed of the key
+    /// (compressed although asked for `identity`), or no final answer (`101`).
     Unreadable,
 }
 
@@ -99,12 +99,8 @@ impl Ai {
             }
             return Err(ExchangeFailure::KeyRefused);
         }
-        let encoded = res
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
-        if encoded {
-            tracing::error!(provider = %cfg.name, "the AI provider answered with a compressed body although asked not to");
+        if !upstream::is_readable(status, res.headers()) {
+            tracing::error!(provider = %cfg.name, status = status.as_u16(), "the AI provider's answer cannot be checked (compressed although asked not to, or not a final answer)");
             if let Some(a) = admitted {
                 // The provider may have billed it: charge the reservation.
                 settle_unpaid(a, Ending::Unknown { status: 502 }).await;
@@ -158,8 +154,10 @@ fn ending_of_failure(e: &SendError) -> Ending {
             outcome: "upstream_unreachable",
         },
         SendError::Timeout => Ending::Unknown { status: 504 },
-        // (A buffered body cannot stall; counted as broken to be safe.)
-        SendError::Broken(_) | SendError::ClientStalled => Ending::Unknown { status: 502 },
+        // (A buffered body cannot stall nor fail; counted as broken to be safe.)
+        SendError::Broken(_) | SendError::ClientStalled | SendError::ClientBody => {
+            Ending::Unknown { status: 502 }
+        }
     }
 }
 

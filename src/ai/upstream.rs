@@ -86,6 +86,25 @@ pub fn request(
     Some(builder)
 }
 
+/// Whether an answer can be relayed: a final status, and a body as sent, with no coding
+/// but chunked framing. Asked for `identity`, a provider that compresses anyway (in any
+/// header of the list, or as a transfer coding) sends bytes that could be read neither
+/// for their usage nor scrubbed of the key; a `101` would hand the client a connection.
+pub fn is_readable(status: http::StatusCode, headers: &HeaderMap) -> bool {
+    let only = |name: header::HeaderName, allowed: &str| {
+        headers.get_all(name).iter().all(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|t| t.is_empty() || t.eq_ignore_ascii_case(allowed))
+            })
+        })
+    };
+    !status.is_informational()
+        && only(header::CONTENT_ENCODING, "identity")
+        && only(header::TRANSFER_ENCODING, "chunked")
+}
+
 /// What of the provider's answer head reaches the client.
 pub fn clean_response_head(head: &mut response::Parts, key: &str) {
     // Only the status code goes on: an HTTP/1.1 reason phrase is the provider's free
@@ -106,4 +125,38 @@ pub fn clean_response_head(head: &mut response::Parts, key: &str) {
     // Chunked: scrubbing may change the length, and a metered body must end when the
     // relay ends it (after settling), not when the declared length has been sent.
     head.headers.remove(header::CONTENT_LENGTH);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_plain_final_answers_are_readable() {
+        let ok = StatusCode::OK;
+        assert!(is_readable(ok, &head(&[])));
+        assert!(is_readable(ok, &head(&[("content-encoding", "identity")])));
+        assert!(is_readable(ok, &head(&[("transfer-encoding", "chunked")])));
+        for bad in [
+            head(&[("content-encoding", "gzip")]),
+            head(&[
+                ("content-encoding", "identity"),
+                ("content-encoding", "gzip"),
+            ]),
+            head(&[("content-encoding", "identity, br")]),
+            head(&[("transfer-encoding", "gzip, chunked")]),
+        ] {
+            assert!(!is_readable(ok, &bad), "{bad:?}");
+        }
+        assert!(!is_readable(StatusCode::SWITCHING_PROTOCOLS, &head(&[])));
+    }
 }

@@ -205,11 +205,22 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
-/// Request headers some frameworks trust to change the method, the path or the client
-/// address. The gateway decided on the request as sent, so none may reach the upstream.
-const STEERING: [&str; 9] = [
+/// Request headers some frameworks trust to change the method, the path, the scheme or
+/// the client address (go-chi's `RealIP` reads `True-Client-IP` first; Rack believes
+/// `X-Forwarded-Ssl`). The gateway decided on the request as sent and says where it came
+/// from in its own `X-Forwarded-*`, so none may reach the upstream.
+const STEERING: [&str; 18] = [
     "forwarded",
     "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-url-scheme",
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-original-url",

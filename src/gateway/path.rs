@@ -6,7 +6,8 @@
 //! decoded (`%2e%2e` is `..`), `.` and `..` segments are resolved (RFC 3986 §5.2.4) and
 //! empty segments (`//`) collapse. What cannot be normalised unambiguously is refused:
 //! encoded slashes and backslashes (`%2f`, `%5c`), a raw backslash, NUL, bad
-//! percent-escapes, `..` climbing above the root, and `;` (path parameters: Java servers
+//! percent-escapes, escapes that are not UTF-8 (overlong `%C0%AE` is `.` to a lenient
+//! decoder), `..` climbing above the root, and `;` (path parameters: Java servers
 //! strip `;…` from each segment before resolving, so `/pub/..;/admin` or `/admin;x/` would
 //! mean one path here and another there). The upstream is sent the normalised
 //! path, so it serves exactly the resource whose policy was checked.
@@ -22,6 +23,9 @@ pub enum PathError {
     Ambiguous,
     /// A `%` not followed by two hex digits.
     BadEscape,
+    /// Bytes (escaped or raw) that are not UTF-8: overlong forms such as `%C0%AE`, which
+    /// a lenient decoder reads as `.`.
+    NotUtf8,
     /// `..` above the root.
     AboveRoot,
 }
@@ -59,9 +63,27 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
 fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
+    // The run of non-ASCII bytes being read, which must be one or more UTF-8 characters.
+    let mut run: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        let decoded = if b == b'%' {
+            bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        } else {
+            Some(b)
+        };
+        match decoded {
+            Some(v) if !v.is_ascii() => run.push(v),
+            _ if !run.is_empty() => {
+                std::str::from_utf8(&run).map_err(|_| PathError::NotUtf8)?;
+                run.clear();
+            }
+            _ => {}
+        }
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
             let value = std::str::from_utf8(hex)
@@ -93,6 +115,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             i += 1;
         }
     }
+    std::str::from_utf8(&run).map_err(|_| PathError::NotUtf8)?;
     Ok(out)
 }
 
@@ -163,6 +186,22 @@ fn decode_escaped_char(s: &str) -> Option<(char, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_must_spell_utf8() {
+        assert_eq!(normalize("/caf%C3%A9/x"), Ok("/caf%C3%A9/x".to_string()));
+        assert_eq!(normalize("/caf\u{e9}/x"), Ok("/caf%C3%A9/x".to_string()));
+        for bad in [
+            "/pub/%c0%ae%c0%ae/api/admin/x",
+            "/pub/%c0%af../api",
+            "/pub/%C3",
+            "/pub/%C3/x",
+            "/pub/%FF",
+            "/pub/%E2%82",
+        ] {
+            assert_eq!(normalize(bad), Err(PathError::NotUtf8), "{bad}");
+        }
+    }
 
     #[test]
     fn folding_ignores_case_a_trailing_slash_and_letters_that_fold_to_ascii() {

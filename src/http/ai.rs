@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 
+use super::BodyRefusal;
 use super::extract::Client;
 use super::gate::{Admission, SignIn, evaluate, upstream_failure, with_session_cookies};
 use super::problem::Problem;
@@ -155,24 +155,15 @@ impl Call {
             .with_header(header::ALLOW, HeaderValue::from_static("POST"))
             .into_response();
         }
-        let guard = &self.provider.config.guard;
-        let body_timeout = self.app.config.http.body_timeout;
-        let read = http_body_util::Limited::new(body, guard.max_request_bytes).collect();
-        let raw = match tokio::time::timeout(body_timeout, read).await {
-            Err(_) => return super::body_timed_out(body_timeout),
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(_)) => {
-                self.refused("payload_too_large", None).await;
-                return Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "Request body too large",
-                )
-                .with_detail(format!(
-                    "the limit for this provider is {} bytes",
-                    guard.max_request_bytes
-                ))
-                .into_response();
+        let max = self.provider.config.guard.max_request_bytes;
+        let timeout = self.app.config.http.body_timeout;
+        let raw = match super::read_body(&parts.headers, body, max, timeout).await {
+            Ok(raw) => raw,
+            Err(why) => {
+                if matches!(why, BodyRefusal::TooLarge(_)) {
+                    self.refused("payload_too_large", None).await;
+                }
+                return why.into_response();
             }
         };
         if !metered {

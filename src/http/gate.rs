@@ -156,7 +156,11 @@ pub fn attach_identity(
 }
 
 pub(crate) fn upstream_failure(route: &str, e: SendError) -> Response {
-    tracing::warn!(route, error = %e, "upstream exchange failed");
+    if matches!(e, SendError::ClientStalled | SendError::ClientBody) {
+        tracing::debug!(route, error = %e, "the client's request body failed");
+    } else {
+        tracing::warn!(route, error = %e, "upstream exchange failed");
+    }
     let (status, code, title) = match e {
         SendError::Timeout => (
             StatusCode::GATEWAY_TIMEOUT,
@@ -172,6 +176,11 @@ pub(crate) fn upstream_failure(route: &str, e: SendError) -> Response {
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "The request body stopped arriving",
+        ),
+        SendError::ClientBody => (
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "The request body could not be read",
         ),
     };
     Problem::new(status, code, title).into_response()

@@ -308,51 +308,75 @@ async fn read_whole_body(
     req: Request,
     next: Next,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    match read_body(&parts.headers, body, max, timeout).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(why) => why.into_response(),
+    }
+}
+
+/// Why a request body could not be read whole.
+pub(crate) enum BodyRefusal {
+    /// Over `max` bytes (declared or sent): 413.
+    TooLarge(usize),
+    /// Malformed framing (a bad chunk size) or a connection lost mid-body: 400.
+    Unreadable,
+    /// Not all there within the timeout: 408.
+    TimedOut(std::time::Duration),
+}
+
+/// Reads a request body whole: at most `max` bytes (a declared length over it is refused
+/// before anything is read), within `timeout`.
+pub(crate) async fn read_body(
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, BodyRefusal> {
     use http_body_util::BodyExt;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Request body too large",
-        )
-        .with_detail(format!("the limit is {max} bytes"))
-        .into_response()
-    };
-    let declared = req
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return too_large();
+        return Err(BodyRefusal::TooLarge(max));
     }
-    let (parts, body) = req.into_parts();
     let read = http_body_util::Limited::new(body, max).collect();
-    let bytes = match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(_)) => {
-            return Problem::bad_request("invalid_body", "the request body could not be read")
-                .into_response();
-        }
-        Err(_) => return body_timed_out(timeout),
-    };
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyRefusal::TooLarge(max)),
+        Ok(Err(_)) => Err(BodyRefusal::Unreadable),
+        Err(_) => Err(BodyRefusal::TimedOut(timeout)),
+    }
 }
 
-/// 408 for a request body that did not arrive within `http.body_timeout`.
-pub fn body_timed_out(timeout: std::time::Duration) -> Response {
-    Problem::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
-        "The request body did not arrive in time",
-    )
-    .with_detail(format!(
-        "the whole body must arrive within {} s",
-        timeout.as_secs()
-    ))
-    .into_response()
+impl IntoResponse for BodyRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            BodyRefusal::TooLarge(max) => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request body too large",
+            )
+            .with_detail(format!("the limit is {max} bytes")),
+            BodyRefusal::Unreadable => {
+                Problem::bad_request("invalid_body", "the request body could not be read")
+            }
+            BodyRefusal::TimedOut(timeout) => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body did not arrive in time",
+            )
+            .with_detail(format!(
+                "the whole body must arrive within {} s",
+                timeout.as_secs()
+            )),
+        }
+        .into_response()
+    }
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {

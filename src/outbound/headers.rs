@@ -3,9 +3,11 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-/// `HTTP2-Settings` belongs to the h2c upgrade, which is never passed through.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// `HTTP2-Settings` belongs to the h2c upgrade, which is never passed through;
+/// `Proxy-Connection` is the obsolete spelling of `Connection` some clients still send.
+const HOP_BY_HOP: [HeaderName; 10] = [
     HeaderName::from_static("http2-settings"),
+    HeaderName::from_static("proxy-connection"),
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -62,6 +64,7 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         remove_hop_by_hop(&mut h, false);

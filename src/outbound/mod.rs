@@ -20,8 +20,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use body::Sending;
-pub use body::{BodyIdle, IdleTimeout};
+pub use body::{BodyIdle, ClientBodyError, IdleTimeout};
+use body::{Progress, Sending};
 pub use headers::{connection_tokens, remove_hop_by_hop};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -58,6 +58,8 @@ pub enum SendError {
     Broken(String),
     #[error("the client stopped sending its request body")]
     ClientStalled,
+    #[error("the client's request body could not be read")]
+    ClientBody,
 }
 
 /// The pooled client with one use's timeouts; [`Outbound::with_timeouts`] gives another
@@ -100,17 +102,20 @@ impl Outbound {
 
     /// Sends a prepared request (absolute URI, cleaned headers) and returns the response
     /// head with a body that fails after `idle_timeout` of silence. The request body fails
-    /// the same way; the response timeout starts once it has been sent.
+    /// the same way when the client falls silent, and the exchange times out when the
+    /// upstream stops reading it; the response timeout starts once it has been sent.
     pub async fn send(
         &self,
         req: Request<axum::body::Body>,
     ) -> Result<Response<IdleTimeout<Incoming>>, SendError> {
         let idle = self.timeouts.idle_timeout;
         let (sent_tx, sent) = tokio::sync::oneshot::channel::<()>();
+        let progress = Progress::new();
         let mut req = req.map(|body| {
             axum::body::Body::new(Sending::new(
                 IdleTimeout::new(body, idle, "request"),
                 sent_tx,
+                progress.clone(),
             ))
         });
         let mut connection = capture_connection(&mut req);
@@ -136,6 +141,9 @@ impl Outbound {
                 _ = sent => tokio::time::timeout(self.timeouts.response_timeout, exchange)
                     .await
                     .map_err(|_| SendError::Timeout)?,
+                // The upstream stopped reading the upload: give up on it (dropping the
+                // exchange closes its connection).
+                _ = progress.stalled(idle) => return Err(SendError::Timeout),
             },
         };
         Ok(res
@@ -167,6 +175,9 @@ fn classify(e: hyper_util::client::legacy::Error) -> SendError {
     while let Some(s) = source {
         if s.downcast_ref::<BodyIdle>().is_some() {
             return SendError::ClientStalled;
+        }
+        if s.downcast_ref::<ClientBodyError>().is_some() {
+            return SendError::ClientBody;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut

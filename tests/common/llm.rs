@@ -11,7 +11,10 @@
 //!   `x-debug-key` header with `mock_status`; split across two chunks of a stream
 //!   otherwise); `GET /v1/models?echo_key=1` quotes it in the list;
 //! - `mock_reason`: answer with the key as the HTTP/1.1 reason phrase;
-//! - `mock_gzip`: answer with a `Content-Encoding: gzip` body (though asked for identity).
+//! - `mock_gzip`: answer with a `Content-Encoding: gzip` body (though asked for identity);
+//!   `"twice"`: after a first `Content-Encoding: identity` header; `"transfer"`: as a
+//!   `Transfer-Encoding: gzip, chunked` body;
+//! - `mock_switch`: answer `101 Switching Protocols`.
 //!
 //! A wrong key gets 401 with the received key quoted back, as providers do in part.
 //! Every request is recorded (path, headers, body) for the tests to inspect.
@@ -176,6 +179,29 @@ async fn handle(State(state): State<Arc<MockState>>, req: Request) -> Response {
         res.extensions_mut().insert(
             hyper::ext::ReasonPhrase::try_from(format!("key={}", state.key).into_bytes()).unwrap(),
         );
+        return res;
+    }
+    if body["mock_switch"] == true {
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .body(Body::empty())
+            .unwrap();
+    }
+    if body["mock_gzip"] == "twice" {
+        let mut res = (StatusCode::OK, format!("compressed {}", state.key)).into_response();
+        let h = res.headers_mut();
+        h.append(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        h.append(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        return res;
+    }
+    if body["mock_gzip"] == "transfer" {
+        let text = format!("compressed {}", state.key);
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(text))]);
+        let mut res = Response::new(Body::from_stream(chunks));
+        res.headers_mut()
+            .insert(header::TRANSFER_ENCODING, "gzip, chunked".parse().unwrap());
         return res;
     }
     if body["mock_gzip"] == true {

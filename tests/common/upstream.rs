@@ -288,3 +288,33 @@ impl Blackhole {
         }
     }
 }
+
+/// An upstream that accepts connections and never reads from them (nor answers): an
+/// upload to it stalls once the socket buffers are full.
+pub struct Deaf {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Deaf {
+    pub async fn start() -> Deaf {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        Deaf {
+            base: format!("http://127.0.0.1:{port}"),
+            task,
+        }
+    }
+}
+
+impl Drop for Deaf {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

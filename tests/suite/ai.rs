@@ -986,9 +986,17 @@ async fn a_quoted_key_is_scrubbed_from_everything_relayed(backend: Backend) {
     assert!(raw_reply.starts_with("HTTP/1.1 200 OK"), "{raw_reply}");
     seen.push(raw_reply);
     // A compressed answer (asked for identity) cannot be checked: refused, not relayed.
-    let r = call_ai(&s, &token, path, chat(json!({"mock_gzip": true}))).await;
-    r.assert_problem(502, "upstream_invalid_response");
-    seen.push(format!("{:?} {}", r.headers, r.text));
+    for steer in [
+        json!({"mock_gzip": true}),
+        json!({"mock_gzip": "twice"}),
+        json!({"mock_gzip": "transfer"}),
+        // Nor is a switch of protocols an answer to relay.
+        json!({"mock_switch": true}),
+    ] {
+        let r = call_ai(&s, &token, path, chat(steer.clone())).await;
+        r.assert_problem(502, "upstream_invalid_response");
+        seen.push(format!("{steer} {:?} {}", r.headers, r.text));
+    }
     for text in seen {
         assert!(!text.contains(&OPENAI_KEY[..12]), "the key leaked: {text}");
     }
@@ -1175,6 +1183,13 @@ async fn a_stalled_ai_body_is_cut(backend: Backend) {
     let _ = tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut reply)).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // Broken chunked framing is a malformed body (400), not one too large (413).
+    let request = format!(
+        "POST /ai/openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+    );
+    let (status, text) = common::upstream::raw(s.port, &request).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("invalid_body"), "{text}");
 }
 
 on_both_backends!(

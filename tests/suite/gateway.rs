@@ -556,6 +556,15 @@ async fn our_cookies_stay_with_us(backend: Backend) {
         ("x-rewrite-url", "/admin"),
         ("forwarded", "for=1.2.3.4;host=evil"),
         ("x-real-ip", "1.2.3.4"),
+        ("true-client-ip", "1.2.3.4"),
+        ("x-client-ip", "1.2.3.4"),
+        ("client-ip", "1.2.3.4"),
+        ("cf-connecting-ip", "1.2.3.4"),
+        ("fastly-client-ip", "1.2.3.4"),
+        ("x-cluster-client-ip", "1.2.3.4"),
+        ("x-forwarded-ssl", "on"),
+        ("x-forwarded-scheme", "https"),
+        ("x-url-scheme", "https"),
     ];
     let r = s.call(Method::GET, "/pub/x", None, &steering).await;
     for (name, _) in steering {
@@ -684,6 +693,9 @@ async fn traversal_and_encoding_tricks_keep_their_policy(backend: Backend) {
         "/req;x/secret",
         "/pub/%zz",
         "/pub/../../etc/passwd",
+        // Overlong UTF-8: `.` and `/` to a lenient decoder.
+        "/pub/%c0%ae%c0%ae/req/secret",
+        "/pub/%c0%af../req/secret",
     ] {
         let (status, text) = raw_get(s.port, path, "").await;
         assert_eq!(status, 400, "{path}: {text}");
@@ -760,6 +772,83 @@ async fn a_connect_that_hangs_is_cut_after_the_connect_timeout(backend: Backend)
     );
     // The same pool still serves the reachable upstream.
     assert_eq!(s.call(Method::GET, "/pub/x", None, &[]).await.status, 200);
+}
+
+/// An upstream that stops reading an upload: 504 once it has taken nothing for the idle
+/// timeout, instead of holding the client's and the upstream's connections for ever (the
+/// body's own idle timer only runs while hyper polls it, which it stops doing then).
+async fn an_upstream_that_stops_reading_an_upload_times_out(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let deaf = common::upstream::Deaf::start().await;
+    let config = routes(&up.base).replace(
+        "timeout = \"1s\"",
+        &format!(
+            "timeout = \"30s\"\nidle_timeout = \"1s\"\n\n[[route]]\npath = \"/deaf/*\"\nupstream = \"{}\"\nauth = \"public\"",
+            deaf.base
+        ),
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let conn = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let (mut read, mut write) = conn.into_split();
+    let size: u64 = 256 * 1024 * 1024;
+    let writer = tokio::spawn(async move {
+        let head = format!("POST /deaf/x HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        write.write_all(head.as_bytes()).await?;
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            write.write_all(&chunk).await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    });
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), read.read(&mut buf))
+            .await
+            .expect("no answer while the upstream stopped reading")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writer.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A request body with broken chunked framing is the client's error (400), not the
+/// upstream's (502), and is not logged as an upstream failure.
+async fn malformed_chunked_bodies_are_the_clients_error(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = gateway(backend, &up).await;
+    for chunks in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "FFFFFFFFFFFFFFFFF1\r\nhello\r\n0\r\n\r\n",
+        "5\rhello\r\n0\r\n\r\n",
+    ] {
+        let request = format!(
+            "POST /pub/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunks}"
+        );
+        let (status, text) = common::upstream::raw(s.port, &request).await;
+        assert_eq!(status, 400, "{chunks:?}: {text}");
+        assert!(text.contains("invalid_body"), "{text}");
+    }
 }
 
 async fn streams_pass_without_buffering(backend: Backend) {
@@ -1001,6 +1090,8 @@ on_sqlite!(
     headers_431 => oversized_headers_get_431,
     upstream_failures => upstream_failures_are_502_and_504,
     connect_timeout => a_connect_that_hangs_is_cut_after_the_connect_timeout,
+    deaf_upstream => an_upstream_that_stops_reading_an_upload_times_out,
+    malformed_chunked => malformed_chunked_bodies_are_the_clients_error,
     streaming => streams_pass_without_buffering,
     idle_timeout => a_silent_upstream_stream_is_cut_after_the_idle_timeout,
     large_upload => large_uploads_stream_in_constant_memory,
