@@ -74,8 +74,15 @@ impl Progress {
     }
 
     /// Resolves once the upstream has taken nothing for `idle` while the body had more to
-    /// give (its frames ready, not waiting for the client).
-    pub(super) async fn stalled(&self, idle: Duration) {
+    /// give (its frames ready, not waiting for the client); never without an upload.
+    pub(super) async fn stalled(progress: Option<&Progress>, idle: Duration) {
+        let Some(this) = progress else {
+            return std::future::pending().await;
+        };
+        this.watch(idle).await
+    }
+
+    async fn watch(&self, idle: Duration) {
         loop {
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let quiet = self.start.elapsed().saturating_sub(last);
@@ -92,14 +99,14 @@ impl Progress {
 pub(super) struct Sending<B> {
     inner: B,
     sent: Option<tokio::sync::oneshot::Sender<()>>,
-    progress: Arc<Progress>,
+    progress: Option<Arc<Progress>>,
 }
 
 impl<B: HttpBody> Sending<B> {
     pub(super) fn new(
         inner: B,
         sent: tokio::sync::oneshot::Sender<()>,
-        progress: Arc<Progress>,
+        progress: Option<Arc<Progress>>,
     ) -> Self {
         let mut body = Sending {
             inner,
@@ -127,7 +134,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        this.progress.record(polled.is_pending());
+        if let Some(progress) = &this.progress {
+            progress.record(polled.is_pending());
+        }
         let frame = ready!(polled);
         // A body of known length may never be polled for its end.
         if frame.is_none() || this.inner.is_end_stream() {

@@ -110,7 +110,8 @@ impl Outbound {
     ) -> Result<Response<IdleTimeout<Incoming>>, SendError> {
         let idle = self.timeouts.idle_timeout;
         let (sent_tx, sent) = tokio::sync::oneshot::channel::<()>();
-        let progress = Progress::new();
+        // Only an upload can stall on the upstream's side (and most requests have none).
+        let progress = (!http_body::Body::is_end_stream(req.body())).then(Progress::new);
         let mut req = req.map(|body| {
             axum::body::Body::new(Sending::new(
                 IdleTimeout::new(body, idle, "request"),
@@ -143,7 +144,7 @@ impl Outbound {
                     .map_err(|_| SendError::Timeout)?,
                 // The upstream stopped reading the upload: give up on it (dropping the
                 // exchange closes its connection).
-                _ = progress.stalled(idle) => return Err(SendError::Timeout),
+                _ = Progress::stalled(progress.as_deref(), idle) => return Err(SendError::Timeout),
             },
         };
         Ok(res
