@@ -746,10 +746,14 @@ async fn upstream_failures_are_502_and_504(backend: Backend) {
 async fn a_connect_that_hangs_is_cut_after_the_connect_timeout(backend: Backend) {
     let up = Upstream::start().await;
     let hole = common::upstream::Blackhole::start().await;
+    // An https upstream that takes the connection but never answers the TLS handshake:
+    // connecting includes the handshake.
+    let mute = common::upstream::Deaf::start().await;
+    let mute_tls = mute.base.replace("http://", "https://");
     let config = routes(&up.base).replace(
         "timeout = \"1s\"",
         &format!(
-            "timeout = \"30s\"\nconnect_timeout = \"1s\"\n\n[[route]]\npath = \"/hang/*\"\nupstream = \"{}\"\nauth = \"public\"",
+            "timeout = \"30s\"\nconnect_timeout = \"1s\"\n\n[[route]]\npath = \"/hang/*\"\nupstream = \"{}\"\nauth = \"public\"\n\n[[route]]\npath = \"/tls/*\"\nupstream = \"{mute_tls}\"\nauth = \"public\"",
             hole.base
         ),
     );
@@ -761,15 +765,17 @@ async fn a_connect_that_hangs_is_cut_after_the_connect_timeout(backend: Backend)
         },
     )
     .await;
-    let start = Instant::now();
-    s.call(Method::GET, "/hang/x", None, &[])
-        .await
-        .assert_problem(504, "upstream_timeout");
-    assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        start.elapsed()
-    );
+    for path in ["/hang/x", "/tls/x"] {
+        let start = Instant::now();
+        s.call(Method::GET, path, None, &[])
+            .await
+            .assert_problem(504, "upstream_timeout");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{path}: {:?}",
+            start.elapsed()
+        );
+    }
     // The same pool still serves the reachable upstream.
     assert_eq!(s.call(Method::GET, "/pub/x", None, &[]).await.status, 200);
 }
