@@ -207,10 +207,24 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
 
 /// Request headers some frameworks trust to change the method, the path, the scheme or
 /// the client address (go-chi's `RealIP` reads `True-Client-IP` first; Rack believes
-/// `X-Forwarded-Ssl`). The gateway decided on the request as sent and says where it came
-/// from in its own `X-Forwarded-*`, so none may reach the upstream.
-const STEERING: [&str; 18] = [
+/// `X-Forwarded-Ssl`; Tornado reads `X-Scheme` before `X-Forwarded-Proto`), and `Proxy`,
+/// which CGI turns into the `HTTP_PROXY` environment variable (httpoxy). The gateway
+/// decided on the request as sent and says where it came from in its own
+/// `X-Forwarded-*`, so none may reach the upstream.
+const STEERING: [&str; 30] = [
     "forwarded",
+    "proxy",
+    "x-scheme",
+    "front-end-https",
+    "x-forwarded-protocol",
+    "x-forwarded-server",
+    "x-host",
+    "x-original-host",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-original-uri",
+    "proxy-client-ip",
+    "wl-proxy-client-ip",
     "x-real-ip",
     "true-client-ip",
     "x-client-ip",

@@ -1,9 +1,7 @@
 //! Bodies of outbound exchanges: one that fails after a silence, one that says when it
-//! has been sent and how its upload is going.
+//! has been sent.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -43,75 +41,17 @@ impl<B> IdleTimeout<B> {
     }
 }
 
-/// How an upload is going, for the watchdog in `Outbound::send`. When the upstream stops
-/// reading, hyper stops polling the body, so the body's own idle timer (which only runs
-/// while it is polled) never fires: the upload would hang for ever, holding both
-/// connections.
-pub(super) struct Progress {
-    start: Instant,
-    /// Milliseconds after `start` at which hyper last took a frame.
-    last_ms: AtomicU64,
-    /// The body is waiting for the client, whose silence its own idle timer bounds.
-    waiting_on_client: AtomicBool,
-}
-
-impl Progress {
-    pub(super) fn new() -> Arc<Progress> {
-        Arc::new(Progress {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            waiting_on_client: AtomicBool::new(false),
-        })
-    }
-
-    fn record(&self, waiting_on_client: bool) {
-        if !waiting_on_client {
-            let ms = self.start.elapsed().as_millis() as u64;
-            self.last_ms.store(ms, Ordering::Relaxed);
-        }
-        self.waiting_on_client
-            .store(waiting_on_client, Ordering::Relaxed);
-    }
-
-    /// Resolves once the upstream has taken nothing for `idle` while the body had more to
-    /// give (its frames ready, not waiting for the client); never without an upload.
-    pub(super) async fn stalled(progress: Option<&Progress>, idle: Duration) {
-        let Some(this) = progress else {
-            return std::future::pending().await;
-        };
-        this.watch(idle).await
-    }
-
-    async fn watch(&self, idle: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if quiet >= idle && !self.waiting_on_client.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(idle.saturating_sub(quiet).max(Duration::from_millis(100))).await;
-        }
-    }
-}
-
-/// A request body that says when it has been sent (at its end, or when hyper drops it)
-/// and records its progress.
+/// A request body that says when it has been sent: at its end, or when hyper drops it.
 pub(super) struct Sending<B> {
     inner: B,
     sent: Option<tokio::sync::oneshot::Sender<()>>,
-    progress: Option<Arc<Progress>>,
 }
 
 impl<B: HttpBody> Sending<B> {
-    pub(super) fn new(
-        inner: B,
-        sent: tokio::sync::oneshot::Sender<()>,
-        progress: Option<Arc<Progress>>,
-    ) -> Self {
+    pub(super) fn new(inner: B, sent: tokio::sync::oneshot::Sender<()>) -> Self {
         let mut body = Sending {
             inner,
             sent: Some(sent),
-            progress,
         };
         // hyper may never poll a body it knows to be empty.
         if body.inner.is_end_stream() {
@@ -133,11 +73,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(progress) = &this.progress {
-            progress.record(polled.is_pending());
-        }
-        let frame = ready!(polled);
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         // A body of known length may never be polled for its end.
         if frame.is_none() || this.inner.is_end_stream() {
             this.sent.take();

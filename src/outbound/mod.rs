@@ -11,6 +11,7 @@
 
 mod body;
 mod headers;
+mod socket;
 
 use std::time::Duration;
 
@@ -20,11 +21,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use body::Sending;
 pub use body::{BodyIdle, ClientBodyError, IdleTimeout};
-use body::{Progress, Sending};
 pub use headers::{connection_tokens, remove_hop_by_hop};
+use socket::{WatchedConnector, WriteWatch, watch_of};
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<WatchedConnector>;
 
 /// One use's timeouts (`[gateway]`, each `[ai.providers.*]`).
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ impl Outbound {
             .map_err(|e| format!("cannot set up TLS for outbound calls: {e}"))?
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(WatchedConnector(http));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -111,12 +113,11 @@ impl Outbound {
         let idle = self.timeouts.idle_timeout;
         let (sent_tx, sent) = tokio::sync::oneshot::channel::<()>();
         // Only an upload can stall on the upstream's side (and most requests have none).
-        let progress = (!http_body::Body::is_end_stream(req.body())).then(Progress::new);
+        let upload = !http_body::Body::is_end_stream(req.body());
         let mut req = req.map(|body| {
             axum::body::Body::new(Sending::new(
                 IdleTimeout::new(body, idle, "request"),
                 sent_tx,
-                progress.clone(),
             ))
         });
         let mut connection = capture_connection(&mut req);
@@ -134,6 +135,11 @@ impl Outbound {
                 None
             }
         };
+        let watch = if upload {
+            connection.connection_metadata().as_ref().and_then(watch_of)
+        } else {
+            None
+        };
         let res = match early {
             Some(res) => res,
             None => tokio::select! {
@@ -142,9 +148,8 @@ impl Outbound {
                 _ = sent => tokio::time::timeout(self.timeouts.response_timeout, exchange)
                     .await
                     .map_err(|_| SendError::Timeout)?,
-                // The upstream stopped reading the upload: give up on it (dropping the
-                // exchange closes its connection).
-                _ = Progress::stalled(progress.as_deref(), idle) => return Err(SendError::Timeout),
+                // The upstream stopped reading the upload: the connection is aborted.
+                _ = WriteWatch::stalled(watch.as_deref(), idle) => return Err(SendError::Timeout),
             },
         };
         Ok(res

@@ -318,3 +318,90 @@ impl Drop for Deaf {
         self.task.abort();
     }
 }
+
+/// An upstream that reads uploads slowly but steadily (128 KiB every 125 ms, 1 MiB/s)
+/// and answers 200 with the byte count once it has read `Content-Length`.
+pub struct SlowReader {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowReader {
+    pub async fn start() -> SlowReader {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let length: u64 = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut read = 0u64;
+                    let mut buf = vec![0u8; 128 * 1024];
+                    while read < length {
+                        let want = buf.len().min((length - read) as usize);
+                        match conn.read(&mut buf[..want]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n as u64,
+                        }
+                        tokio::time::sleep(Duration::from_millis(125)).await;
+                    }
+                    let body = read.to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        SlowReader {
+            base: format!("http://127.0.0.1:{port}"),
+            task,
+        }
+    }
+}
+
+impl Drop for SlowReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How many of process `pid`'s TCP connections to `port` on loopback are established.
+pub fn established_to(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 9
+                && f[3] == "01"
+                && f[2].ends_with(&format!(":{port:04X}"))
+                && inodes.contains(f[9])
+        })
+        .count()
+}

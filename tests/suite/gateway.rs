@@ -565,6 +565,12 @@ async fn our_cookies_stay_with_us(backend: Backend) {
         ("x-forwarded-ssl", "on"),
         ("x-forwarded-scheme", "https"),
         ("x-url-scheme", "https"),
+        ("x-scheme", "https"),
+        ("proxy", "http://evil.example:8080"),
+        ("front-end-https", "on"),
+        ("x-forwarded-protocol", "https"),
+        ("x-original-host", "evil.example"),
+        ("wl-proxy-client-ip", "1.2.3.4"),
     ];
     let r = s.call(Method::GET, "/pub/x", None, &steering).await;
     for (name, _) in steering {
@@ -828,7 +834,6 @@ async fn an_upstream_that_stops_reading_an_upload_times_out(backend: Backend) {
         assert!(n > 0, "closed without an answer");
         answer.extend_from_slice(&buf[..n]);
     }
-    writer.abort();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     assert!(
@@ -836,6 +841,50 @@ async fn an_upstream_that_stops_reading_an_upload_times_out(backend: Backend) {
         "{:?}",
         start.elapsed()
     );
+    // The connection to the upstream is closed, not left holding its unsent megabytes
+    // (the client's connection is still open, so nothing else would end it).
+    let port: u16 = deaf.base.rsplit(':').next().unwrap().parse().unwrap();
+    let closed = eventually(Duration::from_secs(10), || async {
+        common::upstream::established_to(s.pid(), port) == 0
+    })
+    .await;
+    writer.abort();
+    assert!(closed, "the upstream connection was left open");
+}
+
+/// A slow upstream that keeps reading is not cut. Progress is a write to its socket, as
+/// for nginx's `proxy_send_timeout`; the kernel lets one happen once about a third of
+/// the send buffer (megabytes on loopback) has drained, so "slow" means slower than that
+/// per idle timeout.
+async fn a_slow_but_steady_upstream_reader_is_not_cut(backend: Backend) {
+    let up = Upstream::start().await;
+    let slow = common::upstream::SlowReader::start().await;
+    let config = routes(&up.base).replace(
+        "timeout = \"1s\"",
+        &format!(
+            "timeout = \"60s\"\nidle_timeout = \"3s\"\n\n[[route]]\npath = \"/slow-reader/*\"\nupstream = \"{}\"\nauth = \"public\"",
+            slow.base
+        ),
+    );
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config,
+            env: vec![],
+        },
+    )
+    .await;
+    let size = 8 * 1024 * 1024;
+    let res = s
+        .http
+        .post(s.url("/slow-reader/x"))
+        .body(vec![7u8; size])
+        .timeout(Duration::from_secs(90))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), size.to_string());
 }
 
 /// A request body with broken chunked framing is the client's error (400), not the
@@ -1097,6 +1146,7 @@ on_sqlite!(
     upstream_failures => upstream_failures_are_502_and_504,
     connect_timeout => a_connect_that_hangs_is_cut_after_the_connect_timeout,
     deaf_upstream => an_upstream_that_stops_reading_an_upload_times_out,
+    slow_reader => a_slow_but_steady_upstream_reader_is_not_cut,
     malformed_chunked => malformed_chunked_bodies_are_the_clients_error,
     streaming => streams_pass_without_buffering,
     idle_timeout => a_silent_upstream_stream_is_cut_after_the_idle_timeout,
