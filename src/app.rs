@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::gateway::redirect::LoginRedirect;
 use crate::identity::Identity;
+use crate::identity::factors::SecondFactors;
 use crate::identity::password::PasswordHasher;
 use crate::identity::policy::PasswordPolicy;
 use crate::identity::signin::PasswordSignIn;
@@ -43,6 +44,8 @@ pub struct App {
     pub identity: Arc<Identity>,
     pub limits: Arc<Limiter>,
     pub sign_in: PasswordSignIn,
+    /// Second factors: enrolment, codes, the challenge between a sign-in's two steps.
+    pub factors: Arc<SecondFactors>,
     pub mailer: Arc<Mailer>,
     pub sessions: Arc<Sessions>,
     /// Revoked sessions and clients: recorded, spread to other processes, and read by
@@ -151,8 +154,20 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.limits.clone(),
         config.redis_url.as_deref(),
     )?);
+    let sealer = crate::secret::Sealer::open(&keys_dir(&config)).with_context(|| {
+        format!(
+            "cannot open the sealing key in {}",
+            keys_dir(&config).display()
+        )
+    })?;
+    let factors = Arc::new(SecondFactors::new(
+        store.clone(),
+        sealer,
+        config.public_host(),
+    ));
     let sign_in = PasswordSignIn::new(
         identity.clone(),
+        factors.clone(),
         limits.clone(),
         SignInGuard::new(
             store.clone(),
@@ -190,6 +205,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         identity,
         limits,
         sign_in,
+        factors,
         mailer,
         sessions,
         revocations,

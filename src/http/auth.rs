@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
 struct Credentials {
     email: String,
     password: String,
-    #[allow(dead_code)]
+    /// The second factor in the same request, for accounts that have one.
     totp: Option<String>,
 }
 
@@ -98,11 +98,18 @@ async fn login(
     Body(c): Body<Credentials>,
 ) -> ApiResult<Response> {
     check_origin(&headers, &app)?;
-    let user = app
+    let signed_in = app
         .sign_in
-        .check("/auth/login", &c.email, &c.password, &client)
+        .sign_in(
+            "/auth/login",
+            &c.email,
+            &c.password,
+            c.totp.as_deref(),
+            &client,
+        )
         .await?;
-    let issued = app.sessions.start(user, &["pwd"], &client).await?;
+    let amr: Vec<&str> = signed_in.amr.iter().map(String::as_str).collect();
+    let issued = app.sessions.start(signed_in.user, &amr, &client).await?;
     tracing::info!(user_id = %issued.user.id, session_id = %issued.access_claims.sid, event = "login_succeeded");
     Ok(deliver(&app, mode, issued, None))
 }
@@ -146,7 +153,12 @@ async fn refresh(
 
 /// Token mode: the pair in the body, no cookies. Cookie mode: the user in the body and the
 /// three cookies; an existing CSRF token is kept so other tabs' copies stay valid.
-fn deliver(app: &AppState, mode: Delivery, issued: Issued, keep_csrf: Option<String>) -> Response {
+pub(super) fn deliver(
+    app: &AppState,
+    mode: Delivery,
+    issued: Issued,
+    keep_csrf: Option<String>,
+) -> Response {
     let expires_in = issued.access_claims.exp - issued.access_claims.iat;
     match mode {
         Delivery::Token => Json(json!({

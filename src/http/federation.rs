@@ -158,13 +158,13 @@ async fn callback(
                 match outcome {
                     Err(e) => failure(&app, e),
                     Ok(Resolution::SignedIn(user)) => {
-                        let pending = journey.flow.as_deref().and_then(|f| app.oidc.open(f).ok());
                         signed_in(
                             &app,
+                            &headers,
                             user,
                             &["fed"],
                             &info,
-                            pending.as_ref(),
+                            journey.flow.as_deref(),
                             journey.rd.as_deref(),
                         )
                         .await
@@ -254,13 +254,13 @@ async fn link(
     let ctx = Context::user(&user.id, info.clone());
     match app.federation.link(&pending, &user, &ctx).await {
         Ok(user) => {
-            let flow = pending.flow.as_deref().and_then(|f| app.oidc.open(f).ok());
             signed_in(
                 &app,
+                &headers,
                 user,
                 &["pwd"],
                 &info,
-                flow.as_ref(),
+                pending.flow.as_deref(),
                 pending.rd.as_deref(),
             )
             .await

@@ -25,6 +25,7 @@ pub mod gate;
 pub mod gateway;
 pub mod html;
 pub mod limits;
+pub mod mfa;
 pub mod oauth;
 pub mod ops;
 pub mod pages;
@@ -60,6 +61,7 @@ pub fn router(app: AppState) -> Router {
     // gateway (the fallback) streams bodies of any size to upstreams.
     let own = Router::new()
         .merge(auth::router())
+        .merge(mfa::router())
         .merge(recovery::router())
         .merge(admin::router())
         .merge(admin_clients::router())

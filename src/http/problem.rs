@@ -26,6 +26,9 @@ pub struct Problem {
     www_authenticate: Option<&'static str>,
     /// More response headers (`Retry-After`, `RateLimit`, …).
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extension members of the body (RFC 9457 §3.2), e.g. `mfa_token`; boxed, since
+    /// few problems have any and every handler's error carries a `Problem`.
+    members: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Problem {
@@ -37,7 +40,19 @@ impl Problem {
             detail: None,
             www_authenticate: None,
             headers: Vec::new(),
+            members: None,
         }
+    }
+
+    pub fn with_member(
+        mut self,
+        name: &'static str,
+        value: impl Into<serde_json::Value>,
+    ) -> Problem {
+        self.members
+            .get_or_insert_default()
+            .insert(name.to_string(), value.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Problem {
@@ -167,6 +182,9 @@ impl IntoResponse for Problem {
         if let Some(d) = self.detail {
             body["detail"] = d.into();
         }
+        for (name, value) in self.members.into_iter().flat_map(|m| *m) {
+            body[name] = value;
+        }
         let mut res = (self.status, Json(body)).into_response();
         let headers = res.headers_mut();
         headers.insert(
@@ -250,6 +268,12 @@ impl From<SignInRefusal> for Problem {
         match r {
             SignInRefusal::Limited(r) => r.into(),
             SignInRefusal::Denied(e) => e.into(),
+            SignInRefusal::SecondFactorRequired { token, methods } => {
+                Problem::unauthorized("mfa_required", "A second factor is required")
+                    .with_detail("send a code to /auth/login/mfa with the mfa_token")
+                    .with_member("mfa_token", token)
+                    .with_member("methods", methods)
+            }
         }
     }
 }

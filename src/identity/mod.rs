@@ -5,10 +5,12 @@
 //! change or disable goes through the store (durable) and [`Revocations`] (instant on
 //! this node).
 
+pub mod factors;
 pub mod password;
 pub mod policy;
 pub mod recovery;
 pub mod signin;
+pub mod totp;
 pub mod validate;
 
 use std::sync::Arc;

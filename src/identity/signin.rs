@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::Identity;
+use super::factors::{Factor, SecondFactors};
 use super::validate::normalize_email;
 use crate::audit::{Context, Entry, Outcome};
 use crate::error::Error;
@@ -24,6 +25,12 @@ pub enum SignInRefusal {
     Limited(LimitRefusal),
     /// The account's answer: wrong password, locked, disabled, not verified, unavailable.
     Denied(Error),
+    /// The password was right; the account also needs a second factor. `token` completes
+    /// the sign-in with one of `methods`.
+    SecondFactorRequired {
+        token: String,
+        methods: Vec<&'static str>,
+    },
 }
 
 impl From<Error> for SignInRefusal {
@@ -32,9 +39,16 @@ impl From<Error> for SignInRefusal {
     }
 }
 
+/// A sign-in that passed: the user and how (`amr`, RFC 8176).
+pub struct SignedIn {
+    pub user: UserRecord,
+    pub amr: Vec<String>,
+}
+
 /// The password sign-in rules and what they need.
 pub struct PasswordSignIn {
     identity: Arc<Identity>,
+    factors: Arc<SecondFactors>,
     limits: Arc<Limiter>,
     guard: SignInGuard,
     store: Store,
@@ -44,6 +58,7 @@ pub struct PasswordSignIn {
 impl PasswordSignIn {
     pub fn new(
         identity: Arc<Identity>,
+        factors: Arc<SecondFactors>,
         limits: Arc<Limiter>,
         guard: SignInGuard,
         store: Store,
@@ -51,6 +66,7 @@ impl PasswordSignIn {
     ) -> PasswordSignIn {
         PasswordSignIn {
             identity,
+            factors,
             limits,
             guard,
             store,
@@ -61,6 +77,101 @@ impl PasswordSignIn {
     /// The lockout state (for `tollgate user unlock` and the admin API).
     pub fn guard(&self) -> &SignInGuard {
         &self.guard
+    }
+
+    /// Signs in with a password and, for an account that has one, a second factor: given
+    /// with the password (`code`), or later with the challenge a refusal carries
+    /// ([`PasswordSignIn::complete`]).
+    pub async fn sign_in(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+        code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignInRefusal> {
+        let user = self.check(path, email, password, client).await?;
+        if !self.factors.required(&user.id).await? {
+            return Ok(SignedIn {
+                user,
+                amr: vec!["pwd".into()],
+            });
+        }
+        match code {
+            Some(code) => {
+                let factor = self.second_factor(&user, code, client).await?;
+                Ok(SignedIn {
+                    user,
+                    amr: vec!["pwd".into(), factor.amr().into(), "mfa".into()],
+                })
+            }
+            None => Err(SignInRefusal::SecondFactorRequired {
+                token: self.factors.challenge(&user.id, &["pwd"]).await?,
+                methods: self.factors.methods(),
+            }),
+        }
+    }
+
+    /// Completes a sign-in waiting for its second factor (`token` from the refusal).
+    pub async fn complete(
+        &self,
+        token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignInRefusal> {
+        let challenge = self.factors.attempt(token).await?;
+        let user = self
+            .store
+            .user_by_id(&challenge.user_id)
+            .await
+            .map_err(Error::from)?
+            .filter(|u| !u.disabled)
+            .ok_or(Error::AccountDisabled)?;
+        let factor = self.second_factor(&user, code, client).await?;
+        self.factors.finish(token).await?;
+        let mut amr: Vec<String> = challenge
+            .amr
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        amr.push(factor.amr().into());
+        amr.push("mfa".into());
+        Ok(SignedIn { user, amr })
+    }
+
+    /// A second-factor code for `user`, under the same lockout as passwords: refused
+    /// unchecked while locked, and a wrong one counts as a failed sign-in.
+    async fn second_factor(
+        &self,
+        user: &UserRecord,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<Factor, SignInRefusal> {
+        let account = account_of(&user.email);
+        let ip = client_key(client);
+        if let Some(secs) = self.guard.locked_for(&account, &ip).await? {
+            return Err(Error::Locked {
+                retry_after_secs: secs,
+            }
+            .into());
+        }
+        let ctx = Context::user(&user.id, client.clone());
+        match self.factors.check(&user.id, code, &ctx).await {
+            Ok(factor) => {
+                self.guard.succeeded(&account, &ip).await?;
+                Ok(factor)
+            }
+            Err(Error::InvalidCredentials) => {
+                metrics::counter!("tollgate_logins_total", "outcome" => "invalid_code")
+                    .increment(1);
+                let entry = ctx
+                    .entry("auth.mfa", Outcome::Failure, Some(&user.id))
+                    .with("reason", "invalid_code");
+                self.guard.failed(&account, &ip, &entry).await?;
+                Err(Error::invalid("invalid_code", "the code is wrong or was already used").into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks `email` and `password` posted to `path` (which names the rate-limit rules

@@ -171,8 +171,15 @@ pub fn default_rules() -> Vec<RuleSpec> {
         // They check the current password: a stolen access token must not guess it fast.
         "/auth/password",
     ];
-    // Every door that checks a password: the JSON API, the hosted form, account linking.
-    const SIGN_IN: &[&str] = &["/auth/login", "/ui/login", "/auth/federated/link"];
+    // Every door that checks a password or a second factor: the JSON API, the hosted
+    // forms, account linking.
+    const SIGN_IN: &[&str] = &[
+        "/auth/login",
+        "/auth/login/mfa",
+        "/ui/login",
+        "/ui/mfa",
+        "/auth/federated/link",
+    ];
     // The hosted pages that mail a link, spend a mailed code or create an account.
     const RECOVERY_PAGES: &[&str] = &["/ui/forgot", "/ui/reset", "/ui/verify", "/ui/confirm-email"];
     vec![

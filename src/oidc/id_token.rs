@@ -63,14 +63,7 @@ pub struct IdToken<'a> {
 
 /// The authentication context class: `2` when a second factor was used, else `1`.
 pub fn acr_for(amr: &str) -> &'static str {
-    if amr
-        .split_ascii_whitespace()
-        .any(|m| matches!(m, "mfa" | "otp" | "hwk"))
-    {
-        "2"
-    } else {
-        "1"
-    }
+    crate::session::tokens::acr_for(amr.split_ascii_whitespace())
 }
 
 pub fn mint(keys: &KeyRing, t: &IdToken<'_>) -> Result<String> {

@@ -6,10 +6,8 @@
 //! gets the same successor"), while the database holds nothing that could be used as a
 //! token: the spent token exists there only as its hash.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
-
-use crate::secret::{b64url, from_b64url, random_bytes};
 
 const SALT: &[u8] = b"tollgate/refresh-successor/v1";
 
@@ -23,33 +21,13 @@ fn key_for(spent: &str) -> LessSafeKey {
 
 /// Encrypts `successor` for whoever holds `spent`.
 pub fn seal(spent: &str, successor: &str) -> String {
-    let nonce_bytes = random_bytes::<NONCE_LEN>();
-    let mut data = successor.as_bytes().to_vec();
-    key_for(spent)
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce_bytes),
-            Aad::from(SALT),
-            &mut data,
-        )
-        .expect("AES-GCM sealing of a short message cannot fail");
-    let mut out = nonce_bytes.to_vec();
-    out.extend_from_slice(&data);
-    b64url(&out)
+    crate::secret::seal(&key_for(spent), SALT, successor.as_bytes())
 }
 
 /// Recovers the successor; `None` if `sealed` was not made for `spent`.
 pub fn open(spent: &str, sealed: &str) -> Option<String> {
-    let raw = from_b64url(sealed)?;
-    if raw.len() <= NONCE_LEN {
-        return None;
-    }
-    let (nonce, ct) = raw.split_at(NONCE_LEN);
-    let mut buf = ct.to_vec();
-    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let plain = key_for(spent)
-        .open_in_place(nonce, Aad::from(SALT), &mut buf)
-        .ok()?;
-    String::from_utf8(plain.to_vec()).ok()
+    let plain = crate::secret::unseal(&key_for(spent), SALT, sealed)?;
+    String::from_utf8(plain).ok()
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct AccessClaims {
     pub auth_time: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// `2` when a second factor was used, else `1` (absent on services' own tokens).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub acr: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
     #[serde(default)]
@@ -48,6 +51,16 @@ pub struct AccessClaims {
     /// client id), absent for tokens issued to a user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gty: Option<String>,
+}
+
+/// The authentication context class of a sign-in whose methods were `amr`: `2` when a
+/// second factor was used, else `1`.
+pub fn acr_for<'a>(mut amr: impl Iterator<Item = &'a str>) -> &'static str {
+    if amr.any(|m| matches!(m, "mfa" | "otp" | "hwk")) {
+        "2"
+    } else {
+        "1"
+    }
 }
 
 /// The `gty` of tokens a client obtained for itself.
@@ -145,6 +158,11 @@ impl AccessTokens {
             roles: s.roles.to_vec(),
             auth_time: s.auth_time,
             amr: s.amr.to_vec(),
+            acr: if s.service {
+                String::new()
+            } else {
+                acr_for(s.amr.iter().map(String::as_str)).to_string()
+            },
             email: s.email.to_string(),
             email_verified: s.email_verified,
             gty: s.service.then(|| SERVICE_GRANT.to_string()),

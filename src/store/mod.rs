@@ -16,6 +16,7 @@ mod audit;
 pub mod chain;
 mod clients;
 mod email_tokens;
+mod factors;
 mod federation;
 mod oauth;
 mod sessions;
@@ -40,6 +41,7 @@ pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditFilter, AuditRecord, Entry, Outcome};
 pub use clients::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX, ClientRecord};
 pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
+pub use factors::MfaChallenge;
 pub use federation::FederatedLogin;
 pub use oauth::{ConsentRecord, NewCode, Redeemed};
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
@@ -217,6 +219,11 @@ impl Store {
                         "ai_usage",
                         include_str!("migrations/sqlite/0005_ai_usage.sql"),
                     ),
+                    migration(
+                        6,
+                        "second_factors",
+                        include_str!("migrations/sqlite/0006_second_factors.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -239,6 +246,11 @@ impl Store {
                         5,
                         "ai_usage",
                         include_str!("migrations/postgres/0005_ai_usage.sql"),
+                    ),
+                    migration(
+                        6,
+                        "second_factors",
+                        include_str!("migrations/postgres/0006_second_factors.sql"),
                     ),
                 ])
                 .run(pool)

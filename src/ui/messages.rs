@@ -95,6 +95,23 @@ const EN: Catalogue = &[
         "Too many attempts. Wait a little, then try again.",
     ),
     ("err_disabled", "This account is disabled."),
+    ("mfa_title", "Second step"),
+    (
+        "mfa_lead",
+        "Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
+    ),
+    ("mfa_code", "Code"),
+    ("mfa_code_help", "A recovery code works only once."),
+    ("mfa_verify", "Verify"),
+    ("mfa_start_over", "Start over"),
+    (
+        "err_invalid_code",
+        "That code is wrong or was already used.",
+    ),
+    (
+        "err_mfa_expired",
+        "This sign-in expired. Please sign in again.",
+    ),
     (
         "err_not_verified",
         "Verify your email address first: follow the link we mailed you.",
@@ -288,6 +305,23 @@ const FR: Catalogue = &[
         "Trop de tentatives. Patientez un peu, puis réessayez.",
     ),
     ("err_disabled", "Ce compte est désactivé."),
+    ("mfa_title", "Deuxième étape"),
+    (
+        "mfa_lead",
+        "Saisissez le code à 6 chiffres de votre application d'authentification, ou l'un de vos codes de secours.",
+    ),
+    ("mfa_code", "Code"),
+    (
+        "mfa_code_help",
+        "Un code de secours ne sert qu'une seule fois.",
+    ),
+    ("mfa_verify", "Vérifier"),
+    ("mfa_start_over", "Recommencer"),
+    ("err_invalid_code", "Ce code est faux ou a déjà servi."),
+    (
+        "err_mfa_expired",
+        "Cette connexion a expiré. Connectez-vous à nouveau.",
+    ),
     (
         "err_not_verified",
         "Confirmez d'abord votre adresse e-mail : suivez le lien que nous vous avons envoyé.",

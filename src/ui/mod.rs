@@ -83,9 +83,10 @@ const STYLE: &str = include_str!("style.css");
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("mfa.html", include_str!("templates/mfa.html")),
     ("signup.html", include_str!("templates/signup.html")),
     ("forgot.html", include_str!("templates/forgot.html")),
     ("reset.html", include_str!("templates/reset.html")),

@@ -114,6 +114,66 @@ upstream = "{}"
     run("accounts.mjs", env).await;
 }
 
+/// Sign-in with a second factor in the hosted pages: the account is enrolled over the API
+/// (as a script would), then a person signs in through `/ui/login` and `/ui/mfa`.
+async fn second_factor_sign_in(b: Backend) {
+    let up = Upstream::start().await;
+    let s = TestServer::start_with(
+        b,
+        Options {
+            config: format!(
+                "[gateway]\nlogin_url = \"/ui/login\"\n\n[[route]]\npath = \"/app/*\"\nupstream = \"{}\"\n",
+                up.base
+            ),
+            env: vec![],
+        },
+    )
+    .await;
+    let email = user(&s, "mfa");
+    let (access, _) = s.login_tokens(&email, PASSWORD).await;
+    let auth = format!("Bearer {access}");
+    let r = s
+        .call(
+            reqwest::Method::POST,
+            "/auth/mfa/totp",
+            Some(serde_json::json!({})),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let secret = r.str("secret");
+    let raw = totp_rs::Secret::try_from_base32(&secret).unwrap();
+    let spent = totp_rs::Builder::new()
+        .with_secret(raw.as_bytes().to_vec().into_boxed_slice())
+        .build()
+        .unwrap()
+        .generate(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .to_string();
+    let r = s
+        .call(
+            reqwest::Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(serde_json::json!({ "code": spent })),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let env = vec![
+        ("BASE", s.base.clone()),
+        ("APP_PAGE", "/app/page".to_string()),
+        ("EMAIL", email),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("TOTP_SECRET", secret),
+        ("SPENT_CODE", spent),
+    ];
+    run("mfa.mjs", env).await;
+}
+
 /// Runs `script` on a blocking thread (Chromium and Node.js take their time).
 async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
     tokio::task::spawn_blocking(move || flow(script, &env))
@@ -242,4 +302,5 @@ on_sqlite!(
     csrf => cross_site_forms,
     federation => federation_sign_in_and_linking,
     oidc => oidc_code_flow,
+    mfa => second_factor_sign_in,
 );

@@ -313,9 +313,10 @@ async fn zero_configuration_serve() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     keys.sort();
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    // ...and the key that seals TOTP secrets.
+    assert_eq!(keys.len(), 3, "{keys:?}");
     assert!(
-        keys[0].starts_with("ed25519-") && keys[1].starts_with("rsa-"),
+        keys[0].starts_with("ed25519-") && keys[1].starts_with("rsa-") && keys[2] == "seal.key",
         "{keys:?}"
     );
     #[cfg(unix)]

@@ -23,6 +23,7 @@ mod gateway_auth;
 mod interop;
 mod limits;
 mod metrics;
+mod mfa;
 mod oidc;
 mod oidc_admin;
 mod oidc_services;

@@ -163,20 +163,47 @@ pub async fn submit(
         Ok(u) => u,
         Err(why) => return refused(&app, &headers, why.into(), view(Default::default())),
     };
-    signed_in(&app, user, &["pwd"], &info, pending.as_ref(), rd.as_deref()).await
+    signed_in(
+        &app,
+        &headers,
+        user,
+        &["pwd"],
+        &info,
+        form.flow.as_deref().filter(|_| pending.is_some()),
+        rd.as_deref(),
+    )
+    .await
 }
 
-/// After any successful sign-in at a page (password, federation, account link): starts
-/// the browser's session, sets its cookies, and continues the pending authorization, or
-/// goes to `rd`, or to the landing page.
+/// After any successful sign-in at a page (password, federation, account link): for an
+/// account with a second factor not yet given, the second step (`/ui/mfa`); otherwise
+/// starts the browser's session, sets its cookies, and continues the pending
+/// authorization (`flow`), or goes to `rd`, or to the landing page.
 pub async fn signed_in(
     app: &AppState,
+    headers: &HeaderMap,
     user: crate::store::UserRecord,
     amr: &[&str],
     info: &crate::session::ClientInfo,
-    pending: Option<&Pending>,
+    flow: Option<&str>,
     rd: Option<&str>,
 ) -> Response {
+    if !amr.contains(&"mfa") {
+        let challenge = match app.factors.required(&user.id).await {
+            Ok(true) => Some(app.factors.challenge(&user.id, amr).await),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        };
+        match challenge {
+            Some(Ok(token)) => {
+                return super::mfa::render(app, headers, StatusCode::OK, &token, flow, rd, None);
+            }
+            Some(Err(e)) => return Problem::from(e).into_response(),
+            None => {}
+        }
+    }
+    let pending = flow.and_then(|f| app.oidc.open(f).ok());
+    let pending = pending.as_ref();
     let issued = match app.sessions.start(user, amr, info).await {
         Ok(i) => i,
         Err(e) => return Problem::from(e).into_response(),

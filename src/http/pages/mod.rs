@@ -2,6 +2,7 @@
 //!
 //! - [`login`]: `/ui/login` (sign-in; the same checks as `/auth/login`) and `/ui/`, the
 //!   signed-in landing page;
+//! - [`mfa`]: `/ui/mfa`, the second step of a sign-in for accounts with a second factor;
 //! - [`signup`]: `/ui/signup`, when `[accounts] open_registration`;
 //! - [`recovery`]: `/ui/forgot`, `/ui/reset`, `/ui/verify`, `/ui/confirm-email`, the pages
 //!   the mails link to;
@@ -15,6 +16,7 @@
 mod consent;
 mod login;
 mod logout;
+mod mfa;
 mod recovery;
 mod signup;
 
@@ -38,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(|| async { html::see_other("/ui/") }))
         .route("/ui/", get(login::home))
         .route("/ui/login", get(login::page).post(login::submit))
+        .route("/ui/mfa", axum::routing::post(mfa::submit))
         .route("/ui/signup", get(signup::page).post(signup::submit))
         .route(
             "/ui/forgot",
@@ -173,6 +176,8 @@ fn explain_code(code: &str) -> &'static str {
         "invalid_email" => "err_invalid_email",
         "registration_closed" => "err_registration_closed",
         "invalid_token" => "link_invalid",
+        "invalid_code" => "err_invalid_code",
+        "invalid_mfa_token" => "err_mfa_expired",
         _ => "err_failed",
     })
 }

@@ -1,0 +1,67 @@
+// Signing in to an account with an authenticator app, as a person does: open a page of
+// the app behind the gateway, get sent to sign in, give the password, then the code the
+// app shows (a wrong one first), and land on that page. The code is computed here from
+// the secret the account was enrolled with (RFC 6238, as the app would).
+
+import { createHmac } from 'node:crypto';
+import { env, main, newPage, look, expectText, check } from './lib.mjs';
+
+const BASE = env('BASE');
+const APP = env('APP_PAGE');
+const EMAIL = env('EMAIL');
+const PASSWORD = env('PASSWORD');
+const SECRET = env('TOTP_SECRET');
+const SPENT = env('SPENT_CODE');
+
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of s.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+function totp(secret, time = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 1000 / 30)));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return n.toString().padStart(6, '0');
+}
+
+await main(async (browser) => {
+  const page = await newPage(browser);
+  await page.goto(BASE + APP);
+  check(page.url().startsWith(`${BASE}/ui/login?rd=`), `not sent to sign in: ${page.url()}`);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForLoadState();
+
+  // The second step, not yet a session.
+  await expectText(page, 'Second step');
+  await look(page, 'mfa');
+  const cookies = await page.context().cookies();
+  check(!cookies.some((c) => c.name.includes('tg_at')), 'a session before the second step');
+
+  await page.getByLabel('Code').fill('000000' === SPENT ? '111111' : '000000');
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.waitForLoadState();
+  await expectText(page, 'That code is wrong or was already used');
+  await look(page, 'mfa-error');
+
+  // The code the app shows now (a later step than the one the enrolment spent).
+  let code = totp(SECRET);
+  while (code === SPENT) {
+    await new Promise((r) => setTimeout(r, 500));
+    code = totp(SECRET);
+  }
+  await page.getByLabel('Code').fill(code);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.waitForLoadState();
+  check(page.url() === BASE + APP, `not back on the app's page: ${page.url()}`);
+  await page.goto(`${BASE}/ui/`);
+  await expectText(page, EMAIL);
+});
