@@ -162,6 +162,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     })?;
     let factors = Arc::new(SecondFactors::new(
         store.clone(),
+        revocations.clone(),
         sealer,
         config.public_host(),
     ));

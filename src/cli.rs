@@ -152,6 +152,9 @@ enum UserCommand {
     Enable { email: String },
     /// Lift the sign-in lockouts of an account.
     Unlock { email: String },
+    /// Remove an account's second factors (authenticator app, recovery codes) and end its
+    /// sessions, for someone who lost them.
+    ResetMfa { email: String },
 }
 
 #[derive(Subcommand)]
@@ -319,6 +322,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 UserCommand::Disable { email } => {
                     let user = id.find(&email).await?;
                     print_user(&id.set_disabled(&user.id, true, &ctx).await?)
+                }
+                UserCommand::ResetMfa { email } => {
+                    let user = id.find(&email).await?;
+                    // Idempotent, like disable: a second reset changes nothing.
+                    if !app.factors.reset(&user, &ctx).await? {
+                        eprintln!("tollgate: {email} had no second factor");
+                    }
+                    print_user(&user)
                 }
                 UserCommand::Enable { email } => {
                     let user = id.find(&email).await?;

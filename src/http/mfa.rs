@@ -57,7 +57,10 @@ async fn begin_totp(State(app): State<AppState>, caller: Caller) -> ApiResult<Re
         .await
         .map_err(Error::from)?
         .ok_or(Error::NotFound("user"))?;
-    let enrolment = app.factors.begin_totp(&user).await?;
+    let enrolment = app
+        .factors
+        .begin_totp(&user, caller.claims.auth_time)
+        .await?;
     Ok(axum::Json(json!({
         "secret": enrolment.secret,
         "otpauth_uri": enrolment.otpauth_uri,

@@ -6,9 +6,12 @@
 //! that, against its unused recovery codes (spent once, audited). Wrong codes count like
 //! wrong passwords: the caller runs them through the sign-in guard.
 
+use std::sync::Arc;
+
 use crate::audit::{Context, Outcome};
 use crate::error::{Error, Result};
 use crate::secret::{self, Sealer};
+use crate::session::Revocations;
 use crate::store::{MfaChallenge, Store, UserRecord};
 
 use super::totp;
@@ -19,6 +22,9 @@ const CHALLENGE_TTL_SECS: i64 = 300;
 const CHALLENGE_ATTEMPTS: i64 = 5;
 /// Recovery codes per account.
 const RECOVERY_CODES: usize = 10;
+/// How recent a sign-in must be to set up a factor: a stolen session, or one left open
+/// on a shared computer, must not be able to plant its own authenticator.
+pub const RECENT_SIGN_IN_SECS: i64 = 600;
 
 /// A TOTP enrolment waiting for its first code.
 pub struct TotpEnrolment {
@@ -47,15 +53,22 @@ impl Factor {
 
 pub struct SecondFactors {
     store: Store,
+    revocations: Arc<Revocations>,
     sealer: Sealer,
     /// What authenticator apps show the account under.
     issuer: String,
 }
 
 impl SecondFactors {
-    pub fn new(store: Store, sealer: Sealer, issuer: String) -> SecondFactors {
+    pub fn new(
+        store: Store,
+        revocations: Arc<Revocations>,
+        sealer: Sealer,
+        issuer: String,
+    ) -> SecondFactors {
         SecondFactors {
             store,
+            revocations,
             sealer,
             issuer,
         }
@@ -75,8 +88,15 @@ impl SecondFactors {
         vec!["totp", "recovery_code"]
     }
 
-    /// Starts (or restarts) a TOTP enrolment; refused while a confirmed one exists.
-    pub async fn begin_totp(&self, user: &UserRecord) -> Result<TotpEnrolment> {
+    /// Starts (or restarts) a TOTP enrolment for someone who signed in (`auth_time`)
+    /// within [`RECENT_SIGN_IN_SECS`]; refused while a confirmed one exists.
+    pub async fn begin_totp(&self, user: &UserRecord, auth_time: i64) -> Result<TotpEnrolment> {
+        if crate::clock::now() - auth_time > RECENT_SIGN_IN_SECS {
+            return Err(Error::invalid(
+                "reauthentication_required",
+                "sign in again (within the last 10 minutes) to set up a second factor",
+            ));
+        }
         let raw = totp::new_secret();
         let uri = totp::otpauth_uri(&raw, &self.issuer, &user.email)
             .ok_or_else(|| Error::Internal("cannot build the otpauth URI".into()))?;
@@ -127,7 +147,7 @@ impl SecondFactors {
         let audit = ctx.entry("mfa.totp_enrolled", Outcome::Success, Some(&user.id));
         if !self
             .store
-            .confirm_totp(&user.id, step, &hashes, now, &audit)
+            .confirm_totp(&user.id, &record.sealed, step, &hashes, now, &audit)
             .await?
         {
             return Err(Error::invalid(
@@ -171,6 +191,19 @@ impl SecondFactors {
             return Ok(Factor::RecoveryCode);
         }
         Err(Error::InvalidCredentials)
+    }
+
+    /// Removes every second factor of `user` (an administrator's reset, for someone who
+    /// lost their authenticator and recovery codes) and ends their sessions. `false` when
+    /// there was nothing to remove.
+    pub async fn reset(&self, user: &UserRecord, ctx: &Context) -> Result<bool> {
+        let now = crate::clock::now();
+        let audit = ctx.entry("mfa.reset", Outcome::Success, Some(&user.id));
+        let Some(revoked) = self.store.reset_factors(&user.id, now, &audit).await? else {
+            return Ok(false);
+        };
+        self.revocations.announce(&revoked, now).await;
+        Ok(true)
     }
 
     /// Parks a sign-in whose first factor (`amr`) passed; the `mfa_token` completes it.

@@ -216,7 +216,11 @@ impl PasswordSignIn {
         };
         match outcome {
             Ok(user) => {
-                self.guard.succeeded(&account, &ip).await?;
+                // With a second factor to come, the counters are cleared only once it
+                // passes: a right password must not wipe the count of wrong codes.
+                if !self.factors.required(&user.id).await? {
+                    self.guard.succeeded(&account, &ip).await?;
+                }
                 metrics::counter!("tollgate_logins_total", "outcome" => "success").increment(1);
                 Ok(user)
             }

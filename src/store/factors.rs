@@ -71,6 +71,7 @@ impl Store {
     pub async fn confirm_totp(
         &self,
         user_id: &str,
+        sealed: &str,
         step: i64,
         code_hashes: &[String],
         now: i64,
@@ -80,12 +81,13 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE totp_factors SET confirmed_at = $2, last_step = $3
-                 WHERE user_id = $1 AND confirmed_at IS NULL
+                 WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4
                    AND (last_step IS NULL OR last_step < $3)",
             )
             .bind(user_id)
             .bind(now)
             .bind(step)
+            .bind(sealed)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -155,6 +157,52 @@ impl Store {
             append_audit!(tx, audit);
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    /// Removes every second factor of a user (an administrator's reset) and revokes the
+    /// user's sessions, in one transaction: the revoked session ids, or `None` when the
+    /// user had no factor.
+    pub async fn reset_factors(
+        &self,
+        user_id: &str,
+        now: i64,
+        audit: &Entry,
+    ) -> StoreResult<Option<Vec<String>>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let removed = sqlx::query("DELETE FROM totp_factors WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let codes = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed + codes == 0 {
+                return Ok(None);
+            }
+            sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "UPDATE sessions SET revoked_at = $1, revoked_reason = 'factors_reset'
+                 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(now)
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut revoked = Vec::with_capacity(rows.len());
+            for r in rows {
+                revoked.push(r.try_get("id")?);
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(Some(revoked))
         })
     }
 

@@ -216,17 +216,19 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
     )
     .await;
     let (email, secret, _codes, first) = enrolled(&s, "guess").await;
-    let r = s
-        .post(
-            "/auth/login?mode=token",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    let token = r.str("mfa_token");
-    for guess in ["000000", "111111", "222222"] {
-        if guess == first {
-            continue;
-        }
+    let guesses: Vec<&str> = ["000000", "111111", "222222"]
+        .into_iter()
+        .filter(|g| *g != first)
+        .take(2)
+        .collect();
+    // Two wrong codes, then the right password again (which must not clear the count),
+    // then a third wrong code: locked.
+    let body = json!({"email": email, "password": PASSWORD});
+    let token = s
+        .post("/auth/login?mode=token", body.clone())
+        .await
+        .str("mfa_token");
+    for guess in &guesses {
         let r = s
             .post(
                 "/auth/login/mfa?mode=token",
@@ -235,6 +237,17 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
             .await;
         assert_eq!(r.json["code"], "invalid_code", "{}", r.text);
     }
+    let token = s
+        .post("/auth/login?mode=token", body.clone())
+        .await
+        .str("mfa_token");
+    let r = s
+        .post(
+            "/auth/login/mfa?mode=token",
+            json!({"mfa_token": token, "code": guesses[0]}),
+        )
+        .await;
+    assert_eq!(r.json["code"], "invalid_code", "{}", r.text);
     let r = s
         .post(
             "/auth/login?mode=token",
@@ -245,7 +258,64 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
     let _ = secret;
 }
 
+/// Setting up a factor needs a recent sign-in (a stolen or forgotten session must not
+/// plant its own authenticator); an administrator can remove a lost one, which ends the
+/// account's sessions.
+async fn enrolment_needs_a_recent_sign_in_and_an_admin_can_reset(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let stale = email("stale");
+    s.register(&stale).await;
+    let (_, refresh) = s.login_tokens(&stale, PASSWORD).await;
+    s.sandbox
+        .execute("UPDATE sessions SET auth_time = auth_time - 3600")
+        .await;
+    let r = s
+        .post(
+            "/auth/refresh?mode=token",
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old = bearer(&r.str("access_token"));
+    let r = s
+        .call(
+            Method::POST,
+            "/auth/mfa/totp",
+            Some(json!({})),
+            &[("authorization", &old)],
+        )
+        .await;
+    r.assert_problem(400, "reauthentication_required");
+
+    let (email, _secret, _codes, _first) = enrolled(&s, "reset").await;
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    r.assert_problem(401, "mfa_required");
+    let out = s.cli(&["user", "reset-mfa", &email], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No second factor any more; a second reset changes nothing and says so.
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let out = s.cli(&["user", "reset-mfa", &email], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("had no second factor"));
+}
+
 on_both_backends!(
+    enrolment_needs_a_recent_sign_in_and_an_admin_can_reset,
     sign_in_needs_the_second_factor_and_a_code_works_once,
     cookie_mode_and_the_code_with_the_password,
     wrong_codes_lock_the_account_like_wrong_passwords
