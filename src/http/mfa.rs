@@ -14,6 +14,7 @@ use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::error::Error;
+use crate::store::UserRecord;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,12 +52,7 @@ async fn login_mfa(
 
 /// Starts a TOTP enrolment for the signed-in user: the secret and its `otpauth://` URI.
 async fn begin_totp(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    let user = app
-        .store
-        .user_by_id(&caller.claims.sub)
-        .await
-        .map_err(Error::from)?
-        .ok_or(Error::NotFound("user"))?;
+    let user = account_of(&app, &caller).await?;
     let enrolment = app
         .factors
         .begin_totp(&user, caller.claims.auth_time)
@@ -75,12 +71,7 @@ async fn confirm_totp(
     Client(client): Client,
     Body(b): Body<Code>,
 ) -> ApiResult<Response> {
-    let user = app
-        .store
-        .user_by_id(&caller.claims.sub)
-        .await
-        .map_err(Error::from)?
-        .ok_or(Error::NotFound("user"))?;
+    let user = account_of(&app, &caller).await?;
     let ctx = Context::user(&user.id, client);
     let codes = app
         .factors
@@ -88,4 +79,12 @@ async fn confirm_totp(
         .await
         .map_err(Problem::from)?;
     Ok(axum::Json(json!({ "recovery_codes": codes })).into_response())
+}
+
+/// The signed-in caller's account.
+async fn account_of(app: &AppState, caller: &Caller) -> Result<UserRecord, Error> {
+    app.store
+        .user_by_id(&caller.claims.sub)
+        .await?
+        .ok_or(Error::NotFound("user"))
 }
