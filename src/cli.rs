@@ -241,9 +241,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = app::open_store(&config).await?;
             store.close().await;
-            // The key ring too: run once before nodes start on a shared key directory,
-            // no two of them race to create a first key of a family.
+            // The key ring and the sealing key too: run once before nodes start on a
+            // shared key directory, no two of them race to create a first key, and
+            // nodes that mount it read-only find every key there.
             KeyRing::open(&app::keys_dir(&config), config.access_ttl)?;
+            crate::secret::Sealer::open(&app::keys_dir(&config))?;
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
