@@ -45,37 +45,6 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_secrets_are_43_url_safe_chars_and_distinct() {
-        let a = generate();
-        let b = generate();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, b);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        );
-    }
-
-    #[test]
-    fn digest_is_stable_hex() {
-        assert_eq!(digest_hex("abc").len(), 64);
-        assert_eq!(digest_hex("abc"), digest_hex("abc"));
-        assert_ne!(digest_hex("abc"), digest_hex("abd"));
-    }
-
-    #[test]
-    fn constant_time_eq_compares_content_and_length() {
-        assert!(constant_time_eq("same", "same"));
-        assert!(!constant_time_eq("same", "sama"));
-        assert!(!constant_time_eq("same", "same!"));
-    }
-}
-
 /// AES-256-GCM of `plain` under `key`, bound to `aad`: base64url of nonce ‖ ciphertext ‖ tag.
 pub fn seal(key: &LessSafeKey, aad: &[u8], plain: &[u8]) -> String {
     let nonce_bytes = random_bytes::<NONCE_LEN>();
@@ -157,8 +126,34 @@ impl Sealer {
 }
 
 #[cfg(test)]
-mod sealing_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn generated_secrets_are_43_url_safe_chars_and_distinct() {
+        let a = generate();
+        let b = generate();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+
+    #[test]
+    fn digest_is_stable_hex() {
+        assert_eq!(digest_hex("abc").len(), 64);
+        assert_eq!(digest_hex("abc"), digest_hex("abc"));
+        assert_ne!(digest_hex("abc"), digest_hex("abd"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_content_and_length() {
+        assert!(constant_time_eq("same", "same"));
+        assert!(!constant_time_eq("same", "sama"));
+        assert!(!constant_time_eq("same", "same!"));
+    }
 
     #[test]
     fn sealed_values_open_only_for_their_owner_and_key() {

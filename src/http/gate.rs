@@ -161,27 +161,5 @@ pub(crate) fn upstream_failure(route: &str, e: SendError) -> Response {
     } else {
         tracing::warn!(route, error = %e, "upstream exchange failed");
     }
-    let (status, code, title) = match e {
-        SendError::Timeout => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            "The upstream did not answer in time",
-        ),
-        SendError::Unreachable(_) | SendError::Broken(_) => (
-            StatusCode::BAD_GATEWAY,
-            "upstream_unavailable",
-            "The upstream is unavailable",
-        ),
-        SendError::ClientStalled => (
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "The request body stopped arriving",
-        ),
-        SendError::ClientBody => (
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "The request body could not be read",
-        ),
-    };
-    Problem::new(status, code, title).into_response()
+    Problem::from(e).into_response()
 }

@@ -16,6 +16,7 @@ use crate::ai::request::RequestError;
 use crate::error::Error;
 use crate::identity::signin::SignInRefusal;
 use crate::limits::{Allowance, LimitRefusal};
+use crate::outbound::SendError;
 
 #[derive(Debug)]
 pub struct Problem {
@@ -326,12 +327,43 @@ impl From<ExchangeFailure> for Problem {
                 "upstream_auth_failed",
                 "The AI provider refused the gateway's credentials",
             ),
-            ExchangeFailure::Unreadable | ExchangeFailure::Upstream(_) => Problem::new(
+            ExchangeFailure::Unreadable => Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_invalid_response",
                 "The AI provider answered in a form the gateway cannot check",
             ),
+            ExchangeFailure::Upstream(e) => e.into(),
         }
+    }
+}
+
+/// An outbound exchange that failed: 504 for time, 502 for an upstream that cannot be
+/// reached or broke it, 408 or 400 when it was the client's body.
+impl From<SendError> for Problem {
+    fn from(e: SendError) -> Problem {
+        let (status, code, title) = match e {
+            SendError::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The upstream did not answer in time",
+            ),
+            SendError::Unreachable(_) | SendError::Broken(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "The upstream is unavailable",
+            ),
+            SendError::ClientStalled => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body stopped arriving",
+            ),
+            SendError::ClientBody => (
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "The request body could not be read",
+            ),
+        };
+        Problem::new(status, code, title)
     }
 }
 

@@ -41,13 +41,10 @@ pub enum Factor {
 }
 
 impl Factor {
-    /// The RFC 8176 `amr` value.
+    /// The RFC 8176 `amr` value: `otp` for both (a recovery code is a one-time code
+    /// from a list the user holds).
     pub fn amr(self) -> &'static str {
-        match self {
-            Factor::Totp => "otp",
-            // A code from a list the user holds: something they have, used once.
-            Factor::RecoveryCode => "otp",
-        }
+        "otp"
     }
 }
 
@@ -108,7 +105,7 @@ impl SecondFactors {
         {
             return Err(Error::invalid(
                 "totp_already_enrolled",
-                "an authenticator app is already set up; remove it first",
+                "an authenticator app is already set up (an administrator can reset it)",
             ));
         }
         Ok(TotpEnrolment {

@@ -90,8 +90,8 @@ impl PasswordSignIn {
         code: Option<&str>,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignInRefusal> {
-        let user = self.check(path, email, password, client).await?;
-        if !self.factors.required(&user.id).await? {
+        let (user, second_factor) = self.password(path, email, password, client).await?;
+        if !second_factor {
             return Ok(SignedIn {
                 user,
                 amr: vec!["pwd".into()],
@@ -175,7 +175,8 @@ impl PasswordSignIn {
     }
 
     /// Checks `email` and `password` posted to `path` (which names the rate-limit rules
-    /// that apply). The user, or why not.
+    /// that apply). The user, or why not; a second factor is left to the caller
+    /// (the hosted pages' `signed_in`).
     pub async fn check(
         &self,
         path: &str,
@@ -183,6 +184,17 @@ impl PasswordSignIn {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserRecord, SignInRefusal> {
+        Ok(self.password(path, email, password, client).await?.0)
+    }
+
+    /// The first factor: the user, and whether a second one must follow.
+    async fn password(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(UserRecord, bool), SignInRefusal> {
         let account = account_of(email);
         self.limit_address(path, email, client).await?;
         let ip = client_key(client);
@@ -218,11 +230,12 @@ impl PasswordSignIn {
             Ok(user) => {
                 // With a second factor to come, the counters are cleared only once it
                 // passes: a right password must not wipe the count of wrong codes.
-                if !self.factors.required(&user.id).await? {
+                let second_factor = self.factors.required(&user.id).await?;
+                if !second_factor {
                     self.guard.succeeded(&account, &ip).await?;
                 }
                 metrics::counter!("tollgate_logins_total", "outcome" => "success").increment(1);
-                Ok(user)
+                Ok((user, second_factor))
             }
             Err((e, user_id)) => {
                 metrics::counter!("tollgate_logins_total", "outcome" => e.code()).increment(1);

@@ -107,11 +107,11 @@ where
             Poll::Ready(frame) => {
                 let idle = this.idle;
                 this.deadline.as_mut().reset(Instant::now() + idle);
-                let request = this.side == "request";
+                let side = this.side;
                 Poll::Ready(frame.map(|f| {
                     f.map_err(|e| {
                         let e: Self::Error = e.into();
-                        if request {
+                        if side == "request" {
                             Box::new(ClientBodyError(e))
                         } else {
                             e

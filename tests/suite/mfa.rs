@@ -314,7 +314,43 @@ async fn enrolment_needs_a_recent_sign_in_and_an_admin_can_reset(backend: Backen
     assert!(String::from_utf8_lossy(&out.stderr).contains("had no second factor"));
 }
 
+/// One challenge completes one sign-in: racing completions, each with a different valid
+/// recovery code (so only the challenge itself can stop the others), yield one session.
+async fn racing_completions_of_one_challenge_yield_one_session(backend: Backend) {
+    let s = std::sync::Arc::new(TestServer::start(backend).await);
+    let (email, _secret, codes, _first) = enrolled(&s, "race").await;
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    let token = r.str("mfa_token");
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let codes = std::sync::Arc::new(codes);
+    let replies = simultaneously(&s, 5, move |s| {
+        let (token, codes, next) = (token.clone(), codes.clone(), next.clone());
+        async move {
+            let code = codes[next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)].clone();
+            s.post(
+                "/auth/login/mfa?mode=token",
+                json!({"mfa_token": token, "code": code}),
+            )
+            .await
+        }
+    })
+    .await;
+    let won = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        won,
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+}
+
 on_both_backends!(
+    racing_completions_of_one_challenge_yield_one_session,
     enrolment_needs_a_recent_sign_in_and_an_admin_can_reset,
     sign_in_needs_the_second_factor_and_a_code_works_once,
     cookie_mode_and_the_code_with_the_password,
