@@ -18,6 +18,8 @@ pub enum Refusal {
     /// Authenticated, but not admitted here (`client_not_allowed`, `user_not_allowed`,
     /// `email_unverified`).
     Forbidden { code: &'static str },
+    /// Authenticated, but not strongly or recently enough: a step-up is needed (RFC 9470).
+    StepUp { mfa: bool, max_age: Option<u64> },
     /// Over one of the caller's own rate limits.
     Limited(LimitRefusal),
 }
@@ -48,6 +50,7 @@ pub async fn admit(
             return Err(Refusal::InsufficientScope { missing });
         }
         Decision::Forbidden { code } => return Err(Refusal::Forbidden { code }),
+        Decision::StepUp { mfa, max_age } => return Err(Refusal::StepUp { mfa, max_age }),
     };
     if let (Some(c), Some(principal)) = (counted, &resolved.principal) {
         limits

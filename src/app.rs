@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::gateway::redirect::LoginRedirect;
 use crate::identity::Identity;
 use crate::identity::factors::SecondFactors;
+use crate::identity::passkeys::Passkeys;
 use crate::identity::password::PasswordHasher;
 use crate::identity::policy::PasswordPolicy;
 use crate::identity::signin::PasswordSignIn;
@@ -46,6 +47,8 @@ pub struct App {
     pub sign_in: PasswordSignIn,
     /// Second factors: enrolment, codes, the challenge between a sign-in's two steps.
     pub factors: Arc<SecondFactors>,
+    /// Passkeys: registration, sign-in, step-up.
+    pub passkeys: Passkeys,
     pub mailer: Arc<Mailer>,
     pub sessions: Arc<Sessions>,
     /// Revoked sessions and clients: recorded, spread to other processes, and read by
@@ -165,6 +168,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         revocations.clone(),
         sealer,
         config.public_host(),
+        mailer.clone(),
     ));
     let sign_in = PasswordSignIn::new(
         identity.clone(),
@@ -187,6 +191,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             login_url: config.gateway.login_url.clone(),
             return_origins: config.gateway.return_origins.clone(),
             own_origin: config.public_origin(),
+            step_up_url: format!("{}/ui/mfa", config.public_url),
         },
         public_host: config.public_host(),
     };
@@ -197,6 +202,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.redis_url.as_deref(),
     )?);
     let pages = Pages::new(&config.ui);
+    let passkeys = Passkeys::new(
+        &config.public_url,
+        store.clone(),
+        factors.clone(),
+        config.mail.require_verification,
+    );
     Ok(Arc::new(App {
         cookies: CookieNames::new(config.secure_cookies(), &config.session.refresh_cookie_path),
         metrics: crate::telemetry::metrics_handle(),
@@ -206,6 +217,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         identity,
         limits,
         sign_in,
+        passkeys,
         factors,
         mailer,
         sessions,

@@ -36,6 +36,13 @@ pub enum Error {
     /// A spent refresh token came back after its grace window: the session was revoked.
     #[error("the refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
+    /// The session must be raised first (RFC 9470): a second factor when `mfa`, within
+    /// `max_age` seconds when given.
+    #[error("a more recent or stronger sign-in is required")]
+    StepUpRequired { mfa: bool, max_age: Option<u64> },
+    /// `[admin] require_mfa`: an administrator must set up a second factor first.
+    #[error("administrators must set up a second factor first (POST /auth/mfa/totp)")]
+    MfaEnrolmentRequired,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the database is unavailable")]
@@ -67,6 +74,8 @@ impl Error {
             Error::SessionRevoked => "session_revoked",
             Error::InvalidRefreshToken => "invalid_refresh_token",
             Error::RefreshTokenReused => "refresh_token_reused",
+            Error::StepUpRequired { .. } => "mfa_required",
+            Error::MfaEnrolmentRequired => "mfa_enrolment_required",
             Error::NotFound(_) => "not_found",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",

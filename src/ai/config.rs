@@ -50,6 +50,8 @@ pub struct ProviderSpec {
     pub api_key_env: Option<String>,
     pub api_key_file: Option<String>,
     pub scope: Option<String>,
+    /// Calls need a session that passed a second factor (step-up; default false).
+    pub mfa: Option<bool>,
     /// Paths (after `/ai/<provider>/[v1/]`) that may be called; defaults per kind.
     pub endpoints: Option<Vec<String>>,
     pub connect_timeout: Option<toml::Value>,
@@ -114,6 +116,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     pub api_key: Option<ApiKey>,
     pub scope: String,
+    /// Calls need a second factor (API keys, which have none, are refused).
+    pub mfa: bool,
     pub endpoints: Vec<String>,
     pub timeouts: Timeouts,
     pub anthropic_version: String,
@@ -322,6 +326,7 @@ pub fn resolve(spec: AiSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AiC
                 base_url: p.base_url.trim_end_matches('/').to_string(),
                 api_key,
                 scope,
+                mfa: p.mfa.unwrap_or(false),
                 endpoints,
                 timeouts,
                 anthropic_version: p.anthropic_version.unwrap_or_else(|| "2023-06-01".into()),

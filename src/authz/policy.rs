@@ -78,6 +78,10 @@ pub struct Policy {
     pub users: bool,
     /// Users must have verified their email address (services have none and pass).
     pub verified_email: bool,
+    /// Users must have passed a second factor (services have none and pass).
+    pub mfa: bool,
+    /// Users must have authenticated (their latest factor) at most this many seconds ago.
+    pub max_age: Option<u64>,
 }
 
 impl Policy {
@@ -90,6 +94,8 @@ impl Policy {
             clients: Clients::None,
             users: true,
             verified_email: false,
+            mfa: false,
+            max_age: None,
         }
     }
 
@@ -102,11 +108,14 @@ impl Policy {
             clients: Clients::None,
             users: true,
             verified_email: false,
+            mfa: false,
+            max_age: None,
         }
     }
 
     /// A policy that only admits what both admit: the stricter authentication, every
-    /// scope of either, the clients both admit, users only if both admit them. For a
+    /// scope of either, the clients both admit, users only if both admit them, the
+    /// stricter step-up. For a
     /// request two routes could claim (see `RouteTable::find`).
     pub fn and(&self, other: &Policy) -> Policy {
         let mut scopes = self.scopes.clone();
@@ -121,8 +130,23 @@ impl Policy {
             clients: self.clients.and(&other.clients),
             users: self.users && other.users,
             verified_email: self.verified_email || other.verified_email,
+            mfa: self.mfa || other.mfa,
+            max_age: match (self.max_age, other.max_age) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
+}
+
+/// How a user authenticated, as their credential says (`acr`, `auth_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Authenticated {
+    /// A second factor was used (`acr` 2).
+    pub second_factor: bool,
+    /// Seconds since the latest factor (`auth_time`); `None` for a credential no sign-in
+    /// stands behind (an API key), which can never be recent.
+    pub age_secs: Option<u64>,
 }
 
 /// What the caller presented, after verification.
@@ -137,12 +161,13 @@ pub enum Presented<'a> {
     /// A verified credential granting these scopes. `client` names the OAuth client the
     /// token was issued to (`None` for Tollgate's own sign-in and API keys); `service`
     /// says it is that client's own token, with no user behind it; `email_verified`, that
-    /// the user's address has been verified.
+    /// the user's address has been verified; `authenticated`, how the user signed in.
     Verified {
         scopes: &'a [&'a str],
         client: Option<&'a str>,
         service: bool,
         email_verified: bool,
+        authenticated: Authenticated,
     },
 }
 
@@ -155,6 +180,7 @@ impl<'a> Presented<'a> {
             client: None,
             service: false,
             email_verified: true,
+            authenticated: Authenticated::default(),
         }
     }
 }
@@ -171,6 +197,9 @@ pub enum Decision {
     /// 403: authenticated, but this kind of caller is not admitted (`client_not_allowed`,
     /// `user_not_allowed`, `email_unverified`).
     Forbidden { code: &'static str },
+    /// 401 with RFC 9470's `insufficient_user_authentication`: the user must pass a
+    /// second factor (`mfa`) and/or have authenticated within `max_age` seconds.
+    StepUp { mfa: bool, max_age: Option<u64> },
 }
 
 pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
@@ -209,19 +238,45 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
         ) if policy.verified_email => Decision::Forbidden {
             code: "email_unverified",
         },
-        (_, Presented::Verified { scopes, .. }) => {
+        (
+            _,
+            Presented::Verified {
+                scopes,
+                service,
+                authenticated,
+                ..
+            },
+        ) => {
             let missing: Vec<String> = policy
                 .scopes
                 .iter()
                 .filter(|s| !scopes.contains(&s.as_str()))
                 .cloned()
                 .collect();
-            if missing.is_empty() {
-                Decision::Allow { identified: true }
-            } else {
+            // Scopes first: a step-up cannot cure a 403, so it is not asked for in vain.
+            if !missing.is_empty() {
                 Decision::InsufficientScope { missing }
+            } else if !service && !policy.authenticated_enough(authenticated) {
+                Decision::StepUp {
+                    mfa: policy.mfa,
+                    max_age: policy.max_age,
+                }
+            } else {
+                Decision::Allow { identified: true }
             }
         }
+    }
+}
+
+impl Policy {
+    /// Whether a user who authenticated so satisfies the route's `mfa` and `max_age`.
+    fn authenticated_enough(&self, a: Authenticated) -> bool {
+        let factor_ok = !self.mfa || a.second_factor;
+        let recent_ok = match self.max_age {
+            None => true,
+            Some(max) => a.age_secs.is_some_and(|age| age <= max),
+        };
+        factor_ok && recent_ok
     }
 }
 
@@ -310,12 +365,14 @@ mod tests {
             client: Some(client),
             service: true,
             email_verified: false,
+            authenticated: Authenticated::default(),
         };
         let app = Presented::Verified {
             scopes: &["reports:read"],
             client: Some("docs-app"),
             service: false,
             email_verified: true,
+            authenticated: Authenticated::default(),
         };
         let mut p = policy(AuthMode::Required, &["reports:read"]);
         let refused = Decision::Forbidden {
@@ -394,6 +451,7 @@ mod tests {
             client: None,
             service: false,
             email_verified: false,
+            authenticated: Authenticated::default(),
         };
         assert_eq!(
             decide(&p, unverified),
@@ -408,8 +466,80 @@ mod tests {
             client: Some("svc"),
             service: true,
             email_verified: false,
+            authenticated: Authenticated::default(),
         };
         assert_eq!(decide(&p, service), ALLOW_ID, "a service has no address");
+    }
+
+    #[test]
+    fn step_up_asks_users_for_a_second_factor_and_a_recent_sign_in() {
+        let signed_in = |second_factor, age_secs| Presented::Verified {
+            scopes: &["docs:read"],
+            client: None,
+            service: false,
+            email_verified: true,
+            authenticated: Authenticated {
+                second_factor,
+                age_secs,
+            },
+        };
+        let mut p = policy(AuthMode::Required, &[]);
+        p.mfa = true;
+        let step_up = |max_age| Decision::StepUp { mfa: true, max_age };
+        assert_eq!(decide(&p, signed_in(false, Some(5))), step_up(None));
+        assert_eq!(decide(&p, signed_in(true, Some(86_400))), ALLOW_ID);
+        assert_eq!(
+            decide(&p, signed_in(true, None)),
+            ALLOW_ID,
+            "no max_age: any time"
+        );
+        p.max_age = Some(600);
+        assert_eq!(decide(&p, signed_in(true, Some(600))), ALLOW_ID);
+        assert_eq!(decide(&p, signed_in(true, Some(601))), step_up(Some(600)));
+        assert_eq!(
+            decide(&p, signed_in(true, None)),
+            step_up(Some(600)),
+            "an API key is never recent"
+        );
+        // max_age alone: a recent password is enough.
+        p.mfa = false;
+        assert_eq!(decide(&p, signed_in(false, Some(10))), ALLOW_ID);
+        assert_eq!(
+            decide(&p, signed_in(false, Some(700))),
+            Decision::StepUp {
+                mfa: false,
+                max_age: Some(600)
+            }
+        );
+        // A missing scope is a 403 before any step-up is asked for.
+        p.scopes = vec!["docs:write".into()];
+        assert!(matches!(
+            decide(&p, signed_in(false, Some(700))),
+            Decision::InsufficientScope { .. }
+        ));
+        // Services have no person behind them to step up.
+        let mut services = policy(AuthMode::Required, &[]);
+        services.mfa = true;
+        services.max_age = Some(60);
+        services.clients = Clients::Any;
+        let service = Presented::Verified {
+            scopes: &[],
+            client: Some("svc"),
+            service: true,
+            email_verified: false,
+            authenticated: Authenticated::default(),
+        };
+        assert_eq!(decide(&services, service), ALLOW_ID);
+        // Two policies together: the stricter step-up.
+        let mut a = policy(AuthMode::Required, &[]);
+        a.max_age = Some(900);
+        let mut b = policy(AuthMode::Optional, &[]);
+        b.mfa = true;
+        b.max_age = Some(300);
+        let both = a.and(&b);
+        assert!(both.mfa);
+        assert_eq!(both.max_age, Some(300));
+        assert_eq!(a.and(&policy(AuthMode::Public, &[])).max_age, Some(900));
     }
 
     #[test]

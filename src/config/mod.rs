@@ -58,6 +58,17 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
     pub accounts: AccountsConfig,
+    pub admin: AdminConfig,
+}
+
+/// What administrators must have done to act (`[admin]`).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Admins without a second factor are refused everywhere in the admin API (403
+    /// `mfa_enrolment_required`) until they set one up.
+    pub require_mfa: bool,
+    /// How recent an admin's second factor must be for a write (when the admin has one).
+    pub mfa_max_age: Duration,
 }
 
 /// Who may create accounts (`[accounts]`).
@@ -139,6 +150,7 @@ impl std::fmt::Debug for Config {
             .field("metrics", &self.metrics)
             .field("ui", &self.ui)
             .field("accounts", &self.accounts)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -329,6 +341,15 @@ impl Config {
         let accounts = AccountsConfig {
             open_registration: file.accounts.open_registration.unwrap_or(true),
         };
+        let admin = AdminConfig {
+            require_mfa: file.admin.require_mfa.unwrap_or(false),
+            mfa_max_age: section_duration(
+                "admin.mfa_max_age",
+                file.admin.mfa_max_age,
+                "1h",
+                false,
+            )?,
+        };
         let audit = crate::audit::resolve_config(file.audit, &section_duration)?;
         let oidc = crate::oidc::resolve_config(file.oidc, &section_duration)?;
 
@@ -389,6 +410,7 @@ impl Config {
             metrics,
             ui,
             accounts,
+            admin,
         })
     }
 }
@@ -446,6 +468,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "metrics",
     "ui",
     "accounts",
+    "admin",
 ];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
@@ -494,6 +517,15 @@ pub struct FileConfig {
     ui: crate::ui::UiSection,
     #[serde(default)]
     accounts: AccountsSection,
+    #[serde(default)]
+    admin: AdminSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    require_mfa: Option<bool>,
+    mfa_max_age: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,7 +17,7 @@ pub fn invalid(key: &str, expected: &str, got: impl std::fmt::Display) -> Config
 }
 
 /// A duration as TOML allows it: a bare number of seconds or a string with a unit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum DurationValue {
     Seconds(i64),

@@ -16,18 +16,37 @@ pub struct LoginRedirect {
     pub return_origins: Vec<String>,
     /// Tollgate's own origin.
     pub own_origin: String,
+    /// Absolute URL of the hosted step-up page (`/ui/mfa`).
+    pub step_up_url: String,
 }
 
 impl LoginRedirect {
     /// The `Location` for a refused navigation that wanted `return_to`.
     pub fn location(&self, return_to: Option<&str>) -> Option<String> {
-        let login = self.login_url.as_deref()?;
-        let Some(rd) = return_to.filter(|u| self.return_allowed(u)) else {
-            return Some(login.to_string());
+        Some(self.returning(self.login_url.as_deref()?, return_to))
+    }
+
+    /// The `Location` for a navigation whose session must be raised first (a second
+    /// factor when `mfa`, else a recent sign-in): the hosted step-up page. Only where
+    /// refused navigations are redirected at all (`login_url` set).
+    pub fn step_up_location(&self, return_to: Option<&str>, mfa: bool) -> Option<String> {
+        self.login_url.as_ref()?;
+        let page = if mfa {
+            format!("{}?acr=2", self.step_up_url)
+        } else {
+            self.step_up_url.clone()
         };
-        let sep = if login.contains('?') { '&' } else { '?' };
+        Some(self.returning(&page, return_to))
+    }
+
+    /// `page` with `return_to` as its `rd` parameter, when that is an allowed return.
+    fn returning(&self, page: &str, return_to: Option<&str>) -> String {
+        let Some(rd) = return_to.filter(|u| self.return_allowed(u)) else {
+            return page.to_string();
+        };
+        let sep = if page.contains('?') { '&' } else { '?' };
         let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
-        Some(format!("{login}{sep}rd={rd}"))
+        format!("{page}{sep}rd={rd}")
     }
 
     /// Whether `target` is an absolute http(s) URL on an allowed origin.
@@ -168,6 +187,7 @@ mod tests {
             login_url: Some("https://auth.example.com/ui/login".into()),
             return_origins: vec!["https://app.example.com".into()],
             own_origin: "https://auth.example.com".into(),
+            step_up_url: "https://auth.example.com/ui/mfa".into(),
         }
     }
 
@@ -198,6 +218,21 @@ mod tests {
         assert!(
             LoginRedirect::default()
                 .location(Some("https://app.example.com/"))
+                .is_none()
+        );
+        assert_eq!(
+            r.step_up_location(Some("https://app.example.com/billing"), true)
+                .unwrap(),
+            "https://auth.example.com/ui/mfa?acr=2&rd=https%3A%2F%2Fapp.example.com%2Fbilling"
+        );
+        assert_eq!(
+            r.step_up_location(Some("https://evil.example.com/"), false)
+                .unwrap(),
+            "https://auth.example.com/ui/mfa"
+        );
+        assert!(
+            LoginRedirect::default()
+                .step_up_location(None, true)
                 .is_none()
         );
     }

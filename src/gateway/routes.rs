@@ -25,6 +25,7 @@ use super::path;
 use crate::authz::policy::{AuthMode, Clients, Policy};
 use crate::authz::valid_client_id;
 use crate::authz::valid_scope;
+use crate::config::values::{DurationValue, parse_duration};
 
 /// Paths Tollgate serves itself; no route may claim them.
 pub const RESERVED_PREFIXES: &[&str] = &[
@@ -81,6 +82,10 @@ pub struct RouteSpec {
     /// Also remove other auth proxies' identity headers (`X-Forwarded-User`,
     /// `X-Auth-Request-*`, `Remote-User`…) before the upstream sees them (default false).
     pub strip_proxy_identity: Option<bool>,
+    /// Users must have passed a second factor (step-up, RFC 9470; default false).
+    pub mfa: Option<bool>,
+    /// Users must have authenticated (their latest factor) this recently: `"10m"`.
+    pub max_age: Option<DurationValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,6 +371,25 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
                 .into(),
         );
     }
+    let max_age = match &spec.max_age {
+        None => None,
+        Some(v) => {
+            let secs = match v {
+                DurationValue::Seconds(n) => u64::try_from(*n).ok(),
+                DurationValue::Text(t) => parse_duration(t).map(|d| d.as_secs()),
+            };
+            Some(secs.filter(|s| *s > 0).ok_or_else(|| {
+                format!("invalid max_age '{v}': expected a positive duration like \"10m\"")
+            })?)
+        }
+    };
+    let mfa = spec.mfa.unwrap_or(false);
+    if auth == AuthMode::Public && (mfa || max_age.is_some()) {
+        return Err(
+            "mfa or max_age on a public route would never be checked: use auth = \"required\""
+                .into(),
+        );
+    }
     if auth == AuthMode::Public && !spec.scopes.is_empty() {
         return Err(
             "scopes on a public route would never be checked: use auth = \"required\"".into(),
@@ -435,6 +459,8 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
             clients,
             users,
             verified_email: spec.verified_email.unwrap_or(false),
+            mfa,
+            max_age,
         },
         strip_prefix: spec.strip_prefix,
         cors_origins,

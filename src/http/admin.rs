@@ -6,14 +6,16 @@
 //! Callers authenticate like anywhere else: bearer access token, API key, or the session
 //! cookie (with the CSRF header on changes). The credential must carry scope `admin` and
 //! the account must hold it now: every call reads the caller's live roles (this is the
-//! cold path), so a demotion takes effect at once.
+//! cold path), so a demotion takes effect at once. An admin with a second factor needs a
+//! recent one (`[admin] mfa_max_age`) for every write; with `[admin] require_mfa`, an
+//! admin without one is refused until they set one up.
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use http::StatusCode;
 use http::request::Parts;
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,6 +24,7 @@ use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::{Context, Outcome};
 use crate::authz::ADMIN_SCOPE;
+use crate::authz::policy::Authenticated;
 use crate::error::Error;
 use crate::identity::user_json;
 use crate::session::api_keys::ApiKeys;
@@ -35,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/enable", post(enable_user))
         .route("/admin/users/{id}/unlock", post(unlock_user))
         .route("/admin/users/{id}/roles", post(change_roles))
+        .route("/admin/users/{id}/mfa", delete(reset_mfa))
         .route("/admin/sessions", get(list_sessions))
         .route("/admin/sessions/{id}", delete(revoke_session))
         .route("/admin/audit", get(audit))
@@ -50,14 +54,19 @@ impl FromRequestParts<AppState> for Admin {
         let Client(client) = Client::from_request_parts(parts, app)
             .await
             .unwrap_or_else(|never| match never {});
-        let (user_id, scopes) = match bearer_token(&parts.headers)? {
+        let (user_id, scopes, authenticated) = match bearer_token(&parts.headers)? {
             Some(key) if ApiKeys::looks_like_key(key) => {
                 let k = app.api_keys.verify(key).await?;
-                (k.user_id.clone(), k.scope.clone())
+                (k.user_id.clone(), k.scope.clone(), Authenticated::default())
             }
             _ => {
                 let caller = Caller::from_request_parts(parts, app).await?;
-                (caller.claims.sub.clone(), caller.claims.scope.clone())
+                let authenticated = caller.claims.authenticated();
+                (
+                    caller.claims.sub.clone(),
+                    caller.claims.scope.clone(),
+                    authenticated,
+                )
             }
         };
         if !crate::oidc::scope::contains(&scopes, ADMIN_SCOPE) {
@@ -81,6 +90,16 @@ impl FromRequestParts<AppState> for Admin {
         if !still_admin {
             return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
         }
+        let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        app.factors
+            .admit_admin(
+                &user_id,
+                writes,
+                authenticated,
+                app.config.admin.require_mfa,
+                app.config.admin.mfa_max_age,
+            )
+            .await?;
         Ok(Admin(Context::admin(&user_id, client)))
     }
 }
@@ -178,6 +197,24 @@ async fn list_users(
     Ok(Json(
         json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() }),
     ))
+}
+
+/// Removes every second factor of a user (lost authenticator and codes) and ends their
+/// sessions; 404 when there was nothing to remove.
+async fn reset_mfa(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+) -> ApiResult<Response> {
+    let user = app.identity.by_id(user_id(&id)?).await?;
+    if !app.factors.reset(&user, &ctx).await? {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "This account has no second factor",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_user(

@@ -62,6 +62,8 @@ async fn invoke(
         clients: Clients::Any,
         users: true,
         verified_email: false,
+        mfa: provider.config.mfa,
+        max_age: None,
     };
     let mut req = req;
     accept_api_key_header(req.headers_mut());

@@ -23,7 +23,7 @@ use super::extract::Body;
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::authz::is_standard_scope;
-use crate::authz::policy::{Decision, Presented, decide};
+use crate::authz::policy::{Authenticated, Decision, Presented, decide};
 use crate::error::Error;
 use crate::gateway::headers::ASSERTION;
 use crate::gateway::path;
@@ -195,6 +195,13 @@ async fn check(
                 client: asker.application.as_ref().map(|(c, _)| c.as_str()),
                 service: false,
                 email_verified: user.email_verified,
+                // The question is about a subject, not a request: step-up (`mfa`,
+                // `max_age`) is a property of the session the gateway checks on every
+                // request, so it is not part of this answer.
+                authenticated: Authenticated {
+                    second_factor: true,
+                    age_secs: Some(0),
+                },
             };
             match decide(&policy, presented) {
                 Decision::InsufficientScope { missing: m } => missing.extend(m),

@@ -67,7 +67,8 @@ pub async fn evaluate(
 }
 
 /// The answer to a refused caller: a browser navigation that lacks a session goes to
-/// sign in (where `sign_in` allows); everything else is a problem.
+/// sign in, one whose session must be raised to the step-up page (where `sign_in`
+/// allows); everything else is a problem.
 fn refusal_response(
     app: &AppState,
     why: Refusal,
@@ -75,20 +76,24 @@ fn refusal_response(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
-    match why {
-        Refusal::Unauthenticated { code } => {
-            let location = match sign_in {
-                SignIn::Redirect(return_to) if is_browser_navigation(method, headers) => {
-                    app.gateway.login.location(return_to.as_deref())
-                }
-                _ => None,
-            };
-            match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-                Some(l) => (StatusCode::FOUND, [(header::LOCATION, l)]).into_response(),
-                None => Problem::from(Refusal::Unauthenticated { code }).into_response(),
-            }
+    let location = match (&why, sign_in) {
+        (Refusal::Unauthenticated { .. }, SignIn::Redirect(return_to))
+            if is_browser_navigation(method, headers) =>
+        {
+            app.gateway.login.location(return_to.as_deref())
         }
-        other => Problem::from(other).into_response(),
+        (Refusal::StepUp { mfa, .. }, SignIn::Redirect(return_to))
+            if is_browser_navigation(method, headers) =>
+        {
+            app.gateway
+                .login
+                .step_up_location(return_to.as_deref(), *mfa)
+        }
+        _ => None,
+    };
+    match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        Some(l) => (StatusCode::FOUND, [(header::LOCATION, l)]).into_response(),
+        None => Problem::from(why).into_response(),
     }
 }
 

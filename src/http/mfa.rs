@@ -1,26 +1,31 @@
-//! `/auth/login/mfa` and `/auth/mfa/*`: the second step of a sign-in, and TOTP enrolment.
+//! `/auth/login/mfa` and `/auth/mfa/*`: the second step of a sign-in, TOTP enrolment and
+//! step-up.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::deliver;
-use super::extract::{Body, Caller, Client, Mode, check_origin};
+use super::extract::{Body, Caller, Client, Credential, Mode, check_origin};
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::Context;
 use crate::error::Error;
+use crate::identity::signin::Proof;
 use crate::store::UserRecord;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login/mfa", post(login_mfa))
-        .route("/auth/mfa/totp", post(begin_totp))
+        .route("/auth/mfa", get(status))
+        .route("/auth/mfa/totp", post(begin_totp).delete(remove_totp))
+        .route("/auth/mfa/recovery-codes", post(regenerate_recovery_codes))
         .route("/auth/mfa/totp/confirm", post(confirm_totp))
+        .route("/auth/mfa/verify", post(verify))
 }
 
 #[derive(Deserialize)]
@@ -32,6 +37,90 @@ struct SecondStep {
 #[derive(Deserialize)]
 struct Code {
     code: String,
+}
+
+/// A step-up: a second-factor code, a passkey's answer (`toJSON()`, after
+/// `/auth/webauthn/verify/options`), or (accounts without a second factor) the password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUp {
+    code: Option<String>,
+    credential: Option<serde_json::Value>,
+    password: Option<String>,
+}
+
+/// Raises the caller's session with a second factor (or, for an account without one,
+/// the password again): a new access token in the caller's mode. The refresh token
+/// stays; its successors carry the raised state.
+async fn verify(
+    State(app): State<AppState>,
+    caller: Caller,
+    Client(client): Client,
+    Body(b): Body<StepUp>,
+) -> ApiResult<Response> {
+    let user = account_of(&app, &caller).await?;
+    let factor = match (b.code, b.credential, b.password) {
+        (Some(code), None, None) => {
+            app.sign_in
+                .step_up("/auth/mfa/verify", &user, Proof::Code(&code), &client)
+                .await?
+        }
+        (None, Some(credential), None) => {
+            app.passkeys
+                .authenticate(credential, Some(&user.id))
+                .await?
+                .amr
+        }
+        (None, None, Some(password)) => {
+            app.sign_in
+                .step_up(
+                    "/auth/mfa/verify",
+                    &user,
+                    Proof::Password(&password),
+                    &client,
+                )
+                .await?
+        }
+        _ => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "give one of code (a second factor), credential (a passkey) or password",
+            ));
+        }
+    };
+    let issued = app
+        .sessions
+        .raise(
+            &caller.claims.sid,
+            user,
+            &caller.claims.amr,
+            factor,
+            &client,
+        )
+        .await?;
+    let expires_in = issued.access_claims.exp - issued.access_claims.iat;
+    Ok(match caller.credential {
+        Credential::Bearer => axum::Json(json!({
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "session_id": issued.access_claims.sid,
+            "acr": issued.access_claims.acr,
+            "amr": issued.access_claims.amr,
+        }))
+        .into_response(),
+        Credential::Cookie => {
+            let mut res = axum::Json(json!({
+                "expires_in": expires_in,
+                "acr": issued.access_claims.acr,
+                "amr": issued.access_claims.amr,
+            }))
+            .into_response();
+            res.headers_mut()
+                .append(header::SET_COOKIE, app.cookies.for_access(&issued));
+            res
+        }
+    })
 }
 
 /// Completes a sign-in that answered `mfa_required`, in the caller's delivery mode.
@@ -81,8 +170,50 @@ async fn confirm_totp(
     Ok(axum::Json(json!({ "recovery_codes": codes })).into_response())
 }
 
+/// The caller's second factors.
+async fn status(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let s = app.factors.status(&caller.claims.sub).await?;
+    Ok(axum::Json(json!({
+        "totp": s.totp,
+        "totp_pending": s.totp_pending,
+        "recovery_codes_left": s.recovery_codes_left,
+        "acr": caller.claims.acr,
+        "auth_time": caller.claims.auth_time,
+    }))
+    .into_response())
+}
+
+/// Removes the authenticator app (and its recovery codes): needs a recent second factor.
+async fn remove_totp(
+    State(app): State<AppState>,
+    caller: Caller,
+    Client(client): Client,
+) -> ApiResult<Response> {
+    let user = account_of(&app, &caller).await?;
+    let ctx = Context::user(&user.id, client);
+    app.factors
+        .remove_totp(&user, caller.claims.authenticated(), &ctx)
+        .await?;
+    Ok(http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// Ten new recovery codes, shown this once: needs a recent second factor.
+async fn regenerate_recovery_codes(
+    State(app): State<AppState>,
+    caller: Caller,
+    Client(client): Client,
+) -> ApiResult<Response> {
+    let user = account_of(&app, &caller).await?;
+    let ctx = Context::user(&user.id, client);
+    let codes = app
+        .factors
+        .regenerate_recovery_codes(&user, caller.claims.authenticated(), &ctx)
+        .await?;
+    Ok(axum::Json(json!({ "recovery_codes": codes })).into_response())
+}
+
 /// The signed-in caller's account.
-async fn account_of(app: &AppState, caller: &Caller) -> Result<UserRecord, Error> {
+pub(super) async fn account_of(app: &AppState, caller: &Caller) -> Result<UserRecord, Error> {
     app.store
         .user_by_id(&caller.claims.sub)
         .await?

@@ -32,6 +32,7 @@ pub mod pages;
 pub mod problem;
 pub mod recovery;
 pub mod server;
+pub mod webauthn;
 pub mod wellknown;
 
 use std::time::Instant;
@@ -62,6 +63,7 @@ pub fn router(app: AppState) -> Router {
     let own = Router::new()
         .merge(auth::router())
         .merge(mfa::router())
+        .merge(webauthn::router())
         .merge(recovery::router())
         .merge(admin::router())
         .merge(admin_clients::router())

@@ -92,6 +92,48 @@ impl Problem {
         .challenge(r#"Bearer realm="tollgate", error="insufficient_scope""#)
     }
 
+    /// 401 `mfa_required` for a user who must authenticate more (RFC 9470): a second
+    /// factor (`acr_values="2"`) and/or a sign-in within `max_age` seconds. The body
+    /// names the same, and where to raise the session.
+    pub fn step_up(mfa: bool, max_age: Option<u64>) -> Problem {
+        let (detail, description) = match (mfa, max_age) {
+            (true, None) => (
+                "this needs a second factor: POST /auth/mfa/verify".to_string(),
+                "A second factor is required",
+            ),
+            (true, Some(secs)) => (
+                format!(
+                    "this needs a second factor within the last {secs} s: POST /auth/mfa/verify"
+                ),
+                "A recent second factor is required",
+            ),
+            (false, secs) => (
+                format!(
+                    "this needs a sign-in within the last {} s: POST /auth/mfa/verify, or sign in again",
+                    secs.unwrap_or(0)
+                ),
+                "A more recent authentication is required",
+            ),
+        };
+        let mut challenge = format!(
+            r#"Bearer realm="tollgate", error="insufficient_user_authentication", error_description="{description}""#
+        );
+        let mut p =
+            Problem::new(StatusCode::UNAUTHORIZED, "mfa_required", description).with_detail(detail);
+        if mfa {
+            challenge.push_str(r#", acr_values="2""#);
+            p = p.with_member("acr_values", json!("2"));
+        }
+        if let Some(secs) = max_age {
+            challenge.push_str(&format!(r#", max_age="{secs}""#));
+            p = p.with_member("max_age", json!(secs));
+        }
+        match HeaderValue::from_str(&challenge) {
+            Ok(v) => p.with_header(header::WWW_AUTHENTICATE, v),
+            Err(_) => p,
+        }
+    }
+
     pub fn csrf_failed() -> Problem {
         Problem::new(StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed")
             .with_detail("cookie-authenticated requests that change state must send X-CSRF-Token equal to the CSRF cookie")
@@ -123,7 +165,7 @@ impl From<Error> for Problem {
             Error::InvalidToken | Error::TokenExpired | Error::SessionRevoked => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, title).challenge(invalid_token)
             }
-            Error::AccountDisabled | Error::EmailNotVerified => {
+            Error::AccountDisabled | Error::EmailNotVerified | Error::MfaEnrolmentRequired => {
                 Problem::new(StatusCode::FORBIDDEN, code, title)
             }
             Error::Locked { retry_after_secs } => {
@@ -134,6 +176,7 @@ impl From<Error> for Problem {
                         HeaderValue::from(retry_after_secs.max(1)),
                     )
             }
+            Error::StepUpRequired { mfa, max_age } => Problem::step_up(mfa, max_age),
             Error::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, code, title),
             Error::Unavailable(source) => {
                 tracing::error!(error = %source, "storage unavailable");
@@ -299,6 +342,7 @@ impl From<Refusal> for Problem {
                 };
                 Problem::new(StatusCode::FORBIDDEN, code, title)
             }
+            Refusal::StepUp { mfa, max_age } => Problem::step_up(mfa, max_age),
             Refusal::Limited(r) => r.into(),
         }
     }

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use crate::audit::{Context, Outcome};
+use crate::authz::policy::Authenticated;
 use crate::error::{Error, Result};
+use crate::mail::{Mailer, Template, Vars};
 use crate::secret::{self, Sealer};
 use crate::session::Revocations;
 use crate::store::{MfaChallenge, Store, UserRecord};
@@ -25,6 +27,19 @@ const RECOVERY_CODES: usize = 10;
 /// How recent a sign-in must be to set up a factor: a stolen session, or one left open
 /// on a shared computer, must not be able to plant its own authenticator.
 pub const RECENT_SIGN_IN_SECS: i64 = 600;
+/// How recent a second factor must be to remove one or replace the recovery codes: a
+/// session that merely knows the password must not be able to strip the account's
+/// protection.
+pub const RECENT_SECOND_FACTOR_SECS: u64 = 600;
+
+/// The second factors an account has.
+pub struct FactorStatus {
+    /// A confirmed authenticator app.
+    pub totp: bool,
+    /// An enrolment waiting for its first code.
+    pub totp_pending: bool,
+    pub recovery_codes_left: i64,
+}
 
 /// A TOTP enrolment waiting for its first code.
 pub struct TotpEnrolment {
@@ -54,6 +69,8 @@ pub struct SecondFactors {
     sealer: Sealer,
     /// What authenticator apps show the account under.
     issuer: String,
+    /// Tells the account's owner of every change (and of a recovery code used).
+    mailer: Arc<Mailer>,
 }
 
 impl SecondFactors {
@@ -62,27 +79,165 @@ impl SecondFactors {
         revocations: Arc<Revocations>,
         sealer: Sealer,
         issuer: String,
+        mailer: Arc<Mailer>,
     ) -> SecondFactors {
         SecondFactors {
             store,
             revocations,
             sealer,
             issuer,
+            mailer,
+        }
+    }
+
+    /// What the account has.
+    pub async fn status(&self, user_id: &str) -> Result<FactorStatus> {
+        let totp = self.store.totp_of(user_id).await?;
+        Ok(FactorStatus {
+            totp: totp.as_ref().is_some_and(|t| t.confirmed_at.is_some()),
+            totp_pending: totp.as_ref().is_some_and(|t| t.confirmed_at.is_none()),
+            recovery_codes_left: self.store.recovery_codes_left(user_id).await?,
+        })
+    }
+
+    /// Refuses (RFC 9470 step-up) unless the session (`authenticated`) passed a second
+    /// factor within [`RECENT_SECOND_FACTOR_SECS`].
+    pub fn require_recent(authenticated: Authenticated) -> Result<()> {
+        let recent = authenticated
+            .age_secs
+            .is_some_and(|age| age <= RECENT_SECOND_FACTOR_SECS);
+        if authenticated.second_factor && recent {
+            Ok(())
+        } else {
+            Err(Error::StepUpRequired {
+                mfa: true,
+                max_age: Some(RECENT_SECOND_FACTOR_SECS),
+            })
+        }
+    }
+
+    /// Removes the authenticator app (and with it the recovery codes, which back it up),
+    /// for a session with a recent second factor. The owner is mailed.
+    pub async fn remove_totp(
+        &self,
+        user: &UserRecord,
+        authenticated: Authenticated,
+        ctx: &Context,
+    ) -> Result<()> {
+        Self::require_recent(authenticated)?;
+        let audit = ctx.entry("mfa.totp_removed", Outcome::Success, Some(&user.id));
+        if !self.store.remove_totp(&user.id, &audit).await? {
+            return Err(Error::NotFound("authenticator app"));
+        }
+        self.notify(user, "the authenticator app was removed from your account; signing in now needs only your password")
+            .await;
+        Ok(())
+    }
+
+    /// Ten new recovery codes, shown once; the old ones stop working. Needs a recent
+    /// second factor (the codes are the account's keys). The owner is mailed.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user: &UserRecord,
+        authenticated: Authenticated,
+        ctx: &Context,
+    ) -> Result<Vec<String>> {
+        Self::require_recent(authenticated)?;
+        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+        let audit = ctx.entry(
+            "mfa.recovery_codes_regenerated",
+            Outcome::Success,
+            Some(&user.id),
+        );
+        if !self
+            .store
+            .replace_recovery_codes(&user.id, &hashes, &audit)
+            .await?
+        {
+            return Err(Error::invalid(
+                "no_second_factor",
+                "recovery codes back up an authenticator app: set one up first",
+            ));
+        }
+        self.notify(
+            user,
+            "new recovery codes were made for your account; the old ones no longer work",
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// Whether an administrator (`user_id`, holding scope `admin`) may go ahead: with
+    /// `require_mfa`, only once they have a second factor; and a write (`writes`) by an
+    /// admin who has one needs it within `max_age`. An API key has no sign-in behind it,
+    /// so it never writes for such an admin.
+    pub async fn admit_admin(
+        &self,
+        user_id: &str,
+        writes: bool,
+        authenticated: Authenticated,
+        require_mfa: bool,
+        max_age: std::time::Duration,
+    ) -> Result<()> {
+        if !require_mfa && !writes {
+            return Ok(());
+        }
+        if !self.required(user_id).await? {
+            return if require_mfa {
+                Err(Error::MfaEnrolmentRequired)
+            } else {
+                Ok(())
+            };
+        }
+        let max_age = max_age.as_secs();
+        let recent = authenticated.age_secs.is_some_and(|age| age <= max_age);
+        if writes && !(authenticated.second_factor && recent) {
+            return Err(Error::StepUpRequired {
+                mfa: true,
+                max_age: Some(max_age),
+            });
+        }
+        Ok(())
+    }
+
+    /// Mails the account's owner about a change to its second factors; a mail that
+    /// cannot go out is logged, never a reason to undo the change.
+    pub async fn notify(&self, user: &UserRecord, change: &str) {
+        let vars = Vars {
+            email: &user.email,
+            token: "",
+            minutes: 0,
+            change,
+        };
+        if let Err(e) = self
+            .mailer
+            .send(Template::SecondFactors, &user.email, &vars)
+            .await
+        {
+            tracing::warn!(user_id = %user.id, error = %e, "second-factor notice not sent");
         }
     }
 
     /// Whether the account must give a second factor to sign in.
     pub async fn required(&self, user_id: &str) -> Result<bool> {
-        Ok(self
-            .store
-            .totp_of(user_id)
-            .await?
-            .is_some_and(|t| t.confirmed_at.is_some()))
+        Ok(self.store.has_second_factor(user_id).await?)
     }
 
-    /// The methods a challenge can be answered with.
-    pub fn methods(&self) -> Vec<&'static str> {
-        vec!["totp", "recovery_code"]
+    /// The methods `user_id` can answer a challenge with: `totp` and `recovery_code`
+    /// at `/auth/login/mfa`, `passkey` by signing in with one instead.
+    pub async fn methods(&self, user_id: &str) -> Result<Vec<&'static str>> {
+        let mut methods = Vec::new();
+        if self.status(user_id).await?.totp {
+            methods.push("totp");
+        }
+        if !self.store.passkeys_of(user_id).await?.is_empty() {
+            methods.push("passkey");
+        }
+        if self.store.recovery_codes_left(user_id).await? > 0 {
+            methods.push("recovery_code");
+        }
+        Ok(methods)
     }
 
     /// Starts (or restarts) a TOTP enrolment for someone who signed in (`auth_time`)
@@ -95,8 +250,7 @@ impl SecondFactors {
             ));
         }
         let raw = totp::new_secret();
-        let uri = totp::otpauth_uri(&raw, &self.issuer, &user.email)
-            .ok_or_else(|| Error::Internal("cannot build the otpauth URI".into()))?;
+        let enrolment = self.enrolment(&raw, &user.email)?;
         let sealed = self.sealer.seal(&user.id, &raw);
         if !self
             .store
@@ -108,9 +262,32 @@ impl SecondFactors {
                 "an authenticator app is already set up (an administrator can reset it)",
             ));
         }
+        Ok(enrolment)
+    }
+
+    /// The enrolment waiting for its first code, to show again (a wrong first code).
+    pub async fn pending_totp(&self, user_id: &str, email: &str) -> Result<Option<TotpEnrolment>> {
+        let Some(record) = self
+            .store
+            .totp_of(user_id)
+            .await?
+            .filter(|t| t.confirmed_at.is_none())
+        else {
+            return Ok(None);
+        };
+        let raw = self
+            .sealer
+            .unseal(user_id, &record.sealed)
+            .ok_or_else(|| Error::Internal("a TOTP secret cannot be unsealed".into()))?;
+        self.enrolment(&raw, email).map(Some)
+    }
+
+    /// The secret of an enrolment as a person copies it and as an app scans it.
+    fn enrolment(&self, raw: &[u8], email: &str) -> Result<TotpEnrolment> {
         Ok(TotpEnrolment {
-            secret: totp::base32(&raw),
-            otpauth_uri: uri,
+            secret: totp::base32(raw),
+            otpauth_uri: totp::otpauth_uri(raw, &self.issuer, email)
+                .ok_or_else(|| Error::Internal("cannot build the otpauth URI".into()))?,
         })
     }
 
@@ -152,11 +329,18 @@ impl SecondFactors {
                 "the code is not the current one",
             ));
         }
+        self.notify(
+            user,
+            "an authenticator app was set up on your account; signing in now needs a code from it",
+        )
+        .await;
         Ok(codes)
     }
 
-    /// Checks a second-factor `code` for `user_id`: TOTP, else a recovery code.
-    pub async fn check(&self, user_id: &str, code: &str, ctx: &Context) -> Result<Factor> {
+    /// Checks a second-factor `code` for `user`: TOTP, else a recovery code (whose use
+    /// is mailed to the owner).
+    pub async fn check(&self, user: &UserRecord, code: &str, ctx: &Context) -> Result<Factor> {
+        let user_id = user.id.as_str();
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
             let Some(record) = self.store.totp_of(user_id).await? else {
@@ -185,6 +369,11 @@ impl SecondFactors {
             .spend_recovery_code(user_id, &hash, crate::clock::now(), &audit)
             .await?
         {
+            self.notify(
+                user,
+                "a recovery code was used to sign in to your account; each code works once",
+            )
+            .await;
             return Ok(Factor::RecoveryCode);
         }
         Err(Error::InvalidCredentials)
@@ -200,6 +389,11 @@ impl SecondFactors {
             return Ok(false);
         };
         self.revocations.announce(&revoked, now).await;
+        self.notify(
+            user,
+            "an administrator removed the second factors of your account and ended its sessions",
+        )
+        .await;
         Ok(true)
     }
 

@@ -97,6 +97,7 @@ impl Identity {
                         email: &email,
                         token: "",
                         minutes: 0,
+                        change: "",
                     };
                     if let Err(e) = me.mailer.send(Template::AccountExists, &email, &vars).await {
                         tracing::warn!(error = %e, "sign-up notice not sent");
@@ -227,6 +228,7 @@ impl Identity {
             email: &new,
             token: "",
             minutes: 0,
+            change: "",
         };
         if let Err(e) = self.mailer.send(Template::EmailChanged, &old, &vars).await {
             tracing::warn!(error = %e, "email-change notice not sent");
@@ -262,6 +264,7 @@ impl Identity {
             email: to,
             token: &token,
             minutes: (ttl_secs / 60) as u64,
+            change: "",
         };
         self.mailer
             .send(template, to, &vars)

@@ -45,6 +45,16 @@ pub struct SignedIn {
     pub amr: Vec<String>,
 }
 
+/// What a step-up proves (`PasswordSignIn::step_up`).
+#[derive(Clone, Copy)]
+pub enum Proof<'a> {
+    /// A second-factor code (TOTP or recovery code).
+    Code(&'a str),
+    /// The password again: for a recent sign-in (`max_age`) on an account without a
+    /// second factor, which has no code to give.
+    Password(&'a str),
+}
+
 /// The password sign-in rules and what they need.
 pub struct PasswordSignIn {
     identity: Arc<Identity>,
@@ -107,7 +117,7 @@ impl PasswordSignIn {
             }
             None => Err(SignInRefusal::SecondFactorRequired {
                 token: self.factors.challenge(&user.id, &["pwd"]).await?,
-                methods: self.factors.methods(),
+                methods: self.factors.methods(&user.id).await?,
             }),
         }
     }
@@ -139,6 +149,42 @@ impl PasswordSignIn {
         Ok(SignedIn { user, amr })
     }
 
+    /// Checks what a signed-in `user` gives to raise their session: a code (the account
+    /// must have a second factor), or the password again (only for an account without
+    /// one: where a factor exists, a password must not refresh `auth_time`, which would
+    /// let it pass for a recent second factor). The RFC 8176 value proved. Wrong answers
+    /// count like wrong passwords.
+    pub async fn step_up(
+        &self,
+        path: &str,
+        user: &UserRecord,
+        proof: Proof<'_>,
+        client: &ClientInfo,
+    ) -> Result<&'static str, SignInRefusal> {
+        let has_factor = self.factors.required(&user.id).await?;
+        match proof {
+            Proof::Code(_) if !has_factor => Err(Error::invalid(
+                "no_second_factor",
+                "this account has no second factor: set one up (POST /auth/mfa/totp), or give the password for a recent sign-in",
+            )
+            .into()),
+            Proof::Code(code) => Ok(self.second_factor(user, code, client).await?.amr()),
+            Proof::Password(_) if has_factor => Err(Error::invalid(
+                "code_required",
+                "this account has a second factor: give a code from it",
+            )
+            .into()),
+            Proof::Password(password) => {
+                let (signed, _) = self.password(path, &user.email, password, client).await?;
+                if signed.id != user.id {
+                    // The address now names someone else (changed mid-session).
+                    return Err(Error::InvalidCredentials.into());
+                }
+                Ok("pwd")
+            }
+        }
+    }
+
     /// A second-factor code for `user`, under the same lockout as passwords: refused
     /// unchecked while locked, and a wrong one counts as a failed sign-in.
     async fn second_factor(
@@ -156,7 +202,7 @@ impl PasswordSignIn {
             .into());
         }
         let ctx = Context::user(&user.id, client.clone());
-        match self.factors.check(&user.id, code, &ctx).await {
+        match self.factors.check(user, code, &ctx).await {
             Ok(factor) => {
                 self.guard.succeeded(&account, &ip).await?;
                 Ok(factor)

@@ -176,7 +176,11 @@ pub fn default_rules() -> Vec<RuleSpec> {
     const SIGN_IN: &[&str] = &[
         "/auth/login",
         "/auth/login/mfa",
+        "/auth/mfa/verify",
+        "/auth/webauthn/login",
+        "/auth/webauthn/login/options",
         "/ui/login",
+        "/ui/login/passkey",
         "/ui/mfa",
         "/auth/federated/link",
     ];

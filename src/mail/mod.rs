@@ -80,6 +80,8 @@ pub enum Template {
     /// To an address someone tried to sign up with again (the sign-up page answers the
     /// same for new and known addresses).
     AccountExists,
+    /// To the owner, after a change to the account's second factors (`{{change}}`).
+    SecondFactors,
 }
 
 impl Template {
@@ -90,6 +92,7 @@ impl Template {
             Template::EmailChange => "email_change",
             Template::EmailChanged => "email_changed",
             Template::AccountExists => "account_exists",
+            Template::SecondFactors => "second_factors",
         }
     }
 
@@ -100,6 +103,7 @@ impl Template {
             Template::EmailChange => include_str!("templates/email_change.txt"),
             Template::EmailChanged => include_str!("templates/email_changed.txt"),
             Template::AccountExists => include_str!("templates/account_exists.txt"),
+            Template::SecondFactors => include_str!("templates/second_factors.txt"),
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct Vars<'a> {
     pub email: &'a str,
     pub token: &'a str,
     pub minutes: u64,
+    /// What changed, in words (`second_factors`).
+    pub change: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +233,7 @@ impl Mailer {
             Template::Verify => Some(&self.config.verify_url),
             Template::Reset => Some(&self.config.reset_url),
             Template::EmailChange => Some(&self.config.email_change_url),
-            Template::EmailChanged | Template::AccountExists => None,
+            Template::EmailChanged | Template::AccountExists | Template::SecondFactors => None,
         };
         let link = link_template
             .map(|u| u.replace("{token}", vars.token))
@@ -237,6 +243,7 @@ impl Mailer {
             .replace("{{token}}", vars.token)
             .replace("{{minutes}}", &vars.minutes.to_string())
             .replace("{{duration}}", &in_words(vars.minutes))
+            .replace("{{change}}", vars.change)
             .replace("{{pages}}", &self.config.pages_url)
             .replace("{{link}}", &link);
         let (first, body) = filled.split_once('\n').unwrap_or((&filled, ""));

@@ -50,6 +50,9 @@ pub struct Pending {
     /// `prompt=login` and `max_age` whatever the clock says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_as: Option<String>,
+    /// `acr_values` accepts only `2`: the session must have passed a second factor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub second_factor: bool,
 }
 
 impl Pending {
@@ -188,6 +191,7 @@ pub fn validate(
         max_age: None,
         requested_at: now,
         signed_in_as: None,
+        second_factor: false,
     };
     let refuse = |pending: &Pending, e: OAuthError| {
         Err(AuthorizeRefusal::ToClient(Reply::error(
@@ -318,6 +322,13 @@ pub fn validate(
             }
         }
     }
+    // The weakest level the client accepts decides, and is enforced (as Keycloak maps
+    // acr values to levels of authentication): `2` alone asks for a second factor.
+    // Values not in `acr_values_supported` are ignored.
+    if let Some(raw) = get("acr_values") {
+        let known: Vec<&str> = raw.split(' ').filter(|v| matches!(*v, "1" | "2")).collect();
+        pending.second_factor = !known.is_empty() && known.iter().all(|v| *v == "2");
+    }
     Ok(pending)
 }
 
@@ -359,7 +370,22 @@ pub fn next_step(
     consented_now: bool,
 ) -> Step {
     let silent = p.prompts("none");
+    let strong_enough =
+        |s: &BrowserSession| !p.second_factor || crate::oidc::id_token::acr_for(&s.amr) == "2";
+    if let Some(s) = session
+        && p.signed_in_as.as_deref() == Some(s.session_id.as_str())
+        && !strong_enough(s)
+    {
+        // Signed in during this request and still no second factor: the account has
+        // none (a sign-in of an account with one always asks for it).
+        return Step::Refuse(OAuthError::unmet_authentication_requirements(
+            "acr_values=2 asks for a second factor, and this account has none",
+        ));
+    }
     let session = session.filter(|s| {
+        if !strong_enough(s) {
+            return false;
+        }
         if p.signed_in_as.as_deref() == Some(s.session_id.as_str()) {
             return true;
         }

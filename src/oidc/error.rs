@@ -43,6 +43,9 @@ codes! {
     request_uri_not_supported => "request_uri_not_supported",
     invalid_token => "invalid_token",
     insufficient_scope => "insufficient_scope",
+    // OpenID Connect Core 1.0 errata set 2 §3.1.2.6: the acr the client requires cannot
+    // be reached (the account has no second factor).
+    unmet_authentication_requirements => "unmet_authentication_requirements",
 }
 
 impl From<Error> for OAuthError {

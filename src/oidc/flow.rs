@@ -79,6 +79,7 @@ mod tests {
             max_age: None,
             requested_at: now,
             signed_in_as: None,
+            second_factor: true,
         };
         let token = seal(&keys, "https://id.example", &p, 600).unwrap();
         assert_eq!(open(&keys, "https://id.example", &token).unwrap(), p);

@@ -68,14 +68,13 @@ impl CookieNames {
     /// The `Set-Cookie` values for a freshly issued token pair. An existing CSRF token is
     /// kept (other tabs hold copies of it); a missing or malformed one is replaced.
     pub fn for_issued(&self, issued: &Issued, keep_csrf: Option<&str>) -> [HeaderValue; 3] {
-        let access_age = issued.access_claims.exp - issued.access_claims.iat;
         let refresh_age = issued.refresh_expires_at - clock::now();
         let csrf = keep_csrf
             .filter(|c| c.len() == 43)
             .map(str::to_string)
             .unwrap_or_else(secret::generate);
         [
-            self.set(&self.access, &issued.access_token, access_age, true),
+            self.for_access(issued),
             self.set(
                 &self.refresh,
                 issued.refresh_token.as_deref().unwrap_or(""),
@@ -84,6 +83,13 @@ impl CookieNames {
             ),
             self.set(&self.csrf, &csrf, refresh_age, false),
         ]
+    }
+
+    /// The `Set-Cookie` value of a new access token alone (a step-up: the refresh token
+    /// and the CSRF token stay).
+    pub fn for_access(&self, issued: &Issued) -> HeaderValue {
+        let access_age = issued.access_claims.exp - issued.access_claims.iat;
+        self.set(&self.access, &issued.access_token, access_age, true)
     }
 
     /// Every name, to keep them from crossing the proxy.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::api_keys::{ApiKeyPrincipal, ApiKeys};
 use super::assertion::AssertionSubject;
 use super::{AccessClaims, ClientInfo, FIRST_PARTY_CLIENT, Issued, Sessions};
-use crate::authz::policy::Presented as PolicyPresented;
+use crate::authz::policy::{Authenticated, Presented as PolicyPresented};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -107,6 +107,15 @@ impl Principal {
         }
     }
 
+    /// How the user authenticated, for step-up: a token carries `acr` and `auth_time`;
+    /// an API key stands for no sign-in at all.
+    pub fn authenticated(&self) -> Authenticated {
+        match self {
+            Principal::Token(c) => c.authenticated(),
+            Principal::ApiKey(_) => Authenticated::default(),
+        }
+    }
+
     /// The client of a service's own token (client credentials): no user behind it.
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -192,6 +201,7 @@ impl Resolved {
                 client: p.oauth_client(),
                 service: p.service().is_some(),
                 email_verified: p.email_verified(),
+                authenticated: p.authenticated(),
             },
             (None, Some((code, explicit))) => PolicyPresented::Rejected { code, explicit },
             (None, None) => PolicyPresented::Nothing,

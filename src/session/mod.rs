@@ -356,6 +356,49 @@ impl Sessions {
         })
     }
 
+    /// Raises the session `session_id` of `user` after a step-up that proved `factor`
+    /// (an RFC 8176 value; `pwd` for a password given again): `amr` gains it (and `mfa`
+    /// for a second factor), `auth_time` becomes now. The session keeps its refresh token,
+    /// whose successors carry the raised state; the new access token is returned alone.
+    pub async fn raise(
+        &self,
+        session_id: &str,
+        user: UserRecord,
+        amr: &[String],
+        factor: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
+        let mut raised: Vec<&str> = amr.iter().map(String::as_str).collect();
+        let extra: &[&str] = if factor == "pwd" {
+            &["pwd"]
+        } else {
+            &[factor, "mfa"]
+        };
+        for m in extra {
+            if !raised.contains(m) {
+                raised.push(m);
+            }
+        }
+        let raised = raised.join(" ");
+        let audit = Context::user(&user.id, client.clone())
+            .entry("auth.step_up", Outcome::Success, Some(&user.id))
+            .with("session_id", session_id)
+            .with("amr", raised.as_str());
+        let session = self
+            .store
+            .raise_session(
+                session_id,
+                &user.id,
+                FIRST_PARTY_CLIENT,
+                &raised,
+                clock::now(),
+                &audit,
+            )
+            .await?
+            .ok_or(Error::SessionRevoked)?;
+        self.issue(user, &session, None, None)
+    }
+
     /// Ends one session. With `owner`, only that user's session can be ended (others look
     /// like unknown ids). Returns whether a live session was ended.
     pub async fn end(

@@ -71,6 +71,15 @@ impl AccessClaims {
         self.scope.split_ascii_whitespace()
     }
 
+    /// How the user authenticated: a second factor (`acr` 2) and how long ago
+    /// (`auth_time`), for step-up decisions.
+    pub fn authenticated(&self) -> crate::authz::policy::Authenticated {
+        crate::authz::policy::Authenticated {
+            second_factor: self.acr == "2",
+            age_secs: Some(clock::now().saturating_sub(self.auth_time).max(0) as u64),
+        }
+    }
+
     /// A service's own token (client credentials), not a user's.
     pub fn is_service(&self) -> bool {
         self.gty.is_some()

@@ -25,6 +25,44 @@ pub struct MfaChallenge {
     pub attempts: i64,
 }
 
+/// Replaces a user's recovery codes with `$hashes` inside the open write transaction.
+macro_rules! replace_codes {
+    ($tx:expr, $user_id:expr, $hashes:expr) => {
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind($user_id)
+                .bind(hash)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// A user has a second factor: a confirmed authenticator app or a passkey (SQL condition
+/// on the user id `$1`).
+pub(super) const HAS_FACTOR: &str =
+    "(EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL)
+      OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1))";
+
+/// Inside the open write transaction: once a user has no second factor left, their
+/// recovery codes (which back the factors up) and waiting sign-ins go too.
+macro_rules! drop_codes_without_factor {
+    ($tx:expr, $user_id:expr) => {
+        for table in ["recovery_codes", "mfa_challenges"] {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = $1 AND NOT {}",
+                $crate::store::factors::HAS_FACTOR
+            ));
+            sqlx::query(sql).bind($user_id).execute(&mut *$tx).await?;
+        }
+    };
+}
+pub(crate) use drop_codes_without_factor;
+
 impl Store {
     /// Starts (or restarts) a TOTP enrolment. A confirmed factor is not replaced: `false`.
     pub async fn begin_totp(&self, user_id: &str, sealed: &str, now: i64) -> StoreResult<bool> {
@@ -94,17 +132,7 @@ impl Store {
             if done != 1 {
                 return Ok(false);
             }
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            for hash in code_hashes {
-                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-                    .bind(user_id)
-                    .bind(hash)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            replace_codes!(tx, user_id, code_hashes);
             append_audit!(tx, audit);
             tx.commit().await?;
             Ok(true)
@@ -171,11 +199,15 @@ impl Store {
     ) -> StoreResult<Option<Vec<String>>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let removed = sqlx::query("DELETE FROM totp_factors WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let mut removed = 0;
+            for table in ["totp_factors", "passkeys"] {
+                let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1"));
+                removed += sqlx::query(sql)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
             let codes = sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
@@ -203,6 +235,67 @@ impl Store {
             append_audit!(tx, audit);
             tx.commit().await?;
             Ok(Some(revoked))
+        })
+    }
+
+    /// Removes a confirmed authenticator app (and, when it was the last factor, the
+    /// recovery codes and waiting sign-ins), in one transaction: `false` when there was
+    /// none.
+    pub async fn remove_totp(&self, user_id: &str, audit: &Entry) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let removed = sqlx::query(
+                "DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if removed == 0 {
+                return Ok(false);
+            }
+            drop_codes_without_factor!(tx, user_id);
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Replaces the recovery codes of a user with a second factor, in one transaction:
+    /// `false` (nothing written) without one.
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[String],
+        audit: &Entry,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {HAS_FACTOR} AS has"));
+            let has_factor: bool = sqlx::query(sql)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("has")?;
+            if !has_factor {
+                return Ok(false);
+            }
+            replace_codes!(tx, user_id, code_hashes);
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Whether the user has a second factor (a confirmed authenticator app or a passkey).
+    pub async fn has_second_factor(&self, user_id: &str) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {HAS_FACTOR} AS has"));
+            Ok(sqlx::query(sql)
+                .bind(user_id)
+                .fetch_one(pool)
+                .await?
+                .try_get("has")?)
         })
     }
 

@@ -19,6 +19,7 @@ mod email_tokens;
 mod factors;
 mod federation;
 mod oauth;
+mod passkeys;
 mod sessions;
 mod signin;
 mod users;
@@ -44,6 +45,7 @@ pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPO
 pub use factors::MfaChallenge;
 pub use federation::FederatedLogin;
 pub use oauth::{ConsentRecord, NewCode, Redeemed};
+pub use passkeys::PasskeyRecord;
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
 pub use signin::{FailureKeys, LockPolicy};
 pub use users::{NewUser, UserRecord};
@@ -224,6 +226,11 @@ impl Store {
                         "second_factors",
                         include_str!("migrations/sqlite/0006_second_factors.sql"),
                     ),
+                    migration(
+                        7,
+                        "passkeys",
+                        include_str!("migrations/sqlite/0007_passkeys.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -251,6 +258,11 @@ impl Store {
                         6,
                         "second_factors",
                         include_str!("migrations/postgres/0006_second_factors.sql"),
+                    ),
+                    migration(
+                        7,
+                        "passkeys",
+                        include_str!("migrations/postgres/0007_passkeys.sql"),
                     ),
                 ])
                 .run(pool)

@@ -374,6 +374,45 @@ impl Store {
         })
     }
 
+    /// Raises a live session of `user_id` with `client_id` after a step-up: its methods become `amr` and
+    /// its authentication time `auth_time`, so refreshes keep both. `None` when the
+    /// session is not live (or not the user's); nothing is written then.
+    pub async fn raise_session(
+        &self,
+        id: &str,
+        user_id: &str,
+        client_id: &str,
+        amr: &str,
+        auth_time: i64,
+        audit: &Entry,
+    ) -> StoreResult<Option<SessionRecord>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let sql = sqlx::AssertSqlSafe(format!(
+                "UPDATE sessions SET amr = $1, auth_time = $2
+                 WHERE id = $3 AND user_id = $4 AND client_id = $5 AND revoked_at IS NULL
+                   AND expires_at > $2 AND idle_expires_at > $2
+                 RETURNING {}",
+                SESSION_COLUMNS.replace("s.", "")
+            ));
+            let row = sqlx::query(sql)
+                .bind(amr)
+                .bind(auth_time)
+                .bind(id)
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let session = session_from_row!(row);
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(Some(session))
+        })
+    }
+
     /// The user's sessions that are still live at `now`, newest first.
     pub async fn live_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRecord>> {
         on_pool!(self, |pool| {

@@ -104,6 +104,93 @@ const EN: Catalogue = &[
     ("mfa_code_help", "A recovery code works only once."),
     ("mfa_verify", "Verify"),
     ("mfa_start_over", "Start over"),
+    ("step_up_title", "Confirm it is you"),
+    (
+        "step_up_lead",
+        "This page needs a recent second factor. Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
+    ),
+    (
+        "step_up_password_lead",
+        "This page needs a recent sign-in. Enter your password to go on.",
+    ),
+    (
+        "step_up_no_factor",
+        "This page needs a second factor, and your account has none yet. Set one up, then come back.",
+    ),
+    ("step_up_set_up", "Set up a second factor"),
+    ("account_title", "Your account"),
+    ("passkey_sign_in", "Sign in with a passkey"),
+    ("passkey_use", "Use a passkey instead"),
+    (
+        "err_passkey",
+        "That passkey did not work. Try again, or use another way.",
+    ),
+    (
+        "err_passkeys_unavailable",
+        "Passkeys are not available on this site.",
+    ),
+    (
+        "err_too_many_passkeys",
+        "This account has as many passkeys as it may hold.",
+    ),
+    ("passkeys_title", "Passkeys"),
+    (
+        "passkeys_none",
+        "No passkey yet. A passkey signs you in with your fingerprint, face or device PIN, without a password.",
+    ),
+    ("passkey_name", "Name of the new passkey"),
+    ("passkey_name_example", "e.g. Work laptop"),
+    ("passkey_add", "Add a passkey"),
+    ("passkey_remove", "Remove"),
+    ("passkey_remove_named", "Remove the passkey {name}"),
+    ("factors_title", "Second factor"),
+    (
+        "totp_on",
+        "An authenticator app is set up: signing in asks for a code from it.",
+    ),
+    (
+        "totp_off",
+        "No second factor yet. With an authenticator app, a stolen password alone no longer opens your account.",
+    ),
+    ("codes_left", "Recovery codes left: {n}."),
+    ("codes_new", "New recovery codes"),
+    ("totp_remove", "Remove the authenticator app"),
+    (
+        "factors_recent",
+        "Both ask for a code from your app if you have not given one in the last 10 minutes.",
+    ),
+    ("totp_set_up", "Set up an authenticator app"),
+    ("totp_setup_title", "Set up an authenticator app"),
+    (
+        "totp_setup_lead",
+        "Scan the QR code with your authenticator app, or type the key into it. Then enter the 6-digit code it shows.",
+    ),
+    (
+        "totp_qr_label",
+        "QR code of the key, for your authenticator app",
+    ),
+    ("totp_secret_label", "Key:"),
+    (
+        "totp_open_app",
+        "Open in an authenticator app on this device",
+    ),
+    ("totp_first_code", "Code from the app"),
+    ("totp_confirm", "Turn on"),
+    ("codes_title", "Your recovery codes"),
+    (
+        "codes_lead",
+        "Keep these codes somewhere safe: each lets you in once if you lose your phone. They are shown only now.",
+    ),
+    ("codes_done", "I have saved them"),
+    ("err_no_second_factor", "Set up an authenticator app first."),
+    (
+        "err_totp_already_enrolled",
+        "An authenticator app is already set up.",
+    ),
+    (
+        "err_code_required",
+        "Your account has a second factor: enter a code from it.",
+    ),
     (
         "err_invalid_code",
         "That code is wrong or was already used.",
@@ -317,6 +404,102 @@ const FR: Catalogue = &[
     ),
     ("mfa_verify", "Vérifier"),
     ("mfa_start_over", "Recommencer"),
+    ("step_up_title", "Confirmez votre identité"),
+    (
+        "step_up_lead",
+        "Cette page demande un second facteur récent. Saisissez le code à 6 chiffres de votre application d'authentification, ou l'un de vos codes de secours.",
+    ),
+    (
+        "step_up_password_lead",
+        "Cette page demande une connexion récente. Saisissez votre mot de passe pour continuer.",
+    ),
+    (
+        "step_up_no_factor",
+        "Cette page demande un second facteur, et votre compte n'en a pas encore. Configurez-en un, puis revenez.",
+    ),
+    ("step_up_set_up", "Configurer un second facteur"),
+    ("account_title", "Votre compte"),
+    ("passkey_sign_in", "Se connecter avec une clé d'accès"),
+    ("passkey_use", "Utiliser plutôt une clé d'accès"),
+    (
+        "err_passkey",
+        "Cette clé d'accès n'a pas fonctionné. Réessayez, ou utilisez un autre moyen.",
+    ),
+    (
+        "err_passkeys_unavailable",
+        "Les clés d'accès ne sont pas disponibles sur ce site.",
+    ),
+    (
+        "err_too_many_passkeys",
+        "Ce compte a déjà autant de clés d'accès qu'il peut en avoir.",
+    ),
+    ("passkeys_title", "Clés d'accès"),
+    (
+        "passkeys_none",
+        "Pas encore de clé d'accès. Une clé d'accès vous connecte avec votre empreinte, votre visage ou le code de l'appareil, sans mot de passe.",
+    ),
+    ("passkey_name", "Nom de la nouvelle clé d'accès"),
+    ("passkey_name_example", "p. ex. Portable du bureau"),
+    ("passkey_add", "Ajouter une clé d'accès"),
+    ("passkey_remove", "Retirer"),
+    ("passkey_remove_named", "Retirer la clé d'accès {name}"),
+    ("factors_title", "Second facteur"),
+    (
+        "totp_on",
+        "Une application d'authentification est configurée : la connexion demande un code de celle-ci.",
+    ),
+    (
+        "totp_off",
+        "Pas encore de second facteur. Avec une application d'authentification, un mot de passe volé ne suffit plus à ouvrir votre compte.",
+    ),
+    ("codes_left", "Codes de secours restants : {n}."),
+    ("codes_new", "Nouveaux codes de secours"),
+    ("totp_remove", "Retirer l'application d'authentification"),
+    (
+        "factors_recent",
+        "Les deux demandent un code de votre application si vous n'en avez pas donné dans les 10 dernières minutes.",
+    ),
+    (
+        "totp_set_up",
+        "Configurer une application d'authentification",
+    ),
+    (
+        "totp_setup_title",
+        "Configurer une application d'authentification",
+    ),
+    (
+        "totp_setup_lead",
+        "Scannez le code QR avec votre application d'authentification, ou saisissez-y la clé. Puis entrez le code à 6 chiffres qu'elle affiche.",
+    ),
+    (
+        "totp_qr_label",
+        "Code QR de la clé, pour votre application d'authentification",
+    ),
+    ("totp_secret_label", "Clé :"),
+    (
+        "totp_open_app",
+        "Ouvrir dans une application d'authentification de cet appareil",
+    ),
+    ("totp_first_code", "Code de l'application"),
+    ("totp_confirm", "Activer"),
+    ("codes_title", "Vos codes de secours"),
+    (
+        "codes_lead",
+        "Gardez ces codes en lieu sûr : chacun vous permet d'entrer une fois si vous perdez votre téléphone. Ils ne sont affichés que maintenant.",
+    ),
+    ("codes_done", "Je les ai enregistrés"),
+    (
+        "err_no_second_factor",
+        "Configurez d'abord une application d'authentification.",
+    ),
+    (
+        "err_totp_already_enrolled",
+        "Une application d'authentification est déjà configurée.",
+    ),
+    (
+        "err_code_required",
+        "Votre compte a un second facteur : saisissez un code de celui-ci.",
+    ),
     ("err_invalid_code", "Ce code est faux ou a déjà servi."),
     (
         "err_mfa_expired",

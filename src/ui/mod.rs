@@ -7,6 +7,7 @@
 //! request's language ([`messages`]); `[ui]` names the product, its logo and accent colour.
 
 pub mod messages;
+pub mod qr;
 
 use crate::config::values::{ConfigError, invalid};
 use aws_lc_rs::digest;
@@ -156,7 +157,7 @@ impl Pages {
             logo_url: ui.logo_url.clone(),
             style: STYLE.replace("/*ACCENT*/", &ui.accent_colour),
             page_csp: format!(
-                "default-src 'none'; style-src 'self'; img-src 'self'{logo_origin}; base-uri 'none'; frame-ancestors 'none'"
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'{logo_origin}; base-uri 'none'; frame-ancestors 'none'"
             ),
             form_post_csp: format!(
                 "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'; frame-ancestors 'none'"

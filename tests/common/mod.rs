@@ -6,6 +6,7 @@ pub mod browser;
 pub mod federation;
 pub mod llm;
 pub mod oidc;
+pub mod passkey;
 pub mod reply;
 pub mod sandbox;
 pub mod server;

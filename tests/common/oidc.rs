@@ -89,10 +89,35 @@ pub fn authorize_url(s: &TestServer, rp: &Rp, extra: &[(&str, &str)]) -> String 
 /// Follows an authorization through the hosted pages as `email` (password [`PASSWORD`]),
 /// allowing whatever is asked, until the browser is sent off `s`: returns that URL.
 pub async fn walk(b: &mut Browser, s: &TestServer, start: &str, email: &str) -> String {
+    walk_as(b, s, start, email, None).await
+}
+
+/// [`walk`], giving `code` when the second step of a sign-in asks for one.
+pub async fn walk_as(
+    b: &mut Browser,
+    s: &TestServer,
+    start: &str,
+    email: &str,
+    code: Option<&str>,
+) -> String {
     let mut url = start.to_string();
     let mut reply = b.get(&url).await;
     for _ in 0..12 {
         match reply.status {
+            200 if hidden(&reply.text, "mfa_token").is_some() => {
+                let code = code.unwrap_or_else(|| panic!("a second factor is asked for at {url}"));
+                let mut form = vec![
+                    ("mfa_token", hidden(&reply.text, "mfa_token").unwrap()),
+                    ("csrf_token", hidden(&reply.text, "csrf_token").unwrap()),
+                    ("code", code.to_string()),
+                ];
+                if let Some(f) = hidden(&reply.text, "flow") {
+                    form.push(("flow", f));
+                }
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                url = s.url("/ui/mfa");
+                reply = b.post_form(&url, &form).await;
+            }
             302 | 303 => {
                 let next = absolute(&url, reply.header("location"));
                 if !next.starts_with(&s.base) {

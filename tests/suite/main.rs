@@ -31,5 +31,6 @@ mod pages;
 mod recovery;
 mod refresh;
 mod robustness;
+mod step_up;
 mod store_guards;
 mod tokens;

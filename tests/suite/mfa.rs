@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 /// The current code of a base32 secret, as an authenticator app shows it.
-fn code_now(secret_b32: &str) -> String {
+pub fn code_now(secret_b32: &str) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
     let totp = totp_rs::Builder::new()
         .with_secret(secret.as_bytes().to_vec().into_boxed_slice())
@@ -21,16 +21,23 @@ fn code_now(secret_b32: &str) -> String {
     totp.generate(now).to_string()
 }
 
-fn bearer(token: &str) -> String {
+pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
 /// Enrols TOTP for a new account: its email, secret and recovery codes.
-async fn enrolled(s: &TestServer, tag: &str) -> (String, String, Vec<String>, String) {
+pub async fn enrolled(s: &TestServer, tag: &str) -> (String, String, Vec<String>, String) {
     let email = email(tag);
     s.register(&email).await;
     let (access, _) = s.login_tokens(&email, PASSWORD).await;
-    let auth = bearer(&access);
+    let (secret, codes, first) = enrol(s, &access).await;
+    (email, secret, codes, first)
+}
+
+/// Enrols TOTP for the holder of `access` (signed in just now): the secret, the recovery
+/// codes and the code that confirmed it.
+pub async fn enrol(s: &TestServer, access: &str) -> (String, Vec<String>, String) {
+    let auth = bearer(access);
     let r = s
         .call(
             Method::POST,
@@ -73,7 +80,7 @@ async fn enrolled(s: &TestServer, tag: &str) -> (String, String, Vec<String>, St
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(codes.len(), 10);
-    (email, secret, codes, first)
+    (secret, codes, first)
 }
 
 async fn sign_in_needs_the_second_factor_and_a_code_works_once(backend: Backend) {

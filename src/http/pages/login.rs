@@ -38,7 +38,17 @@ struct LoginForm {
     rd: Option<String>,
 }
 
-html::our_forms!(LoginForm);
+/// A passkey's answer (`toJSON()`, put in the form by `passkey.js`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasskeyForm {
+    credential: String,
+    csrf_token: String,
+    flow: Option<String>,
+    rd: Option<String>,
+}
+
+html::our_forms!(LoginForm, PasskeyForm);
 
 #[derive(Default)]
 struct LoginView<'a> {
@@ -80,7 +90,7 @@ fn render(app: &AppState, headers: &HeaderMap, status: StatusCode, v: LoginView<
         v.error,
         context! {
             flow => v.flow, rd => v.rd, email => v.email, client_name => v.client_name,
-            providers, signup,
+            providers, signup, passkeys => app.passkeys.available(),
         },
     )
 }
@@ -173,6 +183,42 @@ pub async fn submit(
         rd.as_deref(),
     )
     .await
+}
+
+/// Sign-in with a passkey alone (two factors in one): the same continuation as a password.
+pub async fn passkey_submit(
+    State(app): State<AppState>,
+    Client(info): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: PasskeyForm = match html::posted(&app, &headers, &body) {
+        Ok(f) => f,
+        Err(e) => return e.page(&app),
+    };
+    let pending = match pending_of(&app, form.flow.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error_page(&app, &e),
+    };
+    let flow = form.flow.as_deref().filter(|_| pending.is_some());
+    let rd = return_target(&app, form.rd.as_deref());
+    let credential = serde_json::from_str(&form.credential).unwrap_or(serde_json::Value::Null);
+    match app.passkeys.sign_in(credential, None).await {
+        Ok(done) => {
+            let amr: Vec<&str> = done.amr.iter().map(String::as_str).collect();
+            signed_in(&app, &headers, done.user, &amr, &info, flow, rd.as_deref()).await
+        }
+        Err(e) => {
+            let view = LoginView {
+                flow,
+                rd: rd.as_deref(),
+                client_name: client_name(&app, pending.as_ref()).await,
+                ..LoginView::default()
+            };
+            let problem = Problem::from(super::mfa::passkey_refusal(e));
+            refused(&app, &headers, problem, view)
+        }
+    }
 }
 
 /// After any successful sign-in at a page (password, federation, account link): for an

@@ -1,31 +1,55 @@
-//! `/ui/mfa`: the second step of a hosted sign-in. Every hosted sign-in (password,
-//! identity provider, account link) ends in `login::signed_in`, which shows this form
-//! instead of starting the session when the account has a second factor; the form
-//! carries the challenge's token (never in a URL) and the pending authorization or
-//! return address, and completes the sign-in through the same rules as
-//! `/auth/login/mfa` (lockout, single use, audit).
+//! `/ui/mfa`: the second step of a hosted sign-in, and the step-up page.
+//!
+//! Every hosted sign-in (password, identity provider, account link) ends in
+//! `login::signed_in`, which shows the form instead of starting the session when the
+//! account has a second factor; the form carries the challenge's token (never in a URL)
+//! and the pending authorization or return address, and completes the sign-in through
+//! the same rules as `/auth/login/mfa` (lockout, single use, audit).
+//!
+//! `GET /ui/mfa?rd=…[&acr=2]` is where the gateway sends a browser whose session must be
+//! raised (a route's `mfa`/`max_age`): a code, or the password for an account without a
+//! second factor (enough for `max_age`, never for `acr=2`); the form raises the session
+//! through the same rules as `/auth/mfa/verify` and returns to `rd`.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
 use minijinja::context;
 use serde::Deserialize;
 
 use super::{explain_code, form_page, login::signed_in, return_target};
 use crate::app::AppState;
+use crate::http::browser::browser_session;
 use crate::http::extract::Client;
-use crate::http::html;
+use crate::http::gate::with_session_cookies;
+use crate::http::html::{self, see_other};
 use crate::http::problem::Problem;
+use crate::identity::signin::Proof;
+use crate::session::ClientInfo;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct MfaForm {
+    /// Empty for a step-up (the browser's session says who).
     mfa_token: String,
     code: String,
+    /// A step-up of an account without a second factor.
+    password: Option<String>,
+    /// A passkey's answer (`toJSON()`), put in by `passkey.js`.
+    credential: Option<String>,
     csrf_token: String,
     flow: Option<String>,
     rd: Option<String>,
+    acr: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StepUpQuery {
+    rd: Option<String>,
+    /// `2`: the page needs a second factor (a password will not do).
+    acr: Option<String>,
 }
 
 html::our_forms!(MfaForm);
@@ -46,7 +70,7 @@ pub fn render(
         status,
         "mfa.html",
         error,
-        context! { mfa_token => token, flow, rd },
+        context! { mfa_token => token, flow, rd, passkeys => app.passkeys.available() },
     )
 }
 
@@ -61,11 +85,24 @@ pub async fn submit(
         Err(e) => return e.page(&app),
     };
     let rd = return_target(&app, form.rd.as_deref());
-    match app
-        .sign_in
-        .complete(&form.mfa_token, &form.code, &info)
-        .await
-    {
+    if form.mfa_token.is_empty() {
+        return step_up(&app, &headers, &info, &form, rd.as_deref()).await;
+    }
+    let completed = match form.credential.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => {
+            let credential = serde_json::from_str(c).unwrap_or(serde_json::Value::Null);
+            app.passkeys
+                .sign_in(credential, Some(&form.mfa_token))
+                .await
+                .map_err(|e| Problem::from(passkey_refusal(e)))
+        }
+        None => app
+            .sign_in
+            .complete(&form.mfa_token, &form.code, &info)
+            .await
+            .map_err(Problem::from),
+    };
+    match completed {
         Ok(done) => {
             let amr: Vec<&str> = done.amr.iter().map(String::as_str).collect();
             signed_in(
@@ -79,8 +116,7 @@ pub async fn submit(
             )
             .await
         }
-        Err(why) => {
-            let problem = Problem::from(why);
+        Err(problem) => {
             let error = (explain_code(problem.code).to_string(), None);
             render(
                 &app,
@@ -92,5 +128,177 @@ pub async fn submit(
                 Some(error),
             )
         }
+    }
+}
+
+/// The step-up page for the browser's signed-in session (sign in first without one).
+pub async fn step_up_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<StepUpQuery>,
+) -> Response {
+    let rd = return_target(&app, q.rd.as_deref());
+    let needs_factor = q.acr.as_deref() == Some("2");
+    let (browser, resolved) = browser_session(&app, &headers).await;
+    let res = match browser {
+        None => {
+            let login = match &rd {
+                Some(rd) => format!(
+                    "/ui/login?rd={}",
+                    url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+                ),
+                None => "/ui/login".to_string(),
+            };
+            see_other(&login)
+        }
+        Some((session, email)) => {
+            match step_up_form(
+                &app,
+                &headers,
+                &session.user_id,
+                &email,
+                needs_factor,
+                rd.as_deref(),
+                None,
+            )
+            .await
+            {
+                Ok(res) => res,
+                Err(e) => Problem::from(e).into_response(),
+            }
+        }
+    };
+    with_session_cookies(&app, res, &resolved)
+}
+
+/// The step-up form for `user_id`: a code field when the account has a second factor,
+/// a password field when it has none and none is needed, else the way to set one up.
+async fn step_up_form(
+    app: &AppState,
+    headers: &HeaderMap,
+    user_id: &str,
+    email: &str,
+    needs_factor: bool,
+    rd: Option<&str>,
+    error: Option<(StatusCode, (String, Option<String>))>,
+) -> Result<Response, crate::error::Error> {
+    let has_factor = app.factors.required(user_id).await?;
+    let has_passkey = app.passkeys.available() && !app.passkeys.list(user_id).await?.is_empty();
+    if !has_factor && needs_factor {
+        return Ok(html::message_with_link(
+            app,
+            StatusCode::FORBIDDEN,
+            html::t("step_up_title"),
+            html::t("step_up_no_factor"),
+            "/ui/account",
+            html::t("step_up_set_up"),
+        ));
+    }
+    let (status, error) = match error {
+        Some((status, e)) => (status, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    Ok(form_page(
+        app,
+        headers,
+        status,
+        "step_up.html",
+        error,
+        context! {
+            rd,
+            acr => needs_factor.then_some("2"),
+            with_password => !has_factor,
+            email,
+            passkeys => has_passkey,
+        },
+    ))
+}
+
+/// A posted step-up: checks the code (or password) for the browser's session, raises
+/// it, and returns to `rd` with the new access cookie.
+async fn step_up(
+    app: &AppState,
+    headers: &HeaderMap,
+    info: &ClientInfo,
+    form: &MfaForm,
+    rd: Option<&str>,
+) -> Response {
+    let (browser, resolved) = browser_session(app, headers).await;
+    let Some((session, email)) = browser else {
+        return with_session_cookies(app, see_other("/ui/login"), &resolved);
+    };
+    let needs_factor = form.acr.as_deref() == Some("2");
+    let user = match app.store.user_by_id(&session.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return see_other("/ui/login"),
+        Err(e) => return Problem::from(crate::error::Error::from(e)).into_response(),
+    };
+    let proved = match (&form.credential, &form.password) {
+        (Some(c), _) if !c.is_empty() => {
+            let credential = serde_json::from_str(c).unwrap_or(serde_json::Value::Null);
+            app.passkeys
+                .authenticate(credential, Some(&user.id))
+                .await
+                .map(|p| p.amr)
+                .map_err(|e| Problem::from(passkey_refusal(e)))
+        }
+        (_, Some(p)) if !p.is_empty() => app
+            .sign_in
+            .step_up("/ui/mfa", &user, Proof::Password(p), info)
+            .await
+            .map_err(Problem::from),
+        _ => app
+            .sign_in
+            .step_up("/ui/mfa", &user, Proof::Code(&form.code), info)
+            .await
+            .map_err(Problem::from),
+    };
+    let amr: Vec<String> = session.amr.split_whitespace().map(str::to_string).collect();
+    let raised = match proved {
+        Ok(factor) => app
+            .sessions
+            .raise(&session.session_id, user, &amr, factor, info)
+            .await
+            .map_err(Problem::from),
+        Err(problem) => Err(problem),
+    };
+    let res = match raised {
+        Ok(issued) => {
+            let mut res = see_other(rd.unwrap_or("/ui/"));
+            res.headers_mut()
+                .append(header::SET_COOKIE, app.cookies.for_access(&issued));
+            return res;
+        }
+        Err(problem) => {
+            let error = (
+                problem.status,
+                (explain_code(problem.code).to_string(), None),
+            );
+            match step_up_form(
+                app,
+                headers,
+                &session.user_id,
+                &email,
+                needs_factor,
+                rd,
+                Some(error),
+            )
+            .await
+            {
+                Ok(res) => res,
+                Err(e) => Problem::from(e).into_response(),
+            }
+        }
+    };
+    with_session_cookies(app, res, &resolved)
+}
+
+/// A passkey that did not verify, in the words the pages use for it.
+pub(super) fn passkey_refusal(e: crate::error::Error) -> crate::error::Error {
+    match e {
+        crate::error::Error::InvalidCredentials => {
+            crate::error::Error::invalid("passkey_refused", "the passkey was refused")
+        }
+        other => other,
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`login`]: `/ui/login` (sign-in; the same checks as `/auth/login`) and `/ui/`, the
 //!   signed-in landing page;
-//! - [`mfa`]: `/ui/mfa`, the second step of a sign-in for accounts with a second factor;
+//! - [`mfa`]: `/ui/mfa`, the second step of a sign-in for accounts with a second factor,
+//!   and the step-up page the gateway sends browsers to;
+//! - [`account`]: `/ui/account`, the signed-in person's second factors;
 //! - [`signup`]: `/ui/signup`, when `[accounts] open_registration`;
 //! - [`recovery`]: `/ui/forgot`, `/ui/reset`, `/ui/verify`, `/ui/confirm-email`, the pages
 //!   the mails link to;
@@ -13,6 +15,7 @@
 //! `Origin` and `Sec-Fetch-Site` (`html::form_trusted`). Pages are in the request's
 //! language (`ui::messages`), chosen at the edge.
 
+mod account;
 mod consent;
 mod login;
 mod logout;
@@ -23,7 +26,7 @@ mod signup;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 use minijinja::{Value, context};
 
@@ -40,7 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/ui", get(|| async { html::see_other("/ui/") }))
         .route("/ui/", get(login::home))
         .route("/ui/login", get(login::page).post(login::submit))
-        .route("/ui/mfa", axum::routing::post(mfa::submit))
+        .route("/ui/login/passkey", post(login::passkey_submit))
+        .route("/ui/passkey.js", get(passkey_script))
+        .route("/ui/mfa", get(mfa::step_up_page).post(mfa::submit))
         .route("/ui/signup", get(signup::page).post(signup::submit))
         .route(
             "/ui/forgot",
@@ -60,6 +65,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/logout", get(logout::page).post(logout::submit))
         .route("/ui/consent", get(consent::page).post(consent::submit))
+        .route("/ui/account", get(account::page))
+        .route("/ui/account/totp", post(account::begin_totp))
+        .route("/ui/account/totp/confirm", post(account::confirm_totp))
+        .route("/ui/account/totp/remove", post(account::remove_totp))
+        .route("/ui/account/recovery-codes", post(account::recovery_codes))
+        .route("/ui/account/passkey", post(account::add_passkey))
+        .route("/ui/account/passkey/remove", post(account::remove_passkey))
 }
 
 async fn style(State(app): State<AppState>) -> Response {
@@ -69,6 +81,18 @@ async fn style(State(app): State<AppState>) -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         app.pages.style().to_string(),
+    )
+        .into_response()
+}
+
+/// The one script of the pages: passkey buttons (every form works without it).
+async fn passkey_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../ui/passkey.js"),
     )
         .into_response()
 }
@@ -178,6 +202,12 @@ fn explain_code(code: &str) -> &'static str {
         "invalid_token" => "link_invalid",
         "invalid_code" => "err_invalid_code",
         "invalid_mfa_token" => "err_mfa_expired",
+        "code_required" => "err_code_required",
+        "no_second_factor" => "err_no_second_factor",
+        "passkey_refused" | "invalid_passkey" => "err_passkey",
+        "passkeys_unavailable" => "err_passkeys_unavailable",
+        "too_many_passkeys" => "err_too_many_passkeys",
+        "totp_already_enrolled" => "err_totp_already_enrolled",
         _ => "err_failed",
     })
 }

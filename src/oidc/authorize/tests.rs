@@ -154,6 +154,7 @@ fn pending(prompt: &[&str], max_age: Option<i64>) -> Pending {
         max_age,
         requested_at: 1000,
         signed_in_as: None,
+        second_factor: false,
     }
 }
 
@@ -320,4 +321,40 @@ fn replies_carry_state_and_issuer_in_the_query() {
             .location()
             .starts_with("https://app.example/cb?tenant=1&error=access_denied&")
     );
+}
+
+#[test]
+fn acr_values_2_needs_a_session_that_passed_a_second_factor() {
+    let client = client(false);
+    let mut p = pending(&[], None);
+    p.second_factor = true;
+    let pwd = session(900);
+    let mut mfa = session(900);
+    mfa.amr = "pwd otp mfa".into();
+    assert_eq!(
+        next_step(&p, &client, Some(&pwd), None, false),
+        Step::SignIn
+    );
+    assert!(matches!(
+        next_step(&p, &client, Some(&mfa), Some(&["docs:read".into()]), false),
+        Step::Issue { .. } | Step::Consent { .. }
+    ));
+    // Signed in during this request without one: the account has none to give.
+    p.signed_in_as = Some("s".into());
+    assert!(matches!(
+        next_step(&p, &client, Some(&pwd), None, false),
+        Step::Refuse(OAuthError {
+            code: "unmet_authentication_requirements",
+            ..
+        })
+    ));
+    let mut silent = pending(&["none"], None);
+    silent.second_factor = true;
+    assert!(matches!(
+        next_step(&silent, &client, Some(&pwd), None, false),
+        Step::Refuse(OAuthError {
+            code: "login_required",
+            ..
+        })
+    ));
 }
