@@ -84,10 +84,17 @@ const STYLE: &str = include_str!("style.css");
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("mfa.html", include_str!("templates/mfa.html")),
+    ("step_up.html", include_str!("templates/step_up.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("totp_setup.html", include_str!("templates/totp_setup.html")),
+    (
+        "recovery_codes.html",
+        include_str!("templates/recovery_codes.html"),
+    ),
     ("signup.html", include_str!("templates/signup.html")),
     ("forgot.html", include_str!("templates/forgot.html")),
     ("reset.html", include_str!("templates/reset.html")),
@@ -313,6 +320,31 @@ mod tests {
             (
                 "link.html",
                 context! { provider => evil, email => evil, csrf => "c", link => "l", error => evil },
+            ),
+            (
+                "mfa.html",
+                context! { csrf => "c", mfa_token => evil, flow => evil, rd => evil, error => evil,
+                passkeys => true },
+            ),
+            (
+                "step_up.html",
+                context! { csrf => "c", rd => evil, acr => "2", with_password => true, email => evil,
+                error => evil, passkeys => true },
+            ),
+            (
+                "account.html",
+                context! { csrf => "c", email => evil, totp => true, recovery_codes_left => 3,
+                passkeys => true, passkeys_available => true, error => evil,
+                passkeys_list => vec![context! { id => evil, name => evil }] },
+            ),
+            (
+                "totp_setup.html",
+                context! { csrf => "c", secret => evil, otpauth_uri => "otpauth://totp/x",
+                qr => qr::svg("otpauth://totp/x"), error => evil },
+            ),
+            (
+                "recovery_codes.html",
+                context! { codes => vec![evil, "ABCD-EFGH-JKLM"] },
             ),
         ]
     }

@@ -174,6 +174,35 @@ async fn second_factor_sign_in(b: Backend) {
     run("mfa.mjs", env).await;
 }
 
+/// Second factors from `/ui/account`: TOTP set up by reading the key off the page, the
+/// step-up page, a passkey added with Chromium's virtual authenticator and a sign-in with
+/// it alone. The public URL names `localhost` (WebAuthn has no RP IDs for IP addresses).
+async fn account_second_factors(b: Backend) {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let s = TestServer::start_with(
+        b,
+        Options {
+            config: format!(
+                "[gateway]\nlogin_url = \"/ui/login\"\n\n[[route]]\npath = \"/billing/*\"\nupstream = \"{}\"\nmfa = true\n",
+                up.base
+            ),
+            env: vec![
+                ("TOLLGATE_LISTEN", format!("127.0.0.1:{port}")),
+                ("TOLLGATE_PUBLIC_URL", base.clone()),
+            ],
+        },
+    )
+    .await;
+    let env = vec![
+        ("BASE", base),
+        ("EMAIL", user(&s, "factors")),
+        ("PASSWORD", PASSWORD.to_string()),
+    ];
+    run("factors.mjs", env).await;
+}
+
 /// Runs `script` on a blocking thread (Chromium and Node.js take their time).
 async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
     tokio::task::spawn_blocking(move || flow(script, &env))
@@ -303,4 +332,5 @@ on_sqlite!(
     federation => federation_sign_in_and_linking,
     oidc => oidc_code_flow,
     mfa => second_factor_sign_in,
+    factors => account_second_factors,
 );

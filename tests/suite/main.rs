@@ -28,6 +28,7 @@ mod oidc;
 mod oidc_admin;
 mod oidc_services;
 mod pages;
+mod passkeys;
 mod recovery;
 mod refresh;
 mod robustness;
