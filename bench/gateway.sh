@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Gateway benchmark: wrk (a second process) against a trivial upstream on loopback, in one
 # run: (a) the upstream directly, (b) Tollgate proxying a public route, (c) Tollgate
-# proxying a required route with a valid session cookie. Prints requests/s and p50/p99
-# latency for each, and the ratios the issue sets goals for:
-#   throughput (c)/(b) >= 0.9, p99 added by authentication (c)-(b) < 0.5 ms.
+# proxying a required route with a valid session cookie, (d) Tollgate proxying a route with
+# `mfa = true` (step-up) with the cookie of a session that passed a second factor. Prints
+# requests/s and p50/p99 latency for each, and the ratios the issues set goals for:
+#   throughput (c)/(b) >= 0.9, p99 added by authentication (c)-(b) < 0.5 ms,
+#   (d)/(c): no measurable difference (the step-up decision reads the token only).
 # The upstream is nginx answering `return 200` (installed with wrk from Debian's
 # packages when missing). Usage: bench/gateway.sh [duration per phase, default 6s] [connections, 32]
 # TOLLGATE_BIN=path measures that binary instead of building target/release/tollgate (to
@@ -68,6 +70,10 @@ auth = "public"
 [[route]]
 path = "/req/*"
 upstream = "http://127.0.0.1:$UP_PORT"
+[[route]]
+path = "/mfa/*"
+upstream = "http://127.0.0.1:$UP_PORT"
+mfa = true
 EOF
 TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" TOLLGATE_LOG=warn \
   TOLLGATE_LISTEN="127.0.0.1:$TG_PORT" "${PIN_TG[@]}" "$TOLLGATE_BIN" serve 2>"$WORK/tollgate.log" &
@@ -80,6 +86,28 @@ COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"bench password 123"}' "$BASE/auth/login" \
   | awk -F'[: ;]+' 'tolower($1)=="set-cookie" {printf "%s%s", sep, $2; sep="; "}')
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE/req/x")" = 200 ] || { echo "cookie request refused" >&2; exit 1; }
+# A second account with an authenticator app, signed in with password and a recovery code.
+MFA_USER='{"email":"bench-mfa@example.com","password":"bench password 123"}'
+curl -sf -H 'content-type: application/json' -d "$MFA_USER" "$BASE/auth/register" >/dev/null
+MFA_TOKEN=$(curl -sf -H 'content-type: application/json' -d "$MFA_USER" "$BASE/auth/login?mode=token" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+SECRET=$(curl -sf -X POST -H "Authorization: Bearer $MFA_TOKEN" -H 'content-type: application/json' -d '{}' \
+  "$BASE/auth/mfa/totp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+CODE=$(python3 - "$SECRET" <<'PY'
+import base64, hashlib, hmac, struct, sys, time
+key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
+PY
+)
+RECOVERY=$(curl -sf -H "Authorization: Bearer $MFA_TOKEN" -H 'content-type: application/json' \
+  -d "{\"code\":\"$CODE\"}" "$BASE/auth/mfa/totp/confirm" | python3 -c 'import json,sys; print(json.load(sys.stdin)["recovery_codes"][0])')
+MFA_COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
+  -d "{\"email\":\"bench-mfa@example.com\",\"password\":\"bench password 123\",\"totp\":\"$RECOVERY\"}" "$BASE/auth/login" \
+  | awk -F'[: ;]+' 'tolower($1)=="set-cookie" {printf "%s%s", sep, $2; sep="; "}')
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $MFA_COOKIE" "$BASE/mfa/x")" = 200 ] || { echo "second-factor request refused" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE/mfa/x")" = 401 ] || { echo "a password-only session passed the mfa route" >&2; exit 1; }
 
 run() { # label url [header]
   local out
@@ -104,14 +132,18 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 
 # measures latency without queueing, which dominates p99 at 32 connections on 2 cores.
 wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/pub/x" >/dev/null
 wrk -t1 -c"$CONNECTIONS" -d2s -H "Cookie: $COOKIE" "$BASE/req/x" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d2s -H "Cookie: $MFA_COOKIE" "$BASE/mfa/x" >/dev/null
 A=$(run upstream "http://127.0.0.1:$UP_PORT/x")
 B1=$(run public "$BASE/pub/x")
 C1=$(run required "$BASE/req/x" "Cookie: $COOKIE")
+D1=$(run mfa "$BASE/mfa/x" "Cookie: $MFA_COOKIE")
 B2=$(run public "$BASE/pub/x")
 C2=$(run required "$BASE/req/x" "Cookie: $COOKIE")
+D2=$(run mfa "$BASE/mfa/x" "Cookie: $MFA_COOKIE")
 CONNECTIONS=4
 LB=$(run public "$BASE/pub/x")
 LC=$(run required "$BASE/req/x" "Cookie: $COOKIE")
+LD=$(run mfa "$BASE/mfa/x" "Cookie: $MFA_COOKIE")
 
 merge() { # two rows of one case → label, mean rps, worse p50, worse p99 (in ms)
   read -r l r1 a1 b1 <<<"$1"; read -r _ r2 a2 b2 <<<"$2"
@@ -121,6 +153,7 @@ merge() { # two rows of one case → label, mean rps, worse p50, worse p99 (in m
 }
 B=$(merge "$B1" "$B2")
 C=$(merge "$C1" "$C2")
+D=$(merge "$D1" "$D2")
 
 echo "wrk -t1, $(nproc) cores (Tollgate pinned to core 0, nginx and wrk to core 1); upstream: nginx return 200"
 printf '%-40s %12s %10s %10s\n' case "requests/s" p50 p99
@@ -128,16 +161,23 @@ row() { read -r _ rps p50 p99 <<<"$2"; printf '%-40s %12s %10s %10s\n' "$1" "$rp
 row "(a) upstream directly, 32 conn" "$A"
 row "(b) Tollgate, public route, 32 conn" "$B"
 row "(c) Tollgate, required + cookie, 32 conn" "$C"
+row "(d) Tollgate, mfa route + cookie, 32 conn" "$D"
 row "(b) public, 4 conn" "$LB"
 row "(c) required + cookie, 4 conn" "$LC"
+row "(d) mfa route + cookie, 4 conn" "$LD"
 read -r _ rps_b _ p99_b <<<"$B"
 read -r _ rps_c _ p99_c <<<"$C"
+read -r _ rps_d _ p99_d <<<"$D"
 read -r _ _ lp50_b lp99_b <<<"$LB"
 read -r _ _ lp50_c lp99_c <<<"$LC"
-awk -v b="$rps_b" -v c="$rps_c" -v pb="$(to_ms "$p99_b")" -v pc="$(to_ms "$p99_c")" \
-    -v lb="$(to_ms "$lp99_b")" -v lc="$(to_ms "$lp99_c")" \
-    -v mb="$(to_ms "$lp50_b")" -v mc="$(to_ms "$lp50_c")" 'BEGIN {
+read -r _ _ lp50_d lp99_d <<<"$LD"
+awk -v b="$rps_b" -v c="$rps_c" -v d="$rps_d" -v pb="$(to_ms "$p99_b")" -v pc="$(to_ms "$p99_c")" \
+    -v pd="$(to_ms "$p99_d")" -v lb="$(to_ms "$lp99_b")" -v lc="$(to_ms "$lp99_c")" \
+    -v ld="$(to_ms "$lp99_d")" -v mb="$(to_ms "$lp50_b")" -v mc="$(to_ms "$lp50_c")" \
+    -v md="$(to_ms "$lp50_d")" 'BEGIN {
   printf "throughput (c)/(b) = %.3f   (goal >= 0.9)\n", c/b
   printf "p99 added by authentication (c)-(b): %.3f ms at 32 connections, %.3f ms at 4   (goal < 0.5 ms)\n", pc-pb, lc-lb
   printf "p50 added by authentication at 4 connections: %.3f ms\n", mc-mb
+  printf "step-up route: (d)/(b) = %.3f, (d)/(c) = %.3f   (goal: no measurable difference)\n", d/b, d/c
+  printf "p50/p99 added by the step-up check (d)-(c) at 4 connections: %.3f / %.3f ms\n", md-mc, ld-lc
 }'

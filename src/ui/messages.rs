@@ -157,7 +157,7 @@ const EN: Catalogue = &[
     ("totp_remove", "Remove the authenticator app"),
     (
         "factors_recent",
-        "Both ask for a code from your app if you have not given one in the last 10 minutes.",
+        "New codes, and removing a second factor, first ask for one if you have not used one in the last 10 minutes.",
     ),
     ("totp_set_up", "Set up an authenticator app"),
     ("totp_setup_title", "Set up an authenticator app"),
@@ -457,7 +457,7 @@ const FR: Catalogue = &[
     ("totp_remove", "Retirer l'application d'authentification"),
     (
         "factors_recent",
-        "Les deux demandent un code de votre application si vous n'en avez pas donné dans les 10 dernières minutes.",
+        "De nouveaux codes, ou retirer un second facteur, en demandent d'abord un si vous n'en avez pas utilisé dans les 10 dernières minutes.",
     ),
     (
         "totp_set_up",
