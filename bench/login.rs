@@ -101,7 +101,7 @@ async fn enrolled_accounts(server: &Arc<TestServer>, accounts: usize) -> Vec<(St
                     .call(
                         reqwest::Method::POST,
                         "/auth/mfa/totp/confirm",
-                        Some(json!({ "code": code(&secret, 0) })),
+                        Some(json!({ "code": common::totp_code(&secret, 0) })),
                         &[("authorization", &auth)],
                     )
                     .await;
@@ -116,21 +116,6 @@ async fn enrolled_accounts(server: &Arc<TestServer>, accounts: usize) -> Vec<(St
         all.extend(t.await.unwrap());
     }
     all
-}
-
-/// The code an authenticator app shows `ahead` steps from now (one step ahead is within
-/// the accepted drift, and later than the step the confirmation spent).
-fn code(secret: &str, ahead: u64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret).unwrap();
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret.as_bytes().to_vec().into_boxed_slice())
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now + 30 * ahead).to_string()
 }
 
 /// Sign-ins per second with password and code in one request, each a fresh account.
@@ -155,7 +140,7 @@ async fn totp_logins(server: &Arc<TestServer>, accounts: usize) -> f64 {
                 let r = server
                     .post(
                         "/auth/login?mode=token",
-                        json!({ "email": email, "password": PASSWORD, "totp": code(secret, 1) }),
+                        json!({ "email": email, "password": PASSWORD, "totp": common::totp_code(secret, 1) }),
                     )
                     .await;
                 assert_eq!(r.status, 200, "{}", r.text);

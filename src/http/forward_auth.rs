@@ -116,6 +116,17 @@ fn describe(req: &Request) -> Result<Original, Problem> {
                 )
             })
     };
+    // The original request's target as nginx's `$request_uri` and Traefik's header give
+    // it: a path. A full URL would match no route and fall back to the default policy,
+    // escaping the route's scopes and step-up, so it is refused.
+    if let Some(uri) = nginx.or(traefik)
+        && !uri.starts_with('/')
+    {
+        return Err(refuse(
+            "invalid_request",
+            "the original URI must be a path starting with '/' (as $request_uri gives it), not a full URL",
+        ));
+    }
     match (nginx, traefik, envoy) {
         (None, None, None) => Err(Problem::bad_request(
             "invalid_request",

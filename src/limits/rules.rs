@@ -179,6 +179,8 @@ pub fn default_rules() -> Vec<RuleSpec> {
         "/auth/mfa/verify",
         "/auth/webauthn/login",
         "/auth/webauthn/login/options",
+        "/auth/webauthn/register/options",
+        "/auth/webauthn/verify/options",
         "/ui/login",
         "/ui/login/passkey",
         "/ui/mfa",

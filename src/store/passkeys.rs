@@ -34,7 +34,8 @@ macro_rules! passkey_from_row {
 const COLUMNS: &str = "id, user_id, name, passkey, created_at, last_used_at";
 
 impl Store {
-    /// Stores a ceremony's state under its challenge, and sheds expired ones.
+    /// Stores a ceremony's state under its challenge (replacing the account's earlier one
+    /// of the same kind), and sheds expired ones.
     pub async fn insert_ceremony(
         &self,
         challenge: &str,
@@ -50,6 +51,15 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            // One live ceremony of a kind per account: a new one supersedes it, so a
+            // signed-in caller cannot pile rows up.
+            if let Some(user_id) = user_id {
+                sqlx::query("DELETE FROM webauthn_ceremonies WHERE user_id = $1 AND kind = $2")
+                    .bind(user_id)
+                    .bind(kind)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO webauthn_ceremonies (challenge, kind, user_id, state, expires_at)
                  VALUES ($1, $2, $3, $4, $5)",

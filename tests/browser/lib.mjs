@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -112,6 +113,26 @@ export async function mailedLink(outbox, to, prefix) {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no mail to ${to} with a link starting ${prefix}`);
+}
+
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of s.replace(/[\s=]+/g, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+/// The code an authenticator app shows for a base32 `secret` (RFC 6238: SHA-1, 6 digits,
+/// 30 s), computed here as the app would.
+export function totp(secret, time = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 1000 / 30)));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return n.toString().padStart(6, '0');
 }
 
 /// Runs a flow, printing where it failed.

@@ -3,8 +3,7 @@
 // app shows (a wrong one first), and land on that page. The code is computed here from
 // the secret the account was enrolled with (RFC 6238, as the app would).
 
-import { createHmac } from 'node:crypto';
-import { env, main, newPage, look, expectText, check } from './lib.mjs';
+import { env, main, newPage, look, expectText, check, totp } from './lib.mjs';
 
 const BASE = env('BASE');
 const APP = env('APP_PAGE');
@@ -12,24 +11,6 @@ const EMAIL = env('EMAIL');
 const PASSWORD = env('PASSWORD');
 const SECRET = env('TOTP_SECRET');
 const SPENT = env('SPENT_CODE');
-
-function base32(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of s.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-
-function totp(secret, time = Date.now()) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(time / 1000 / 30)));
-  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return n.toString().padStart(6, '0');
-}
 
 await main(async (browser) => {
   const page = await newPage(browser);

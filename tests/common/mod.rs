@@ -88,6 +88,21 @@ pub fn email(tag: &str) -> String {
 }
 
 /// Decodes a JWT segment (0 header, 1 claims).
+/// The code an authenticator app shows for a base32 `secret`, `ahead` steps from now (one
+/// step ahead is within the accepted drift).
+pub fn totp_code(secret: &str, ahead: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).unwrap();
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret.as_bytes().to_vec().into_boxed_slice())
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now + 30 * ahead).to_string()
+}
+
 pub fn jwt_part(token: &str, i: usize) -> Value {
     use base64::Engine;
     let seg = token.split('.').nth(i).unwrap();

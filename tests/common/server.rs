@@ -287,6 +287,16 @@ impl TestServer {
         .await
     }
 
+    pub async fn delete_bearer(&self, path: &str, token: &str) -> Reply {
+        self.call(
+            Method::DELETE,
+            path,
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+    }
+
     pub async fn register(&self, email: &str) -> Value {
         let r = self
             .post(

@@ -9,16 +9,19 @@ use serde_json::json;
 
 /// The current code of a base32 secret, as an authenticator app shows it.
 pub fn code_now(secret_b32: &str) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret.as_bytes().to_vec().into_boxed_slice())
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now).to_string()
+    totp_code(secret_b32, 0)
+}
+
+/// Signs in `email` with the password alone: the `mfa_token` of the second step.
+pub async fn mfa_token(s: &TestServer, email: &str) -> String {
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    r.assert_problem(401, "mfa_required");
+    r.str("mfa_token")
 }
 
 pub fn bearer(token: &str) -> String {
@@ -124,13 +127,7 @@ async fn sign_in_needs_the_second_factor_and_a_code_works_once(backend: Backend)
         )
         .await;
     r.assert_problem(400, "invalid_mfa_token");
-    let r = s
-        .post(
-            "/auth/login?mode=token",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    let token = r.str("mfa_token");
+    let token = mfa_token(&s, &email).await;
     let r = s
         .post(
             "/auth/login/mfa?mode=token",
@@ -273,17 +270,8 @@ async fn enrolment_needs_a_recent_sign_in_and_an_admin_can_reset(backend: Backen
     let stale = email("stale");
     s.register(&stale).await;
     let (_, refresh) = s.login_tokens(&stale, PASSWORD).await;
-    s.sandbox
-        .execute("UPDATE sessions SET auth_time = auth_time - 3600")
-        .await;
-    let r = s
-        .post(
-            "/auth/refresh?mode=token",
-            json!({"refresh_token": refresh}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let old = bearer(&r.str("access_token"));
+    let (old, _) = crate::step_up::aged(&s, &refresh).await;
+    let old = bearer(&old);
     let r = s
         .call(
             Method::POST,
@@ -326,13 +314,7 @@ async fn enrolment_needs_a_recent_sign_in_and_an_admin_can_reset(backend: Backen
 async fn racing_completions_of_one_challenge_yield_one_session(backend: Backend) {
     let s = std::sync::Arc::new(TestServer::start(backend).await);
     let (email, _secret, codes, _first) = enrolled(&s, "race").await;
-    let r = s
-        .post(
-            "/auth/login?mode=token",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    let token = r.str("mfa_token");
+    let token = mfa_token(&s, &email).await;
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let codes = std::sync::Arc::new(codes);
     let replies = simultaneously(&s, 5, move |s| {

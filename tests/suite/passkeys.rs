@@ -215,23 +215,9 @@ async fn passkeys_register_sign_in_and_count_as_two_factors(backend: Backend) {
         register(&s, &mut second, &access, "Spare").await.status,
         201
     );
-    let r = s
-        .call(
-            Method::DELETE,
-            &path,
-            None,
-            &[("authorization", &bearer(&access))],
-        )
-        .await;
+    let r = s.delete_bearer(&path, &access).await;
     assert_eq!(r.status, 401, "password-only: {}", r.text);
-    let r = s
-        .call(
-            Method::DELETE,
-            &path,
-            None,
-            &[("authorization", &bearer(&raised))],
-        )
-        .await;
+    let r = s.delete_bearer(&path, &raised).await;
     assert_eq!(r.status, 204, "{}", r.text);
     let list = s.get_bearer("/auth/webauthn/credentials", &raised).await;
     let names: Vec<&str> = list.json["passkeys"]
@@ -295,6 +281,27 @@ async fn registration_is_guarded(backend: Backend) {
     )
     .await
     .assert_problem(400, "invalid_passkey");
+    // A new ceremony supersedes the account's earlier one: no pile of rows.
+    let first = options(&s, "/auth/webauthn/register/options", Some(&access)).await;
+    let _second = options(&s, "/auth/webauthn/register/options", Some(&access)).await;
+    s.call(
+        Method::POST,
+        "/auth/webauthn/register",
+        Some(key.create(&first)),
+        &[("authorization", &bearer(&access))],
+    )
+    .await
+    .assert_problem(400, "invalid_passkey");
+    for _ in 0..5 {
+        options(&s, "/auth/webauthn/verify/options", Some(&access)).await;
+    }
+    assert_eq!(
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM webauthn_ceremonies")
+            .await,
+        2,
+        "one register and one verify ceremony"
+    );
     // Names are bounded.
     let o = options(&s, "/auth/webauthn/register/options", Some(&access)).await;
     let mut c = key.create(&o);
@@ -308,16 +315,7 @@ async fn registration_is_guarded(backend: Backend) {
     .await
     .assert_problem(400, "invalid_name");
     // A session signed in long ago must sign in again first.
-    s.sandbox
-        .execute("UPDATE sessions SET auth_time = auth_time - 3600")
-        .await;
-    let old = s
-        .post(
-            "/auth/refresh?mode=token",
-            json!({"refresh_token": refresh}),
-        )
-        .await
-        .str("access_token");
+    let (old, _) = crate::step_up::aged(&s, &refresh).await;
     s.call(
         Method::POST,
         "/auth/webauthn/register/options",

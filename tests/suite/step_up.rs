@@ -13,7 +13,7 @@ use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::mfa::{bearer, enrol};
+use crate::mfa::{bearer, enrol, mfa_token};
 
 fn gateway_config(up: &Upstream) -> String {
     format!(
@@ -42,6 +42,35 @@ upstream = "{up}"
     )
 }
 
+/// A server with the routes of [`gateway_config`] (and the upstream, to keep it running).
+async fn with_routes(backend: Backend) -> (Upstream, TestServer) {
+    let up = Upstream::start().await;
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: gateway_config(&up),
+            ..Options::default()
+        },
+    )
+    .await;
+    (up, s)
+}
+
+/// Forward auth (nginx's dialect) for `GET /billing/invoices` with `access`.
+async fn forward(s: &TestServer, access: &str) -> Reply {
+    s.call(
+        Method::GET,
+        "/auth/verify",
+        None,
+        &[
+            ("x-original-uri", "/billing/invoices"),
+            ("x-original-method", "GET"),
+            ("authorization", &bearer(access)),
+        ],
+    )
+    .await
+}
+
 /// The RFC 9470 challenge of a refusal, with its code.
 fn assert_step_up(r: &Reply, max_age: Option<u64>, mfa: bool) {
     r.assert_problem(401, "mfa_required");
@@ -63,7 +92,7 @@ fn assert_step_up(r: &Reply, max_age: Option<u64>, mfa: bool) {
 
 /// Makes every session's sign-in an hour old (as if it happened long ago), then refreshes
 /// `refresh` into an access token that says so.
-async fn aged(s: &TestServer, refresh: &str) -> (String, String) {
+pub async fn aged(s: &TestServer, refresh: &str) -> (String, String) {
     s.sandbox
         .execute("UPDATE sessions SET auth_time = auth_time - 3600")
         .await;
@@ -91,15 +120,7 @@ async fn verify(s: &TestServer, access: &str, body: Value) -> Reply {
 /// (and sends a browser to the step-up page), admits it once `/auth/mfa/verify` raised
 /// it, and refreshes keep the raised state. Forward auth decides the same.
 async fn a_route_needing_mfa_admits_after_a_step_up(backend: Backend) {
-    let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: gateway_config(&up),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (_up, s) = with_routes(backend).await;
     let email = email("stepup");
     s.register(&email).await;
     let (access, refresh) = s.login_tokens(&email, PASSWORD).await;
@@ -111,19 +132,28 @@ async fn a_route_needing_mfa_admits_after_a_step_up(backend: Backend) {
     assert_step_up(&r, None, true);
     assert_eq!(r.json["acr_values"], "2");
     // Forward auth: the same refusal.
-    let r = s
-        .call(
+    let r = forward(&s, &access).await;
+    assert_step_up(&r, None, true);
+    // A full URL as the original target would match no route (and get the default
+    // policy, without the step-up): refused.
+    for (name, value) in [
+        ("x-original-uri", "http://h/billing/invoices"),
+        ("x-forwarded-uri", "https://localhost/billing/invoices"),
+    ] {
+        let method = name.replace("uri", "method");
+        s.call(
             Method::GET,
             "/auth/verify",
             None,
             &[
-                ("x-original-uri", "/billing/invoices"),
-                ("x-original-method", "GET"),
+                (name, value),
+                (method.as_str(), "GET"),
                 ("authorization", &bearer(&access)),
             ],
         )
-        .await;
-    assert_step_up(&r, None, true);
+        .await
+        .assert_problem(403, "invalid_request");
+    }
     // A browser navigation goes to the step-up page, with where it was going.
     let r = s
         .call(
@@ -165,18 +195,7 @@ async fn a_route_needing_mfa_admits_after_a_step_up(backend: Backend) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(jwt_part(&r.str("access_token"), 1)["acr"], "2");
-    let r = s
-        .call(
-            Method::GET,
-            "/auth/verify",
-            None,
-            &[
-                ("x-original-uri", "/billing/invoices"),
-                ("x-original-method", "GET"),
-                ("authorization", &bearer(&raised)),
-            ],
-        )
-        .await;
+    let r = forward(&s, &raised).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // A recovery code raises once.
     verify(&s, &access, json!({"code": codes[0]}))
@@ -187,15 +206,7 @@ async fn a_route_needing_mfa_admits_after_a_step_up(backend: Backend) {
 /// `max_age` asks for a recent sign-in: a fresh one passes, an old one is refused naming
 /// the limit, and an account without a second factor raises it with its password.
 async fn max_age_asks_for_a_recent_sign_in(backend: Backend) {
-    let up = Upstream::start().await;
-    let s = TestServer::start_with(
-        backend,
-        Options {
-            config: gateway_config(&up),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (_up, s) = with_routes(backend).await;
     let email = email("maxage");
     s.register(&email).await;
     let (access, refresh) = s.login_tokens(&email, PASSWORD).await;
@@ -237,6 +248,81 @@ async fn max_age_asks_for_a_recent_sign_in(backend: Backend) {
             .status,
         401
     );
+}
+
+/// The hosted step-up page with a lapsed access cookie: the session is refreshed in
+/// flight and raised; the new refresh cookie reaches the browser with the raised access
+/// cookie, so the session lives on (no reuse alarm once the grace window has passed).
+async fn a_hosted_step_up_keeps_the_refreshed_session(backend: Backend) {
+    let up = Upstream::start().await;
+    let s = TestServer::start_with(
+        backend,
+        Options {
+            config: format!(
+                "{}\n[session]\nrefresh_grace = \"1s\"\n",
+                gateway_config(&up)
+            ),
+            ..Options::default()
+        },
+    )
+    .await;
+    let email = email("lapsed");
+    s.register(&email).await;
+    let mut b = Browser::new();
+    let page = b.get(&s.url("/ui/login")).await;
+    let csrf = common::browser::hidden(&page.text, "csrf_token").unwrap();
+    let r = b
+        .post_form(
+            &s.url("/ui/login"),
+            &[
+                ("email", &email),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    s.sandbox
+        .execute("UPDATE sessions SET auth_time = auth_time - 3600")
+        .await;
+    // The access token lapses (an empty cookie is no token).
+    b.set_cookie(&s.base, "tg_at", "");
+    let before = b.cookie(&s.base, "tg_rt").unwrap();
+    let page = b.get(&s.url("/ui/mfa?rd=%2Fexport%2Fall")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    b.set_cookie(&s.base, "tg_at", "");
+    let csrf = common::browser::hidden(&page.text, "csrf_token").unwrap();
+    let rd = common::browser::hidden(&page.text, "rd").unwrap();
+    let r = b
+        .post_form(
+            &s.url("/ui/mfa"),
+            &[("password", PASSWORD), ("csrf_token", &csrf), ("rd", &rd)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(
+        r.header("location").ends_with("/export/all"),
+        "{}",
+        r.header("location")
+    );
+    let after = b.cookie(&s.base, "tg_rt").unwrap();
+    assert_ne!(before, after, "the refreshed token reached the browser");
+    let at = b.cookie(&s.base, "tg_at").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(jwt_part(&at, 1)["auth_time"].as_i64().unwrap() > now - 60);
+    // Past the grace window, the browser's refresh token still works.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    b.set_cookie(&s.base, "tg_at", "");
+    let r = b.get(&s.url("/export/all")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let revoked = s
+        .sandbox
+        .query_i64("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL")
+        .await;
+    assert_eq!(revoked, 0);
 }
 
 /// An AI provider with `mfa = true`: a password-only token and an API key are refused
@@ -308,14 +394,7 @@ async fn the_factor_life_cycle_needs_a_recent_second_factor(backend: Backend) {
         }
     };
     assert_step_up(&regenerate(access.clone()).await, Some(600), true);
-    let r = s
-        .call(
-            Method::DELETE,
-            "/auth/mfa/totp",
-            None,
-            &[("authorization", &bearer(&access))],
-        )
-        .await;
+    let r = s.delete_bearer("/auth/mfa/totp", &access).await;
     assert_step_up(&r, Some(600), true);
     // Raised with a recovery code: new codes, the old ones void.
     let raised = verify(&s, &access, json!({"code": codes[0]}))
@@ -330,13 +409,7 @@ async fn the_factor_life_cycle_needs_a_recent_second_factor(backend: Backend) {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(fresh.len(), 10);
-    let r = s
-        .post(
-            "/auth/login?mode=token",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    let token = r.str("mfa_token");
+    let token = mfa_token(&s, &email).await;
     let r = s
         .post(
             "/auth/login/mfa?mode=token",
@@ -346,26 +419,12 @@ async fn the_factor_life_cycle_needs_a_recent_second_factor(backend: Backend) {
     assert_eq!(r.json["code"], "invalid_code", "{}", r.text);
     // An hour later the raised session is no longer recent.
     let (old, _) = aged(&s, &refresh).await;
-    let r = s
-        .call(
-            Method::DELETE,
-            "/auth/mfa/totp",
-            None,
-            &[("authorization", &bearer(&old))],
-        )
-        .await;
+    let r = s.delete_bearer("/auth/mfa/totp", &old).await;
     assert_step_up(&r, Some(600), true);
     let raised = verify(&s, &old, json!({"code": fresh[0]}))
         .await
         .str("access_token");
-    let r = s
-        .call(
-            Method::DELETE,
-            "/auth/mfa/totp",
-            None,
-            &[("authorization", &bearer(&raised))],
-        )
-        .await;
+    let r = s.delete_bearer("/auth/mfa/totp", &raised).await;
     assert_eq!(r.status, 204, "{}", r.text);
     let status = s.get_bearer("/auth/mfa", &raised).await;
     assert_eq!(status.json["totp"], false);
@@ -449,14 +508,7 @@ async fn admins_write_with_a_recent_second_factor(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
     let victim_refresh = r.str("refresh_token");
     let path = format!("/admin/users/{victim_id}/mfa");
-    let r = s
-        .call(
-            Method::DELETE,
-            &path,
-            None,
-            &[("authorization", &bearer(&raised))],
-        )
-        .await;
+    let r = s.delete_bearer(&path, &raised).await;
     assert_eq!(r.status, 204, "{}", r.text);
     let r = s
         .post(
@@ -465,14 +517,9 @@ async fn admins_write_with_a_recent_second_factor(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 401, "{}", r.text);
-    s.call(
-        Method::DELETE,
-        &path,
-        None,
-        &[("authorization", &bearer(&raised))],
-    )
-    .await
-    .assert_problem(404, "not_found");
+    s.delete_bearer(&path, &raised)
+        .await
+        .assert_problem(404, "not_found");
     let r = s
         .post(
             "/auth/login?mode=token",
@@ -607,6 +654,7 @@ on_both_backends!(
     a_route_needing_mfa_admits_after_a_step_up,
     max_age_asks_for_a_recent_sign_in,
     an_ai_provider_can_need_a_second_factor,
+    a_hosted_step_up_keeps_the_refreshed_session,
     the_factor_life_cycle_needs_a_recent_second_factor,
     admins_write_with_a_recent_second_factor,
     require_mfa_forces_admins_to_enrol,

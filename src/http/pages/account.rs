@@ -246,56 +246,25 @@ async fn account(app: &AppState, user_id: &str) -> Result<UserRecord, Error> {
         .ok_or(Error::SessionRevoked)
 }
 
-pub async fn begin_totp(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::BeginTotp, info, headers, body).await
+/// The handler of each form: the same checks (`submit`), one action.
+macro_rules! form_handlers {
+    ($($name:ident => $action:expr),* $(,)?) => {$(
+        pub async fn $name(
+            State(app): State<AppState>,
+            Client(info): Client,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            submit(app, $action, info, headers, body).await
+        }
+    )*};
 }
 
-pub async fn confirm_totp(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::ConfirmTotp, info, headers, body).await
-}
-
-pub async fn remove_totp(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::RemoveTotp, info, headers, body).await
-}
-
-pub async fn add_passkey(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::AddPasskey, info, headers, body).await
-}
-
-pub async fn remove_passkey(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::RemovePasskey, info, headers, body).await
-}
-
-pub async fn recovery_codes(
-    State(app): State<AppState>,
-    Client(info): Client,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    submit(app, Action::RecoveryCodes, info, headers, body).await
-}
+form_handlers!(
+    begin_totp => Action::BeginTotp,
+    confirm_totp => Action::ConfirmTotp,
+    remove_totp => Action::RemoveTotp,
+    add_passkey => Action::AddPasskey,
+    remove_passkey => Action::RemovePasskey,
+    recovery_codes => Action::RecoveryCodes,
+);

@@ -264,7 +264,9 @@ async fn step_up(
     };
     let res = match raised {
         Ok(issued) => {
-            let mut res = see_other(rd.unwrap_or("/ui/"));
+            // The cookies of an in-flight refresh first (the new refresh token must reach
+            // the browser), then the raised access token, which wins.
+            let mut res = with_session_cookies(app, see_other(rd.unwrap_or("/ui/")), &resolved);
             res.headers_mut()
                 .append(header::SET_COOKIE, app.cookies.for_access(&issued));
             return res;

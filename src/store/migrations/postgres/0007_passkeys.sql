@@ -22,3 +22,4 @@ CREATE TABLE webauthn_ceremonies (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX webauthn_ceremonies_by_expiry ON webauthn_ceremonies(expires_at);
+CREATE INDEX webauthn_ceremonies_by_user ON webauthn_ceremonies(user_id, kind);
