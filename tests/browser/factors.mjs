@@ -2,7 +2,8 @@
 // /ui/account, set up an authenticator app (reading the key off the page, as one types
 // it into an app), keep the recovery codes; open a page of the app that needs a second
 // factor and be sent to confirm it; add a passkey with Chromium's virtual authenticator
-// (the DevTools protocol's WebAuthn domain); sign out, and sign in with the passkey alone.
+// (the DevTools protocol's WebAuthn domain); sign out, sign in with the password and the
+// passkey as the second step, then with the passkey alone.
 
 import { env, main, newPage, look, expectText, check, text, totp } from './lib.mjs';
 
@@ -87,6 +88,23 @@ await main(async (browser) => {
   const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   check(credentials.length === 1 && credentials[0].isResidentCredential, 'no discoverable passkey made');
   await look(page, 'account-passkey');
+
+  // Sign out; a password sign-in's second step can be the passkey.
+  await page.goto(`${BASE}/ui/logout`);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForLoadState();
+  await page.goto(`${BASE}/ui/login?rd=%2Fbilling%2Fpage`);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.waitForLoadState();
+  await expectText(page, 'Second step');
+  await look(page, 'mfa-passkey');
+  await Promise.all([
+    page.waitForNavigation(),
+    page.getByRole('button', { name: 'Use a passkey instead' }).click(),
+  ]);
+  check(page.url() === `${BASE}/billing/page`, `the passkey did not finish the sign-in: ${page.url()} ${await text(page)}`);
 
   // Sign out, then in with the passkey alone.
   await page.goto(`${BASE}/ui/logout`);

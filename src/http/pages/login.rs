@@ -242,7 +242,17 @@ pub async fn signed_in(
         };
         match challenge {
             Some(Ok(token)) => {
-                return super::mfa::render(app, headers, StatusCode::OK, &token, flow, rd, None);
+                let passkey = match app.factors.methods(&user.id).await {
+                    Ok(methods) => methods.contains(&"passkey"),
+                    Err(e) => return Problem::from(e).into_response(),
+                };
+                let step = super::mfa::SecondStep {
+                    token: &token,
+                    flow,
+                    rd,
+                    passkey,
+                };
+                return super::mfa::render(app, headers, StatusCode::OK, &step, None);
             }
             Some(Err(e)) => return Problem::from(e).into_response(),
             None => {}

@@ -42,6 +42,8 @@ struct MfaForm {
     flow: Option<String>,
     rd: Option<String>,
     acr: Option<String>,
+    /// `1`: the second step offers the account's passkey.
+    passkey: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -54,14 +56,22 @@ pub struct StepUpQuery {
 
 html::our_forms!(MfaForm);
 
-/// The form, for the challenge `token`.
+/// A sign-in's second step, as its form carries it.
+pub struct SecondStep<'a> {
+    /// The challenge's token.
+    pub token: &'a str,
+    pub flow: Option<&'a str>,
+    pub rd: Option<&'a str>,
+    /// The account has a passkey: the page offers it.
+    pub passkey: bool,
+}
+
+/// The form of a second step.
 pub fn render(
     app: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
-    token: &str,
-    flow: Option<&str>,
-    rd: Option<&str>,
+    step: &SecondStep<'_>,
     error: Option<(String, Option<String>)>,
 ) -> Response {
     form_page(
@@ -70,7 +80,10 @@ pub fn render(
         status,
         "mfa.html",
         error,
-        context! { mfa_token => token, flow, rd, passkeys => app.passkeys.available() },
+        context! {
+            mfa_token => step.token, flow => step.flow, rd => step.rd,
+            passkeys => step.passkey && app.passkeys.available(),
+        },
     )
 }
 
@@ -118,15 +131,13 @@ pub async fn submit(
         }
         Err(problem) => {
             let error = (explain_code(problem.code).to_string(), None);
-            render(
-                &app,
-                &headers,
-                problem.status,
-                &form.mfa_token,
-                form.flow.as_deref(),
-                rd.as_deref(),
-                Some(error),
-            )
+            let step = SecondStep {
+                token: &form.mfa_token,
+                flow: form.flow.as_deref(),
+                rd: rd.as_deref(),
+                passkey: form.passkey.as_deref() == Some("1"),
+            };
+            render(&app, &headers, problem.status, &step, Some(error))
         }
     }
 }
