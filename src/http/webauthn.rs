@@ -128,11 +128,13 @@ struct Rename {
 async fn rename(
     State(app): State<AppState>,
     caller: Caller,
+    Client(client): Client,
     PathParam(id): PathParam<String>,
     Body(b): Body<Rename>,
 ) -> ApiResult<Response> {
+    let ctx = Context::user(&caller.claims.sub, client);
     app.passkeys
-        .rename(&caller.claims.sub, &id, &b.name)
+        .rename(&caller.claims.sub, &id, &b.name, &ctx)
         .await?;
     Ok(http::StatusCode::NO_CONTENT.into_response())
 }

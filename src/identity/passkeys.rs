@@ -298,9 +298,17 @@ impl Passkeys {
         Ok(self.store.passkeys_of(user_id).await?)
     }
 
-    pub async fn rename(&self, user_id: &str, id: &str, name: &str) -> Result<()> {
+    pub async fn rename(&self, user_id: &str, id: &str, name: &str, ctx: &Context) -> Result<()> {
         let name = clean_name(Some(name))?;
-        if !self.store.rename_passkey(user_id, id, &name).await? {
+        let audit = ctx
+            .entry("mfa.passkey_renamed", Outcome::Success, Some(user_id))
+            .with("passkey_id", id)
+            .with("name", name.as_str());
+        if !self
+            .store
+            .rename_passkey(user_id, id, &name, &audit)
+            .await?
+        {
             return Err(Error::NotFound("passkey"));
         }
         Ok(())

@@ -176,7 +176,13 @@ impl Store {
     }
 
     /// Renames one of a user's passkeys: `false` when it is not theirs.
-    pub async fn rename_passkey(&self, user_id: &str, id: &str, name: &str) -> StoreResult<bool> {
+    pub async fn rename_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+        audit: &Entry,
+    ) -> StoreResult<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE passkeys SET name = $3 WHERE id = $1 AND user_id = $2")
@@ -186,8 +192,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            append_audit!(tx, audit);
             tx.commit().await?;
-            Ok(done == 1)
+            Ok(true)
         })
     }
 
