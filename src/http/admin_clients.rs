@@ -12,12 +12,15 @@ use super::admin::{Admin, audit_read};
 use super::extract::{Body, PathParam};
 use super::problem::ApiResult;
 use crate::app::AppState;
-use crate::oidc::clients::ClientSpec;
+use crate::oidc::clients::{ClientPatch, ClientSpec};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/clients", get(list).post(create))
-        .route("/admin/clients/{id}", get(show).put(update).delete(delete))
+        .route(
+            "/admin/clients/{id}",
+            get(show).put(update).patch(update).delete(delete),
+        )
         .route("/admin/clients/{id}/secret", post(rotate_secret))
 }
 
@@ -52,14 +55,15 @@ async fn show(
     Ok(Json(client.to_json()))
 }
 
+/// `PUT` and `PATCH` alike: the fields the body names change, the others stay.
 async fn update(
     State(app): State<AppState>,
     Admin(ctx): Admin,
     PathParam(id): PathParam<String>,
-    Body(spec): Body<ClientSpec>,
+    Body(patch): Body<ClientPatch>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
-        app.oidc.clients.update(&id, spec, &ctx).await?.to_json(),
+        app.oidc.clients.patch(&id, patch, &ctx).await?.to_json(),
     ))
 }
 

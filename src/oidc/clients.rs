@@ -57,6 +57,48 @@ pub struct ClientSpec {
     pub id_token_signed_response_alg: Option<String>,
 }
 
+/// A change to a registered client: the fields it names are set, the others stay as they
+/// are (`PUT` and `PATCH /admin/clients/{id}` alike), so a partial body never wipes what
+/// it does not mention.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub public: Option<bool>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub skip_consent: Option<bool>,
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+impl ClientPatch {
+    /// The whole registration: this change over `current`.
+    fn over(self, current: &ClientRecord) -> ClientSpec {
+        ClientSpec {
+            id: self.id,
+            name: self.name.unwrap_or_else(|| current.name.clone()),
+            redirect_uris: self
+                .redirect_uris
+                .unwrap_or_else(|| current.redirect_uris.clone()),
+            post_logout_redirect_uris: self
+                .post_logout_redirect_uris
+                .unwrap_or_else(|| current.post_logout_redirect_uris.clone()),
+            public: self.public.unwrap_or_else(|| current.is_public()),
+            grant_types: self
+                .grant_types
+                .unwrap_or_else(|| current.grant_types.clone()),
+            scopes: self.scopes.unwrap_or_else(|| current.scopes.clone()),
+            skip_consent: self.skip_consent.unwrap_or(current.skip_consent),
+            id_token_signed_response_alg: self
+                .id_token_signed_response_alg
+                .or_else(|| Some(current.id_token_alg.clone())),
+        }
+    }
+}
+
 impl ClientRecord {
     /// The client as the admin API and `tollgate client list` show it (never a secret).
     pub fn to_json(&self) -> serde_json::Value {
@@ -164,6 +206,12 @@ impl Clients {
     }
 
     /// Replaces a client's settings; its id, kind (public or not) and secret stay.
+    /// Applies `patch` to the client `id` (what it does not name stays).
+    pub async fn patch(&self, id: &str, patch: ClientPatch, ctx: &Context) -> Result<ClientRecord> {
+        let current = self.live(id).await?;
+        self.update(id, patch.over(&current), ctx).await
+    }
+
     pub async fn update(&self, id: &str, spec: ClientSpec, ctx: &Context) -> Result<ClientRecord> {
         let current = self.live(id).await?;
         if spec.public != current.is_public() {

@@ -254,6 +254,36 @@ async fn clients_through_the_admin_api_and_the_cli(b: Backend) {
     )
     .await;
     assert_eq!(kept.json["id_token_signed_response_alg"], "EdDSA");
+    // A partial body changes what it names and nothing else, with PUT or PATCH.
+    let before = call(Method::GET, &format!("/admin/clients/{id}"), None).await;
+    for (method, body) in [
+        (Method::PUT, json!({ "name": "Wiki 4" })),
+        (Method::PATCH, json!({ "skip_consent": true })),
+        (Method::PATCH, json!({})),
+    ] {
+        let r = call(method, &format!("/admin/clients/{id}"), Some(body.clone())).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.text);
+        for field in [
+            "redirect_uris",
+            "post_logout_redirect_uris",
+            "grant_types",
+            "scopes",
+            "id_token_signed_response_alg",
+            "public",
+        ] {
+            assert_eq!(r.json[field], before.json[field], "{body} changed {field}");
+        }
+    }
+    let after = call(Method::GET, &format!("/admin/clients/{id}"), None).await;
+    assert_eq!(after.json["name"], "Wiki 4");
+    assert_eq!(after.json["skip_consent"], true);
+    call(
+        Method::PATCH,
+        &format!("/admin/clients/{id}"),
+        Some(json!({ "redirect_uri": ["https://typo.example/cb"] })),
+    )
+    .await
+    .assert_problem(400, "invalid_request");
 
     // A rotated secret replaces the old one.
     let rp = Rp {
