@@ -32,7 +32,8 @@ use crate::store::{AuditFilter, AuditRecord, SessionRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/admin/users", get(list_users))
+        .route("/admin/users", get(list_users).post(create_user))
+        .route("/admin/users/{id}/password", post(set_password))
         .route("/admin/users/{id}", get(get_user))
         .route("/admin/users/{id}/disable", post(disable_user))
         .route("/admin/users/{id}/enable", post(enable_user))
@@ -197,6 +198,77 @@ async fn list_users(
     Ok(Json(
         json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    email: String,
+    /// Without one, the account cannot sign in until its owner chooses one.
+    password: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    /// Mail an invitation (a code to choose a password); default: when there is no
+    /// password.
+    invite: Option<bool>,
+}
+
+/// Creates an account (role `user` and `roles`), with a password or by invitation.
+async fn create_user(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    Body(b): Body<NewAccount>,
+) -> ApiResult<Response> {
+    let user = app
+        .identity
+        .create_user(&b.email, b.password.as_deref(), &b.roles, &ctx)
+        .await?;
+    // The account exists either way; a mail that cannot go out is said in the answer
+    // (`invited: false`), and `POST …/password {"require_reset": true}` sends another.
+    let invited = b.invite.unwrap_or(b.password.is_none())
+        && match app.identity.invite(&user, &ctx).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "invitation not sent");
+                false
+            }
+        };
+    let mut body = user_json(&user);
+    body["invited"] = invited.into();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    password: Option<String>,
+    #[serde(default)]
+    require_reset: bool,
+}
+
+/// Sets a user's password, or requires a reset (the password stops working and a reset
+/// code is mailed); every session of the user ends.
+async fn set_password(
+    State(app): State<AppState>,
+    Admin(ctx): Admin,
+    PathParam(id): PathParam<String>,
+    Body(b): Body<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let password = match (b.password.as_deref(), b.require_reset) {
+        (Some(p), false) => Some(p),
+        (None, true) => None,
+        _ => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "give either password or require_reset: true",
+            ));
+        }
+    };
+    let user = app.identity.by_id(user_id(&id)?).await?;
+    app.identity
+        .set_password_by_admin(&user, password, &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Removes every second factor of a user (lost authenticator and codes) and ends their

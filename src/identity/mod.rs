@@ -185,7 +185,7 @@ impl Identity {
             .store
             .set_password_revoking_sessions(
                 user_id,
-                &hash,
+                Some(&hash),
                 Some(keep_session),
                 "password_changed",
                 now,

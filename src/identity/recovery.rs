@@ -23,6 +23,8 @@ use crate::store::{
 pub const VERIFY_TTL_SECS: i64 = 24 * 3600;
 pub const RESET_TTL_SECS: i64 = 30 * 60;
 pub const EMAIL_CHANGE_TTL_SECS: i64 = 3600;
+/// How long an invitation's code lasts: people read such mail later than a reset.
+pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
 
 fn invalid_token() -> Error {
     Error::invalid(
@@ -175,6 +177,60 @@ impl Identity {
             .ok_or_else(invalid_token)?;
         self.revocations.announce(&revoked, now).await;
         Ok(())
+    }
+
+    /// An administrator sets `user`'s password (`Some`), or requires a reset (`None`): the
+    /// password stops working and a reset code is mailed. Either way every session ends
+    /// and pending codes are void.
+    pub async fn set_password_by_admin(
+        &self,
+        user: &UserRecord,
+        password: Option<&str>,
+        ctx: &Context,
+    ) -> Result<()> {
+        let (hash, action, reason) = match password {
+            Some(p) => {
+                self.policy.check(p, &user.email).await?;
+                let hash = self.hasher.hash(p.to_string()).await?;
+                (Some(hash), "password.set", "password_set")
+            }
+            None => (None, "password.reset_required", "reset_required"),
+        };
+        let now = clock::now();
+        let audit = ctx.entry(action, Outcome::Success, Some(&user.id));
+        let revoked = self
+            .store
+            .set_password_revoking_sessions(&user.id, hash.as_deref(), None, reason, now, &audit)
+            .await?;
+        self.revocations.announce(&revoked, now).await;
+        if password.is_none() {
+            let audit = ctx.entry("password.reset_requested", Outcome::Success, Some(&user.id));
+            self.mail_token(
+                user,
+                &user.email,
+                PURPOSE_RESET,
+                RESET_TTL_SECS,
+                Template::Reset,
+                &audit,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Mails an invitation to an account created without a password: a code to choose
+    /// one on the reset page, good for 7 days.
+    pub async fn invite(&self, user: &UserRecord, ctx: &Context) -> Result<()> {
+        let audit = ctx.entry("user.invited", Outcome::Success, Some(&user.id));
+        self.mail_token(
+            user,
+            &user.email,
+            PURPOSE_RESET,
+            INVITE_TTL_SECS,
+            Template::Invitation,
+            &audit,
+        )
+        .await
     }
 
     /// `POST /auth/email/change`: after re-checking the password, mails a confirmation

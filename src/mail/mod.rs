@@ -82,6 +82,8 @@ pub enum Template {
     AccountExists,
     /// To the owner, after a change to the account's second factors (`{{change}}`).
     SecondFactors,
+    /// To someone an administrator created an account for: a code to choose a password.
+    Invitation,
 }
 
 impl Template {
@@ -93,6 +95,7 @@ impl Template {
             Template::EmailChanged => "email_changed",
             Template::AccountExists => "account_exists",
             Template::SecondFactors => "second_factors",
+            Template::Invitation => "invitation",
         }
     }
 
@@ -104,6 +107,7 @@ impl Template {
             Template::EmailChanged => include_str!("templates/email_changed.txt"),
             Template::AccountExists => include_str!("templates/account_exists.txt"),
             Template::SecondFactors => include_str!("templates/second_factors.txt"),
+            Template::Invitation => include_str!("templates/invitation.txt"),
         }
     }
 }
@@ -231,7 +235,7 @@ impl Mailer {
         };
         let link_template = match template {
             Template::Verify => Some(&self.config.verify_url),
-            Template::Reset => Some(&self.config.reset_url),
+            Template::Reset | Template::Invitation => Some(&self.config.reset_url),
             Template::EmailChange => Some(&self.config.email_change_url),
             Template::EmailChanged | Template::AccountExists | Template::SecondFactors => None,
         };

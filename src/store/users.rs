@@ -170,12 +170,12 @@ impl Store {
         })
     }
 
-    /// Sets a new password and revokes every live session of the user except `keep`, in
-    /// one transaction. Returns the revoked session ids.
+    /// Sets a new password (`None`: none, until a reset) and revokes every live session of
+    /// the user except `keep`, in one transaction. Returns the revoked session ids.
     pub async fn set_password_revoking_sessions(
         &self,
         user_id: &str,
-        new_hash: &str,
+        new_hash: Option<&str>,
         keep: Option<&str>,
         reason: &str,
         now: i64,

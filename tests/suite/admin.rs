@@ -329,7 +329,145 @@ async fn a_demoted_admin_keeps_no_power(backend: Backend) {
     }
 }
 
+/// Admins create accounts with a password or by invitation (a mailed code to choose one,
+/// on the reset page), set a user's password, or require a reset; each ends the user's
+/// sessions and is audited with the admin as actor.
+async fn admins_create_accounts_and_set_passwords(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
+    let (_, plain) = s.user_with_roles("plain", &[]).await;
+    let create = |body: Value| admin_call(&s, &admin, Method::POST, "/admin/users", Some(body));
+    // With a password: signs in at once.
+    let ada = email("ada");
+    let r = create(json!({"email": ada, "password": PASSWORD, "roles": ["analyst"]})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["invited"], false);
+    assert_eq!(r.json["roles"], json!(["analyst", "user"]));
+    let (_, ada_refresh) = s.login_tokens(&ada, PASSWORD).await;
+    create(json!({"email": ada, "password": PASSWORD}))
+        .await
+        .assert_problem(409, "email_taken");
+    create(json!({"email": email("weak"), "password": "123"}))
+        .await
+        .assert_problem(400, "password_too_short");
+    create(json!({"email": email("x"), "pasword": PASSWORD}))
+        .await
+        .assert_problem(400, "invalid_request");
+    admin_call(
+        &s,
+        &plain,
+        Method::POST,
+        "/admin/users",
+        Some(json!({"email": email("nope")})),
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    // By invitation: no password until the owner chooses one with the mailed code.
+    let bob = email("bob");
+    let r = create(json!({"email": bob})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["invited"], true);
+    let bob_id = r.str("id");
+    let mail = common::wait_for_mail(&s, &bob, 1)
+        .await
+        .replace("=\r\n", "");
+    assert!(mail.contains("choose your password"), "{mail}");
+    assert!(mail.contains("7 days"), "{mail}");
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": bob, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "no password yet: {}", r.text);
+    let r = s
+        .post(
+            "/auth/password/reset",
+            json!({"token": common::smtp::token_in(&mail), "new_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    s.login_tokens(&bob, PASSWORD).await;
+    // Setting a password ends the sessions; the new one works.
+    let ada_id = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": ada, "password": PASSWORD}),
+        )
+        .await;
+    let ada_id = common::jwt_part(&ada_id.str("access_token"), 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/admin/users/{ada_id}/password");
+    let new_password = "another long passphrase 42";
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &path,
+        Some(json!({"password": new_password})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s
+        .post(
+            "/auth/refresh?mode=token",
+            json!({"refresh_token": ada_refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "the session ended: {}", r.text);
+    s.login_tokens(&ada, new_password).await;
+    // Requiring a reset: the password stops working and a reset code is mailed.
+    let path = format!("/admin/users/{bob_id}/password");
+    for bad in [
+        json!({}),
+        json!({"password": PASSWORD, "require_reset": true}),
+    ] {
+        admin_call(&s, &admin, Method::POST, &path, Some(bad))
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::POST,
+        &path,
+        Some(json!({"require_reset": true})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": bob, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let mail = common::wait_for_mail(&s, &bob, 2)
+        .await
+        .replace("=\r\n", "");
+    assert!(mail.contains("Reset your password"), "{mail}");
+    let r = s
+        .post(
+            "/auth/password/reset",
+            json!({"token": common::smtp::token_in(&mail), "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    s.login_tokens(&bob, new_password).await;
+    let actions = s
+        .sandbox
+        .query_strings(
+            "SELECT action || ' ' || actor FROM audit_log WHERE action IN ('user.created', 'user.invited', 'password.set', 'password.reset_required') ORDER BY seq",
+        )
+        .await;
+    let by_admin = actions.iter().filter(|a| a.contains(" admin:")).count();
+    assert_eq!(by_admin, 5, "{actions:?}");
+}
+
 on_both_backends!(
+    admins_create_accounts_and_set_passwords,
     admins_manage_accounts_and_sessions,
     the_audit_log_filters_and_pages,
     a_demoted_admin_keeps_no_power
