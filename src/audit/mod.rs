@@ -66,6 +66,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// The account acting, for a user or an administrator (`None` for the CLI, a client,
+    /// Tollgate itself or an anonymous caller).
+    pub fn actor_id(&self) -> Option<&str> {
+        self.actor
+            .strip_prefix("user:")
+            .or_else(|| self.actor.strip_prefix("admin:"))
+    }
+
     /// An operator at the command line.
     pub fn cli() -> Context {
         Context {

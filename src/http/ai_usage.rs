@@ -27,7 +27,7 @@ fn usd(pico: i64) -> f64 {
     pico as f64 / PICO_PER_USD
 }
 
-fn report_json(r: &UsageReportRow) -> Value {
+pub(super) fn report_json(r: &UsageReportRow) -> Value {
     let mut v = json!({
         "requests": r.requests,
         "input_tokens": r.input_tokens,

@@ -196,6 +196,20 @@ impl Identity {
         Ok(())
     }
 
+    /// Erases an account (GDPR Art. 17): everything but the pseudonymous id that usage
+    /// rows and audit entries keep; its sessions end on every node at once.
+    pub async fn erase(&self, user: &UserRecord, ctx: &Context) -> Result<()> {
+        let audit = ctx.entry("user.erased", Outcome::Success, Some(&user.id));
+        let live = self
+            .store
+            .erase_user(&user.id, &user.email, &audit)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let now = clock::now();
+        self.revocations.announce(&live, now).await;
+        Ok(())
+    }
+
     /// Disables (revoking every session) or re-enables an account.
     pub async fn set_disabled(
         &self,

@@ -209,6 +209,48 @@ impl Store {
         })
     }
 
+    /// Erases an account (GDPR Art. 17) in one transaction: the user row and all that
+    /// hangs off it (sessions and refresh tokens, API keys, consents, codes, factors,
+    /// passkeys, linked identities, mailed codes) and its address's lockout counters.
+    /// Usage rows and audit entries keep the user id, which then names no one, so totals
+    /// and the hash chain stay valid. The sessions that were live (to announce), or
+    /// `None` for an unknown id.
+    pub async fn erase_user(
+        &self,
+        user_id: &str,
+        email: &str,
+        audit: &Entry,
+    ) -> StoreResult<Option<Vec<String>>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let live =
+                sqlx::query("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let gone = sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone != 1 {
+                return Ok(None);
+            }
+            let prefix = format!("a:{email} ");
+            sqlx::query("DELETE FROM sign_in_failures WHERE substr(key, 1, length($1)) = $1")
+                .bind(&prefix)
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(Some(
+                live.iter()
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<Vec<String>, _>>()?,
+            ))
+        })
+    }
+
     /// Enables or disables an account; disabling revokes all its sessions in the same
     /// transaction. Returns `None` for an unknown id, else the revoked session ids.
     pub async fn set_disabled(

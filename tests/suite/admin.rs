@@ -466,7 +466,127 @@ async fn admins_create_accounts_and_set_passwords(backend: Backend) {
     assert_eq!(by_admin, 5, "{actions:?}");
 }
 
+/// Export (GDPR Art. 15/20) gives everything held about a user; erasure (Art. 17)
+/// removes the account and all tied to it, ends its sessions at once, and leaves usage
+/// rows and audit entries under an id that names no one, the hash chain intact.
+async fn admins_export_and_erase_accounts(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (admin_email, admin) = s.user_with_roles("admin", &["admin"]).await;
+    let (gone, access) = s.user_with_roles("gone", &[]).await;
+    let id = common::jwt_part(&access, 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = s.cli(&["apikey", "add", &gone, "--name", "ci"], None);
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("tg_"), "{key}");
+    let sql: &'static str = Box::leak(
+        format!(
+            "INSERT INTO ai_usage (id, principal, provider, model, endpoint, input_tokens,
+               output_tokens, cost_pico, latency_ms, status, outcome, streamed, created_at, day)
+             VALUES ('u1', '{id}', 'openai', 'gpt-test', 'chat/completions', 10, 20, 50, 5, 200,
+               'ok', FALSE, 1796000000, '2026-11-30')"
+        )
+        .into_boxed_str(),
+    );
+    s.sandbox.execute(sql).await;
+    // Export: the profile, sessions, keys (no secret), factors, usage.
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::GET,
+        &format!("/admin/users/{id}/export"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["profile"]["email"], gone.as_str());
+    assert_eq!(r.json["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json["api_keys"][0]["name"], "ci");
+    assert!(!r.text.contains(&key[3..]), "no key secret in the export");
+    assert_eq!(r.json["second_factors"]["totp"], false);
+    assert_eq!(r.json["ai_usage"][0]["input_tokens"], 10);
+    assert!(r.header("content-disposition").starts_with("attachment"));
+    // Erasure.
+    let admin_id = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": admin_email, "password": PASSWORD}),
+        )
+        .await;
+    let admin_id = common::jwt_part(&admin_id.str("access_token"), 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin_call(
+        &s,
+        &admin,
+        Method::DELETE,
+        &format!("/admin/users/{admin_id}"),
+        None,
+    )
+    .await
+    .assert_problem(400, "cannot_erase_self");
+    let r = admin_call(
+        &s,
+        &admin,
+        Method::DELETE,
+        &format!("/admin/users/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    s.get_bearer("/auth/me", &access)
+        .await
+        .assert_problem(401, "session_revoked");
+    let r = s
+        .post(
+            "/auth/login?mode=token",
+            json!({"email": gone, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    admin_call(&s, &admin, Method::GET, &format!("/admin/users/{id}"), None)
+        .await
+        .assert_problem(404, "not_found");
+    admin_call(
+        &s,
+        &admin,
+        Method::DELETE,
+        &format!("/admin/users/{id}"),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    // Usage and audit keep the id; the chain still verifies; nothing else remains.
+    assert_eq!(
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM ai_usage WHERE id = 'u1'")
+            .await,
+        1
+    );
+    for table in ["sessions", "api_keys", "user_roles"] {
+        let sql: &'static str = Box::leak(
+            format!("SELECT COUNT(*) FROM {table} WHERE user_id = '{id}'").into_boxed_str(),
+        );
+        assert_eq!(s.sandbox.query_i64(sql).await, 0, "{table}");
+    }
+    let erased = s
+        .sandbox
+        .query_strings("SELECT subject FROM audit_log WHERE action = 'user.erased'")
+        .await;
+    assert_eq!(erased, vec![id.clone()]);
+    let out = s.cli(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 on_both_backends!(
+    admins_export_and_erase_accounts,
     admins_create_accounts_and_set_passwords,
     admins_manage_accounts_and_sessions,
     the_audit_log_filters_and_pages,
