@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod admin_clients;
+pub mod admin_export;
 pub mod ai;
 pub mod ai_usage;
 pub mod auth;
@@ -67,6 +68,7 @@ pub fn router(app: AppState) -> Router {
         .merge(recovery::router())
         .merge(admin::router())
         .merge(admin_clients::router())
+        .merge(admin_export::router())
         .merge(authz::router())
         .merge(forward_auth::router())
         .merge(wellknown::router())
