@@ -708,7 +708,7 @@ async fn refresh_is_bound_to_its_client_and_grant(b: Backend) {
         .call(
             reqwest::Method::PUT,
             &format!("/admin/clients/{}", other.id),
-            Some(serde_json::json!({ "name": "Other", "redirect_uris": [other.redirect_uri] })),
+            Some(serde_json::json!({ "scopes": [] })),
             &[("authorization", &format!("Bearer {admin}"))],
         )
         .await;
