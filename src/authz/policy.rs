@@ -149,6 +149,19 @@ pub struct Authenticated {
     pub age_secs: Option<u64>,
 }
 
+impl Authenticated {
+    /// Whether this is enough for a step-up that asks for a second factor (`mfa`) and/or
+    /// a latest factor at most `max_age` seconds old.
+    pub fn satisfies(self, mfa: bool, max_age: Option<u64>) -> bool {
+        let factor_ok = !mfa || self.second_factor;
+        let recent_ok = match max_age {
+            None => true,
+            Some(max) => self.age_secs.is_some_and(|age| age <= max),
+        };
+        factor_ok && recent_ok
+    }
+}
+
 /// What the caller presented, after verification.
 #[derive(Debug, Clone, Copy)]
 pub enum Presented<'a> {
@@ -256,7 +269,7 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
             // Scopes first: a step-up cannot cure a 403, so it is not asked for in vain.
             if !missing.is_empty() {
                 Decision::InsufficientScope { missing }
-            } else if !service && !policy.authenticated_enough(authenticated) {
+            } else if !service && !authenticated.satisfies(policy.mfa, policy.max_age) {
                 Decision::StepUp {
                     mfa: policy.mfa,
                     max_age: policy.max_age,
@@ -265,18 +278,6 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
                 Decision::Allow { identified: true }
             }
         }
-    }
-}
-
-impl Policy {
-    /// Whether a user who authenticated so satisfies the route's `mfa` and `max_age`.
-    fn authenticated_enough(&self, a: Authenticated) -> bool {
-        let factor_ok = !self.mfa || a.second_factor;
-        let recent_ok = match self.max_age {
-            None => true,
-            Some(max) => a.age_secs.is_some_and(|age| age <= max),
-        };
-        factor_ok && recent_ok
     }
 }
 

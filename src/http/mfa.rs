@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::audit::Context;
 use crate::error::Error;
 use crate::identity::signin::Proof;
+use crate::session::{ClientInfo, Issued};
 use crate::store::UserRecord;
 
 pub fn router() -> Router<AppState> {
@@ -58,29 +59,10 @@ async fn verify(
     Client(client): Client,
     Body(b): Body<StepUp>,
 ) -> ApiResult<Response> {
-    let user = account_of(&app, &caller).await?;
-    let factor = match (b.code, b.credential, b.password) {
-        (Some(code), None, None) => {
-            app.sign_in
-                .step_up("/auth/mfa/verify", &user, Proof::Code(&code), &client)
-                .await?
-        }
-        (None, Some(credential), None) => {
-            app.passkeys
-                .authenticate(credential, Some(&user.id))
-                .await?
-                .amr
-        }
-        (None, None, Some(password)) => {
-            app.sign_in
-                .step_up(
-                    "/auth/mfa/verify",
-                    &user,
-                    Proof::Password(&password),
-                    &client,
-                )
-                .await?
-        }
+    let proof = match (&b.code, b.credential, &b.password) {
+        (Some(code), None, None) => StepUpProof::Code(code),
+        (None, Some(credential), None) => StepUpProof::Passkey(credential),
+        (None, None, Some(password)) => StepUpProof::Password(password),
         _ => {
             return Err(Problem::bad_request(
                 "invalid_request",
@@ -88,16 +70,13 @@ async fn verify(
             ));
         }
     };
-    let issued = app
-        .sessions
-        .raise(
-            &caller.claims.sid,
-            user,
-            &caller.claims.amr,
-            factor,
-            &client,
-        )
-        .await?;
+    let user = account_of(&app, &caller).await?;
+    let raising = Raising {
+        path: "/auth/mfa/verify",
+        session_id: &caller.claims.sid,
+        amr: &caller.claims.amr,
+    };
+    let issued = raise(&app, &raising, user, proof, &client).await?;
     let expires_in = issued.access_claims.exp - issued.access_claims.iat;
     Ok(match caller.credential {
         Credential::Bearer => axum::Json(json!({
@@ -121,6 +100,57 @@ async fn verify(
             res
         }
     })
+}
+
+/// What a step-up was given.
+pub(super) enum StepUpProof<'a> {
+    /// A TOTP or recovery code.
+    Code(&'a str),
+    /// A passkey's answer (`toJSON()`).
+    Passkey(serde_json::Value),
+    /// The password (accounts without a second factor only).
+    Password(&'a str),
+}
+
+/// The session a step-up raises: the door it came through (for the rate rules), the
+/// session, and the methods it has so far.
+pub(super) struct Raising<'a> {
+    pub path: &'a str,
+    pub session_id: &'a str,
+    pub amr: &'a [String],
+}
+
+/// Checks `proof` for `user` and raises the session: one rule for `/auth/mfa/verify`
+/// and the hosted step-up page.
+pub(super) async fn raise(
+    app: &AppState,
+    raising: &Raising<'_>,
+    user: UserRecord,
+    proof: StepUpProof<'_>,
+    client: &ClientInfo,
+) -> Result<Issued, Problem> {
+    let factor = match proof {
+        StepUpProof::Code(code) => {
+            app.sign_in
+                .step_up(raising.path, &user, Proof::Code(code), client)
+                .await?
+        }
+        StepUpProof::Passkey(credential) => {
+            app.passkeys
+                .authenticate(credential, Some(&user.id))
+                .await?
+                .amr
+        }
+        StepUpProof::Password(password) => {
+            app.sign_in
+                .step_up(raising.path, &user, Proof::Password(password), client)
+                .await?
+        }
+    };
+    Ok(app
+        .sessions
+        .raise(raising.session_id, user, raising.amr, factor, client)
+        .await?)
 }
 
 /// Completes a sign-in that answered `mfa_required`, in the caller's delivery mode.

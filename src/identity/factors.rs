@@ -103,17 +103,7 @@ impl SecondFactors {
     /// Refuses (RFC 9470 step-up) unless the session (`authenticated`) passed a second
     /// factor within [`RECENT_SECOND_FACTOR_SECS`].
     pub fn require_recent(authenticated: Authenticated) -> Result<()> {
-        let recent = authenticated
-            .age_secs
-            .is_some_and(|age| age <= RECENT_SECOND_FACTOR_SECS);
-        if authenticated.second_factor && recent {
-            Ok(())
-        } else {
-            Err(Error::StepUpRequired {
-                mfa: true,
-                max_age: Some(RECENT_SECOND_FACTOR_SECS),
-            })
-        }
+        recent_second_factor(authenticated, RECENT_SECOND_FACTOR_SECS)
     }
 
     /// Removes the authenticator app (and with it the recovery codes, which back it up),
@@ -190,13 +180,8 @@ impl SecondFactors {
                 Ok(())
             };
         }
-        let max_age = max_age.as_secs();
-        let recent = authenticated.age_secs.is_some_and(|age| age <= max_age);
-        if writes && !(authenticated.second_factor && recent) {
-            return Err(Error::StepUpRequired {
-                mfa: true,
-                max_age: Some(max_age),
-            });
+        if writes {
+            recent_second_factor(authenticated, max_age.as_secs())?;
         }
         Ok(())
     }
@@ -227,14 +212,15 @@ impl SecondFactors {
     /// The methods `user_id` can answer a challenge with: `totp` and `recovery_code`
     /// at `/auth/login/mfa`, `passkey` by signing in with one instead.
     pub async fn methods(&self, user_id: &str) -> Result<Vec<&'static str>> {
+        let status = self.status(user_id).await?;
         let mut methods = Vec::new();
-        if self.status(user_id).await?.totp {
+        if status.totp {
             methods.push("totp");
         }
         if !self.store.passkeys_of(user_id).await?.is_empty() {
             methods.push("passkey");
         }
-        if self.store.recovery_codes_left(user_id).await? > 0 {
+        if status.recovery_codes_left > 0 {
             methods.push("recovery_code");
         }
         Ok(methods)
@@ -436,6 +422,19 @@ impl SecondFactors {
         } else {
             Err(expired())
         }
+    }
+}
+
+/// Refuses (RFC 9470 step-up) unless `authenticated` passed a second factor within
+/// `max_age` seconds.
+fn recent_second_factor(authenticated: Authenticated, max_age: u64) -> Result<()> {
+    if authenticated.satisfies(true, Some(max_age)) {
+        Ok(())
+    } else {
+        Err(Error::StepUpRequired {
+            mfa: true,
+            max_age: Some(max_age),
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub struct SoftPasskey {
     origin: String,
     /// Backup-eligible (a synced passkey): `swk` rather than `hwk`.
     pub backup_eligible: bool,
+    /// Whether the authenticator says it verified the person (PIN, biometrics).
+    pub user_verified: bool,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -85,6 +87,7 @@ impl SoftPasskey {
             counter: 0,
             origin: origin.to_string(),
             backup_eligible: false,
+            user_verified: true,
         }
     }
 
@@ -93,8 +96,12 @@ impl SoftPasskey {
     }
 
     fn flags(&self, attested: bool) -> u8 {
-        // UP, UV, and BE/BS for a synced passkey; AT when a credential is attested.
-        let mut f = 0x01 | 0x04;
+        // UP, UV (unless told otherwise), BE/BS for a synced passkey; AT when a
+        // credential is attested.
+        let mut f = 0x01;
+        if self.user_verified {
+            f |= 0x04;
+        }
         if self.backup_eligible {
             f |= 0x08 | 0x10;
         }

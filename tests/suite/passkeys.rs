@@ -121,6 +121,12 @@ async fn passkeys_register_sign_in_and_count_as_two_factors(backend: Backend) {
     s.post("/auth/webauthn/login?mode=token", cloned)
         .await
         .assert_problem(401, "invalid_credentials");
+    // An answer without user verification is one factor at most: refused.
+    key.user_verified = false;
+    passkey_login(&s, &mut key, json!({}))
+        .await
+        .assert_problem(401, "invalid_credentials");
+    key.user_verified = true;
     // Garbage is a clear 4xx.
     s.post("/auth/webauthn/login?mode=token", json!({"id": "x"}))
         .await
@@ -273,6 +279,18 @@ async fn registration_is_guarded(backend: Backend) {
         )
         .await;
     r.assert_problem(400, "invalid_passkey");
+    // A passkey that does not verify the person is not registered.
+    let mut unverified = SoftPasskey::new(&origin);
+    unverified.user_verified = false;
+    let o = options(&s, "/auth/webauthn/register/options", Some(&access)).await;
+    s.call(
+        Method::POST,
+        "/auth/webauthn/register",
+        Some(unverified.create(&o)),
+        &[("authorization", &bearer(&access))],
+    )
+    .await
+    .assert_problem(400, "invalid_passkey");
     // Another account cannot finish this account's ceremony.
     let other = email_registered(&s, "thief").await;
     let (thief, _) = s.login_tokens(&other, PASSWORD).await;

@@ -293,6 +293,28 @@ async fn a_hosted_step_up_keeps_the_refreshed_session(backend: Backend) {
     b.set_cookie(&s.base, "tg_at", "");
     let csrf = common::browser::hidden(&page.text, "csrf_token").unwrap();
     let rd = common::browser::hidden(&page.text, "rd").unwrap();
+    // Another site cannot post the step-up or the account's forms, even with the token.
+    let cookie = b.cookies(&s.base).header();
+    for path in [
+        "/ui/mfa",
+        "/ui/account/recovery-codes",
+        "/ui/account/totp/remove",
+    ] {
+        let body = format!("password={PASSWORD}&csrf_token={csrf}");
+        let r = s
+            .http
+            .post(s.url(path))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header("origin", "http://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
     let r = b
         .post_form(
             &s.url("/ui/mfa"),

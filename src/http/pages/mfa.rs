@@ -24,8 +24,8 @@ use crate::http::browser::browser_session;
 use crate::http::extract::Client;
 use crate::http::gate::with_session_cookies;
 use crate::http::html::{self, see_other};
+use crate::http::mfa::{Raising, StepUpProof, raise};
 use crate::http::problem::Problem;
-use crate::identity::signin::Proof;
 use crate::session::ClientInfo;
 
 #[derive(Deserialize, Default)]
@@ -244,36 +244,21 @@ async fn step_up(
         Ok(None) => return see_other("/ui/login"),
         Err(e) => return Problem::from(crate::error::Error::from(e)).into_response(),
     };
-    let proved = match (&form.credential, &form.password) {
+    let proof = match (&form.credential, &form.password) {
         (Some(c), _) if !c.is_empty() => {
-            let credential = serde_json::from_str(c).unwrap_or(serde_json::Value::Null);
-            app.passkeys
-                .authenticate(credential, Some(&user.id))
-                .await
-                .map(|p| p.amr)
-                .map_err(|e| Problem::from(passkey_refusal(e)))
+            StepUpProof::Passkey(serde_json::from_str(c).unwrap_or(serde_json::Value::Null))
         }
-        (_, Some(p)) if !p.is_empty() => app
-            .sign_in
-            .step_up("/ui/mfa", &user, Proof::Password(p), info)
-            .await
-            .map_err(Problem::from),
-        _ => app
-            .sign_in
-            .step_up("/ui/mfa", &user, Proof::Code(&form.code), info)
-            .await
-            .map_err(Problem::from),
+        (_, Some(p)) if !p.is_empty() => StepUpProof::Password(p),
+        _ => StepUpProof::Code(&form.code),
     };
+    let with_passkey = matches!(proof, StepUpProof::Passkey(_));
     let amr: Vec<String> = session.amr.split_whitespace().map(str::to_string).collect();
-    let raised = match proved {
-        Ok(factor) => app
-            .sessions
-            .raise(&session.session_id, user, &amr, factor, info)
-            .await
-            .map_err(Problem::from),
-        Err(problem) => Err(problem),
+    let raising = Raising {
+        path: "/ui/mfa",
+        session_id: &session.session_id,
+        amr: &amr,
     };
-    let res = match raised {
+    let res = match raise(app, &raising, user, proof, info).await {
         Ok(issued) => {
             // The cookies of an in-flight refresh first (the new refresh token must reach
             // the browser), then the raised access token, which wins.
@@ -283,10 +268,12 @@ async fn step_up(
             return res;
         }
         Err(problem) => {
-            let error = (
-                problem.status,
-                (explain_code(problem.code).to_string(), None),
-            );
+            // A passkey that did not verify is said in the words the pages use for it.
+            let code = match problem.code {
+                "invalid_credentials" if with_passkey => "passkey_refused",
+                code => code,
+            };
+            let error = (problem.status, (explain_code(code).to_string(), None));
             match step_up_form(
                 app,
                 headers,
