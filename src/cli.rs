@@ -268,17 +268,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let keys = app::keys_dir(&config);
                     match crate::audit::verify::verify_log(&store, &keys, expect).await? {
                         Ok(summary) => {
-                            println!(
-                                "{}",
-                                json!({
-                                    "intact": true,
-                                    "entries": summary.entries,
-                                    "checkpoints": summary.checkpoints,
-                                    "unsigned_tail": summary.unsigned_tail,
-                                    "last_hash": summary.last_hash,
-                                    "expect": format!("{}:{}", summary.entries, summary.last_hash),
-                                })
-                            );
+                            println!("{}", summary.to_json());
                             Ok(())
                         }
                         Err(broken) => Err(anyhow::anyhow!("{broken}")),
@@ -393,7 +383,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     }
                 }
                 ApiKeyCommand::Revoke { id } => {
-                    if !app.api_keys.revoke(&id, &Context::cli()).await? {
+                    if !app.api_keys.revoke(&id, None, &Context::cli()).await? {
                         anyhow::bail!("no live API key with id '{id}'");
                     }
                 }

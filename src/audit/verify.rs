@@ -35,6 +35,21 @@ pub struct Summary {
     pub unsigned_tail: i64,
 }
 
+impl Summary {
+    /// The result as `tollgate audit verify` prints it and `POST /admin/audit/verify`
+    /// answers (`expect` is what a later check passes to prove nothing was dropped).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "intact": true,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "unsigned_tail": self.unsigned_tail,
+            "last_hash": self.last_hash,
+            "expect": format!("{}:{}", self.entries, self.last_hash),
+        })
+    }
+}
+
 pub struct Walker {
     /// Verified checkpoints: seq → hash.
     checkpoints: BTreeMap<i64, String>,

@@ -6,6 +6,7 @@
 //! this node).
 
 pub mod factors;
+mod linked;
 pub mod passkeys;
 pub mod password;
 pub mod policy;

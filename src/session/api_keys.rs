@@ -247,14 +247,15 @@ impl ApiKeys {
         );
     }
 
-    /// Revokes a key; this node forgets it at once, others within [`CACHE_TTL_SECS`].
-    pub async fn revoke(&self, key_id: &str, ctx: &Context) -> Result<bool> {
+    /// Revokes a key (with `owner`, only one of theirs: another's looks unknown); this
+    /// node forgets it at once, others within [`CACHE_TTL_SECS`].
+    pub async fn revoke(&self, key_id: &str, owner: Option<&str>, ctx: &Context) -> Result<bool> {
         let audit = ctx
             .entry("apikey.revoked", Outcome::Success, None)
             .with("key_id", key_id);
         let revoked = self
             .store
-            .revoke_api_key(key_id, clock::now(), audit)
+            .revoke_api_key(key_id, owner, clock::now(), audit)
             .await?;
         self.cache
             .write()

@@ -33,6 +33,8 @@ pub struct UsageFilter {
     pub from_day: Option<String>,
     pub to_day: Option<String>,
     pub group_by: Vec<UsageGroup>,
+    /// Largest spend first (top spenders), else in group order.
+    pub by_cost: bool,
     pub limit: i64,
 }
 
@@ -53,6 +55,16 @@ impl UsageGroup {
             "model" => UsageGroup::Model,
             _ => return None,
         })
+    }
+
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "day",
+            UsageGroup::User => "user",
+            UsageGroup::Provider => "provider",
+            UsageGroup::Model => "model",
+        }
     }
 
     fn column(self) -> &'static str {
@@ -143,7 +155,8 @@ impl Store {
         let grouping = if columns.is_empty() {
             String::new()
         } else {
-            format!("GROUP BY {0} ORDER BY {0}", columns.join(", "))
+            let order = if f.by_cost { "cost DESC, " } else { "" };
+            format!("GROUP BY {0} ORDER BY {order}{0}", columns.join(", "))
         };
         let sql = format!(
             "SELECT {select}CAST(COUNT(*) AS BIGINT) AS requests,

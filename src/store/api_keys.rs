@@ -110,14 +110,23 @@ impl Store {
 
     /// Returns whether a live key was revoked (only then is it audited, with the key's
     /// owner as subject).
-    pub async fn revoke_api_key(&self, id: &str, now: i64, audit: Entry) -> StoreResult<bool> {
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        owner: Option<&str>,
+        now: i64,
+        audit: Entry,
+    ) -> StoreResult<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let row = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
+                "UPDATE api_keys SET revoked_at = $1
+                 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3)
+                 RETURNING user_id",
             )
             .bind(now)
             .bind(id)
+            .bind(owner)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else {

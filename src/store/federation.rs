@@ -168,3 +168,67 @@ impl Store {
         Ok(())
     }
 }
+
+/// A provider account linked to a local one, as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub last_login_at: i64,
+}
+
+impl Store {
+    /// The provider accounts linked to `user_id`, by provider.
+    pub async fn linked_identities(&self, user_id: &str) -> StoreResult<Vec<LinkedIdentity>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT provider, subject, email, created_at, last_login_at
+                 FROM federated_identities WHERE user_id = $1 ORDER BY provider, subject",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(LinkedIdentity {
+                        provider: r.try_get("provider")?,
+                        subject: r.try_get("subject")?,
+                        email: r.try_get("email")?,
+                        created_at: r.try_get("created_at")?,
+                        last_login_at: r.try_get("last_login_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Removes the link of `user_id` with a provider's subject; whether there was one.
+    pub async fn unlink_federated_identity(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+        audit: &Entry,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let gone = sqlx::query(
+                "DELETE FROM federated_identities WHERE user_id = $1 AND provider = $2 AND subject = $3",
+            )
+            .bind(user_id)
+            .bind(provider)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if gone {
+                append_audit!(tx, audit);
+                tx.commit().await?;
+            }
+            Ok(gone)
+        })
+    }
+}

@@ -22,6 +22,7 @@ mod oauth;
 mod passkeys;
 mod sessions;
 mod signin;
+mod user_list;
 mod users;
 
 use std::collections::HashMap;
@@ -43,11 +44,12 @@ pub use audit::{AuditFilter, AuditRecord, Entry, Outcome};
 pub use clients::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX, ClientRecord};
 pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
 pub use factors::MfaChallenge;
-pub use federation::FederatedLogin;
+pub use federation::{FederatedLogin, LinkedIdentity};
 pub use oauth::{ConsentRecord, NewCode, Redeemed};
 pub use passkeys::PasskeyRecord;
 pub use sessions::{NewSession, RefreshSpend, SessionRecord};
 pub use signin::{FailureKeys, LockPolicy};
+pub use user_list::{UserQuery, UserState};
 pub use users::{NewUser, UserRecord};
 
 /// Storage failures. `Conflict` is the one callers act on; the rest mean "try later".
@@ -231,6 +233,11 @@ impl Store {
                         "passkeys",
                         include_str!("migrations/sqlite/0007_passkeys.sql"),
                     ),
+                    migration(
+                        8,
+                        "console",
+                        include_str!("migrations/sqlite/0008_console.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -263,6 +270,11 @@ impl Store {
                         7,
                         "passkeys",
                         include_str!("migrations/postgres/0007_passkeys.sql"),
+                    ),
+                    migration(
+                        8,
+                        "console",
+                        include_str!("migrations/postgres/0008_console.sql"),
                     ),
                 ])
                 .run(pool)

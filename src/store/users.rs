@@ -72,6 +72,7 @@ macro_rules! user_from_row {
         }
     };
 }
+pub(crate) use user_from_row;
 
 impl Store {
     /// Creates the account and its roles atomically; `Conflict` if the email is taken.
