@@ -1,6 +1,6 @@
 //! `/admin/*`: the admin API, for callers holding scope `admin` (the built-in `admin`
 //! role grants it). Accounts (list, search, disable, enable, unlock, roles), sessions
-//! (list, revoke) and the audit log (filter, page). Every call is audited with the admin
+//! (list, revoke); the audit log is `admin_audit`. Every call is audited with the admin
 //! as actor: changes in the same transaction as the change, reads as `admin.read`.
 //!
 //! Callers authenticate like anywhere else: bearer access token, API key, or the session
@@ -28,7 +28,7 @@ use crate::authz::policy::Authenticated;
 use crate::error::Error;
 use crate::identity::user_json;
 use crate::session::api_keys::ApiKeys;
-use crate::store::{AuditFilter, AuditRecord, SessionRecord};
+use crate::store::{SessionRecord, UserQuery, UserRecord, UserState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,7 +42,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/mfa", delete(reset_mfa))
         .route("/admin/sessions", get(list_sessions))
         .route("/admin/sessions/{id}", delete(revoke_session))
-        .route("/admin/audit", get(audit))
 }
 
 /// A caller with scope `admin`, as the audit context of what they do.
@@ -70,39 +69,54 @@ impl FromRequestParts<AppState> for Admin {
                 )
             }
         };
-        if !crate::oidc::scope::contains(&scopes, ADMIN_SCOPE) {
-            return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
-        }
-        // The credential says what the roles were when it was issued; admin power follows
-        // the roles as they are now (a demoted admin's token must not re-grant itself).
-        let user = app
-            .store
-            .user_by_id(&user_id)
-            .await
-            .map_err(Error::from)?
-            .filter(|u| !u.disabled);
-        let still_admin = user.is_some_and(|u| {
-            app.config
-                .roles
-                .scopes_for(u.roles.iter().map(String::as_str))
-                .iter()
-                .any(|s| s == ADMIN_SCOPE)
-        });
-        if !still_admin {
-            return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
-        }
         let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        app.factors
-            .admit_admin(
-                &user_id,
-                writes,
-                authenticated,
-                app.config.admin.require_mfa,
-                app.config.admin.mfa_max_age,
-            )
-            .await?;
+        admit(app, &user_id, &scopes, authenticated, writes).await?;
         Ok(Admin(Context::admin(&user_id, client)))
     }
+}
+
+/// Whether `user_id`, whose credential carries `scopes` (space-separated), may act as an administrator
+/// now: the credential and the account's live roles must both grant `admin`, and the
+/// second-factor rules of `[admin]` hold (`SecondFactors::admit_admin`). The admin API and
+/// the console both ask this.
+pub async fn admit(
+    app: &AppState,
+    user_id: &str,
+    scopes: &str,
+    authenticated: Authenticated,
+    writes: bool,
+) -> Result<(), Problem> {
+    if !crate::oidc::scope::contains(scopes, ADMIN_SCOPE) {
+        return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
+    }
+    // The credential says what the roles were when it was issued; admin power follows
+    // the roles as they are now (a demoted admin's token must not re-grant itself).
+    let user = app
+        .store
+        .user_by_id(user_id)
+        .await
+        .map_err(Error::from)?
+        .filter(|u| !u.disabled);
+    let still_admin = user.is_some_and(|u| {
+        app.config
+            .roles
+            .scopes_for(u.roles.iter().map(String::as_str))
+            .iter()
+            .any(|s| s == ADMIN_SCOPE)
+    });
+    if !still_admin {
+        return Err(Problem::insufficient_scope(&[ADMIN_SCOPE.to_string()]));
+    }
+    app.factors
+        .admit_admin(
+            user_id,
+            writes,
+            authenticated,
+            app.config.admin.require_mfa,
+            app.config.admin.mfa_max_age,
+        )
+        .await?;
+    Ok(())
 }
 
 pub(super) fn session_json(s: &SessionRecord) -> Value {
@@ -115,21 +129,6 @@ pub(super) fn session_json(s: &SessionRecord) -> Value {
         "expires_at": s.expires_at.min(s.idle_expires_at),
         "user_agent": s.user_agent,
         "ip": s.ip,
-    })
-}
-
-fn audit_json(e: &AuditRecord) -> Value {
-    json!({
-        "seq": e.seq,
-        "at_ms": e.at_ms,
-        "action": e.action,
-        "outcome": e.outcome,
-        "actor": e.actor,
-        "subject": e.subject,
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
-        "hash": e.hash,
     })
 }
 
@@ -161,9 +160,14 @@ struct Page {
     user: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// The user list's keyset filters (`UserQuery`).
+    prefix: Option<String>,
+    role: Option<String>,
+    state: Option<String>,
+    after: Option<String>,
 }
 
-fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Problem> {
+pub(crate) fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Problem> {
     let limit = limit.unwrap_or(50);
     let offset = offset.unwrap_or(0);
     if !(1..=500).contains(&limit) || offset < 0 {
@@ -189,15 +193,56 @@ async fn list_users(
 ) -> ApiResult<Json<Value>> {
     let p: Page = query(&uri)?;
     let (limit, offset) = page_bounds(p.limit, p.offset)?;
-    let users = app
-        .store
-        .search_users(p.q.as_deref().unwrap_or(""), limit, offset)
-        .await
-        .map_err(Error::from)?;
+    // `q` (a substring) and `offset` are the older, slower list; everything else pages
+    // by email (`next` is the `after` of the following page).
+    let body = if p.q.is_some() || p.offset.is_some() {
+        let users = app
+            .store
+            .search_users(p.q.as_deref().unwrap_or(""), limit, offset)
+            .await
+            .map_err(Error::from)?;
+        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })
+    } else {
+        let q = user_query(p.prefix, p.role, p.state, p.after, limit)?;
+        let users = app.store.user_page(&q).await.map_err(Error::from)?;
+        let next = (users.len() as i64 == limit)
+            .then(|| users.last().map(|u| u.email.clone()))
+            .flatten();
+        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "next": next })
+    };
     audit_read(&app, &admin, "users", None).await?;
-    Ok(Json(
-        json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(body))
+}
+
+/// The user list's filters, checked: the console reads the same ones from its form.
+pub(crate) fn user_query(
+    prefix: Option<String>,
+    role: Option<String>,
+    state: Option<String>,
+    after: Option<String>,
+    limit: i64,
+) -> Result<UserQuery, Problem> {
+    let state = match state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(UserState::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "invalid_request",
+                "state is one of active, disabled, unverified",
+            )
+        })?),
+    };
+    let text = |v: Option<String>| v.unwrap_or_default().trim().to_lowercase();
+    let (prefix, role) = (text(prefix), text(role));
+    if prefix.len() > 320 || role.len() > 64 || after.as_ref().is_some_and(|a| a.len() > 320) {
+        return Err(Problem::bad_request("invalid_request", "filter too long"));
+    }
+    Ok(UserQuery {
+        prefix,
+        role: Some(role).filter(|r| !r.is_empty()),
+        state,
+        after: after.filter(|a| !a.is_empty()),
+        limit,
+    })
 }
 
 #[derive(Deserialize)]
@@ -219,23 +264,45 @@ async fn create_user(
     Admin(ctx): Admin,
     Body(b): Body<NewAccount>,
 ) -> ApiResult<Response> {
+    let (user, invited) = create_account(
+        &app,
+        &b.email,
+        b.password.as_deref(),
+        &b.roles,
+        b.invite,
+        &ctx,
+    )
+    .await?;
+    let mut body = user_json(&user);
+    body["invited"] = invited.into();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// An account an administrator creates (the API and the console), and whether its
+/// invitation went out: by default there is one when there is no password. The account
+/// exists either way; a mail that cannot go out is said in the answer, and
+/// `POST …/password {"require_reset": true}` sends another.
+pub(crate) async fn create_account(
+    app: &AppState,
+    email: &str,
+    password: Option<&str>,
+    roles: &[String],
+    invite: Option<bool>,
+    ctx: &Context,
+) -> Result<(UserRecord, bool), Error> {
     let user = app
         .identity
-        .create_user(&b.email, b.password.as_deref(), &b.roles, &ctx)
+        .create_user(email, password, roles, ctx)
         .await?;
-    // The account exists either way; a mail that cannot go out is said in the answer
-    // (`invited: false`), and `POST …/password {"require_reset": true}` sends another.
-    let invited = b.invite.unwrap_or(b.password.is_none())
-        && match app.identity.invite(&user, &ctx).await {
+    let invited = invite.unwrap_or(password.is_none())
+        && match app.identity.invite(&user, ctx).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(user_id = %user.id, error = %e, "invitation not sent");
                 false
             }
         };
-    let mut body = user_json(&user);
-    body["invited"] = invited.into();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((user, invited))
 }
 
 #[derive(Deserialize)]
@@ -279,14 +346,24 @@ async fn erase_user(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<StatusCode> {
     let user = app.identity.by_id(user_id(&id)?).await?;
+    erase_account(&app, &user, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An administrator erases `user`, never themselves (their own account is erased from
+/// their account page, after signing in again).
+pub(crate) async fn erase_account(
+    app: &AppState,
+    user: &UserRecord,
+    ctx: &Context,
+) -> Result<(), Problem> {
     if ctx.actor_id() == Some(user.id.as_str()) {
         return Err(Problem::bad_request(
             "cannot_erase_self",
-            "an administrator cannot erase their own account through the admin API",
+            "an administrator cannot erase their own account here",
         ));
     }
-    app.identity.erase(&user, &ctx).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(app.identity.erase(user, ctx).await?)
 }
 
 /// Removes every second factor of a user (lost authenticator and codes) and ends their
@@ -416,48 +493,4 @@ async fn revoke_session(
         return Err(Problem::not_found().with_detail("no such live session"));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    action: Option<String>,
-    actor: Option<String>,
-    subject: Option<String>,
-    outcome: Option<String>,
-    /// Unix milliseconds, inclusive.
-    since: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    until: Option<i64>,
-    /// Page backwards from this sequence number (the previous page's `next`).
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
-async fn audit(
-    State(app): State<AppState>,
-    admin: Admin,
-    uri: http::Uri,
-) -> ApiResult<Json<Value>> {
-    let q: AuditQuery = query(&uri)?;
-    let (limit, _) = page_bounds(q.limit, None)?;
-    let filter = AuditFilter {
-        action: q.action,
-        actor: q.actor,
-        subject: q.subject,
-        outcome: q.outcome,
-        since_ms: q.since,
-        until_ms: q.until,
-        before_seq: q.before,
-        limit,
-    };
-    let entries = app.store.audit_query(&filter).await.map_err(Error::from)?;
-    let next = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
-    audit_read(&app, &admin, "audit", None).await?;
-    Ok(Json(json!({
-        "entries": entries.iter().map(audit_json).collect::<Vec<_>>(),
-        "next": next,
-    })))
 }

@@ -50,6 +50,7 @@ async fn export_user(
                 crate::store::UsageGroup::Provider,
                 crate::store::UsageGroup::Model,
             ],
+            by_cost: false,
             limit: 100_000,
         })
         .await

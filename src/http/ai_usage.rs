@@ -64,13 +64,20 @@ async fn usage_of_caller(
         let code = resolved.failure.map_or("unauthenticated", |f| f.0);
         return Err(Problem::unauthorized(code, "Authentication required"));
     };
-    let id = principal.user_id();
-    let quota = app.ai.quota_for(&principal.live_roles(&app.store).await?);
-    let (w, totals) = app
-        .ai
-        .totals(id)
-        .await
-        .map_err(|e| Problem::from(Error::from(e)))?;
+    let roles = principal.live_roles(&app.store).await?;
+    Ok(usage_summary(app, principal.user_id(), &roles).await?)
+}
+
+/// What user `id` (holding `roles`) used this month and today against their quota, and
+/// this month by provider and model (the `/auth/usage` body; the account page and the
+/// console show it too).
+pub(crate) async fn usage_summary(
+    app: &AppState,
+    id: &str,
+    roles: &[String],
+) -> Result<Value, Error> {
+    let quota = app.ai.quota_for(roles);
+    let (w, totals) = app.ai.totals(id).await.map_err(Error::from)?;
     // Live counters include calls in flight; the ledger has what has settled.
     let lines = meter::plan(id, &Quota::metered_everywhere(), &Charge::default(), &w);
     let keys: Vec<String> = lines.iter().map(|l| l.key.clone()).collect();
@@ -113,7 +120,7 @@ async fn usage_of_caller(
             ..UsageFilter::default()
         })
         .await
-        .map_err(|e| Problem::from(Error::from(e)))?;
+        .map_err(Error::from)?;
     Ok(json!({
         "user_id": id,
         "metered": quota.is_some(),
@@ -126,15 +133,21 @@ async fn usage_of_caller(
     }))
 }
 
-#[derive(Deserialize)]
+/// A usage report's filters as a query string: `/admin/usage` and the console's spend
+/// page take the same ones.
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct UsageQuery {
-    user: Option<String>,
-    model: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    group_by: Option<String>,
-    limit: Option<i64>,
+pub(crate) struct UsageQuery {
+    pub user: Option<String>,
+    pub model: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub group_by: Option<String>,
+    /// `cost`: largest spend first (top spenders); default: in group order.
+    pub order: Option<String>,
+    /// `csv`: the rows as CSV (for a spreadsheet) instead of JSON.
+    pub format: Option<String>,
+    pub limit: Option<i64>,
 }
 
 fn day_param(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
@@ -158,12 +171,8 @@ fn day_param(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
     }
 }
 
-async fn admin_usage(
-    State(app): State<AppState>,
-    admin: Admin,
-    uri: http::Uri,
-) -> ApiResult<Json<Value>> {
-    let q: UsageQuery = query(&uri)?;
+/// The report a query asks for, checked.
+pub(crate) fn usage_filter(q: UsageQuery) -> Result<UsageFilter, Problem> {
     let group_by = match q.group_by.as_deref() {
         None => vec![
             UsageGroup::Day,
@@ -191,21 +200,139 @@ async fn admin_usage(
             "limit must be between 1 and 10000",
         ));
     }
-    let filter = UsageFilter {
-        principal: q.user,
-        model: q.model,
-        from_day: day_param("from", q.from)?,
-        to_day: day_param("to", q.to)?,
-        group_by,
-        limit,
+    let by_cost = match q.order.as_deref() {
+        None | Some("") | Some("group") => false,
+        Some("cost") => true,
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "order is group or cost",
+            ));
+        }
     };
+    Ok(UsageFilter {
+        principal: q.user.filter(|u| !u.is_empty()),
+        model: q.model.filter(|m| !m.is_empty()),
+        from_day: day_param("from", q.from.filter(|d| !d.is_empty()))?,
+        to_day: day_param("to", q.to.filter(|d| !d.is_empty()))?,
+        group_by,
+        by_cost,
+        limit,
+    })
+}
+
+/// Report rows as CSV (RFC 4180), one column per grouping and the sums; a field a
+/// spreadsheet would run as a formula is prefixed with `'` (OWASP CSV injection).
+pub(crate) fn report_csv(group_by: &[UsageGroup], rows: &[UsageReportRow]) -> String {
+    fn field(out: &mut String, value: &str) {
+        let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{value}")
+        } else {
+            value.to_string()
+        };
+        if value.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&value.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&value);
+        }
+    }
+    let mut out = String::new();
+    for g in group_by {
+        out.push_str(g.name());
+        out.push(',');
+    }
+    out.push_str("requests,input_tokens,output_tokens,cost_usd\r\n");
+    for r in rows {
+        for g in group_by {
+            let v = match g {
+                UsageGroup::Day => &r.day,
+                UsageGroup::User => &r.principal,
+                UsageGroup::Provider => &r.provider,
+                UsageGroup::Model => &r.model,
+            };
+            field(&mut out, v.as_deref().unwrap_or(""));
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "{},{},{},{:.6}\r\n",
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            usd(r.cost_pico)
+        ));
+    }
+    out
+}
+
+async fn admin_usage(
+    State(app): State<AppState>,
+    admin: Admin,
+    uri: http::Uri,
+) -> ApiResult<Response> {
+    let q: UsageQuery = query(&uri)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "invalid_request",
+                "format is json or csv",
+            ));
+        }
+    };
+    let filter = usage_filter(q)?;
     let rows = app
         .store
         .ai_usage_report(&filter)
         .await
         .map_err(Error::from)?;
     audit_read(&app, &admin, "ai_usage", filter.principal.as_deref()).await?;
+    if csv {
+        return Ok(csv_response(report_csv(&filter.group_by, &rows)));
+    }
     Ok(Json(json!({
         "rows": rows.iter().map(report_json).collect::<Vec<_>>(),
-    })))
+    }))
+    .into_response())
+}
+
+/// A CSV download.
+pub(crate) fn csv_response(body: String) -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ai-usage.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let row = UsageReportRow {
+            day: None,
+            principal: Some("=HYPERLINK(\"x\")".into()),
+            provider: None,
+            model: Some("gpt, mini".into()),
+            requests: 2,
+            input_tokens: 3,
+            output_tokens: 4,
+            cost_pico: 1_500_000_000_000,
+        };
+        let csv = report_csv(&[UsageGroup::User, UsageGroup::Model], &[row]);
+        assert_eq!(
+            csv,
+            "user,model,requests,input_tokens,output_tokens,cost_usd\r\n\"'=HYPERLINK(\"\"x\"\")\",\"gpt, mini\",2,3,4,1.500000\r\n"
+        );
+    }
 }

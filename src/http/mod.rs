@@ -9,6 +9,7 @@
 //! other error.
 
 pub mod admin;
+pub mod admin_audit;
 pub mod admin_clients;
 pub mod admin_export;
 pub mod ai;
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod authz;
 pub mod browser;
 pub mod consents;
+pub mod my_access;
 pub use crate::session::cookies;
 pub mod credentials;
 pub mod extract;
@@ -67,6 +69,7 @@ pub fn router(app: AppState) -> Router {
         .merge(webauthn::router())
         .merge(recovery::router())
         .merge(admin::router())
+        .merge(admin_audit::router())
         .merge(admin_clients::router())
         .merge(admin_export::router())
         .merge(authz::router())
@@ -76,6 +79,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages::router())
         .merge(federation::router())
         .merge(consents::router())
+        .merge(my_access::router())
         .merge(ops::router())
         .merge(ai_usage::router())
         .method_not_allowed_fallback(|| async {
