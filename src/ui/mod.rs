@@ -6,6 +6,8 @@
 //! response mode, allowed by its hash. Their words come from a message catalogue in the
 //! request's language ([`messages`]); `[ui]` names the product, its logo and accent colour.
 
+pub mod chart;
+pub mod format;
 pub mod messages;
 pub mod qr;
 
@@ -84,7 +86,7 @@ const STYLE: &str = include_str!("style.css");
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 30] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("mfa.html", include_str!("templates/mfa.html")),
@@ -106,6 +108,45 @@ const TEMPLATES: [(&str, &str); 18] = [
     ("error.html", include_str!("templates/error.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
     ("link.html", include_str!("templates/link.html")),
+    ("usage.html", include_str!("templates/usage.html")),
+    (
+        "key_created.html",
+        include_str!("templates/key_created.html"),
+    ),
+    (
+        "account_delete.html",
+        include_str!("templates/account_delete.html"),
+    ),
+    ("admin_nav.html", include_str!("templates/admin_nav.html")),
+    (
+        "admin_users.html",
+        include_str!("templates/admin_users.html"),
+    ),
+    ("admin_user.html", include_str!("templates/admin_user.html")),
+    (
+        "admin_roles.html",
+        include_str!("templates/admin_roles.html"),
+    ),
+    (
+        "admin_clients.html",
+        include_str!("templates/admin_clients.html"),
+    ),
+    (
+        "admin_client.html",
+        include_str!("templates/admin_client.html"),
+    ),
+    (
+        "admin_secret.html",
+        include_str!("templates/admin_secret.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("templates/admin_audit.html"),
+    ),
+    (
+        "admin_spend.html",
+        include_str!("templates/admin_spend.html"),
+    ),
 ];
 
 tokio::task_local! {
@@ -140,6 +181,8 @@ impl Pages {
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
         env.add_filter("fill", fill);
+        env.add_filter("when", format::when);
+        env.add_filter("device", |ua: Option<String>| format::device(ua.as_deref()));
         let messages = Locale::all()
             .map(|l| {
                 Value::from(
@@ -266,6 +309,13 @@ mod tests {
         }
     }
 
+    /// The AI usage section (`http::pages::usage`) with every part shown.
+    fn usage_section(evil: &str) -> Value {
+        context! { metered => true, month => evil, spent => evil, budget => evil,
+        tokens_today => 5, token_limit => 10, chart => evil,
+        models => vec![context! { provider => evil, model => evil, requests => 1, tokens => 2, spent => evil }] }
+    }
+
     /// Every template with a context that shows every part of it.
     fn every_page() -> Vec<(&'static str, Value)> {
         let evil = "<script>alert(1)</script>";
@@ -334,8 +384,77 @@ mod tests {
             (
                 "account.html",
                 context! { csrf => "c", email => evil, totp => true, recovery_codes_left => 3,
-                passkeys => true, passkeys_available => true, error => evil,
-                passkeys_list => vec![context! { id => evil, name => evil }] },
+                passkeys => true, passkeys_available => true, error => evil, notice => evil,
+                passkeys_list => vec![context! { id => evil, name => evil }],
+                has_password => true, email_verified => false,
+                sessions => vec![
+                    context! { id => evil, current => true, device => evil, ip => evil, created_at => 1 },
+                    context! { id => evil, current => false, device => evil, client_id => evil },
+                ],
+                consents => vec![context! { client_id => evil, name => evil, scopes => vec![evil], granted_at => 1 }],
+                identities => vec![context! { provider => evil, label => evil, subject => evil, email => evil }],
+                providers => vec![context! { name => "corp", label => evil }],
+                keys => vec![context! { id => evil, name => evil, scopes => vec![evil], expires_at => 2 }],
+                scopes_held => vec![evil], key_days => 90, key_days_max => 365,
+                usage => usage_section(evil) },
+            ),
+            ("key_created.html", context! { name => evil, key => evil }),
+            (
+                "account_delete.html",
+                context! { csrf => "c", email => evil },
+            ),
+            (
+                "admin_users.html",
+                context! { csrf => "c", section => "users", operator => evil, prefix => evil, role => evil,
+                state => "active", roles => vec![evil], first => evil, next => "/ui/admin/users?after=x",
+                deleted => true,
+                users => vec![context! { id => evil, email => evil, roles => vec![evil], disabled => true,
+                verified => false, created_at => 1 }] },
+            ),
+            (
+                "admin_user.html",
+                context! { csrf => "c", section => "users", notice => evil, is_self => false,
+                user => context! { id => evil, email => evil, roles => vec![evil], disabled => false,
+                verified => true, created_at => 1 },
+                has_password => true, totp => true, recovery_codes_left => 2, passkeys => 1,
+                sessions => vec![context! { id => evil, device => evil, ip => evil, client_id => evil }],
+                identities => vec![context! { provider => evil, email => evil, linked_at => 1 }],
+                keys => vec![context! { id => evil, name => evil, scopes => vec![evil], revoked => false }],
+                grantable => vec![evil], scopes => vec![evil], usage => usage_section(evil) },
+            ),
+            (
+                "admin_roles.html",
+                context! { section => "roles", roles => vec![context! { name => evil, scopes => vec![evil],
+                more => true, members => vec![context! { id => evil, email => evil }] }] },
+            ),
+            (
+                "admin_clients.html",
+                context! { csrf => "c", section => "clients", clients => vec![context! { id => evil,
+                href => evil, name => evil, public => false, redirect_uris => vec![evil], scopes => vec![evil] }] },
+            ),
+            (
+                "admin_client.html",
+                context! { csrf => "c", section => "clients", client => context! { id => evil, href => evil, name => evil,
+                public => false, redirect_uris => vec![evil], post_logout_redirect_uris => vec![evil],
+                grant_types => vec![evil], scopes => vec![evil], skip_consent => true } },
+            ),
+            (
+                "admin_secret.html",
+                context! { section => "clients", client_id => evil, secret => evil, href => evil },
+            ),
+            (
+                "admin_audit.html",
+                context! { csrf => "c", section => "audit", actor => evil, subject => evil, action => evil,
+                outcome => "success", from => evil, to => evil, paged => true, older => evil,
+                verified => context! { intact => false, seq => 3, problem => evil },
+                entries => vec![context! { seq => 1, at => evil, action => evil, outcome => evil,
+                actor => evil, subject => evil, ip => evil, detail => evil, actor_name => evil, subject_name => evil }] },
+            ),
+            (
+                "admin_spend.html",
+                context! { section => "spend", from => evil, to => evil, group => "user", csv => evil,
+                total => evil, chart => evil,
+                rows => vec![context! { user_id => evil, email => evil, requests => 1, tokens => 2, spent => evil }] },
             ),
             (
                 "totp_setup.html",

@@ -4,11 +4,13 @@
 //!   signed-in landing page;
 //! - [`mfa`]: `/ui/mfa`, the second step of a sign-in for accounts with a second factor,
 //!   and the step-up page the gateway sends browsers to;
-//! - [`account`]: `/ui/account`, the signed-in person's second factors;
+//! - [`account`]: `/ui/account`, the signed-in person's own settings (and `usage`, the
+//!   AI usage section it shares with the console);
 //! - [`signup`]: `/ui/signup`, when `[accounts] open_registration`;
 //! - [`recovery`]: `/ui/forgot`, `/ui/reset`, `/ui/verify`, `/ui/confirm-email`, the pages
 //!   the mails link to;
 //! - [`consent`]: `/ui/consent`, for the OpenID Connect provider;
+//! - [`admin`]: `/ui/admin`, the admin console;
 //! - [`logout`]: `/ui/logout` (`GET` asks, `POST` signs out).
 //!
 //! Every form carries the browser's CSRF token and is checked against the browser's own
@@ -16,12 +18,14 @@
 //! language (`ui::messages`), chosen at the edge.
 
 mod account;
+mod admin;
 mod consent;
 mod login;
 mod logout;
 mod mfa;
 mod recovery;
 mod signup;
+mod usage;
 
 use axum::Router;
 use axum::extract::State;
@@ -72,6 +76,25 @@ pub fn router() -> Router<AppState> {
         .route("/ui/account/recovery-codes", post(account::recovery_codes))
         .route("/ui/account/passkey", post(account::add_passkey))
         .route("/ui/account/passkey/remove", post(account::remove_passkey))
+        .merge(admin::router())
+        .route("/ui/account/email", post(account::change_email))
+        .route("/ui/account/password", post(account::change_password))
+        .route("/ui/account/sessions/revoke", post(account::revoke_session))
+        .route(
+            "/ui/account/sessions/revoke-others",
+            post(account::revoke_other_sessions),
+        )
+        .route(
+            "/ui/account/consents/withdraw",
+            post(account::withdraw_consent),
+        )
+        .route("/ui/account/identities/unlink", post(account::unlink))
+        .route("/ui/account/keys", post(account::create_key))
+        .route("/ui/account/keys/revoke", post(account::revoke_key))
+        .route(
+            "/ui/account/delete",
+            get(account::delete_page).post(account::delete_submit),
+        )
 }
 
 async fn style(State(app): State<AppState>) -> Response {
@@ -208,6 +231,15 @@ fn explain_code(code: &str) -> &'static str {
         "passkeys_unavailable" => "err_passkeys_unavailable",
         "too_many_passkeys" => "err_too_many_passkeys",
         "totp_already_enrolled" => "err_totp_already_enrolled",
+        "email_taken" => "err_email_taken",
+        "email_unchanged" => "err_email_unchanged",
+        "current_session" => "err_current_session",
+        "last_sign_in_method" => "err_last_sign_in_method",
+        "scope_required" => "err_scope_required",
+        "scope_not_granted" | "insufficient_scope" => "err_scope_not_granted",
+        "invalid_expiry" => "err_invalid_expiry",
+        "invalid_name" => "err_invalid_name",
+        "not_found" => "err_not_found",
         _ => "err_failed",
     })
 }

@@ -6,7 +6,11 @@
 //! Every language has every key (a unit test checks it, and that every key a template uses
 //! exists). Technical details (an OAuth error's description) stay in English.
 
-/// One language's messages, in the order of [`KEYS`]'s sibling arrays.
+mod account;
+mod console;
+
+/// Messages of one language (one part of it: the sign-in pages here, the account page
+/// and the console in their own files).
 type Catalogue = &'static [(&'static str, &'static str)];
 
 const EN: Catalogue = &[
@@ -621,8 +625,11 @@ const FR: Catalogue = &[
     ),
 ];
 
-/// The languages shipped, the first the default.
-const LANGUAGES: [(&str, Catalogue); 2] = [("en", EN), ("fr", FR)];
+/// The languages shipped, the first the default, each in its parts.
+const LANGUAGES: [(&str, [Catalogue; 3]); 2] = [
+    ("en", [EN, account::EN, console::EN]),
+    ("fr", [FR, account::FR, console::FR]),
+];
 
 /// The language a page is rendered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,16 +683,17 @@ impl Locale {
 
     /// A message, by key (the key itself when missing: a bug the tests catch).
     pub fn text(self, key: &str) -> &'static str {
-        LANGUAGES[self.index]
-            .1
-            .iter()
+        self.messages()
             .find(|(k, _)| *k == key)
             .map_or("", |(_, v)| v)
     }
 
     /// Every message of this language, for templates.
     pub fn messages(self) -> impl Iterator<Item = (&'static str, &'static str)> {
-        LANGUAGES[self.index].1.iter().copied()
+        LANGUAGES[self.index]
+            .1
+            .iter()
+            .flat_map(|part| part.iter().copied())
     }
 
     /// Every shipped language.
@@ -745,16 +753,16 @@ mod tests {
 
     #[test]
     fn every_language_has_every_message() {
-        let keys = |c: Catalogue| {
-            let mut k: Vec<&str> = c.iter().map(|(k, _)| *k).collect();
+        let keys = |l: Locale| {
+            let mut k: Vec<&str> = l.messages().map(|(k, _)| k).collect();
             k.sort();
             k
         };
-        for (lang, catalogue) in LANGUAGES {
-            assert_eq!(keys(catalogue), keys(EN), "{lang}");
-            let mut unique = keys(catalogue);
+        for l in Locale::all() {
+            assert_eq!(keys(l), keys(Locale::ENGLISH), "{}", l.lang());
+            let mut unique = keys(l);
             unique.dedup();
-            assert_eq!(unique.len(), catalogue.len(), "{lang}: a key twice");
+            assert_eq!(unique.len(), keys(l).len(), "{}: a key twice", l.lang());
         }
     }
 
