@@ -56,7 +56,7 @@ fn verify(s: &TestServer) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn drop_guards(s: &TestServer, backend: Backend) {
+pub(crate) async fn drop_guards(s: &TestServer, backend: Backend) {
     match backend {
         Backend::Sqlite => {
             s.sandbox.execute("DROP TRIGGER audit_log_no_update").await;

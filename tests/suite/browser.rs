@@ -73,7 +73,7 @@ fn flow(script: &str, env: &[(&str, String)]) {
     );
 }
 
-fn outbox(s: &TestServer) -> String {
+pub(crate) fn outbox(s: &TestServer) -> String {
     s.sandbox
         .dir
         .join("data")
@@ -204,14 +204,14 @@ async fn account_second_factors(b: Backend) {
 }
 
 /// Runs `script` on a blocking thread (Chromium and Node.js take their time).
-async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
+pub(crate) async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
     tokio::task::spawn_blocking(move || flow(script, &env))
         .await
         .unwrap();
 }
 
 /// A user added through the CLI, with `PASSWORD`: their address.
-fn user(s: &TestServer, tag: &str) -> String {
+pub(crate) fn user(s: &TestServer, tag: &str) -> String {
     let email = email(tag);
     let out = s.cli(&["user", "add", &email, "--password-stdin"], Some(PASSWORD));
     assert!(

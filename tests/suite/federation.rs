@@ -86,6 +86,28 @@ async fn sign_in_through_another_tollgate(b: Backend) {
         .count();
     assert_eq!(accounts, 1);
 
+    // The link is the account's only way in: its owner cannot remove it.
+    let links = rp.get_bearer("/auth/identities", &access).await;
+    assert_eq!(
+        links.json["identities"][0]["provider"], "corp",
+        "{}",
+        links.text
+    );
+    let subject = links.json["identities"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unlink = format!("/auth/identities/corp/{subject}");
+    let auth = format!("Bearer {access}");
+    rp.call(
+        reqwest::Method::DELETE,
+        &unlink,
+        None,
+        &[("authorization", &auth)],
+    )
+    .await
+    .assert_problem(400, "last_sign_in_method");
+
     // The provider withdraws the role: the next sign-in takes the mapped role away, and
     // signs into the same account.
     let out = idp.server.cli(&["role", "revoke", &alice, "analyst"], None);
@@ -118,6 +140,37 @@ async fn sign_in_through_another_tollgate(b: Backend) {
     let (back, r) = federate(&mut browser, &rp, &idp.server, "plain", "", &bob).await;
     let r = browser.landed_home(&back, &r).await;
     assert!(r.text.contains(&format!("signed in as {bob}")));
+
+    // With a password as well, alice can unlink the provider.
+    let (_, admin) = rp.user_with_roles("admin", &["admin"]).await;
+    let r = rp
+        .call(
+            reqwest::Method::POST,
+            &format!("/admin/users/{account}/password"),
+            Some(serde_json::json!({"password": "another long passphrase"})),
+            &[("authorization", &format!("Bearer {admin}"))],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let (access, _) = rp.login_tokens(&alice, "another long passphrase").await;
+    let auth = format!("Bearer {access}");
+    let r = rp
+        .call(
+            reqwest::Method::DELETE,
+            &unlink,
+            None,
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let links = rp.get_bearer("/auth/identities", &access).await;
+    assert_eq!(links.json["identities"], serde_json::json!([]));
+    assert_eq!(
+        rp.sandbox
+            .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'federation.unlinked'")
+            .await,
+        1
+    );
 }
 
 async fn journeys_are_bound_to_the_browser(b: Backend) {
