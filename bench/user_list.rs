@@ -2,12 +2,13 @@
 //! `Store::user_page` (the console's and `GET /admin/users`' query, with its roles) for
 //! the first page, a deep keyset page, an email prefix, a role (first and deep page) and
 //! a state. Baseline, in the same run: the same page query (values written in) run by
-//! `sqlite3` / `psql` themselves, timed by the tool (`.timer on` / `\timing`), so the
+//! `sqlite3` / `psql` themselves, timed by the tool (`tool_times`), so the
 //! ratio is what Tollgate adds (pool, binding, decoding, the roles query). Goal: p99 under
 //! 20 ms. Run: `cargo bench --bench user_list` (PostgreSQL on 127.0.0.1:5432 as in
 //! `scripts/test`).
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tollgate::{Store, UserQuery, UserState};
@@ -43,41 +44,52 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The tool's own timings of `sql` run `RUNS` times, in ms, sorted.
+/// The tool's own timings of `sql` run `RUNS` times, in ms, sorted: psql's `\\timing`
+/// (the round trip, as the client sees it); for sqlite3, whose `.timer` wall clock moves
+/// in whole milliseconds, the statement's CPU time (user + sys, in microseconds), which is
+/// its time once the pages are cached.
 fn tool_times(postgres: bool, target: &str, sql: &str) -> Vec<f64> {
     let mut script = String::from(if postgres {
         "\\timing on\n"
     } else {
-        ".timer on\n"
+        ".output /dev/null\n.timer on\n"
     });
     for _ in 0..RUNS {
         script.push_str(sql);
         script.push_str(";\n");
     }
-    let out = if postgres {
-        Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                target,
-                "-o",
-                "/dev/null",
-                "-c",
-                &script,
-            ])
-            .output()
+    let mut cmd = if postgres {
+        let mut c = Command::new("psql");
+        c.args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            target,
+        ])
+        .args(["-o", "/dev/null", "-f", "-"]);
+        c
     } else {
-        Command::new("sqlite3")
-            .args([target, "-cmd", ".output /dev/null"])
-            .arg(&script)
-            .output()
-    }
-    .expect("sqlite3 and psql are needed (apt-get install sqlite3 postgresql-client)");
+        let mut c = Command::new("sqlite3");
+        c.arg(target);
+        c
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sqlite3 and psql are needed (apt-get install sqlite3 postgresql-client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let mut times: Vec<f64> = text
@@ -86,14 +98,11 @@ fn tool_times(postgres: bool, target: &str, sql: &str) -> Vec<f64> {
             if postgres {
                 l.strip_prefix("Time: ")?.split(' ').next()?.parse().ok()
             } else {
-                // "Run Time: real 0.001 user … sys …"
-                let secs: f64 = l
-                    .strip_prefix("Run Time: real ")?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some(secs * 1000.0)
+                // "Run Time: real 0.000 user 0.000194 sys 0.000000"
+                let w: Vec<&str> = l.strip_prefix("Run Time: real ")?.split(' ').collect();
+                let user: f64 = w.get(2)?.parse().ok()?;
+                let sys: f64 = w.get(4)?.parse().ok()?;
+                Some((user + sys) * 1000.0)
             }
         })
         .collect();

@@ -30,7 +30,7 @@ await main(async (browser) => {
   await page.waitForLoadState();
   check(page.url() === `${BASE}/ui/account`, `not on the account page: ${page.url()}`);
   await expectText(page, 'Where you are signed in');
-  await look(page, 'account');
+  await look(page, 'account-overview');
 
   // Two sessions: this one (marked) and the script's.
   const rows = page.locator('#sessions tbody tr');

@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use common::browser::{Browser, hidden};
 use common::server::Options;
 use common::{Backend, PASSWORD, TestServer, email};
 use reqwest::Method;
@@ -337,7 +338,133 @@ async fn spend_reports_come_as_csv(b: Backend) {
         .assert_problem(400, "invalid_request");
 }
 
+/// Signs `email` in through the hosted pages (and the second step with `secret`): the
+/// browser.
+async fn hosted_sign_in(s: &TestServer, email: &str, secret: Option<&str>) -> Browser {
+    let mut b = Browser::new();
+    let page = b.get(&s.url("/ui/login")).await;
+    let csrf = hidden(&page.text, "csrf_token").unwrap();
+    let r = b
+        .post_form(
+            &s.url("/ui/login"),
+            &[
+                ("email", email),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    if let Some(secret) = secret {
+        assert_eq!(r.status, 200, "{}", r.text);
+        let token = hidden(&r.text, "mfa_token").unwrap();
+        let csrf = hidden(&r.text, "csrf_token").unwrap();
+        let code = common::totp_code(secret, 1);
+        let r = b
+            .post_form(
+                &s.url("/ui/mfa"),
+                &[
+                    ("mfa_token", &token),
+                    ("code", &code),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.text);
+    } else {
+        assert_eq!(r.status, 303, "{}", r.text);
+    }
+    b
+}
+
+/// The browser's session as if it had signed in two hours ago (its next request refreshes
+/// in flight, with the old sign-in time).
+async fn two_hours_later(s: &TestServer, b: &mut Browser) {
+    s.sandbox
+        .execute("UPDATE sessions SET auth_time = auth_time - 7200")
+        .await;
+    b.set_cookie(&s.base, "tg_at", "");
+}
+
+/// Console writes need a recent second factor from an admin who has one; deleting one's
+/// own account needs a fresh sign-in; neither form can be posted from another site.
+async fn stale_sessions_step_up_before_console_writes_and_deletion(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (admin, admin_token) = s.user_with_roles("admin", &["admin"]).await;
+    let (secret, _, _) = crate::mfa::enrol(&s, &admin_token).await;
+    let target = email("target");
+    let target_id = s.register(&target).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let disabled = || async {
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM users WHERE disabled = TRUE")
+            .await
+    };
+
+    let mut browser = hosted_sign_in(&s, &admin, Some(&secret)).await;
+    let page = browser
+        .get(&s.url(&format!("/ui/admin/users/{target_id}")))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let csrf = hidden(&page.text, "csrf_token").unwrap();
+    let disable = s.url(&format!("/ui/admin/users/{target_id}/disable"));
+
+    // Another site's form is refused, token or not.
+    let r = s
+        .http
+        .post(&disable)
+        .header("cookie", browser.cookies(&s.base).header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "http://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(format!("csrf_token={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = browser
+        .post_form(&disable, &[("csrf_token", "forged")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(disabled().await, 0);
+
+    // Two hours after the second factor (`[admin] mfa_max_age` is 1 h), a read still works and a write steps up first.
+    two_hours_later(&s, &mut browser).await;
+    let page = browser.get(&s.url("/ui/admin/users")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let r = browser.post_form(&disable, &[("csrf_token", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to = r.header("location");
+    assert!(
+        to.starts_with("/ui/mfa?acr=2&rd=%2Fui%2Fadmin%2Fusers%2F"),
+        "{to}"
+    );
+    assert_eq!(disabled().await, 0);
+
+    // Deleting one's own account two hours after signing in: sign in again first.
+    let mut browser = hosted_sign_in(&s, &target, None).await;
+    two_hours_later(&s, &mut browser).await;
+    let r = browser.get(&s.url("/ui/account/delete")).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), "/ui/mfa?rd=%2Fui%2Faccount%2Fdelete");
+    let account = browser.get(&s.url("/ui/account")).await;
+    let csrf = hidden(&account.text, "csrf_token").unwrap();
+    let r = browser
+        .post_form(&s.url("/ui/account/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'user.erased'")
+            .await,
+        0
+    );
+    assert_eq!(s.sandbox.query_i64("SELECT COUNT(*) FROM users").await, 2);
+}
+
 on_both_backends!(
+    stale_sessions_step_up_before_console_writes_and_deletion,
     people_manage_their_own_api_keys,
     the_user_list_pages_by_email_under_filters,
     the_audit_chain_is_verified_over_the_api,
