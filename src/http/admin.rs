@@ -195,6 +195,24 @@ async fn list_users(
     let (limit, offset) = page_bounds(p.limit, p.offset)?;
     // `q` (a substring) and `offset` are the older, slower list; everything else pages
     // by email (`next` is the `after` of the following page).
+    let keyset = p.prefix.is_some() || p.role.is_some() || p.state.is_some() || p.after.is_some();
+    if keyset && (p.q.is_some() || p.offset.is_some()) {
+        // Mixing them would page one list and filter another: refuse rather than act on
+        // more accounts than the caller asked for.
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "q and offset cannot be combined with prefix, role, state or after",
+        ));
+    }
+    if p.q
+        .as_deref()
+        .is_some_and(|q| q.chars().any(char::is_control))
+    {
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "q has a control character",
+        ));
+    }
     let body = if p.q.is_some() || p.offset.is_some() {
         let users = app
             .store
@@ -235,6 +253,13 @@ pub(crate) fn user_query(
     let (prefix, role) = (text(prefix), text(role));
     if prefix.len() > 320 || role.len() > 64 || after.as_ref().is_some_and(|a| a.len() > 320) {
         return Err(Problem::bad_request("invalid_request", "filter too long"));
+    }
+    let control = |s: &str| s.chars().any(char::is_control);
+    if control(&prefix) || control(&role) || after.as_deref().is_some_and(control) {
+        return Err(Problem::bad_request(
+            "invalid_request",
+            "a filter has a control character",
+        ));
     }
     Ok(UserQuery {
         prefix,

@@ -225,7 +225,11 @@ pub(crate) fn usage_filter(q: UsageQuery) -> Result<UsageFilter, Problem> {
 /// spreadsheet would run as a formula is prefixed with `'` (OWASP CSV injection).
 pub(crate) fn report_csv(group_by: &[UsageGroup], rows: &[UsageReportRow]) -> String {
     fn field(out: &mut String, value: &str) {
-        let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        // Spreadsheets skip leading blanks before reading a formula.
+        let formula = value
+            .trim_start_matches([' ', '\t', '\r', '\n'])
+            .starts_with(['=', '+', '-', '@']);
+        let value = if formula || value.starts_with(['\t', '\r', '\n']) {
             format!("'{value}")
         } else {
             value.to_string()
@@ -330,6 +334,18 @@ mod tests {
             cost_pico: 1_500_000_000_000,
         };
         let csv = report_csv(&[UsageGroup::User, UsageGroup::Model], &[row]);
+        let spaced = UsageReportRow {
+            day: None,
+            principal: Some(" \n=1+1".into()),
+            provider: None,
+            model: Some("-".into()),
+            requests: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_pico: 0,
+        };
+        let out = report_csv(&[UsageGroup::User, UsageGroup::Model], &[spaced]);
+        assert!(out.contains("\"' \n=1+1\",'-,"), "{out}");
         assert_eq!(
             csv,
             "user,model,requests,input_tokens,output_tokens,cost_usd\r\n\"'=HYPERLINK(\"\"x\"\")\",\"gpt, mini\",2,3,4,1.500000\r\n"

@@ -15,6 +15,7 @@ use super::extract::{Body, Caller, Client, PathParam};
 use super::problem::{ApiResult, Problem};
 use crate::app::AppState;
 use crate::audit::Context;
+use crate::authz::policy::Authenticated;
 use crate::error::Error;
 use crate::store::{ApiKeyRecord, LinkedIdentity};
 
@@ -75,10 +76,17 @@ pub fn key_request(
     days: Option<u32>,
 ) -> Result<std::time::Duration, Error> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
+    // Control and bidirectional-override characters would let a name pose as another
+    // in the console.
+    let unreadable = |c: char| {
+        c.is_control()
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(unreadable) {
         return Err(Error::invalid(
             "invalid_name",
-            "a key needs a name of 1 to 64 characters",
+            "a key needs a name of 1 to 64 printable characters",
         ));
     }
     if scopes.is_empty() {
@@ -104,9 +112,14 @@ pub async fn create_own_key(
     name: &str,
     scopes: &[String],
     days: Option<u32>,
+    authenticated: Authenticated,
     ctx: &Context,
 ) -> Result<(String, ApiKeyRecord), Error> {
     let ttl = key_request(name, scopes, days)?;
+    // A key outlives the session: a stolen cookie alone must not turn into a year of access.
+    app.factors
+        .require_fresh_sign_in(user_id, authenticated)
+        .await?;
     let user = app.identity.by_id(user_id).await?;
     app.api_keys
         .create(&user, name.trim(), scopes, Some(ttl), ctx)
@@ -126,6 +139,7 @@ async fn create_key(
         &b.name,
         &b.scopes,
         b.expires_in_days,
+        caller.claims.authenticated(),
         &ctx,
     )
     .await?;

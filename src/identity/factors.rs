@@ -186,6 +186,26 @@ impl SecondFactors {
         Ok(())
     }
 
+    /// Refuses (a step-up) unless the session signed in within [`RECENT_SIGN_IN_SECS`],
+    /// with the second factor when `user_id` has one: for what a stolen session must not
+    /// do alone (deleting the account, minting a long-lived API key).
+    pub async fn require_fresh_sign_in(
+        &self,
+        user_id: &str,
+        authenticated: Authenticated,
+    ) -> Result<()> {
+        let mfa = self.required(user_id).await?;
+        let max_age = RECENT_SIGN_IN_SECS as u64;
+        if authenticated.satisfies(mfa, Some(max_age)) {
+            Ok(())
+        } else {
+            Err(Error::StepUpRequired {
+                mfa,
+                max_age: Some(max_age),
+            })
+        }
+    }
+
     /// Mails the account's owner about a change to its second factors; a mail that
     /// cannot go out is logged, never a reason to undo the change.
     pub async fn notify(&self, user: &UserRecord, change: &str) {

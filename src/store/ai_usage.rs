@@ -162,7 +162,7 @@ impl Store {
             "SELECT {select}CAST(COUNT(*) AS BIGINT) AS requests,
                     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
                     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
-                    CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) AS cost
+                    COALESCE(SUM(CAST(cost_pico AS DOUBLE PRECISION)), 0.0) AS cost
              FROM ai_usage
              WHERE ($1 IS NULL OR principal = $1) AND ($2 IS NULL OR model = $2)
                AND ($3 IS NULL OR day >= $3) AND ($4 IS NULL OR day <= $4)
@@ -194,7 +194,9 @@ impl Store {
                     requests: row.try_get("requests")?,
                     input_tokens: row.try_get("input_tokens")?,
                     output_tokens: row.try_get("output_tokens")?,
-                    cost_pico: row.try_get("cost")?,
+                    // Summed as a float: a report over years of spend must not overflow
+                    // 64-bit picodollars (about 9.2 million dollars); `as` saturates.
+                    cost_pico: row.try_get::<f64, _>("cost")? as i64,
                 });
             }
             Ok(out)

@@ -64,6 +64,8 @@ await main(async (browser) => {
   await page.getByRole('link', { name: 'I have saved them' }).click();
   await page.waitForLoadState();
   await expectText(page, 'deploy script');
+  const keys = await page.locator('#keys').innerText();
+  check(keys.includes('docs:read'), `the key's permission is not shown as such: ${keys}`);
   check(!(await page.content()).includes(key), 'the key is shown again');
   await page.getByRole('button', { name: 'Revoke the key deploy script' }).click();
   await page.waitForLoadState();

@@ -37,7 +37,7 @@ async fn people_manage_their_own_api_keys(b: Backend) {
     let s = TestServer::start_with(b, with_scopes()).await;
     let alice = email("alice");
     s.register(&alice).await;
-    let (token, _) = s.login_tokens(&alice, PASSWORD).await;
+    let (token, refresh) = s.login_tokens(&alice, PASSWORD).await;
     let bob = email("bob");
     s.register(&bob).await;
     let (bob_token, _) = s.login_tokens(&bob, PASSWORD).await;
@@ -153,6 +153,35 @@ async fn people_manage_their_own_api_keys(b: Backend) {
             .await,
         2
     );
+    // A key outlives the session that made it: a session signed in an hour ago (a stolen
+    // cookie, say) cannot make one without signing in again.
+    let (stale, _) = crate::step_up::aged(&s, &refresh).await;
+    let r = call(
+        &s,
+        &stale,
+        Method::POST,
+        "/auth/api-keys",
+        Some(json!({"name": "persist", "scopes": ["docs:read"]})),
+    )
+    .await;
+    r.assert_problem(401, "mfa_required");
+    assert!(
+        r.header("www-authenticate").contains("max_age=\"600\""),
+        "{}",
+        r.header("www-authenticate")
+    );
+    // Names are printable: no control or direction-override characters.
+    for name in ["\u{0}x", "a\u{202e}b"] {
+        call(
+            &s,
+            &token,
+            Method::POST,
+            "/auth/api-keys",
+            Some(json!({"name": name, "scopes": ["docs:read"]})),
+        )
+        .await
+        .assert_problem(400, "invalid_name");
+    }
     // Nobody has linked identities here; unlinking one that is not there is a 404.
     let ids = call(&s, &token, Method::GET, "/auth/identities", None).await;
     assert_eq!(ids.json["identities"], json!([]));
@@ -281,6 +310,16 @@ async fn the_user_list_pages_by_email_under_filters(b: Backend) {
     call(&s, &admin, Method::GET, "/admin/users?state=gone", None)
         .await
         .assert_problem(400, "invalid_request");
+    // The older search and the filters do not mix (one would be ignored).
+    for path in [
+        "/admin/users?state=disabled&q=",
+        "/admin/users?prefix=a&offset=0",
+        "/admin/users?q=%00",
+    ] {
+        call(&s, &admin, Method::GET, path, None)
+            .await
+            .assert_problem(400, "invalid_request");
+    }
 }
 
 async fn the_audit_chain_is_verified_over_the_api(b: Backend) {
@@ -316,6 +355,24 @@ async fn the_audit_chain_is_verified_over_the_api(b: Backend) {
 async fn spend_reports_come_as_csv(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, admin) = s.user_with_roles("admin", &["admin"]).await;
+    // Two calls of six million dollars each: their sum does not fit 64-bit picodollars,
+    // and the report still answers.
+    s.sandbox
+        .execute(
+            "INSERT INTO ai_usage (id, principal, api_key_id, client_id, provider, model, endpoint,
+               input_tokens, output_tokens, cost_pico, latency_ms, status, outcome, streamed, created_at, day)
+             VALUES ('big-1', 'someone', NULL, NULL, 'openai', 'm', 'chat', 1, 1, 6000000000000000000, 1, 200, 'ok', FALSE, 0, '2026-01-01'),
+                    ('big-2', 'someone', NULL, NULL, 'openai', 'm', 'chat', 1, 1, 6000000000000000000, 1, 200, 'ok', FALSE, 0, '2026-01-02')",
+        )
+        .await;
+    let r = call(&s, &admin, Method::GET, "/admin/usage?group_by=user", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.json["rows"][0]["cost_usd"].as_f64().unwrap() > 9_000_000.0,
+        "{}",
+        r.text
+    );
+    s.sandbox.execute("DELETE FROM ai_usage").await;
     let r = call(
         &s,
         &admin,
@@ -427,6 +484,19 @@ async fn stale_sessions_step_up_before_console_writes_and_deletion(b: Backend) {
         .post_form(&disable, &[("csrf_token", "forged")])
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(disabled().await, 0);
+    // An administrator does not lock themselves out from the console.
+    let me = s.get_bearer("/auth/me", &admin_token).await.str("id");
+    for (action, role) in [("disable", ""), ("revoke-role", "admin")] {
+        let r = browser
+            .post_form(
+                &s.url(&format!("/ui/admin/users/{me}/{action}")),
+                &[("csrf_token", &csrf), ("role", role)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{action}: {}", r.text);
+        assert!(r.text.contains("cannot disable yourself"), "{}", r.text);
+    }
     assert_eq!(disabled().await, 0);
 
     // Two hours after the second factor (`[admin] mfa_max_age` is 1 h), a read still works and a write steps up first.

@@ -157,6 +157,10 @@ pub const EN: Catalogue = &[
         "You cannot delete your own account here: use your account page.",
     ),
     ("err_confirm_required", "Tick the box to confirm."),
+    (
+        "err_cannot_lock_self_out",
+        "You cannot disable yourself or take away your own administrator role here.",
+    ),
     ("err_client", "The application's settings were refused:"),
     ("err_invalid_role", "That is not a valid role name."),
 ];
@@ -322,6 +326,10 @@ pub const FR: Catalogue = &[
         "Vous ne pouvez pas supprimer votre propre compte ici : passez par votre page de compte.",
     ),
     ("err_confirm_required", "Cochez la case pour confirmer."),
+    (
+        "err_cannot_lock_self_out",
+        "Vous ne pouvez pas vous désactiver ni retirer votre propre rôle d'administrateur ici.",
+    ),
     (
         "err_client",
         "Les réglages de l'application ont été refusés :",

@@ -148,6 +148,7 @@ pub async fn act(
                 &form.name,
                 &scopes_of(body),
                 days,
+                authenticated,
                 &ctx,
             )
             .await?;

@@ -18,24 +18,14 @@ use crate::http::gate::with_session_cookies;
 use crate::http::html;
 use crate::http::pages::form_page;
 use crate::http::problem::Problem;
-use crate::identity::factors::RECENT_SIGN_IN_SECS;
 
 const HERE: &str = "/ui/account/delete";
 
 /// Refuses unless the session signed in (with every factor the account has) just now.
 async fn fresh_enough(app: &AppState, signed: &Signed) -> Result<(), Error> {
-    let mfa = app.factors.required(&signed.session.user_id).await?;
-    if signed
-        .authenticated()
-        .satisfies(mfa, Some(RECENT_SIGN_IN_SECS as u64))
-    {
-        Ok(())
-    } else {
-        Err(Error::StepUpRequired {
-            mfa,
-            max_age: Some(RECENT_SIGN_IN_SECS as u64),
-        })
-    }
+    app.factors
+        .require_fresh_sign_in(&signed.session.user_id, signed.authenticated())
+        .await
 }
 
 /// The signed-in browser, or where to send it.

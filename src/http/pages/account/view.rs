@@ -104,7 +104,7 @@ pub async fn overview(
         .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
         .map(|k| {
             context! {
-                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.clone(), created_at => k.created_at,
+                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.split_whitespace().map(str::to_string).collect::<Vec<_>>(), created_at => k.created_at,
                 expires_at => k.expires_at, last_used_at => k.last_used_at,
             }
         })

@@ -165,6 +165,7 @@ fn refused(app: &AppState, problem: Problem, here: &str) -> Response {
 fn explain(code: &str) -> &'static str {
     match code {
         "cannot_erase_self" => html::t("err_cannot_erase_self"),
+        "cannot_lock_self_out" => html::t("err_cannot_lock_self_out"),
         "confirm_required" => html::t("err_confirm_required"),
         "invalid_client_metadata" => html::t("err_client"),
         "invalid_role" => html::t("err_invalid_role"),

@@ -218,7 +218,7 @@ async fn user_page(app: &AppState, user: &UserRecord) -> Result<Value, Problem> 
         .iter()
         .map(|k| {
             context! {
-                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.clone(), created_at => k.created_at,
+                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.split_whitespace().map(str::to_string).collect::<Vec<_>>(), created_at => k.created_at,
                 expires_at => k.expires_at, last_used_at => k.last_used_at,
                 revoked => k.revoked_at.is_some(),
             }
@@ -274,6 +274,23 @@ pub async fn act(
         |app, op, _headers| async move {
             let user = app.identity.by_id(user_id(&id)?).await?;
             let ctx = &op.ctx;
+            // An administrator does not lock themselves out here (disabling, or taking away
+            // the role that makes them one): another administrator or the CLI can.
+            let grants_admin = |role: &str| {
+                app.config
+                    .roles
+                    .scopes_for([role])
+                    .iter()
+                    .any(|s| s == crate::authz::ADMIN_SCOPE)
+            };
+            if user.id == op.user_id
+                && (action == "disable" || (action == "revoke-role" && grants_admin(&form.role)))
+            {
+                return Err(Problem::bad_request(
+                    "cannot_lock_self_out",
+                    "an administrator cannot disable themselves or drop their own admin role here",
+                ));
+            }
             let done = match action.as_str() {
                 "disable" => {
                     app.identity.set_disabled(&user.id, true, ctx).await?;
