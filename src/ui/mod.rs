@@ -452,7 +452,7 @@ mod tests {
             ),
             (
                 "admin_spend.html",
-                context! { section => "spend", from => evil, to => evil, group => "user", csv => evil,
+                context! { section => "spend", from => evil, to => evil, group => "user", sort => "cost", csv => evil,
                 total => evil, chart => evil,
                 rows => vec![context! { user_id => evil, email => evil, requests => 1, tokens => 2, spent => evil }] },
             ),

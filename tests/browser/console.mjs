@@ -178,4 +178,11 @@ await main(async (browser) => {
   await look(page, 'console-spend');
   const csv = await page.evaluate(async () => (await fetch(document.querySelector('#csv').href)).text());
   check(csv.startsWith('user,requests') && csv.includes(TARGET_ID), `CSV: ${csv}`);
+  // Sorted the other way, per model.
+  await page.getByLabel('Per', { exact: true }).selectOption('model');
+  await page.getByLabel('Order').selectOption('group');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.waitForLoadState();
+  check((await page.locator('#spend caption').innerText()) === 'By user, model or day', 'not sorted by name');
+  await expectText(page, 'openai · console-model');
 });

@@ -150,6 +150,8 @@ pub const EN: Catalogue = &[
     ("per_day", "Day"),
     ("spend_total", "{total} spent from {from} to {to}."),
     ("top_spenders", "Largest spend first"),
+    ("sort", "Order"),
+    ("sort_by_name", "By user, model or day"),
     ("export_csv", "Download CSV"),
     ("spend_chart", "Spend per day"),
     (
@@ -319,6 +321,8 @@ pub const FR: Catalogue = &[
     ("per_day", "Jour"),
     ("spend_total", "{total} dépensés du {from} au {to}."),
     ("top_spenders", "Plus grosses dépenses d'abord"),
+    ("sort", "Ordre"),
+    ("sort_by_name", "Par utilisateur, modèle ou jour"),
     ("export_csv", "Télécharger en CSV"),
     ("spend_chart", "Dépense par jour"),
     (

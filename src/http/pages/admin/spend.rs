@@ -1,5 +1,5 @@
 //! The console's AI spend: the usage ledger summed per user, per model or per day over a
-//! range of days (this month by default), top spenders first, with a chart of spend per
+//! range of days (this month by default), top spenders first (or by name), with a chart of spend per
 //! day, and the same report as CSV (`/admin/usage`'s filters and `report_csv`).
 
 use axum::extract::State;
@@ -26,6 +26,9 @@ struct SpendQuery {
     to: String,
     /// `user` (default), `model` or `day`.
     group: String,
+    /// `cost` (largest first) or `group` (by user, model or day); default: `cost`, and
+    /// days in order.
+    sort: String,
 }
 
 impl SpendQuery {
@@ -33,11 +36,15 @@ impl SpendQuery {
     fn filter(
         &self,
         limit: i64,
-    ) -> Result<(UsageFilter, UsageGroup), crate::http::problem::Problem> {
+    ) -> Result<(UsageFilter, UsageGroup, &'static str), crate::http::problem::Problem> {
         let now = crate::clock::now();
         let (y, m, _) = crate::clock::civil_date(now);
         let month_start = crate::clock::day_string(crate::clock::unix_of_date(y, m, 1));
         let group = UsageGroup::parse(&self.group).unwrap_or(UsageGroup::User);
+        let sort = match (self.sort.as_str(), group) {
+            ("group", _) | ("", UsageGroup::Day) => "group",
+            _ => "cost",
+        };
         let group_by = match group {
             UsageGroup::Model => "provider,model",
             g => g.name(),
@@ -54,18 +61,11 @@ impl SpendQuery {
                 self.to.clone()
             }),
             group_by: Some(group_by.to_string()),
-            order: Some(
-                if group == UsageGroup::Day {
-                    "group"
-                } else {
-                    "cost"
-                }
-                .to_string(),
-            ),
+            order: Some(sort.to_string()),
             limit: Some(limit),
             ..UsageQuery::default()
         })?;
-        Ok((filter, group))
+        Ok((filter, group, sort))
     }
 }
 
@@ -78,7 +78,7 @@ pub async fn page(
     let here = uri.to_string();
     console(app, &headers, info, false, &here, |app, op, headers| async move {
         let q: SpendQuery = crate::http::admin::query(&uri)?;
-        let (filter, group) = q.filter(ROWS)?;
+        let (filter, group, sort) = q.filter(ROWS)?;
         let rows = app.store.ai_usage_report(&filter).await.map_err(Error::from)?;
         // Emails for the user ids (an erased account shows its id only).
         let mut shown: Vec<Value> = Vec::new();
@@ -110,10 +110,10 @@ pub async fn page(
             let usd = pico as f64 / PICO_PER_USD;
             (usd, format::usd(usd))
         });
-        let total: i64 = days.iter().map(|r| r.cost_pico).sum();
+        let total: f64 = days.iter().map(|r| r.cost_pico as f64).sum();
         op.read(&app, "ai_usage", None).await?;
         let csv = format!(
-            "/ui/admin/spend.csv?from={}&to={}&group={}",
+            "/ui/admin/spend.csv?from={}&to={}&group={}&sort={sort}",
             filter.from_day.as_deref().unwrap_or(""),
             filter.to_day.as_deref().unwrap_or(""),
             group.name()
@@ -125,9 +125,9 @@ pub async fn page(
             "spend",
             "admin_spend.html",
             context! {
-                rows => shown, group => group.name(), csv,
+                rows => shown, group => group.name(), sort, csv,
                 from => filter.from_day, to => filter.to_day,
-                total => format::usd(total as f64 / PICO_PER_USD),
+                total => format::usd(total / PICO_PER_USD),
                 chart => Value::from_safe_string(chart::bars(crate::http::html::t("spend_chart"), &bars)),
             },
         ))
@@ -159,7 +159,7 @@ pub async fn csv(
         &here,
         |app, op, _headers| async move {
             let q: SpendQuery = crate::http::admin::query(&uri)?;
-            let (filter, _) = q.filter(10_000)?;
+            let (filter, _, _) = q.filter(10_000)?;
             let rows = app
                 .store
                 .ai_usage_report(&filter)
