@@ -51,9 +51,46 @@ pub fn day_string(unix_secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Midnight UTC of a `YYYY-MM-DD` day, for a real date only (`2026-02-30` is none).
+pub fn parse_day(day: &str) -> Option<i64> {
+    let b = day.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shape {
+        return None;
+    }
+    let y: i64 = day[..4].parse().ok()?;
+    let m: u32 = day[5..7].parse().ok()?;
+    let d: u32 = day[8..10].parse().ok()?;
+    let t = unix_of_date(y, m, d);
+    (civil_date(t) == (y, m, d)).then_some(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_parse_strictly() {
+        assert_eq!(parse_day("1970-01-02"), Some(86_400));
+        assert_eq!(parse_day("2024-02-29"), Some(unix_of_date(2024, 2, 29)));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-012",
+            "+026-01-01",
+            "2026-01-1x",
+            "",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn calendar_dates_round_trip() {

@@ -152,21 +152,10 @@ pub(crate) struct UsageQuery {
 
 fn day_param(name: &str, v: Option<String>) -> Result<Option<String>, Problem> {
     match v {
-        Some(d)
-            if d.len() != 10
-                || !d.bytes().enumerate().all(|(i, b)| {
-                    if i == 4 || i == 7 {
-                        b == b'-'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                }) =>
-        {
-            Err(Problem::bad_request(
-                "invalid_request",
-                format!("{name} must be a date like 2026-11-29"),
-            ))
-        }
+        Some(d) if crate::clock::parse_day(&d).is_none() => Err(Problem::bad_request(
+            "invalid_request",
+            format!("{name} must be a date like 2026-11-29"),
+        )),
         other => Ok(other),
     }
 }

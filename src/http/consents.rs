@@ -23,13 +23,7 @@ async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Val
     let consents = app.oidc.consents(&caller.claims.sub).await?;
     let mut out = Vec::with_capacity(consents.len());
     for c in consents {
-        let name = app
-            .oidc
-            .clients
-            .live(&c.client_id)
-            .await
-            .map(|client| client.name.clone())
-            .ok();
+        let name = app.oidc.client_name(&c.client_id).await;
         out.push(json!({
             "client_id": c.client_id,
             "client_name": name,

@@ -239,6 +239,15 @@ impl OidcProvider {
         Reply::error(p, e, &self.issuer)
     }
 
+    /// A registered client's name, for people to read (`None` once it is deleted).
+    pub async fn client_name(&self, client_id: &str) -> Option<String> {
+        self.clients
+            .live(client_id)
+            .await
+            .ok()
+            .map(|client| client.name.clone())
+    }
+
     /// The user's consents, and withdrawing one (which ends the client's sessions).
     pub async fn consents(&self, user_id: &str) -> Result<Vec<crate::store::ConsentRecord>> {
         Ok(self.store.consents_of(user_id).await?)

@@ -146,7 +146,13 @@ async fn console_in_a_browser(b: Backend) {
         ("APP_PAGE", "/app/page".to_string()),
     ];
     run("console.mjs", env).await;
-    // Every console write is audited with the admin as actor.
+    // Every console read and write is audited with the admin as actor.
+    assert!(
+        s.sandbox
+            .query_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'admin.read' AND actor LIKE 'admin:%'")
+            .await
+            >= 5
+    );
     assert!(
         s.sandbox
             .query_i64("SELECT COUNT(*) FROM audit_log WHERE action IN ('user.disabled', 'mfa.reset', 'client.created') AND actor LIKE 'admin:%'")

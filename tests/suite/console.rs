@@ -512,8 +512,54 @@ async fn stale_sessions_step_up_before_console_writes_and_deletion(b: Backend) {
     );
     assert_eq!(disabled().await, 0);
 
-    // Deleting one's own account two hours after signing in: sign in again first.
+    // The account page's forms: not from another site, and not on someone else's session.
     let mut browser = hosted_sign_in(&s, &target, None).await;
+    let account = browser.get(&s.url("/ui/account")).await;
+    let csrf = hidden(&account.text, "csrf_token").unwrap();
+    let admin_session = s
+        .get_bearer("/auth/me", &admin_token)
+        .await
+        .str("session_id");
+    for path in [
+        "/ui/account/email",
+        "/ui/account/password",
+        "/ui/account/sessions/revoke",
+        "/ui/account/sessions/revoke-others",
+        "/ui/account/consents/withdraw",
+        "/ui/account/identities/unlink",
+        "/ui/account/keys",
+        "/ui/account/keys/revoke",
+        "/ui/account/delete",
+    ] {
+        let r = s
+            .http
+            .post(s.url(path))
+            .header("cookie", browser.cookies(&s.base).header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "http://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .body(format!(
+                "csrf_token={csrf}&id={admin_session}&name=x&scope%3Aprofile=on"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = browser
+        .post_form(
+            &s.url("/ui/account/sessions/revoke"),
+            &[("csrf_token", &csrf), ("id", &admin_session)],
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(s.get_bearer("/auth/me", &admin_token).await.status, 200);
+    assert_eq!(
+        s.sandbox.query_i64("SELECT COUNT(*) FROM api_keys").await,
+        0
+    );
+
+    // Deleting one's own account two hours after signing in: sign in again first.
     two_hours_later(&s, &mut browser).await;
     let r = browser.get(&s.url("/ui/account/delete")).await;
     assert_eq!(r.status, 303, "{}", r.text);

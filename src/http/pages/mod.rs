@@ -24,6 +24,7 @@ mod login;
 mod logout;
 mod mfa;
 mod recovery;
+mod rows;
 mod signup;
 mod usage;
 

@@ -14,13 +14,13 @@ use crate::ui::{chart, format};
 pub async fn section(app: &AppState, id: &str, roles: &[String]) -> Result<Value, Error> {
     let summary = crate::http::ai_usage::usage_summary(app, id, roles).await?;
     let now = crate::clock::now();
-    let (year, month, _) = crate::clock::civil_date(now);
-    let first = crate::clock::unix_of_date(year, month, 1);
+    let month_start = crate::ai::meter::Windows::at(now).month_start;
+    let first = crate::clock::parse_day(&month_start).unwrap_or(now);
     let days = app
         .store
         .ai_usage_report(&UsageFilter {
             principal: Some(id.to_string()),
-            from_day: Some(crate::clock::day_string(first)),
+            from_day: Some(month_start),
             group_by: vec![UsageGroup::Day],
             limit: 40,
             ..UsageFilter::default()

@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
 use minijinja::context;
 
-use super::{AccountForm, SIGN_IN_HERE, Signed, step_up};
+use super::{AccountForm, Signed, step_up};
 use crate::app::AppState;
 use crate::error::Error;
-use crate::http::browser::browser_session;
 use crate::http::extract::Client;
 use crate::http::gate::with_session_cookies;
 use crate::http::html;
@@ -28,25 +27,8 @@ async fn fresh_enough(app: &AppState, signed: &Signed) -> Result<(), Error> {
         .await
 }
 
-/// The signed-in browser, or where to send it.
-async fn signed_in(app: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
-    let (browser, resolved) = browser_session(app, headers).await;
-    match browser {
-        Some((session, email)) => Ok(Signed {
-            session,
-            email,
-            resolved,
-        }),
-        None => Err(with_session_cookies(
-            app,
-            html::see_other(SIGN_IN_HERE),
-            &resolved,
-        )),
-    }
-}
-
 pub async fn delete_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let signed = match signed_in(&app, &headers).await {
+    let signed = match Signed::of(&app, &headers).await {
         Ok(s) => s,
         Err(res) => return res,
     };
@@ -73,7 +55,7 @@ pub async fn delete_submit(
     if let Err(e) = html::posted::<AccountForm>(&app, &headers, &body) {
         return e.page(&app);
     }
-    let signed = match signed_in(&app, &headers).await {
+    let signed = match Signed::of(&app, &headers).await {
         Ok(s) => s,
         Err(res) => return res,
     };

@@ -87,6 +87,23 @@ struct Signed {
 }
 
 impl Signed {
+    /// The browser's signed-in person, or the sign-in page to send it to.
+    async fn of(app: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
+        let (browser, resolved) = browser_session(app, headers).await;
+        match browser {
+            Some((session, email)) => Ok(Signed {
+                session,
+                email,
+                resolved,
+            }),
+            None => Err(with_session_cookies(
+                app,
+                see_other(SIGN_IN_HERE),
+                &resolved,
+            )),
+        }
+    }
+
     fn authenticated(&self) -> crate::authz::policy::Authenticated {
         match self.resolved.principal.as_ref() {
             Some(p) => p.authenticated(),
@@ -110,25 +127,17 @@ struct PageQuery {
 }
 
 pub async fn page(State(app): State<AppState>, headers: HeaderMap, uri: http::Uri) -> Response {
-    let (browser, resolved) = browser_session(&app, &headers).await;
-    let res = match browser {
-        None => see_other(SIGN_IN_HERE),
-        Some((session, email)) => {
-            let q: PageQuery = axum::extract::Query::try_from_uri(&uri)
-                .map(|q| q.0)
-                .unwrap_or_default();
-            let signed = Signed {
-                session,
-                email,
-                resolved,
-            };
-            let res = view::overview(&app, &headers, &signed, None, view::done(&q.done))
-                .await
-                .unwrap_or_else(|e| Problem::from(e).into_response());
-            return with_session_cookies(&app, res, &signed.resolved);
-        }
+    let signed = match Signed::of(&app, &headers).await {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    with_session_cookies(&app, res, &resolved)
+    let q: PageQuery = axum::extract::Query::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let res = view::overview(&app, &headers, &signed, None, view::done(&q.done))
+        .await
+        .unwrap_or_else(|e| Problem::from(e).into_response());
+    with_session_cookies(&app, res, &signed.resolved)
 }
 
 /// Where the step-up page sends the browser back to after a refusal for `rd`.
@@ -159,14 +168,9 @@ async fn submit(
         Ok(f) => f,
         Err(e) => return e.page(&app),
     };
-    let (browser, resolved) = browser_session(&app, &headers).await;
-    let Some((session, email)) = browser else {
-        return with_session_cookies(&app, see_other(SIGN_IN_HERE), &resolved);
-    };
-    let signed = Signed {
-        session,
-        email,
-        resolved,
+    let signed = match Signed::of(&app, &headers).await {
+        Ok(s) => s,
+        Err(res) => return res,
     };
     let res = match actions::act(&app, action, &info, &headers, &signed, &form, &body).await {
         Ok(res) => res,

@@ -8,9 +8,8 @@ use super::Signed;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::http::html;
-use crate::http::pages::form_page;
+use crate::http::pages::{form_page, rows};
 use crate::identity::factors::TotpEnrolment;
-use crate::ui::format;
 use axum::response::Response;
 
 /// The message for `?done=`, from a fixed list (anything else says nothing).
@@ -48,28 +47,21 @@ pub async fn overview(
         .into_iter()
         .map(|p| context! { id => p.id, name => p.name })
         .collect();
+    let current = Some(signed.session.session_id.as_str());
     let sessions: Vec<Value> = app
         .sessions
         .list(user_id)
         .await?
         .iter()
-        .map(|s| {
-            context! {
-                id => s.id.clone(), current => s.id.clone() == signed.session.session_id,
-                device => format::device(s.user_agent.as_deref()), ip => s.ip.clone(),
-                client_id => (s.client_id != crate::authz::FIRST_PARTY_CLIENT).then(|| s.client_id.clone()), created_at => s.created_at, last_used_at => s.last_used_at,
-            }
-        })
+        .map(|s| rows::session(s, current))
         .collect();
     let mut consents = Vec::new();
     for c in app.oidc.consents(user_id).await? {
         let name = app
             .oidc
-            .clients
-            .live(&c.client_id)
+            .client_name(&c.client_id)
             .await
-            .map(|client| client.name.clone())
-            .unwrap_or_else(|_| c.client_id.clone());
+            .unwrap_or_else(|| c.client_id.clone());
         consents.push(context! { client_id => c.client_id.clone(), name, scopes => c.scopes.clone(), granted_at => c.granted_at });
     }
     let labels: Vec<(String, String)> = app
@@ -102,12 +94,7 @@ pub async fn overview(
         .await?
         .iter()
         .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
-        .map(|k| {
-            context! {
-                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.split_whitespace().map(str::to_string).collect::<Vec<_>>(), created_at => k.created_at,
-                expires_at => k.expires_at, last_used_at => k.last_used_at,
-            }
-        })
+        .map(rows::api_key)
         .collect();
     let held = app
         .config

@@ -10,7 +10,7 @@ use axum::response::Response;
 use http::HeaderMap;
 use minijinja::{Value, context};
 
-use super::{Operator, console, encode};
+use super::{Operator, console, console_form, encode};
 use crate::app::AppState;
 use crate::http::admin_audit::{AuditQuery, entries, verify_chain};
 use crate::http::extract::Client;
@@ -39,20 +39,9 @@ fn day_ms(day: &str) -> Result<Option<i64>, Problem> {
     if day.is_empty() {
         return Ok(None);
     }
-    let bad = || Problem::bad_request("invalid_request", "a day is written 2026-11-29");
-    let mut parts = day.splitn(3, '-').map(|p| p.parse::<u32>().ok());
-    match (
-        parts.next().flatten(),
-        parts.next().flatten(),
-        parts.next().flatten(),
-    ) {
-        (Some(y), Some(m), Some(d))
-            if day.len() == 10 && (1..=12).contains(&m) && (1..=31).contains(&d) =>
-        {
-            Ok(Some(crate::clock::unix_of_date(i64::from(y), m, d) * 1000))
-        }
-        _ => Err(bad()),
-    }
+    crate::clock::parse_day(day)
+        .map(|t| Some(t * 1000))
+        .ok_or_else(|| Problem::bad_request("invalid_request", "a day is written 2026-11-29"))
 }
 
 /// An entry as the table shows it: accounts by their address where they still exist
@@ -184,17 +173,15 @@ pub async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = html::posted::<VerifyForm>(&app, &headers, &body) {
-        return e.page(&app);
-    }
     // Checking is a read of the whole log, not a change: no fresh second factor needed.
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         false,
         "/ui/admin/audit",
-        |app, op, headers| async move {
+        |app, op, headers, _: VerifyForm| async move {
             let result = verify_chain(&app, &op.ctx).await?;
             render(&app, &headers, &op, Filters::default(), Some(result)).await
         },

@@ -9,7 +9,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use minijinja::{Value, context};
 
-use super::{Operator, console, encode, page};
+use super::{Operator, confirmed, console, console_form, encode, page};
 use crate::app::AppState;
 use crate::http::extract::Client;
 use crate::http::html::{self, see_other};
@@ -110,17 +110,14 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: ClientForm = match html::posted(&app, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.page(&app),
-    };
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         true,
         "/ui/admin/clients",
-        |app, op, headers| async move {
+        |app, op, headers, form: ClientForm| async move {
             let spec = ClientSpec {
                 name: form.name.trim().to_string(),
                 redirect_uris: lines(&form.redirect_uris),
@@ -176,18 +173,15 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form: ClientForm = match html::posted(&app, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.page(&app),
-    };
     let here = format!("/ui/admin/clients/{}", encode(&id));
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         true,
         &here.clone(),
-        |app, op, _headers| async move {
+        |app, op, _headers, form: ClientForm| async move {
             let patch = ClientPatch {
                 name: Some(form.name.trim().to_string()),
                 redirect_uris: Some(lines(&form.redirect_uris)),
@@ -211,30 +205,22 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form: ClientForm = match html::posted(&app, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.page(&app),
-    };
     let here = format!("/ui/admin/clients/{}", encode(&id));
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         true,
         &here,
-        |app, op, headers| async move {
+        |app, op, headers, form: ClientForm| async move {
             match action.as_str() {
                 "secret" => {
                     let secret = app.oidc.clients.rotate_secret(&id, &op.ctx).await?;
                     Ok(secret_page(&app, &headers, &op, &id, &secret))
                 }
                 "delete" => {
-                    if form.confirm != "yes" {
-                        return Err(Problem::bad_request(
-                            "confirm_required",
-                            "tick the box to confirm",
-                        ));
-                    }
+                    confirmed(&form.confirm)?;
                     app.oidc.clients.delete(&id, &op.ctx).await?;
                     Ok(see_other("/ui/admin/clients"))
                 }

@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::http::admin::{Admin, admit};
 use crate::http::browser::browser_session;
 use crate::http::gate::with_session_cookies;
-use crate::http::html::{self, see_other};
+use crate::http::html::{self, OurForm, see_other};
 use crate::http::problem::Problem;
 use crate::session::ClientInfo;
 
@@ -118,6 +118,45 @@ where
         }
     };
     with_session_cookies(&app, res, &resolved)
+}
+
+/// `console` for a form: its body is checked like every hosted form's (`html::posted`)
+/// before anything else, and handed to `work` as `T`.
+async fn console_form<T, F, Fut>(
+    app: AppState,
+    headers: &HeaderMap,
+    info: ClientInfo,
+    body: &[u8],
+    writes: bool,
+    here: &str,
+    work: F,
+) -> Response
+where
+    T: OurForm,
+    F: FnOnce(AppState, Operator, HeaderMap, T) -> Fut,
+    Fut: Future<Output = Result<Response, Problem>>,
+{
+    match html::posted::<T>(&app, headers, body) {
+        Ok(form) => {
+            console(app, headers, info, writes, here, |app, op, headers| {
+                work(app, op, headers, form)
+            })
+            .await
+        }
+        Err(e) => e.page(&app),
+    }
+}
+
+/// A console form's "tick to confirm" box.
+fn confirmed(confirm: &str) -> Result<(), Problem> {
+    if confirm == "yes" {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "confirm_required",
+            "tick the box to confirm",
+        ))
+    }
 }
 
 /// The page for a refused console request.

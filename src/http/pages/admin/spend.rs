@@ -38,8 +38,7 @@ impl SpendQuery {
         limit: i64,
     ) -> Result<(UsageFilter, UsageGroup, &'static str), crate::http::problem::Problem> {
         let now = crate::clock::now();
-        let (y, m, _) = crate::clock::civil_date(now);
-        let month_start = crate::clock::day_string(crate::clock::unix_of_date(y, m, 1));
+        let month_start = crate::ai::meter::Windows::at(now).month_start;
         let group = UsageGroup::parse(&self.group).unwrap_or(UsageGroup::User);
         let sort = match (self.sort.as_str(), group) {
             ("group", _) | ("", UsageGroup::Day) => "group",
@@ -103,8 +102,8 @@ pub async fn page(
             })
             .await
             .map_err(Error::from)?;
-        let first = day_unix(filter.from_day.as_deref()).unwrap_or_else(crate::clock::now);
-        let last = day_unix(filter.to_day.as_deref()).unwrap_or_else(crate::clock::now);
+        let first = filter.from_day.as_deref().and_then(crate::clock::parse_day).unwrap_or_else(crate::clock::now);
+        let last = filter.to_day.as_deref().and_then(crate::clock::parse_day).unwrap_or_else(crate::clock::now);
         let bars = chart::daily(first, last, |day| {
             let pico = days.iter().find(|r| r.day.as_deref() == Some(day)).map_or(0, |r| r.cost_pico);
             let usd = pico as f64 / PICO_PER_USD;
@@ -133,15 +132,6 @@ pub async fn page(
         ))
     })
     .await
-}
-
-/// Midnight UTC of a `YYYY-MM-DD` day (already checked by `usage_filter`).
-fn day_unix(day: Option<&str>) -> Option<i64> {
-    let day = day?;
-    let y = day.get(..4)?.parse().ok()?;
-    let m = day.get(5..7)?.parse().ok()?;
-    let d = day.get(8..10)?.parse().ok()?;
-    Some(crate::clock::unix_of_date(y, m, d))
 }
 
 pub async fn csv(

@@ -9,15 +9,14 @@ use axum::response::Response;
 use http::HeaderMap;
 use minijinja::{Value, context};
 
-use super::{console, encode, page};
+use super::{confirmed, console, console_form, encode, page};
 use crate::app::AppState;
 use crate::http::admin::{create_account, erase_account, user_id, user_query};
 use crate::http::extract::Client;
 use crate::http::html::{self, see_other};
-use crate::http::pages::usage;
+use crate::http::pages::{rows, usage};
 use crate::http::problem::Problem;
 use crate::store::UserRecord;
-use crate::ui::format;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -114,17 +113,14 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: NewUserForm = match html::posted(&app, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.page(&app),
-    };
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         true,
         "/ui/admin/users",
-        |app, op, _headers| async move {
+        |app, op, _headers, form: NewUserForm| async move {
             let password = Some(form.password.as_str()).filter(|p| !p.is_empty());
             let (user, _) = create_account(&app, &form.email, password, &[], None, &op.ctx).await?;
             Ok(see_other(&format!(
@@ -197,12 +193,7 @@ async fn user_page(app: &AppState, user: &UserRecord) -> Result<Value, Problem> 
         .list(&user.id)
         .await?
         .iter()
-        .map(|s| {
-            context! {
-                id => s.id.clone(), device => format::device(s.user_agent.as_deref()), ip => s.ip.clone(),
-                client_id => (s.client_id != crate::authz::FIRST_PARTY_CLIENT).then(|| s.client_id.clone()), created_at => s.created_at, last_used_at => s.last_used_at,
-            }
-        })
+        .map(|s| rows::session(s, None))
         .collect();
     let identities: Vec<Value> = app
         .identity
@@ -216,13 +207,7 @@ async fn user_page(app: &AppState, user: &UserRecord) -> Result<Value, Problem> 
         .list(&user.id)
         .await?
         .iter()
-        .map(|k| {
-            context! {
-                id => k.id.clone(), name => k.name.clone(), scopes => k.scopes.split_whitespace().map(str::to_string).collect::<Vec<_>>(), created_at => k.created_at,
-                expires_at => k.expires_at, last_used_at => k.last_used_at,
-                revoked => k.revoked_at.is_some(),
-            }
-        })
+        .map(rows::api_key)
         .collect();
     let grantable: Vec<String> = app
         .config
@@ -260,18 +245,15 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form: ActionForm = match html::posted(&app, &headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.page(&app),
-    };
     let here = format!("/ui/admin/users/{}", encode(&id));
-    console(
+    console_form(
         app,
         &headers,
         info,
+        &body,
         true,
         &here.clone(),
-        |app, op, _headers| async move {
+        |app, op, _headers, form: ActionForm| async move {
             let user = app.identity.by_id(user_id(&id)?).await?;
             let ctx = &op.ctx;
             // An administrator does not lock themselves out here (disabling, or taking away
@@ -355,12 +337,7 @@ pub async fn act(
                     "role_revoked"
                 }
                 "delete" => {
-                    if form.confirm != "yes" {
-                        return Err(Problem::bad_request(
-                            "confirm_required",
-                            "tick the box to confirm",
-                        ));
-                    }
+                    confirmed(&form.confirm)?;
                     erase_account(&app, &user, ctx).await?;
                     return Ok(see_other("/ui/admin/users?done=deleted"));
                 }
