@@ -86,7 +86,7 @@ const STYLE: &str = include_str!("style.css");
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 30] = [
+const TEMPLATES: [(&str, &str); 32] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("mfa.html", include_str!("templates/mfa.html")),
@@ -109,6 +109,11 @@ const TEMPLATES: [(&str, &str); 30] = [
     ("form_post.html", include_str!("templates/form_post.html")),
     ("link.html", include_str!("templates/link.html")),
     ("usage.html", include_str!("templates/usage.html")),
+    (
+        "sessions_table.html",
+        include_str!("templates/sessions_table.html"),
+    ),
+    ("keys_table.html", include_str!("templates/keys_table.html")),
     (
         "key_created.html",
         include_str!("templates/key_created.html"),
@@ -506,6 +511,36 @@ mod tests {
             .unwrap();
         assert!(post.contains(&format!("<script>{FORM_POST_SCRIPT}</script>")));
         assert!(pages.form_post_csp().contains("script-src 'sha256-"));
+    }
+
+    #[test]
+    fn shared_tables_post_to_their_page() {
+        let pages = Pages::new(&settings());
+        let session = context! { id => "s1", device => "Firefox", current => false };
+        let key =
+            context! { id => "k1", name => "ci", scopes => vec!["docs:read"], revoked => false };
+        let account = pages
+            .render_in(
+                Locale::ENGLISH,
+                "account.html",
+                context! { csrf => "c", email => "a@b.c", sessions => vec![session.clone()],
+                keys => vec![key.clone()], usage => usage_section("x") },
+            )
+            .unwrap()
+            .replace("&#x2f;", "/");
+        assert!(account.contains(r#"action="/ui/account/sessions/revoke""#));
+        assert!(account.contains(r#"action="/ui/account/keys/revoke""#));
+        let console = pages
+            .render_in(
+                Locale::ENGLISH,
+                "admin_user.html",
+                context! { csrf => "c", user => context! { id => "u1", email => "a@b.c" },
+                sessions => vec![session], keys => vec![key], usage => usage_section("x") },
+            )
+            .unwrap()
+            .replace("&#x2f;", "/");
+        assert!(console.contains(r#"action="/ui/admin/users/u1/revoke-session""#));
+        assert!(console.contains(r#"action="/ui/admin/users/u1/revoke-key""#));
     }
 
     #[test]
