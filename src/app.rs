@@ -87,12 +87,45 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     }
     let store = Store::connect(&config.database_url)
         .await
-        .context("cannot open the database")?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {} (database_url / TOLLGATE_DATABASE_URL)",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
     store
         .migrate()
         .await
         .context("cannot apply database migrations")?;
     Ok(store)
+}
+
+/// Fails unless `config` points at an install that `serve` or `migrate` made: its key
+/// directory, and for SQLite its database file. The message names where it looked.
+pub fn require_install(config: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
+    let keys = keys_dir(config);
+    let sqlite_file = config
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).to_path_buf());
+    let missing = if !keys.is_dir() {
+        Some(keys)
+    } else {
+        sqlite_file.filter(|f| !f.is_file())
+    };
+    let Some(missing) = missing else {
+        return Ok(());
+    };
+    let config_file = match config_file {
+        Some(p) => p.display().to_string(),
+        None => "none (--config or TOLLGATE_CONFIG)".into(),
+    };
+    anyhow::bail!(
+        "no Tollgate install here: {} does not exist (data dir {}, config file {config_file}); \
+         point --data-dir or --config at the install, or create one with `tollgate serve` or `tollgate migrate`",
+        missing.display(),
+        config.data_dir.display(),
+    )
 }
 
 pub fn keys_dir(config: &Config) -> std::path::PathBuf {
@@ -108,12 +141,13 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let password_cfg = config.password.clone();
     let hasher =
         Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
-    let assertions = Assertions::new(keys.clone(), &config.public_url);
+    let assertions = Assertions::new(keys.clone(), &config.public_url, config.access_token_alg);
     let tokens = Arc::new(AccessTokens::new(
         keys.clone(),
         revocations.set().clone(),
         &config.public_url,
         config.access_ttl,
+        config.access_token_alg,
     ));
     let sessions = Arc::new(Sessions::new(
         store.clone(),

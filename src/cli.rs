@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::app;
 use crate::audit::{Context, Outcome};
-use crate::config::{Config, parse_duration};
+use crate::config::{Config, Purpose, parse_duration};
 use crate::keys::KeyRing;
 use crate::store::UserRecord;
 
@@ -25,6 +25,10 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// The data directory (database file, signing keys, outbox); wins over
+    /// TOLLGATE_DATA_DIR and the file's `data_dir`.
+    #[arg(long, global = true, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,16 +179,27 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let config = match Config::load(cli.config.as_deref()) {
+    let purpose = match cli.command {
+        Command::Serve => Purpose::Serve,
+        _ => Purpose::Administer,
+    };
+    let config = match Config::load(cli.config.as_deref(), cli.data_dir.as_deref(), purpose) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // Only `serve` and `migrate` make an install: any other command run from the wrong
+    // directory (or with a mistyped data dir) must not quietly start an empty one.
+    if !matches!(cli.command, Command::Serve | Command::Migrate)
+        && let Err(e) = app::require_install(&config, cli.config.as_deref())
+    {
+        return fail(e);
+    }
     let log_filter = if matches!(cli.command, Command::Serve) {
         config.log.clone()
     } else {
         "warn".into()
     };
-    if let Err(e) = crate::telemetry::init_logging(&log_filter) {
+    if let Err(e) = crate::telemetry::init_logging(&log_filter, config.log_format) {
         return fail(e);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

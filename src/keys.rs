@@ -5,7 +5,12 @@
 //!   client asks for it, ID tokens.
 //! - **RSA-2048** (`rsa-<created ms>.pk8`) signs ID tokens `RS256`, the algorithm every
 //!   OpenID Connect library understands (OIDC Discovery requires providers to offer it).
+//! - **P-256** (`p256-<created ms>.pk8`) signs `ES256`.
 //!
+//! Access tokens and identity assertions are read by resource servers, some of whose JOSE
+//! libraries have no Ed25519 (Java's, Apache's): `[tokens] access_token_alg` picks the
+//! family that signs them (`EdDSA`, `ES256` or `RS256`); every family is always published,
+//! so changing the setting needs no new key and outstanding tokens still verify.
 //! In each family the newest key older than [`ACTIVATION_DELAY_MS`] signs (the only key,
 //! on first start); a newer one is already published and accepted, so every node has it
 //! before it is used. Older keys stay published until every token they could have signed
@@ -20,7 +25,9 @@ use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::json;
@@ -45,22 +52,39 @@ pub const MAX_JWT_BYTES: usize = 8 * 1024;
 pub enum Family {
     Ed25519,
     Rsa,
+    P256,
 }
 
 impl Family {
-    const ALL: [Family; 2] = [Family::Ed25519, Family::Rsa];
+    pub const ALL: [Family; 3] = [Family::Ed25519, Family::Rsa, Family::P256];
 
     pub fn alg(self) -> Algorithm {
         match self {
             Family::Ed25519 => Algorithm::EdDSA,
             Family::Rsa => Algorithm::RS256,
+            Family::P256 => Algorithm::ES256,
         }
+    }
+
+    /// The JOSE name of [`Family::alg`].
+    pub fn alg_name(self) -> &'static str {
+        match self {
+            Family::Ed25519 => "EdDSA",
+            Family::Rsa => "RS256",
+            Family::P256 => "ES256",
+        }
+    }
+
+    /// The family that signs `alg` (a JOSE name), if Tollgate signs with it.
+    pub fn of_alg_name(alg: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.alg_name() == alg)
     }
 
     fn prefix(self) -> &'static str {
         match self {
             Family::Ed25519 => "ed25519-",
             Family::Rsa => "rsa-",
+            Family::P256 => "p256-",
         }
     }
 }
@@ -94,8 +118,10 @@ pub struct SigningKey {
 pub struct KeySet {
     /// The Ed25519 key that signs now.
     pub active: Arc<SigningKey>,
-    /// The RSA key that signs `RS256` ID tokens now.
+    /// The RSA key that signs `RS256` now.
     pub active_rsa: Arc<SigningKey>,
+    /// The P-256 key that signs `ES256` now.
+    pub active_p256: Arc<SigningKey>,
     by_kid: HashMap<String, Arc<SigningKey>>,
     /// The JWKS document, rendered once per snapshot.
     pub jwks: serde_json::Value,
@@ -110,6 +136,7 @@ impl KeySet {
         match family {
             Family::Ed25519 => &self.active,
             Family::Rsa => &self.active_rsa,
+            Family::P256 => &self.active_p256,
         }
     }
 }
@@ -217,6 +244,7 @@ impl KeyRing {
         create_private_dir(dir)?;
         let path = write_new_key(dir, Family::Ed25519)?;
         write_new_key(dir, Family::Rsa)?;
+        write_new_key(dir, Family::P256)?;
         let key = read_key(&path, Family::Ed25519)?
             .ok_or_else(|| Error::Internal("new key unreadable".into()))?;
         Ok((key.kid, (key.created_ms + ACTIVATION_DELAY_MS) / 1000))
@@ -274,6 +302,11 @@ fn okp_members(x: &str) -> String {
     format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#)
 }
 
+/// The RFC 7638 thumbprint input of a P-256 key.
+fn ec_members(x: &str, y: &str) -> String {
+    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
+}
+
 /// The RFC 7638 thumbprint input of an RSA key.
 fn rsa_members(n: &str, e: &str) -> String {
     format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)
@@ -329,6 +362,13 @@ fn write_new_key(dir: &Path, family: Family) -> Result<PathBuf> {
             .map_err(|_| failed())?
             .as_ref()
             .to_vec(),
+        Family::P256 => EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| failed())?
+        .as_ref()
+        .to_vec(),
         Family::Rsa => aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
             .map_err(|_| failed())?
             .as_der()
@@ -401,15 +441,26 @@ fn read_key(path: &Path, family: Family) -> Result<Option<SigningKey>> {
             let jwk = json!({ "kty": "RSA", "n": n, "e": e });
             (kid, encoding, decoding, jwk)
         }
+        Family::P256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .map_err(|_| not_a_key())?;
+            // An uncompressed point: 0x04, then x and y of 32 bytes each.
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err(not_a_key());
+            }
+            let (x, y) = (b64url(&point[1..33]), b64url(&point[33..]));
+            let decoding = DecodingKey::from_ec_components(&x, &y)
+                .map_err(|e| Error::Internal(format!("public key: {e}")))?;
+            let kid = thumbprint(&ec_members(&x, &y));
+            let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y });
+            (kid, EncodingKey::from_ec_der(&der), decoding, jwk)
+        }
     };
     let mut jwk = members;
     jwk["kid"] = kid.clone().into();
     jwk["use"] = "sig".into();
-    jwk["alg"] = match family {
-        Family::Ed25519 => "EdDSA",
-        Family::Rsa => "RS256",
-    }
-    .into();
+    jwk["alg"] = family.alg_name().into();
     Ok(Some(SigningKey {
         kid,
         family,
@@ -460,18 +511,20 @@ fn load(dir: &Path, access_ttl_ms: i64, now: i64) -> Result<KeySet> {
                 Error::Internal(format!("no {family:?} signing key in {}", dir.display()))
             })?;
         active.push(signing);
-        // Newest first within a family; Ed25519 (what access tokens use) before RSA.
+        // Newest first within a family; Ed25519 (the default) first.
         all.extend(keys.into_iter().rev());
     }
     let jwks = json!({
         "keys": all.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()
     });
+    let active_p256 = active.pop().expect("one per family");
     let active_rsa = active.pop().expect("one per family");
     let active = active.pop().expect("one per family");
     let by_kid = all.into_iter().map(|k| (k.kid.clone(), k)).collect();
     Ok(KeySet {
         active,
         active_rsa,
+        active_p256,
         by_kid,
         jwks,
     })
@@ -499,8 +552,8 @@ mod tests {
             "a new key is published before it signs"
         );
         assert!(set.get(&second).is_some());
-        // Two generations of two families.
-        assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 4);
+        // Two generations of three families.
+        assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 6);
         let later = load(
             &dir,
             900_000,
@@ -523,6 +576,7 @@ mod tests {
         assert!(set.get(&first).is_none());
         assert_eq!(list_key_files(&dir, Family::Ed25519).unwrap().len(), 1);
         assert_eq!(list_key_files(&dir, Family::Rsa).unwrap().len(), 1);
+        assert_eq!(list_key_files(&dir, Family::P256).unwrap().len(), 1);
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -571,6 +625,46 @@ mod tests {
         forged.typ = Some("JWT".into());
         let hs = jsonwebtoken::encode(&forged, &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert!(ring.key_for(&hs, |_| true).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn p256_keys_sign_es256_and_are_published_as_ec_jwks() {
+        let dir = temp_dir();
+        let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
+        let set = ring.current();
+        let ec = set.jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kty"] == "EC")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (ec["alg"].as_str(), ec["crv"].as_str()),
+            (Some("ES256"), Some("P-256"))
+        );
+        let claims = json!({ "sub": "u1", "aud": "a", "exp": 4_000_000_000i64 });
+        let token = ring.sign_as(Family::P256, "at+jwt", &claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(
+            (header.alg, header.kid.as_deref()),
+            (Algorithm::ES256, ec["kid"].as_str())
+        );
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ec).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::ES256);
+        v.set_audience(&["a"]);
+        jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_jwk(&jwk).unwrap(),
+            &v,
+        )
+        .unwrap();
+        let mut all = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        all.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
+        all.set_audience(&["a"]);
+        ring.verify::<serde_json::Value>(&token, |_| true, &all)
+            .unwrap();
         std::fs::remove_dir_all(dir).ok();
     }
 }

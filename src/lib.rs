@@ -44,7 +44,7 @@ pub(crate) mod ui;
 
 // `bench/verify.rs`: the access-token verifier and the revocation set it consults.
 pub use error::Error;
-pub use keys::KeyRing;
+pub use keys::{Family as KeyFamily, KeyRing};
 pub use session::{AccessTokens, RevocationSet, TokenSubject};
 
 // `bench/limits.rs`: the rate limiter, its rules, and the bare GCRA as its baseline.

@@ -1,4 +1,6 @@
-//! Logs (JSON lines on stderr, filtered by `TOLLGATE_LOG`) and the Prometheus recorder.
+//! Logs (JSON lines, or human-readable lines with `TOLLGATE_LOG_FORMAT=pretty`, on
+//! stderr, filtered by `TOLLGATE_LOG`; one access line per request, target
+//! `tollgate::access`) and the Prometheus recorder.
 //!
 //! Nothing secret is ever passed to a log call: handlers log ids and outcomes, never
 //! bodies, headers, tokens or hashes.
@@ -8,18 +10,70 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the JSON log subscriber; an invalid filter is a configuration error.
-pub fn init_logging(filter: &str) -> Result<(), String> {
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default: what log shippers read).
+    Json,
+    /// One human-readable line per event, for a terminal.
+    Pretty,
+}
+
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a `TOLLGATE_LOG` filter more strictly than `tracing` does: each
+/// comma-separated directive is a level, or `target=level` (`target[span]=level` too).
+/// `tracing` reads a bare word as a target to log at every level, so a mistyped level
+/// (`infoo`) would silently drop every line.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    let expected = |d: &str| {
+        format!(
+            "comma-separated directives, each a level ({}) or target=level; '{d}' is neither",
+            LEVELS.join(", ")
+        )
+    };
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level,
+            Some(_) => return Err(expected(directive)),
+            None => directive,
+        };
+        if !LEVELS.contains(&level.trim().to_ascii_lowercase().as_str()) {
+            return Err(expected(directive));
+        }
+    }
+    EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Installs the log subscriber; an invalid filter is a configuration error.
+pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
+    check_filter(filter).map_err(|e| format!("invalid log (TOLLGATE_LOG): {e}"))?;
     let filter =
         EnvFilter::try_new(filter).map_err(|e| format!("invalid log (TOLLGATE_LOG): {e}"))?;
-    let _ = tracing_subscriber::fmt()
-        .json()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .try_init()
+        }
+    };
     Ok(())
+}
+
+/// Names the account a request acts for on the request's span, so the access log line
+/// (and every other line of that request) carries it. A no-op outside a request.
+pub fn record_user(user_id: &str) {
+    tracing::Span::current().record("user", user_id);
 }
 
 /// How often the recorder's upkeep runs: histogram samples (24 bytes each, one or two a
@@ -74,6 +128,22 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_filters_with_a_mistyped_level_are_refused() {
+        for good in [
+            "info",
+            "warn,tollgate=debug",
+            "info,tollgate::access=off",
+            "",
+            "INFO",
+        ] {
+            assert!(check_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["infoo", "info,tolgate", "tollgate=verbose", "=info"] {
+            assert!(check_filter(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn labels_come_from_known_sets() {

@@ -17,6 +17,7 @@ use http::{Method, Response, StatusCode};
 use super::charge::{Admitted, Ending};
 use super::relay::{self, RelayEnd};
 use super::scrub::{Scrubber, scrubbed};
+use super::usage_chunk::UsageChunkFilter;
 use super::{Ai, AiProvider, Payer, upstream};
 use crate::outbound::SendError;
 
@@ -28,6 +29,8 @@ pub struct Outgoing<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub body: Vec<u8>,
+    /// Tollgate asked for a stream's usage chunk that the client did not ask for.
+    pub hide_usage_chunk: bool,
 }
 
 /// Why no answer of the provider's is relayed.
@@ -62,6 +65,7 @@ impl Ai {
         // Listing endpoints page with query parameters; metered calls take none.
         let query = out.query.filter(|_| admitted.is_none());
         let empty = out.body.is_empty();
+        let usage_chunk = out.hide_usage_chunk.then(UsageChunkFilter::default);
         let request = upstream::request(cfg, out.path, query, out.method, out.headers, empty)
             .and_then(|b| b.body(Body::from(out.body)).ok());
         let Some(request) = request else {
@@ -130,6 +134,7 @@ impl Ai {
             body,
             &content_type,
             Scrubber::new(key),
+            usage_chunk,
             self.config.drain_timeout,
             move |end: RelayEnd| async move {
                 let status = i32::from(status.as_u16());

@@ -13,6 +13,7 @@ pub mod request;
 pub mod scrub;
 pub mod upstream;
 pub mod usage;
+pub mod usage_chunk;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::BoxError;
 use super::scrub::Scrubber;
 use super::usage::{Usage, UsageReader};
+use super::usage_chunk::UsageChunkFilter;
 
 /// How a relayed body ended.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +39,14 @@ impl RelayEnd {
 }
 
 /// Starts relaying `body`; the receiver yields what the client gets, through `scrubber`
-/// (the usage is read from what the provider sent). `done` runs once the upstream body has
-/// ended, failed or been abandoned.
+/// and, when Tollgate asked for a usage chunk the client did not, `usage_chunk` (the usage
+/// is read from what the provider sent). `done` runs once the upstream body has ended,
+/// failed or been abandoned.
 pub fn spawn<B, F, Fut>(
     body: B,
     content_type: &str,
     mut scrubber: Scrubber,
+    mut usage_chunk: Option<UsageChunkFilter>,
     drain: Duration,
     done: F,
 ) -> mpsc::Receiver<Result<Bytes, BoxError>>
@@ -74,7 +77,10 @@ where
                         continue;
                     };
                     reader.feed(&data);
-                    let data = scrubber.feed(&data);
+                    let mut data = scrubber.feed(&data);
+                    if let Some(f) = usage_chunk.as_mut() {
+                        data = f.feed(&data);
+                    }
                     // A client that stops reading but keeps its connection counts as
                     // gone after `drain`, so the call is still settled.
                     if let Some(tx) = &client
@@ -95,7 +101,12 @@ where
                 }
             }
         };
-        let tail = scrubber.finish();
+        let mut tail = scrubber.finish();
+        if let Some(f) = usage_chunk.as_mut() {
+            let mut rest = f.feed(&tail).to_vec();
+            rest.extend_from_slice(&f.finish());
+            tail = Bytes::from(rest);
+        }
         if !tail.is_empty()
             && let Some(tx) = &client
         {

@@ -81,6 +81,9 @@ pub struct AiRequest {
     pub logged_prompt: Option<String>,
     /// The body as it will be forwarded.
     pub bytes: Vec<u8>,
+    /// `stream_options.include_usage` was set by Tollgate, not the client: the usage
+    /// chunk is for the meter only.
+    pub hide_usage_chunk: bool,
 }
 
 /// How the output bound is enforced for this caller.
@@ -177,11 +180,16 @@ impl AiRequest {
         }
 
         let max_output = bound_output(endpoint, kind, &mut body, output)?.saturating_mul(choices);
+        let mut hide_usage_chunk = false;
         if stream
             && kind == ProviderKind::OpenAi
             && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
         {
             // Without it an OpenAI stream never says what it used.
+            hide_usage_chunk = body
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                != Some(&Value::Bool(true));
             let options = body
                 .entry("stream_options")
                 .or_insert_with(|| Value::Object(Map::new()));
@@ -219,6 +227,7 @@ impl AiRequest {
             max_output,
             logged_prompt: logged,
             bytes,
+            hide_usage_chunk,
         })
     }
 }

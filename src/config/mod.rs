@@ -26,7 +26,22 @@ use crate::mail::MailConfig;
 use crate::oidc::OidcConfig;
 use crate::oidc::federation::{ProviderConfig, ProviderSpec};
 use crate::session::SessionConfig;
+pub use crate::telemetry::LogFormat;
 use crate::ui::UiConfig;
+
+/// What a configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `serve`: every secret the configuration names must be there.
+    Serve,
+    /// `migrate` and the administrative commands: the secrets of the services they never call (AI
+    /// providers, identity providers, metrics) may be missing. Mail's may not: commands
+    /// send invitations.
+    Administer,
+}
+
+/// What stands for a secret an administrative command does not use.
+const UNUSED_SECRET: &str = "(unused by this command)";
 
 /// The resolved configuration every subcommand runs with. `Debug` redacts the
 /// credentials that database and Redis URLs may carry.
@@ -40,7 +55,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// The key family that signs access tokens and identity assertions.
+    pub access_token_alg: crate::keys::Family,
     pub log: String,
+    pub log_format: LogFormat,
     pub limits_enabled: bool,
     pub limits: LimitsConfig,
     pub mail: MailConfig,
@@ -182,34 +200,60 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// Loads the file (if any) and applies the environment on top.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    /// Loads the file (if any) and applies the environment on top; `data_dir` (the
+    /// `--data-dir` flag) wins over both.
+    pub fn load(
+        path: Option<&Path>,
+        data_dir: Option<&Path>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
+        let env = |k: &str| {
+            if k == "TOLLGATE_DATA_DIR"
+                && let Some(d) = data_dir
+            {
+                return Some(d.display().to_string());
+            }
+            std::env::var(k).ok().filter(|v| !v.is_empty())
+        };
         let file = match path {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
-        Self::resolve(file, env)
+        Self::resolve_for(file, env, purpose)
     }
 
-    /// Resolution proper, with the environment injected so it can be tested.
+    /// Resolution for serving, with the environment injected.
+    #[cfg(test)]
     pub fn resolve(
         file: FileConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Self::resolve_for(file, env, Purpose::Serve)
+    }
+
+    /// Resolution proper.
+    pub fn resolve_for(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
+        // Administrative commands never call an AI provider, an identity provider or the
+        // metrics listener: their secrets may be absent from the environment.
+        let service_env = |k: &str| {
+            env(k).or_else(|| (purpose == Purpose::Administer).then(|| UNUSED_SECRET.to_string()))
+        };
         let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
 
         let listen_raw = pick("TOLLGATE_LISTEN", file.listen).unwrap_or("127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
-            invalid(
-                "listen (TOLLGATE_LISTEN)",
-                "an address like 127.0.0.1:8080",
-                &listen_raw,
-            )
-        })?;
+        let listen = listen_address(&listen_raw)?;
 
+        // By default the public URL is what was typed: `localhost:8080` gives pages on
+        // `http://localhost:8080`, whose Origin then matches.
         let public_url = match pick("TOLLGATE_PUBLIC_URL", file.public_url) {
             Some(u) => parse_public_url(&u)?,
+            None if listen_raw.parse::<SocketAddr>().is_err() => {
+                parse_public_url(&format!("http://{listen_raw}"))?
+            }
             None => format!("http://{listen}"),
         };
 
@@ -261,6 +305,28 @@ impl Config {
             "30d",
         )?;
         let log = pick("TOLLGATE_LOG", file.log).unwrap_or("info".into());
+        crate::telemetry::check_filter(&log)
+            .map_err(|why| invalid("log (TOLLGATE_LOG)", &why, &log))?;
+        let log_format = match pick("TOLLGATE_LOG_FORMAT", file.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format (TOLLGATE_LOG_FORMAT)",
+                    "json or pretty",
+                    other,
+                ));
+            }
+        };
+        let alg = pick("TOLLGATE_ACCESS_TOKEN_ALG", file.tokens.access_token_alg)
+            .unwrap_or("EdDSA".into());
+        let access_token_alg = crate::keys::Family::of_alg_name(&alg).ok_or_else(|| {
+            invalid(
+                "tokens.access_token_alg (TOLLGATE_ACCESS_TOKEN_ALG)",
+                "EdDSA, ES256 or RS256",
+                &alg,
+            )
+        })?;
 
         let section_duration =
             |key: &str, v: Option<DurationValue>, default: &str, allow_zero: bool| {
@@ -354,10 +420,10 @@ impl Config {
         let oidc = crate::oidc::resolve_config(file.oidc, &section_duration)?;
 
         let identity_providers =
-            crate::oidc::federation::config::resolve(file.identity_provider, &env)
+            crate::oidc::federation::config::resolve(file.identity_provider, service_env)
                 .map_err(ConfigError)?;
 
-        let ai = crate::ai::config::resolve(file.ai, &env).map_err(ConfigError)?;
+        let ai = crate::ai::config::resolve(file.ai, &service_env).map_err(ConfigError)?;
 
         let m = file.metrics;
         let metrics = MetricsConfig {
@@ -374,7 +440,7 @@ impl Config {
                 "token",
                 m.token_env.as_deref(),
                 m.token_file.as_deref(),
-                &env,
+                &service_env,
             )
             .map_err(ConfigError)?,
         };
@@ -392,7 +458,9 @@ impl Config {
             redis_url,
             access_ttl,
             refresh_ttl,
+            access_token_alg,
             log,
+            log_format,
             limits_enabled,
             limits,
             mail,
@@ -413,6 +481,38 @@ impl Config {
             admin,
         })
     }
+}
+
+/// `listen` as an address, or a host name and port resolved once at start (the first
+/// address the resolver gives: `localhost` is usually 127.0.0.1).
+fn listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = || {
+        invalid(
+            "listen (TOLLGATE_LISTEN)",
+            "an address like 127.0.0.1:8080 or a host name and port like localhost:8080",
+            raw,
+        )
+    };
+    let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = raw.to_socket_addrs().map_err(|e| {
+        ConfigError(format!(
+            "invalid listen (TOLLGATE_LISTEN): cannot resolve '{host}': {e}"
+        ))
+    })?;
+    // IPv4 first: `localhost` may list ::1 first on hosts without IPv6 loopback.
+    let all: Vec<SocketAddr> = addrs.by_ref().collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -451,6 +551,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "access_ttl",
     "refresh_ttl",
     "log",
+    "log_format",
     "limits",
     "roles",
     "password",
@@ -469,6 +570,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "ui",
     "accounts",
     "admin",
+    "tokens",
 ];
 
 /// The file as written. Unknown keys inside known sections are errors (typos must not
@@ -483,6 +585,7 @@ pub struct FileConfig {
     access_ttl: Option<DurationValue>,
     refresh_ttl: Option<DurationValue>,
     log: Option<String>,
+    log_format: Option<String>,
     #[serde(default)]
     limits: crate::limits::config::LimitsSection,
     #[serde(default)]
@@ -519,6 +622,14 @@ pub struct FileConfig {
     accounts: AccountsSection,
     #[serde(default)]
     admin: AdminSection,
+    #[serde(default)]
+    tokens: TokensSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensSection {
+    access_token_alg: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -591,6 +702,66 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_the_public_url_keeps_the_name() {
+        let env = |k: &str| (k == "TOLLGATE_LISTEN").then(|| "localhost:9".to_string());
+        let c = Config::resolve(FileConfig::default(), env).unwrap();
+        assert!(
+            c.listen.ip().is_loopback() && c.listen.port() == 9,
+            "{}",
+            c.listen
+        );
+        assert_eq!(c.public_url, "http://localhost:9");
+        for bad in [
+            "localhost",
+            "localhost:http",
+            ":9",
+            "no-such-host.invalid:9",
+        ] {
+            let env = |k: &str| (k == "TOLLGATE_LISTEN").then(|| bad.to_string());
+            let e = Config::resolve(FileConfig::default(), env).err().unwrap();
+            assert!(e.0.contains("TOLLGATE_LISTEN"), "{bad}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        let with =
+            |k: &'static str, v: &'static str| move |key: &str| (key == k).then(|| v.to_string());
+        let e = Config::resolve(FileConfig::default(), with("TOLLGATE_LOG", "infoo"))
+            .err()
+            .unwrap();
+        assert!(
+            e.0.contains("TOLLGATE_LOG") && e.0.contains("infoo"),
+            "{}",
+            e.0
+        );
+        let c =
+            Config::resolve(FileConfig::default(), with("TOLLGATE_LOG_FORMAT", "pretty")).unwrap();
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        let e = Config::resolve(FileConfig::default(), with("TOLLGATE_LOG_FORMAT", "xml"))
+            .err()
+            .unwrap();
+        assert!(e.0.contains("json or pretty"), "{}", e.0);
+    }
+
+    #[test]
+    fn administrative_commands_do_without_unused_secrets() {
+        let file = FileConfig::from_toml(
+            "[ai.provider.openai]\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n",
+        )
+        .unwrap();
+        let e = Config::resolve_for(file, no_env, Purpose::Serve)
+            .err()
+            .unwrap();
+        assert!(e.0.contains("NOT_SET_ANYWHERE"), "{}", e.0);
+        let file = FileConfig::from_toml(
+            "[ai.provider.openai]\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n",
+        )
+        .unwrap();
+        assert!(Config::resolve_for(file, no_env, Purpose::Administer).is_ok());
     }
 
     #[test]

@@ -49,6 +49,18 @@ async fn invoke(
             .with_detail("no such AI provider")
             .into_response();
     };
+    let kind = provider.config.kind;
+    let res = admit_and_run(app, provider, rest, client, req).await;
+    super::ai_error::in_provider_shape(kind, res)
+}
+
+async fn admit_and_run(
+    app: AppState,
+    provider: Arc<AiProvider>,
+    rest: String,
+    client: crate::session::ClientInfo,
+    req: Request,
+) -> Response {
     let path = rest.strip_prefix("v1/").unwrap_or(&rest).to_string();
     if !provider.config.endpoints.contains(&path) {
         return Problem::not_found()
@@ -68,7 +80,7 @@ async fn invoke(
     let mut req = req;
     accept_api_key_header(req.headers_mut());
     // Rules see the endpoint in one spelling, whichever the client used.
-    let canonical = format!("/ai/{provider_name}/v1/{path}");
+    let canonical = format!("/ai/{}/v1/{path}", provider.config.name);
     let counted = Counted {
         method: req.method().as_str(),
         path: &canonical,
@@ -107,11 +119,11 @@ async fn invoke(
     };
     let call = Call {
         app: app.clone(),
-        provider: provider.clone(),
+        provider,
         caller: Payer::of(&principal, roles),
         audit: principal.audit_context(client),
     };
-    let scope = &provider.config.scope;
+    let scope = &call.provider.config.scope;
     if !crate::oidc::scope::contains(principal.scope(), scope) {
         call.refused("insufficient_scope", None).await;
         let res = Problem::insufficient_scope(std::slice::from_ref(scope)).into_response();
@@ -171,7 +183,7 @@ impl Call {
         if !metered {
             // Model lists and the like: authenticated and recorded in the access log,
             // not metered.
-            return self.forward(&path, &parts, raw.to_vec(), None).await;
+            return self.forward(&path, &parts, raw.to_vec(), None, false).await;
         }
         let quota = self.app.ai.quota_for(&self.caller.roles);
         let request = match self
@@ -198,9 +210,13 @@ impl Call {
         // arrives must not cancel it half-way (the provider bills the call anyway), so
         // the relay still reads the usage and the reservation is settled.
         let body = request.bytes;
+        let hide = request.hide_usage_chunk;
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _ = tx.send(self.forward(&path, &parts, body, Some(admitted)).await);
+            let _ = tx.send(
+                self.forward(&path, &parts, body, Some(admitted), hide)
+                    .await,
+            );
         });
         rx.await.unwrap_or_else(|_| {
             Problem::new(
@@ -241,6 +257,7 @@ impl Call {
         parts: &http::request::Parts,
         body: Vec<u8>,
         admitted: Option<Admitted>,
+        hide_usage_chunk: bool,
     ) -> Response {
         let out = Outgoing {
             path,
@@ -248,6 +265,7 @@ impl Call {
             method: &parts.method,
             headers: &parts.headers,
             body,
+            hide_usage_chunk,
         };
         let exchanged = self
             .app

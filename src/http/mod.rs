@@ -13,6 +13,7 @@ pub mod admin_audit;
 pub mod admin_clients;
 pub mod admin_export;
 pub mod ai;
+pub mod ai_error;
 pub mod ai_usage;
 pub mod auth;
 pub mod authz;
@@ -305,7 +306,7 @@ fn request_span(req: &Request) -> tracing::Span {
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), user = tracing::field::Empty)
 }
 
 /// Reads the body of a request to Tollgate's own endpoints whole before the handler runs:
@@ -399,11 +400,19 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     // Labels from bounded sets only: an unauthenticated caller must not mint series.
     let method = crate::telemetry::method_label(req.method());
     let res = next.run(req).await;
+    let elapsed = start.elapsed();
+    // The access log: the request span adds its id, method, path and user.
+    tracing::info!(
+        target: "tollgate::access",
+        status = res.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
     let status = crate::telemetry::status_label(res.status());
     metrics::counter!("tollgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tollgate_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     if res.status().is_server_error() {
         tracing::warn!(status = res.status().as_u16(), "server error response");
     }

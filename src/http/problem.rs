@@ -221,6 +221,10 @@ impl From<JsonRejection> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let message = match &self.detail {
+            Some(d) => format!("{}: {d}", self.title),
+            None => self.title.clone(),
+        };
         let mut body =
             json!({ "status": self.status.as_u16(), "title": self.title, "code": self.code });
         if let Some(d) = self.detail {
@@ -241,8 +245,21 @@ impl IntoResponse for Problem {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        res.extensions_mut().insert(ProblemSummary {
+            code: self.code,
+            message,
+        });
         res
     }
+}
+
+/// What a problem response said, kept on the response for doors whose clients expect
+/// another error shape (the AI proxy answers in the provider's).
+#[derive(Debug, Clone)]
+pub struct ProblemSummary {
+    pub code: &'static str,
+    /// The title, then the detail when there is one.
+    pub message: String,
 }
 
 /// Handler result type.

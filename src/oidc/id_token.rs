@@ -98,7 +98,7 @@ pub fn mint(keys: &KeyRing, t: &IdToken<'_>) -> Result<String> {
 /// hash of the ID token's algorithm: SHA-256 for RS256, SHA-512 for EdDSA (Ed25519).
 pub fn at_hash(family: Family, access_token: &str) -> String {
     let hash = match family {
-        Family::Rsa => &digest::SHA256,
+        Family::Rsa | Family::P256 => &digest::SHA256,
         Family::Ed25519 => &digest::SHA512,
     };
     let d = digest::digest(hash, access_token.as_bytes());

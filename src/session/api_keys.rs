@@ -182,6 +182,7 @@ impl ApiKeys {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(principal.key_id.clone(), now);
+        crate::telemetry::record_user(&principal.user_id);
         Ok(principal)
     }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::keys::KeyRing;
+use crate::keys::{Family, KeyRing};
 
 pub const ASSERTION_TYP: &str = "tollgate-assertion+jwt";
 pub const ASSERTION_TTL_SECS: i64 = 60;
@@ -85,14 +85,17 @@ struct Cached {
 
 pub struct Assertions {
     keys: Arc<KeyRing>,
+    family: Family,
     issuer: String,
     cache: RwLock<HashMap<Box<str>, Vec<Cached>>>,
 }
 
 impl Assertions {
-    pub fn new(keys: Arc<KeyRing>, issuer: &str) -> Assertions {
+    /// Assertions signed by `family`'s active key (`[tokens] access_token_alg`).
+    pub fn new(keys: Arc<KeyRing>, issuer: &str, family: Family) -> Assertions {
         Assertions {
             keys,
+            family,
             issuer: issuer.to_string(),
             cache: RwLock::new(HashMap::new()),
         }
@@ -143,7 +146,10 @@ impl Assertions {
         if audiences.is_empty() || token.len() > 8 * 1024 {
             return Err(Error::InvalidToken);
         }
+        // Any family the ring signs with: the key's own algorithm is enforced per token,
+        // and assertions made before `access_token_alg` changed still verify.
         let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
         validation.leeway = super::tokens::LEEWAY_SECS;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);
@@ -169,7 +175,7 @@ impl Assertions {
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        self.keys.sign(ASSERTION_TYP, &claims)
+        self.keys.sign_as(self.family, ASSERTION_TYP, &claims)
     }
 }
 
@@ -182,7 +188,7 @@ mod tests {
     fn assertions_verify_for_their_audience_only_and_are_reused() {
         let dir = std::env::temp_dir().join(format!("tollgate-assert-{}", uuid::Uuid::new_v4()));
         let keys = Arc::new(KeyRing::open(&dir, std::time::Duration::from_secs(900)).unwrap());
-        let a = Assertions::new(keys.clone(), "https://issuer.test");
+        let a = Assertions::new(keys.clone(), "https://issuer.test", Family::Ed25519);
         let s = AssertionSubject {
             credential_id: "jti-1",
             user_id: "u1",

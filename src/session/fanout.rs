@@ -53,7 +53,12 @@ impl Fanout {
                 .set_max_delay(Duration::from_millis(200));
             let publisher = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot connect to Redis at {} (redis_url / TOLLGATE_REDIS_URL): {e}",
+                        crate::config::values::redact_url(url)
+                    )
+                })?;
             return Ok(Fanout::Redis(Box::new(RedisChannel { client, publisher })));
         }
         Ok(match store {

@@ -459,6 +459,8 @@ impl Sessions {
 
     /// Verifies an access token (signature, claims, revocation).
     pub fn verify(&self, access_token: &str) -> Result<Arc<AccessClaims>> {
-        self.tokens.verify(access_token)
+        let claims = self.tokens.verify(access_token)?;
+        crate::telemetry::record_user(&claims.sub);
+        Ok(claims)
     }
 }

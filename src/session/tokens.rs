@@ -1,7 +1,7 @@
-//! Access tokens: RFC 9068 JWTs signed with the ring's active Ed25519 key, and their
-//! verification.
+//! Access tokens: RFC 9068 JWTs signed with the ring's active key of the configured family
+//! (`[tokens] access_token_alg`: Ed25519 by default), and their verification.
 //!
-//! Verification is the gateway's hot path. A full check (header, `kid`, EdDSA signature,
+//! Verification is the gateway's hot path. A full check (header, `kid`, signature,
 //! `iss`, `aud`, `exp`/`nbf` with 1 s leeway) runs once per token; its result is cached by
 //! the exact token string until the token expires. Every call, cached or not, re-checks
 //! expiry and consults the revocation set, so a revoked session fails at once.
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::revocation::RevocationSet;
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::keys::KeyRing;
+use crate::keys::{Family, KeyRing};
 
 /// At most this much clock skew is tolerated on `exp`/`nbf` (interface: ≤ 1 s).
 pub const LEEWAY_SECS: u64 = 1;
@@ -107,6 +107,7 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    family: Family,
     validation: Validation,
     cache: RwLock<HashMap<Box<str>, Verified>>,
 }
@@ -120,8 +121,12 @@ impl AccessTokens {
         revoked: Arc<RevocationSet>,
         issuer: &str,
         ttl: std::time::Duration,
+        family: Family,
     ) -> AccessTokens {
+        // Tokens of every family the ring signs with verify (each only with its key's
+        // own algorithm), so changing `access_token_alg` signs no one out.
         let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
@@ -133,6 +138,7 @@ impl AccessTokens {
             issuer: issuer.to_string(),
             audience: issuer.to_string(),
             ttl_secs: ttl.as_secs() as i64,
+            family,
             validation,
             cache: RwLock::new(HashMap::new()),
         }
@@ -176,7 +182,7 @@ impl AccessTokens {
             email_verified: s.email_verified,
             gty: s.service.then(|| SERVICE_GRANT.to_string()),
         };
-        let token = self.keys.sign(ACCESS_TOKEN_TYP, &claims)?;
+        let token = self.keys.sign_as(self.family, ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, claims))
     }
 
@@ -278,7 +284,13 @@ mod tests {
         let ttl = Duration::from_secs(900);
         let keys = Arc::new(KeyRing::open(&dir, ttl).unwrap());
         let revoked = Arc::new(RevocationSet::new(ttl));
-        let tokens = AccessTokens::new(keys.clone(), revoked.clone(), "https://issuer.test", ttl);
+        let tokens = AccessTokens::new(
+            keys.clone(),
+            revoked.clone(),
+            "https://issuer.test",
+            ttl,
+            Family::Ed25519,
+        );
         (dir, keys, revoked, tokens)
     }
 

@@ -32,10 +32,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection};
 use sqlx::{SqlSafeStr, Transaction};
 
 pub use ai_usage::{UsageFilter, UsageGroup, UsageReportRow, UsageRow};
@@ -62,7 +63,13 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database server could not be reached at start.
+    #[error("{0}")]
+    Unreachable(String),
 }
+
+/// How long the first connection to PostgreSQL may take at start.
+const CONNECT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -176,10 +183,26 @@ impl Store {
                 .await?;
             Ok(Store::Sqlite(pool))
         } else {
+            // One plain connection first: a pool would retry until its acquire timeout
+            // and report only "pool timed out", where this says why (refused, unknown
+            // host, authentication) within seconds.
+            let opts = PgConnectOptions::from_str(url)?;
+            match tokio::time::timeout(CONNECT_PROBE_TIMEOUT, opts.connect()).await {
+                Ok(Ok(probe)) => {
+                    let _ = probe.close().await;
+                }
+                Ok(Err(e)) => return Err(StoreError::Unreachable(e.to_string())),
+                Err(_) => {
+                    return Err(StoreError::Unreachable(format!(
+                        "no answer within {} s",
+                        CONNECT_PROBE_TIMEOUT.as_secs()
+                    )));
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(opts)
                 .await?;
             Ok(Store::Postgres(pool))
         }

@@ -5,8 +5,10 @@
 pub mod browser;
 pub mod federation;
 pub mod llm;
+pub mod nginx;
 pub mod oidc;
 pub mod passkey;
+pub mod python;
 pub mod reply;
 pub mod sandbox;
 pub mod server;

@@ -61,6 +61,29 @@ impl Reply {
         assert!(self.json["title"].is_string(), "{}", self.text);
         assert_eq!(self.code(), code, "{}", self.text);
     }
+
+    /// A refusal at the AI door: the provider's error shape (`{"error": {...}}`, OpenAI's
+    /// or Anthropic's), with Tollgate's `code` and a message inside.
+    pub fn assert_ai_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert!(
+            self.header("content-type").starts_with("application/json"),
+            "{:?}",
+            self.headers
+        );
+        let error = &self.json["error"];
+        assert_eq!(error["code"], code, "{}", self.text);
+        assert!(
+            error["type"].as_str().is_some_and(|t| !t.is_empty()),
+            "{}",
+            self.text
+        );
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.len() > 5),
+            "{}",
+            self.text
+        );
+    }
 }
 
 /// `Set-Cookie` values by name: value and lower-cased attributes.

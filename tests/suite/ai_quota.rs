@@ -70,7 +70,7 @@ fn assert_exactly_ten(replies: &[Reply]) {
     let refused: Vec<&Reply> = replies.iter().filter(|r| r.status != 200).collect();
     assert_eq!(ok, 10, "exactly the budget's worth succeeds");
     for r in &refused {
-        r.assert_problem(429, "quota_exceeded");
+        r.assert_ai_error(429, "quota_exceeded");
         assert!(!r.header("retry-after").is_empty());
     }
 }
@@ -109,7 +109,7 @@ async fn two_hundred_calls_fit_a_budget_of_ten(backend: Backend) {
     // Settled, and still nothing left.
     spend(s.clone(), token.clone())
         .await
-        .assert_problem(429, "quota_exceeded");
+        .assert_ai_error(429, "quota_exceeded");
     let u = s.get_bearer("/auth/usage", &token).await.json;
     assert_eq!(u["remaining"]["usd_per_month"], 0.0, "{u}");
 }
@@ -148,12 +148,12 @@ async fn two_processes_share_a_budget_through_redis(backend: Backend) {
     let ok = replies.iter().filter(|r| r.status == 200).count();
     assert_eq!(ok, 5, "exactly what was left of the budget");
     for r in replies.iter().filter(|r| r.status != 200) {
-        r.assert_problem(429, "quota_exceeded");
+        r.assert_ai_error(429, "quota_exceeded");
     }
     assert_ledger_within_budget(&a).await;
     spend(b.clone(), token.clone())
         .await
-        .assert_problem(429, "quota_exceeded");
+        .assert_ai_error(429, "quota_exceeded");
 }
 
 /// A restarted process starts the month from the ledger, not from zero.
@@ -182,7 +182,7 @@ async fn the_budget_survives_a_restart(backend: Backend) {
             &[("authorization", &format!("Bearer {token}"))],
         )
         .await;
-    r.assert_problem(429, "quota_exceeded");
+    r.assert_ai_error(429, "quota_exceeded");
 }
 
 on_both_backends!(
@@ -213,7 +213,7 @@ async fn a_dead_redis_fails_closed_or_counts_locally(backend: Backend) {
     .await;
     let (_, token) = s.user_with_roles("dead", &[]).await;
     let r = spend(Arc::new(s), Arc::new(token)).await;
-    r.assert_problem(503, "quota_unavailable");
+    r.assert_ai_error(503, "quota_unavailable");
 
     let local = format!(
         "{}\n[ai]\non_redis_failure = \"local\"\n",

@@ -258,6 +258,11 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     );
     let err = one_line_error(&run(&[("TOLLGATE_LISTEN", "not-an-address")]));
     assert!(err.contains("TOLLGATE_LISTEN"), "{err}");
+    let err = one_line_error(&run(&[("TOLLGATE_ACCESS_TOKEN_ALG", "HS256")]));
+    assert!(
+        err.contains("access_token_alg") && err.contains("EdDSA, ES256 or RS256"),
+        "{err}"
+    );
     let err = one_line_error(&run(&[("TOLLGATE_DATABASE_URL", "mysql://x")]));
     assert!(err.contains("TOLLGATE_DATABASE_URL"), "{err}");
     std::fs::write(dir.join("bad.toml"), "acess_ttl = \"1h\"\n").unwrap();
@@ -275,6 +280,76 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         !dir.join("tollgate-data").exists(),
         "nothing created for a bad configuration"
     );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Only `serve` and `migrate` make an install: an administrative command run where there
+/// is none (another directory, a mistyped data dir) fails naming where it looked, and
+/// leaves nothing behind.
+#[test]
+fn admin_commands_never_create_an_install() {
+    let dir = std::env::temp_dir().join(format!("tollgate-none-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["user", "add", "a@example.com", "--password-stdin"],
+        &["keys", "rotate"],
+        &["audit", "verify"],
+        &["client", "list"],
+        &["user", "list", "--data-dir", "elsewhere"],
+    ] {
+        let out = bare_command(&dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = one_line_error(&out);
+        assert!(
+            err.contains("no Tollgate install here") && err.contains("data dir"),
+            "{args:?}: {err}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "nothing created: {left:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `--data-dir` and `--config` work on every command, from any directory; secrets of
+/// services an administrative command never calls (an AI provider's key) need not be in
+/// its environment.
+#[test]
+fn admin_commands_find_the_install_by_flag_without_unused_secrets() {
+    let dir = std::env::temp_dir().join(format!("tollgate-flags-{}", uuid::Uuid::new_v4()));
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "[ai.provider.openai]\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"OPENAI_API_KEY\"\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let run = |args: &[&str]| {
+        bare_command(&elsewhere)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert!(out.status.success(), "{}", one_line_error(&out));
+    let out = run(&["user", "list"]);
+    assert!(out.status.success(), "{}", one_line_error(&out));
+    assert!(data.join("tollgate.db").is_file() && data.join("keys").is_dir());
+    assert!(!elsewhere.join("tollgate-data").exists());
+    // `serve` does need the key it will use.
+    let err = one_line_error(&run(&["serve"]));
+    assert!(err.contains("OPENAI_API_KEY"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -311,16 +386,19 @@ async fn zero_configuration_serve() {
     let disco: Value = disco.unwrap().json().await.unwrap();
     assert_eq!(disco["issuer"], "http://127.0.0.1:8080");
     assert!(dir.join("tollgate-data/tollgate.db").is_file());
-    // One key of each family: Ed25519, and RSA for RS256 ID tokens.
+    // One key of each family: Ed25519, P-256 and RSA.
     let mut keys: Vec<String> = std::fs::read_dir(dir.join("tollgate-data/keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     keys.sort();
     // ...and the key that seals TOTP secrets.
-    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
     assert!(
-        keys[0].starts_with("ed25519-") && keys[1].starts_with("rsa-") && keys[2] == "seal.key",
+        keys[0].starts_with("ed25519-")
+            && keys[1].starts_with("p256-")
+            && keys[2].starts_with("rsa-")
+            && keys[3] == "seal.key",
         "{keys:?}"
     );
     #[cfg(unix)]

@@ -3,8 +3,7 @@
 
 use crate::common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::nginx::Nginx;
 
 use common::upstream::{Upstream, echoed_header};
 use common::*;
@@ -397,42 +396,10 @@ async fn traefik_and_envoy_dialects() {
         .assert_problem(401, "unauthenticated");
 }
 
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn nginx_binary() -> &'static str {
-    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if std::path::Path::new(candidate).exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "nginx is not installed: run scripts/test (it installs it) or apt-get install nginx-light"
-    );
-}
-
 /// nginx with `auth_request` against Tollgate, proxying to the upstream: the
 /// configuration docs/deployment.md gives, with test paths.
 async fn start_nginx(tollgate_port: u16, upstream_port: u16) -> Nginx {
-    let dir = std::env::temp_dir().join(format!("tollgate-nginx-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.display();
+    Nginx::start(|port| {
     let identity: String = ["user", "email", "email_verified", "scopes", "session", "client", "assertion"]
         .iter()
         .map(|h| {
@@ -442,20 +409,8 @@ async fn start_nginx(tollgate_port: u16, upstream_port: u16) -> Nginx {
             )
         })
         .collect();
-    let conf = format!(
+    format!(
         r#"
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
   # Tollgate's HttpOnly cookies stay away from the app (docs/deployment.md).
   map $http_cookie $tg_cookie_1 {{
     default $http_cookie;
@@ -483,34 +438,10 @@ http {{
       proxy_pass http://127.0.0.1:{upstream_port};
     }}
   }}
-}}
 "#
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(nginx_binary())
-        .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log"), "-c"])
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let mut nginx = Nginx { child, port, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if let Ok(Some(status)) = nginx.child.try_wait() {
-            panic!(
-                "nginx exited with {status}: {}",
-                std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "nginx did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    nginx
+    )
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,16 @@ async fn forward(s: &TestServer, access: &str) -> Reply {
 /// The RFC 9470 challenge of a refusal, with its code.
 fn assert_step_up(r: &Reply, max_age: Option<u64>, mfa: bool) {
     r.assert_problem(401, "mfa_required");
+    assert_step_up_challenge(r, max_age, mfa);
+}
+
+/// The AI door's step-up refusal: the provider's error shape, the same challenge.
+fn assert_ai_step_up(r: &Reply, mfa: bool) {
+    r.assert_ai_error(401, "mfa_required");
+    assert_step_up_challenge(r, None, mfa);
+}
+
+fn assert_step_up_challenge(r: &Reply, max_age: Option<u64>, mfa: bool) {
     let challenge = r.header("www-authenticate");
     assert!(
         challenge.starts_with("Bearer ")
@@ -380,8 +390,8 @@ async fn an_ai_provider_can_need_a_second_factor(backend: Backend) {
             .await
         }
     };
-    assert_step_up(&call(access.clone()).await, None, true);
-    assert_step_up(&call(api_key(&s, &email, "ai:invoke")).await, None, true);
+    assert_ai_step_up(&call(access.clone()).await, true);
+    assert_ai_step_up(&call(api_key(&s, &email, "ai:invoke")).await, true);
     assert!(llm.calls().is_empty(), "nothing reached the provider");
     let r = verify(&s, &access, json!({"code": codes[3]})).await;
     assert_eq!(r.status, 200, "{}", r.text);

@@ -13,7 +13,7 @@ use crate::oidc::clients::check_redirect_uri;
 pub struct ProviderSpec {
     pub name: String,
     /// `oidc` (default): discovery, ID tokens. `oauth2`: a plain OAuth 2.0 provider with
-    /// a user endpoint (GitHub-style).
+    /// a user endpoint (GitHub-style). Or a preset (`presets.rs`).
     pub kind: Option<String>,
     pub display_name: Option<String>,
     pub issuer: Option<String>,
@@ -94,6 +94,7 @@ pub fn resolve(
 ) -> Result<Vec<ProviderConfig>, String> {
     let mut out: Vec<ProviderConfig> = Vec::new();
     for s in specs {
+        let s = super::presets::apply(s)?;
         let name = s.name.clone();
         if name.is_empty()
             || name.len() > 32
@@ -172,7 +173,7 @@ pub fn resolve(
             }
             other => {
                 return Err(format!(
-                    "identity_provider '{name}': kind must be \"oidc\" or \"oauth2\", got '{other}'"
+                    "identity_provider '{name}': kind must be \"oidc\", \"oauth2\", \"google\", \"github\", \"microsoft\" or \"gitlab\", got '{other}'"
                 ));
             }
         };

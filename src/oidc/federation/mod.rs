@@ -14,6 +14,7 @@
 mod accounts;
 pub mod config;
 mod outbound;
+mod presets;
 mod protocol;
 pub mod roles;
 
