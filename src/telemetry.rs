@@ -22,7 +22,7 @@ pub enum LogFormat {
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 /// Checks a `TOLLGATE_LOG` filter more strictly than `tracing` does: each
-/// comma-separated directive is a level, or `target=level` (`target[span]=level` too).
+/// comma-separated directive is a level, or `target=level` with a module path as target.
 /// `tracing` reads a bare word as a target to log at every level, so a mistyped level
 /// (`infoo`) would silently drop every line.
 pub fn check_filter(filter: &str) -> Result<(), String> {
@@ -32,9 +32,24 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
             LEVELS.join(", ")
         )
     };
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let level = match directive.rsplit_once('=') {
-            Some((target, level)) if !target.trim().is_empty() => level,
+    let directives: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(expected(filter));
+    }
+    // Targets are module paths: span filters (`target[span{field}]=level`) without a
+    // default level would silence everything else.
+    let module_path = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':' || b == b'-')
+    };
+    for directive in directives {
+        let level = match directive.split_once('=') {
+            Some((target, level)) if module_path(target.trim()) => level,
             Some(_) => return Err(expected(directive)),
             None => directive,
         };
@@ -135,12 +150,21 @@ mod tests {
             "info",
             "warn,tollgate=debug",
             "info,tollgate::access=off",
-            "",
             "INFO",
         ] {
             assert!(check_filter(good).is_ok(), "{good}");
         }
-        for bad in ["infoo", "info,tolgate", "tollgate=verbose", "=info"] {
+        for bad in [
+            "infoo",
+            "info,tolgate",
+            "tollgate=verbose",
+            "=info",
+            ",",
+            "",
+            "tollgate[x{y}]=info",
+            "[{a=1}]=trace",
+            "a=b=c",
+        ] {
             assert!(check_filter(bad).is_err(), "{bad}");
         }
     }

@@ -12,7 +12,8 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-/// An event longer than this is passed on unread (a usage chunk is a few hundred bytes).
+/// An event longer than this is passed on unread (a usage chunk is a few hundred bytes;
+/// a provider padding one past this would have it reach the client, never unmetered).
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Default)]
