@@ -37,38 +37,43 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A first-party access token for session `sid`, as a sign-in would mint it.
+fn mint(tokens: &AccessTokens, sid: &str) -> String {
+    let scopes = ["profile".to_string(), "docs:read".to_string()];
+    let roles = ["user".to_string()];
+    let amr = ["pwd".to_string()];
+    let subject = TokenSubject {
+        user_id: "0190a0b0-0000-7000-8000-000000000000",
+        email: "bench@example.com",
+        email_verified: true,
+        session_id: sid,
+        client_id: "tollgate",
+        scopes: &scopes,
+        roles: &roles,
+        auth_time: 0,
+        amr: &amr,
+        service: false,
+    };
+    tokens.mint(&subject).unwrap().0
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", uuid::Uuid::new_v4()));
     let ttl = Duration::from_secs(900);
     let keys = Arc::new(KeyRing::open(&dir, ttl).unwrap());
     let revoked = Arc::new(RevocationSet::new(ttl));
-    let tokens = AccessTokens::new(
-        keys.clone(),
-        revoked.clone(),
-        "http://127.0.0.1:8080",
-        ttl,
-        tollgate::KeyFamily::Ed25519,
-    );
-    let scopes = vec!["profile".to_string(), "docs:read".to_string()];
-    let roles = vec!["user".to_string()];
-    let amr = vec!["pwd".to_string()];
+    let signer = |family| {
+        AccessTokens::new(
+            keys.clone(),
+            revoked.clone(),
+            "http://127.0.0.1:8080",
+            ttl,
+            family,
+        )
+    };
+    let tokens = signer(tollgate::KeyFamily::Ed25519);
     let minted: Vec<String> = (0..TOKENS)
-        .map(|i| {
-            let sid = format!("session-{i}");
-            let subject = TokenSubject {
-                user_id: "0190a0b0-0000-7000-8000-000000000000",
-                email: "bench@example.com",
-                email_verified: true,
-                session_id: &sid,
-                client_id: "tollgate",
-                scopes: &scopes,
-                roles: &roles,
-                auth_time: 0,
-                amr: &amr,
-                service: false,
-            };
-            tokens.mint(&subject).unwrap().0
-        })
+        .map(|i| mint(&tokens, &format!("session-{i}")))
         .collect();
     for _ in 0..5000 {
         revoked.revoke(&uuid::Uuid::new_v4().to_string(), unix_now());
@@ -105,26 +110,7 @@ fn main() {
         ("ES256", tollgate::KeyFamily::P256),
         ("RS256", tollgate::KeyFamily::Rsa),
     ] {
-        let signer = AccessTokens::new(
-            keys.clone(),
-            revoked.clone(),
-            "http://127.0.0.1:8080",
-            ttl,
-            family,
-        );
-        let subject = TokenSubject {
-            user_id: "0190a0b0-0000-7000-8000-000000000000",
-            email: "bench@example.com",
-            email_verified: true,
-            session_id: "session-alg",
-            client_id: "tollgate",
-            scopes: &scopes,
-            roles: &roles,
-            auth_time: 0,
-            amr: &amr,
-            service: false,
-        };
-        let token = signer.mint(&subject).unwrap().0;
+        let token = mint(&signer(family), "session-alg");
         let rate = per_sec(|_| {
             tokens.verify_uncached(&token).unwrap();
         });

@@ -75,6 +75,12 @@ impl Family {
         }
     }
 
+    /// Every algorithm the ring signs with: what a verifier accepts when each key may
+    /// only be used with its own ([`KeyRing::verify`] narrows to the key's).
+    pub fn algorithms() -> Vec<Algorithm> {
+        Family::ALL.iter().map(|f| f.alg()).collect()
+    }
+
     /// The family that signs `alg` (a JOSE name), if Tollgate signs with it.
     pub fn of_alg_name(alg: &str) -> Option<Family> {
         Family::ALL.into_iter().find(|f| f.alg_name() == alg)
@@ -580,32 +586,31 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
-    #[test]
-    fn rsa_keys_sign_rs256_and_are_published_as_rsa_jwks() {
-        let dir = temp_dir();
-        let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
-        let set = ring.current();
-        let rsa = set.jwks["keys"]
+    /// The ring's published key of type `kty`.
+    fn published(ring: &KeyRing, kty: &str) -> serde_json::Value {
+        ring.current().jwks["keys"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|k| k["kty"] == "RSA")
+            .find(|k| k["kty"] == kty)
             .unwrap()
-            .clone();
-        assert_eq!(
-            (rsa["alg"].as_str(), rsa["use"].as_str()),
-            (Some("RS256"), Some("sig"))
-        );
-        assert_eq!(rsa["e"], "AQAB");
-        assert!(rsa["n"].as_str().unwrap().len() >= 342, "2048 bits");
-        let claims = json!({ "sub": "u1", "iss": "i", "aud": "a", "exp": 4_000_000_000i64 });
-        let token = ring.sign_as(Family::Rsa, "JWT", &claims).unwrap();
+            .clone()
+    }
+
+    /// Signs test claims with `family`, checks the header names `jwk`, and has an
+    /// independent verifier (jsonwebtoken with the published JWK alone) accept them.
+    fn signed_and_verified_by_jwk(
+        ring: &KeyRing,
+        family: Family,
+        jwk: serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
+        let token = ring.sign_as(family, "JWT", claims).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.alg, Algorithm::RS256);
-        assert_eq!(header.kid.as_deref(), rsa["kid"].as_str());
-        // An independent verifier with the published JWK accepts it.
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(rsa).unwrap();
-        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        assert_eq!(header.alg, family.alg());
+        assert_eq!(header.kid.as_deref(), jwk["kid"].as_str());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(family.alg());
         v.set_audience(&["a"]);
         jsonwebtoken::decode::<serde_json::Value>(
             &token,
@@ -613,6 +618,35 @@ mod tests {
             &v,
         )
         .unwrap();
+        token
+    }
+
+    /// `token` with its header's `alg` replaced (signature unchanged).
+    fn with_header_alg(token: &str, alg: &str) -> String {
+        let (head, rest) = token.split_once('.').unwrap();
+        let mut header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(head)
+                .unwrap(),
+        )
+        .unwrap();
+        header["alg"] = alg.into();
+        format!("{}.{rest}", b64url(header.to_string().as_bytes()))
+    }
+
+    #[test]
+    fn rsa_keys_sign_rs256_and_are_published_as_rsa_jwks() {
+        let dir = temp_dir();
+        let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
+        let rsa = published(&ring, "RSA");
+        assert_eq!(
+            (rsa["alg"].as_str(), rsa["use"].as_str()),
+            (Some("RS256"), Some("sig"))
+        );
+        assert_eq!(rsa["e"], "AQAB");
+        assert!(rsa["n"].as_str().unwrap().len() >= 342, "2048 bits");
+        let claims = json!({ "sub": "u1", "iss": "i", "aud": "a", "exp": 4_000_000_000i64 });
+        let token = signed_and_verified_by_jwk(&ring, Family::Rsa, rsa.clone(), &claims);
         // The ring refuses an RSA-signed token where only EdDSA is accepted, and a token
         // whose header claims another algorithm than its key's.
         let edonly = jsonwebtoken::Validation::new(Algorithm::EdDSA);
@@ -621,7 +655,7 @@ mod tests {
                 .is_err()
         );
         let mut forged = jsonwebtoken::Header::new(Algorithm::HS256);
-        forged.kid = header.kid.clone();
+        forged.kid = rsa["kid"].as_str().map(str::to_string);
         forged.typ = Some("JWT".into());
         let hs = jsonwebtoken::encode(&forged, &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert!(ring.key_for(&hs, |_| true).is_err());
@@ -632,39 +666,29 @@ mod tests {
     fn p256_keys_sign_es256_and_are_published_as_ec_jwks() {
         let dir = temp_dir();
         let ring = KeyRing::open(&dir, Duration::from_secs(900)).unwrap();
-        let set = ring.current();
-        let ec = set.jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kty"] == "EC")
-            .unwrap()
-            .clone();
+        let ec = published(&ring, "EC");
         assert_eq!(
             (ec["alg"].as_str(), ec["crv"].as_str()),
             (Some("ES256"), Some("P-256"))
         );
         let claims = json!({ "sub": "u1", "aud": "a", "exp": 4_000_000_000i64 });
-        let token = ring.sign_as(Family::P256, "at+jwt", &claims).unwrap();
-        let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(
-            (header.alg, header.kid.as_deref()),
-            (Algorithm::ES256, ec["kid"].as_str())
-        );
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ec).unwrap();
-        let mut v = jsonwebtoken::Validation::new(Algorithm::ES256);
-        v.set_audience(&["a"]);
-        jsonwebtoken::decode::<serde_json::Value>(
-            &token,
-            &DecodingKey::from_jwk(&jwk).unwrap(),
-            &v,
-        )
-        .unwrap();
+        let token = signed_and_verified_by_jwk(&ring, Family::P256, ec, &claims);
+        // With every family accepted, the key still decides: an ES256 token whose header
+        // names another algorithm is refused before any cryptography.
         let mut all = jsonwebtoken::Validation::new(Algorithm::EdDSA);
-        all.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
+        all.algorithms = Family::algorithms();
         all.set_audience(&["a"]);
         ring.verify::<serde_json::Value>(&token, |_| true, &all)
             .unwrap();
+        for alg in ["EdDSA", "RS256", "HS256", "none"] {
+            let swapped = with_header_alg(&token, alg);
+            assert!(ring.key_for(&swapped, |_| true).is_err(), "{alg}");
+            assert!(
+                ring.verify::<serde_json::Value>(&swapped, |_| true, &all)
+                    .is_err(),
+                "{alg}"
+            );
+        }
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP edge: the router and the tower layers every response passes through.
 //!
 //! Layers, outermost first: request id (set, then echoed), a tracing span per request,
-//! panic → 500 problem, metrics, security headers (skipped for proxied responses), the
+//! panic → 500 problem, metrics and the access log, security headers (skipped for proxied responses), the
 //! header-size limit. Tollgate's own routes also get the body limits (their bodies are
 //! read whole, within `http.max_body_bytes` and `http.body_timeout`, before the handler
 //! runs); every other path falls through to the gateway (`gateway::handle`), which
@@ -113,7 +113,7 @@ pub fn router(app: AppState) -> Router {
                     )
                     .into_response()
                 }))
-                .layer(middleware::from_fn(record_metrics))
+                .layer(middleware::from_fn(record_request))
                 .layer(middleware::from_fn_with_state(hsts, security_headers))
                 .layer(middleware::from_fn_with_state(app.clone(), html_errors))
                 .layer(middleware::from_fn_with_state(
@@ -390,7 +390,9 @@ impl IntoResponse for BodyRefusal {
     }
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
+/// Counts and times every request (metrics labelled from bounded sets) and writes its
+/// access log line.
+async fn record_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()

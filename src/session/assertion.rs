@@ -149,7 +149,7 @@ impl Assertions {
         // Any family the ring signs with: the key's own algorithm is enforced per token,
         // and assertions made before `access_token_alg` changed still verify.
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
+        validation.algorithms = Family::algorithms();
         validation.leeway = super::tokens::LEEWAY_SECS;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);

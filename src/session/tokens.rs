@@ -126,7 +126,7 @@ impl AccessTokens {
         // Tokens of every family the ring signs with verify (each only with its key's
         // own algorithm), so changing `access_token_alg` signs no one out.
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.algorithms = Family::ALL.iter().map(|f| f.alg()).collect();
+        validation.algorithms = Family::algorithms();
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);

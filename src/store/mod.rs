@@ -199,11 +199,11 @@ impl Store {
                     )));
                 }
             }
+            // The probe showed the server answers: the pool connects as it is used.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
+                .connect_lazy_with(opts);
             Ok(Store::Postgres(pool))
         }
     }
