@@ -422,6 +422,16 @@ impl Config {
         let identity_providers =
             crate::oidc::federation::config::resolve(file.identity_provider, service_env)
                 .map_err(ConfigError)?;
+        // A provider answering by cross-site POST needs a `SameSite=None; Secure` journey
+        // cookie, which browsers keep only over https or on a loopback host.
+        if let Some(p) = identity_providers.iter().find(|p| p.form_post)
+            && crate::oidc::clients::check_redirect_uri(&public_url, false).is_err()
+        {
+            return Err(ConfigError(format!(
+                "identity_provider '{}' answers by cross-site POST (response_mode = \"form_post\"), which needs an https public_url (or a loopback host), got '{public_url}'",
+                p.name
+            )));
+        }
 
         let ai = crate::ai::config::resolve(file.ai, &service_env).map_err(ConfigError)?;
 
@@ -762,6 +772,24 @@ mod tests {
         )
         .unwrap();
         assert!(Config::resolve_for(file, no_env, Purpose::Administer).is_ok());
+    }
+
+    #[test]
+    fn a_provider_answering_by_post_needs_a_secure_public_url() {
+        let provider = "[[identity_provider]]\nname = \"sso\"\nissuer = \"https://sso.example.net\"\nclient_id = \"x\"\nresponse_mode = \"form_post\"\n";
+        let with_url = |url: &str| {
+            let file =
+                FileConfig::from_toml(&format!("public_url = \"{url}\"\n{provider}")).unwrap();
+            Config::resolve(file, no_env)
+        };
+        let e = with_url("http://tollgate.example.com").err().unwrap();
+        assert!(
+            e.0.contains("form_post") && e.0.contains("https"),
+            "{}",
+            e.0
+        );
+        assert!(with_url("https://tollgate.example.com").is_ok());
+        assert!(with_url("http://127.0.0.1:8080").is_ok());
     }
 
     #[test]

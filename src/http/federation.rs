@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::audit::Context;
 use crate::oidc::error::OAuthError;
 use crate::oidc::federation::{FederationError, PendingLink, Resolution};
+use crate::session::ClientInfo;
 
 /// Where a journey's cookie lives at most (the journey itself expires sooner).
 const JOURNEY_COOKIE_SECS: i64 = 600;
@@ -31,7 +32,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/federated/link", post(link))
         .route("/auth/federated/{name}", get(start))
-        .route("/auth/federated/{name}/callback", get(callback))
+        .route(
+            "/auth/federated/{name}/callback",
+            get(callback_query).post(callback_form),
+        )
 }
 
 #[derive(Deserialize, Default)]
@@ -106,8 +110,7 @@ async fn start(
             let mut res = see_other(&url);
             res.headers_mut().append(
                 header::SET_COOKIE,
-                app.cookies
-                    .set(&app.cookies.journey, &journey, JOURNEY_COOKIE_SECS, true),
+                journey_cookie(&app, &name, &journey, JOURNEY_COOKIE_SECS),
             );
             res
         }
@@ -115,12 +118,54 @@ async fn start(
     }
 }
 
-async fn callback(
+/// The journey's `Set-Cookie`: `SameSite=Lax` when the provider redirects back, `None`
+/// when it answers with a cross-site POST (the cookie must travel on it; the state it
+/// carries is what makes a forged POST fail).
+fn journey_cookie(app: &AppState, provider: &str, value: &str, secs: i64) -> HeaderValue {
+    if app.federation.answers_by_post(provider) {
+        app.cookies
+            .set_cross_site(&app.cookies.journey, value, secs)
+    } else {
+        app.cookies.set(&app.cookies.journey, value, secs, true)
+    }
+}
+
+/// The provider's answer in the query (`response_mode=query`, the default).
+async fn callback_query(
     State(app): State<AppState>,
     Client(info): Client,
     headers: HeaderMap,
     PathParam(name): PathParam<String>,
     Query(q): Query<CallbackQuery>,
+) -> Response {
+    callback(app, info, headers, name, q).await
+}
+
+/// The provider's answer as a cross-site form POST (`response_mode=form_post`, Apple).
+/// It is not one of our forms, so no Origin check or CSRF token: the journey cookie and
+/// its state are the check, as for the redirect. Only providers configured for it.
+async fn callback_form(
+    State(app): State<AppState>,
+    Client(info): Client,
+    headers: HeaderMap,
+    PathParam(name): PathParam<String>,
+    body: Bytes,
+) -> Response {
+    if !app.federation.answers_by_post(&name) {
+        return failure(&app, FederationError::UnknownProvider(name));
+    }
+    match html::form::<CallbackQuery>(&headers, &body) {
+        Ok(q) => callback(app, info, headers, name, q).await,
+        Err(e) => error_page(&app, &e),
+    }
+}
+
+async fn callback(
+    app: AppState,
+    info: ClientInfo,
+    headers: HeaderMap,
+    name: String,
+    q: CallbackQuery,
 ) -> Response {
     let cookie = cookies::read(&headers, &app.cookies.journey);
     let mut res = match app.federation.journey(cookie, &name, q.state.as_deref()) {
@@ -177,10 +222,8 @@ async fn callback(
         },
     };
     // The journey is over, whatever its outcome.
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        app.cookies.set(&app.cookies.journey, "", 0, true),
-    );
+    res.headers_mut()
+        .append(header::SET_COOKIE, journey_cookie(&app, &name, "", 0));
     res
 }
 

@@ -6,7 +6,8 @@
 //! `SameSite=Lax` and `Path=/`, except that `[session] refresh_cookie_path` can scope the
 //! refresh cookie to Tollgate's `/auth/` paths for forward-auth deployments (the browser
 //! then never sends it to the app; `__Host-` requires `Path=/`, so it becomes
-//! `__Secure-tg_rt`). `tg_fed` lives for one federated sign-in (HttpOnly).
+//! `__Secure-tg_rt`). `tg_fed` lives for one federated sign-in (HttpOnly); for a provider
+//! that answers with a cross-site POST (`form_post`) it is `SameSite=None; Secure`.
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -46,19 +47,38 @@ impl CookieNames {
 
     /// A `Set-Cookie` value.
     pub fn set(&self, name: &str, value: &str, max_age_secs: i64, http_only: bool) -> HeaderValue {
+        self.render(name, value, max_age_secs, http_only, false)
+    }
+
+    /// A `Set-Cookie` value for a cookie that must travel on a cross-site POST (an
+    /// identity provider's `form_post` answer): HttpOnly, `SameSite=None` and therefore
+    /// `Secure`, which browsers honour over https and on loopback hosts.
+    pub fn set_cross_site(&self, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+        self.render(name, value, max_age_secs, true, true)
+    }
+
+    fn render(
+        &self,
+        name: &str,
+        value: &str,
+        max_age_secs: i64,
+        http_only: bool,
+        cross_site: bool,
+    ) -> HeaderValue {
         let path = if name == self.refresh {
             self.refresh_path.as_str()
         } else {
             "/"
         };
+        let same_site = if cross_site { "None" } else { "Lax" };
         let mut v = format!(
-            "{name}={value}; Path={path}; Max-Age={}; SameSite=Lax",
+            "{name}={value}; Path={path}; Max-Age={}; SameSite={same_site}",
             max_age_secs.max(0)
         );
         if http_only {
             v.push_str("; HttpOnly");
         }
-        if self.secure {
+        if self.secure || cross_site {
             v.push_str("; Secure");
         }
         // Names and values are our own base64url/JWT strings: always valid header bytes.
@@ -138,6 +158,21 @@ mod tests {
         assert_eq!(
             plain.set(&plain.csrf, "c", 5, false),
             "tg_csrf=c; Path=/; Max-Age=5; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn a_cross_site_cookie_is_secure_even_over_http() {
+        // Browsers drop `SameSite=None` without `Secure`; loopback hosts accept `Secure`.
+        let plain = CookieNames::new(false, "/");
+        assert_eq!(
+            plain.set_cross_site(&plain.journey, "j", 600),
+            "tg_fed=j; Path=/; Max-Age=600; SameSite=None; HttpOnly; Secure"
+        );
+        let n = CookieNames::new(true, "/");
+        assert_eq!(
+            n.set_cross_site(&n.journey, "j", 0),
+            "__Host-tg_fed=j; Path=/; Max-Age=0; SameSite=None; HttpOnly; Secure"
         );
     }
 

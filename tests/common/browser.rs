@@ -56,6 +56,18 @@ impl Browser {
 
     async fn send(&mut self, method: Method, url: &str, form: Option<&[(&str, &str)]>) -> Reply {
         let origin = origin_of(url);
+        self.send_from(&origin.clone(), method, url, form).await
+    }
+
+    /// `send` for a page of `from_origin` (the `Origin` of its form posts).
+    async fn send_from(
+        &mut self,
+        from_origin: &str,
+        method: Method,
+        url: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Reply {
+        let origin = origin_of(url);
         let mut req = self.http.request(method, url).header("accept", "text/html");
         let jar = self.jars.entry(origin.clone()).or_default();
         let cookie = jar.header();
@@ -68,7 +80,7 @@ impl Browser {
                 .finish();
             req = req
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("origin", origin.clone())
+                .header("origin", from_origin)
                 .body(body);
         }
         let reply = Reply::from(req.send().await.expect("request")).await;
@@ -82,6 +94,18 @@ impl Browser {
 
     pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> Reply {
         self.send(Method::POST, url, Some(fields)).await
+    }
+
+    /// A form on a page of another site (`from_origin`) posted to `url`: the browser
+    /// sends `url`'s cookies (those it may send cross-site) and names the other origin.
+    pub async fn post_form_from(
+        &mut self,
+        from_origin: &str,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        self.send_from(from_origin, Method::POST, url, Some(fields))
+            .await
     }
 
     /// Follows `Location` (made absolute against `from`) with a GET.

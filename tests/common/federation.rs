@@ -123,3 +123,100 @@ pub fn user_on(s: &TestServer, tag: &str, roles: &[&str]) -> String {
     );
     email
 }
+
+/// A stand-in for Sign in with Apple (`tests/interop/fake_apple.py`, PyJWT checking the
+/// client secrets Tollgate mints), on `localhost`: another site than `127.0.0.1`, so its
+/// form POST back is cross-site in a browser.
+pub struct FakeApple {
+    pub base: String,
+    /// The team's `.p8` key, for the relying Tollgate's `private_key_env`.
+    pub private_key: String,
+    child: std::process::Child,
+}
+
+pub const APPLE_CLIENT_ID: &str = "com.example.tollgate.web";
+pub const APPLE_TEAM_ID: &str = "TEAM123456";
+pub const APPLE_KEY_ID: &str = "KEY1234567";
+
+impl FakeApple {
+    /// Answers sign-ins for `email` and sends them back to `rp_base`'s provider "apple".
+    pub fn start(rp_base: &str, email: &str) -> FakeApple {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(super::python::python())
+            .arg("fake_apple.py")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop"))
+            .envs([
+                ("CLIENT_ID", APPLE_CLIENT_ID),
+                ("TEAM_ID", APPLE_TEAM_ID),
+                ("KEY_ID", APPLE_KEY_ID),
+                ("EMAIL", email),
+                ("SUBJECT", "001234.apple-subject.0042"),
+                (
+                    "REDIRECT_URI",
+                    &format!("{rp_base}/auth/federated/apple/callback"),
+                ),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 for the fake Apple");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("fake_apple.py did not start: {e}: {line}"));
+        FakeApple {
+            base: ready["base"].as_str().unwrap().into(),
+            private_key: ready["private_key"].as_str().unwrap().into(),
+            child,
+        }
+    }
+
+    /// What its token endpoint saw.
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/stats", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A relying Tollgate on `port` with `kind = "apple"` pointed at this stand-in.
+    pub async fn relying(&self, b: Backend, port: u16) -> TestServer {
+        let config = format!(
+            r#"
+[roles.user]
+scopes = ["profile"]
+
+[[identity_provider]]
+name = "apple"
+kind = "apple"
+issuer = "{issuer}"
+client_id = "{APPLE_CLIENT_ID}"
+team_id = "{APPLE_TEAM_ID}"
+key_id = "{APPLE_KEY_ID}"
+private_key_env = "APPLE_KEY"
+"#,
+            issuer = self.base
+        );
+        TestServer::start_with(
+            b,
+            Options {
+                config,
+                env: vec![
+                    ("TOLLGATE_LISTEN", format!("127.0.0.1:{port}")),
+                    ("APPLE_KEY", self.private_key.clone()),
+                ],
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for FakeApple {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

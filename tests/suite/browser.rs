@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::federation::{idp_at, relying, verified_user_on};
+use common::federation::{FakeApple, idp_at, relying, verified_user_on};
 use common::oidc::add_client;
 use common::upstream::Upstream;
 use common::{Backend, Options, PASSWORD, TestServer, email, free_port};
@@ -286,6 +286,19 @@ async fn federation_sign_in_and_linking(b: Backend) {
     run("federation.mjs", env).await;
 }
 
+async fn sign_in_with_apple(b: Backend) {
+    let port = free_port();
+    let email = common::email("apple");
+    let apple = FakeApple::start(&format!("http://127.0.0.1:{port}"), &email);
+    let rp = apple.relying(b, port).await;
+    let env = vec![
+        ("RP_BASE", rp.base.clone()),
+        ("APPLE_BASE", apple.base.clone()),
+        ("EMAIL", email),
+    ];
+    run("apple.mjs", env).await;
+}
+
 async fn cross_site_forms(b: Backend) {
     let s = TestServer::start(b).await;
     let env = vec![
@@ -330,6 +343,7 @@ on_sqlite!(
     pages => every_page_branded,
     csrf => cross_site_forms,
     federation => federation_sign_in_and_linking,
+    apple => sign_in_with_apple,
     oidc => oidc_code_flow,
     mfa => second_factor_sign_in,
     factors => account_second_factors,

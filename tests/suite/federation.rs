@@ -5,7 +5,10 @@
 use crate::common;
 
 use common::browser::{Browser, absolute, hidden, query_of, unescape};
-use common::federation::{idp, relying, user_on, verified_user_on};
+use common::federation::{
+    APPLE_CLIENT_ID, APPLE_KEY_ID, APPLE_TEAM_ID, FakeApple, idp, relying, user_on,
+    verified_user_on,
+};
 use common::oidc::{add_client, authorize_url, code_of, exchange, pkce, walk};
 use common::{Backend, PASSWORD, TestServer, free_port};
 
@@ -354,9 +357,111 @@ async fn a_pending_authorization_continues_after_federation(b: Backend) {
     );
 }
 
+/// Sign in with Apple (`kind = "apple"`) against a stand-in that checks what Apple
+/// checks: the answer comes back as a cross-site form POST, so the journey cookie is
+/// `SameSite=None; Secure`, and the client secret is an ES256 JWT Tollgate signs with the
+/// team's key, sent in the body (PyJWT verifies it at the stand-in).
+async fn sign_in_with_apple(b: Backend) {
+    let port = free_port();
+    let rp_base = format!("http://127.0.0.1:{port}");
+    let email = common::email("apple");
+    let apple = FakeApple::start(&rp_base, &email);
+    let rp = apple.relying(b, port).await;
+    let mut browser = Browser::new();
+
+    // Out to Apple, asking for a form_post answer, with a journey cookie that can come
+    // back on a cross-site POST.
+    let r = browser.get(&rp.url("/auth/federated/apple")).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to_apple = r.header("location").to_string();
+    assert!(to_apple.starts_with(&format!("{}/auth/authorize?", apple.base)));
+    let q = query_of(&to_apple);
+    assert_eq!(q["response_mode"], "form_post");
+    assert_eq!(q["client_id"], APPLE_CLIENT_ID);
+    assert!(q["scope"].split(' ').any(|s| s == "name"));
+    assert_eq!(
+        r.cookies.attr("tg_fed", "samesite").as_deref(),
+        Some("none")
+    );
+    assert!(r.cookies.has_attr("tg_fed", "secure"));
+    assert!(r.cookies.has_attr("tg_fed", "httponly"));
+
+    let page = browser.get(&to_apple).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let field = |name: &str| hidden(&page.text, name).unwrap_or_else(|| panic!("{name}"));
+    let (code, user) = (field("code"), field("user"));
+    let callback = rp.url("/auth/federated/apple/callback");
+
+    // Another site's POST with a state that is not the journey's is refused.
+    let forged = browser
+        .post_form_from(
+            &apple.base,
+            &callback,
+            &[("code", &code), ("state", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, 400, "{}", forged.text);
+    assert!(forged.text.contains("invalid_state"), "{}", forged.text);
+
+    // The real answer: a cross-site POST carrying the journey cookie.
+    let r = browser.get(&rp.url("/auth/federated/apple")).await;
+    let page = browser.get(r.header("location")).await;
+    let field = |name: &str| hidden(&page.text, name).unwrap_or_else(|| panic!("{name}"));
+    let (code, state) = (field("code"), field("state"));
+    let r = browser
+        .post_form_from(
+            &apple.base,
+            &callback,
+            &[("code", &code), ("state", &state), ("user", &user)],
+        )
+        .await;
+    let home = browser.landed_home(&callback, &r).await;
+    assert!(home.text.contains(&email), "{}", home.text);
+
+    // The stand-in saw one exchange with a valid minted secret, in the body.
+    let stats = apple.stats().await;
+    assert_eq!(stats["issued"], 1, "{stats}");
+    let secret = &stats["secret_claims"];
+    assert_eq!(secret["header"]["alg"], "ES256");
+    assert_eq!(secret["header"]["kid"], APPLE_KEY_ID);
+    assert_eq!(secret["claims"]["iss"], APPLE_TEAM_ID);
+    assert_eq!(secret["claims"]["sub"], APPLE_CLIENT_ID);
+    assert_eq!(secret["claims"]["aud"], apple.base.as_str());
+    assert_eq!(stats["refused"], serde_json::json!([]), "{stats}");
+    // One account, created just in time from Apple's verified ("true") address.
+    assert_eq!(rp.sandbox.query_i64("SELECT COUNT(*) FROM users").await, 1);
+
+    // A person who cancels at Apple is told so; the journey is over either way.
+    let mut other = Browser::new();
+    let r = other.get(&rp.url("/auth/federated/apple")).await;
+    let page = other.get(r.header("location")).await;
+    let state = hidden(&page.text, "state").unwrap();
+    let r = other
+        .post_form_from(
+            &apple.base,
+            &callback,
+            &[("error", "user_cancelled_authorize"), ("state", &state)],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("user_cancelled_authorize"), "{}", r.text);
+    assert_eq!(r.cookies.attr("tg_fed", "max-age").as_deref(), Some("0"));
+
+    // Only a provider that answers by POST takes one.
+    let r = other
+        .post_form_from(
+            &apple.base,
+            &rp.url("/auth/federated/nope/callback"),
+            &[("code", "c"), ("state", "s")],
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
 on_both_backends!(sign_in_through_another_tollgate);
 on_sqlite!(
     journeys_are_bound_to_the_browser => journeys_are_bound_to_the_browser,
     linking => existing_accounts_are_linked_only_with_a_verified_email_and_the_password,
     pending_authorization => a_pending_authorization_continues_after_federation,
+    apple => sign_in_with_apple,
 );

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::apple::SignedClientSecret;
 use crate::authz::valid_role_name;
 use crate::oidc::clients::check_redirect_uri;
 
@@ -21,6 +22,14 @@ pub struct ProviderSpec {
     pub client_secret_env: Option<String>,
     pub client_secret_file: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// `query` (default) or `form_post`: the provider posts its answer to the callback
+    /// (Apple requires it once `name` or `email` is asked for).
+    pub response_mode: Option<String>,
+    /// Apple: the team that owns the key, the key's id, and the key itself (a `.p8`).
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub private_key_env: Option<String>,
+    pub private_key_file: Option<String>,
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
     pub userinfo_url: Option<String>,
@@ -70,7 +79,12 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub client_id: String,
     pub client_secret: Option<ClientSecret>,
+    /// A client secret minted for each code exchange instead (Apple).
+    pub signed_secret: Option<SignedClientSecret>,
     pub scopes: Vec<String>,
+    /// The provider answers with a cross-site POST to the callback (`response_mode =
+    /// "form_post"`), so the journey cookie must be `SameSite=None`.
+    pub form_post: bool,
     pub subject_claim: String,
     pub email_claim: String,
     pub email_verified_claim: String,
@@ -94,6 +108,7 @@ pub fn resolve(
 ) -> Result<Vec<ProviderConfig>, String> {
     let mut out: Vec<ProviderConfig> = Vec::new();
     for s in specs {
+        let apple = s.kind.as_deref() == Some("apple");
         let s = super::presets::apply(s)?;
         let name = s.name.clone();
         if name.is_empty()
@@ -124,6 +139,16 @@ pub fn resolve(
             s.client_secret_file.as_deref(),
             &env,
         )?;
+        let signed_secret = signed_secret(&s, apple, &env)?;
+        let form_post = match s.response_mode.as_deref() {
+            None | Some("query") => false,
+            Some("form_post") => true,
+            Some(other) => {
+                return Err(format!(
+                    "identity_provider '{name}': response_mode must be \"query\" or \"form_post\", got '{other}'"
+                ));
+            }
+        };
         let kind = match s.kind.as_deref().unwrap_or("oidc") {
             "oidc" => {
                 let issuer = s
@@ -173,7 +198,7 @@ pub fn resolve(
             }
             other => {
                 return Err(format!(
-                    "identity_provider '{name}': kind must be \"oidc\", \"oauth2\", \"google\", \"github\", \"microsoft\" or \"gitlab\", got '{other}'"
+                    "identity_provider '{name}': kind must be \"oidc\", \"oauth2\", \"google\", \"github\", \"microsoft\", \"gitlab\" or \"apple\", got '{other}'"
                 ));
             }
         };
@@ -208,7 +233,9 @@ pub fn resolve(
             kind,
             client_id: s.client_id,
             client_secret: client_secret.map(ClientSecret),
+            signed_secret,
             scopes,
+            form_post,
             subject_claim: s
                 .subject_claim
                 .unwrap_or_else(|| if oidc { "sub" } else { "id" }.into()),
@@ -223,6 +250,53 @@ pub fn resolve(
         });
     }
     Ok(out)
+}
+
+/// Apple's key, which signs a client secret per exchange (`apple.rs`): every part of it
+/// required for `kind = "apple"`, refused for any other kind.
+fn signed_secret(
+    s: &ProviderSpec,
+    apple: bool,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<SignedClientSecret>, String> {
+    let name = &s.name;
+    let context = format!("identity_provider '{name}'");
+    let pem = crate::config::values::secret_from(
+        &context,
+        "private_key",
+        s.private_key_env.as_deref(),
+        s.private_key_file.as_deref(),
+        env,
+    )?;
+    if !apple {
+        if s.team_id.is_some() || s.key_id.is_some() || pem.is_some() {
+            return Err(format!(
+                "{context}: team_id, key_id and private_key_* are for kind = \"apple\""
+            ));
+        }
+        return Ok(None);
+    }
+    let (Some(team_id), Some(key_id), Some(pem)) = (&s.team_id, &s.key_id, pem) else {
+        return Err(format!(
+            "{context}: kind = \"apple\" needs team_id, key_id and private_key_file (or private_key_env): the Team ID, and the Key ID and .p8 file of a key with Sign in with Apple enabled"
+        ));
+    };
+    if s.client_secret_env.is_some() || s.client_secret_file.is_some() {
+        return Err(format!(
+            "{context}: Apple's client secret is a JWT Tollgate signs with private_key_*; remove client_secret_*"
+        ));
+    }
+    let signer = SignedClientSecret {
+        team_id: team_id.clone(),
+        key_id: key_id.clone(),
+        key_pem: ClientSecret(pem),
+        audience: s.issuer.clone().unwrap_or_default(),
+    };
+    // A key that cannot sign is found now, not at the first sign-in.
+    signer
+        .mint(&s.client_id)
+        .map_err(|e| format!("{context}: {e}"))?;
+    Ok(Some(signer))
 }
 
 #[cfg(test)]

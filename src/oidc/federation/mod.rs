@@ -12,6 +12,7 @@
 //! that an account already has, a link the user confirms with that account's password.
 
 mod accounts;
+mod apple;
 pub mod config;
 mod outbound;
 mod presets;
@@ -23,7 +24,8 @@ use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, Validation};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
 };
 use openidconnect::{
     AccessTokenHash, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
@@ -179,6 +181,12 @@ impl Federation {
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| FederationError::UnknownProvider(name.chars().take(32).collect()))
+    }
+
+    /// Whether provider `name` answers with a cross-site POST (`response_mode =
+    /// "form_post"`): its journey cookie must then travel on that POST.
+    pub fn answers_by_post(&self, name: &str) -> bool {
+        self.provider(name).is_ok_and(|p| p.form_post)
     }
 
     /// Where a provider sends the browser back (register it there).

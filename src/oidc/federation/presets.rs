@@ -1,4 +1,4 @@
-//! `kind = "google" | "github" | "microsoft" | "gitlab"` in `[[identity_provider]]`: the
+//! `kind = "google" | "github" | "microsoft" | "gitlab" | "apple"` in `[[identity_provider]]`: the
 //! endpoints, scopes and claim mapping of the providers people use, so an entry needs
 //! only `name`, `client_id` and the secret. Anything the entry sets itself wins (a
 //! self-managed GitLab sets `issuer`). Each becomes an ordinary `oidc` or `oauth2` entry.
@@ -43,6 +43,18 @@ pub fn apply(mut s: ProviderSpec) -> Result<ProviderSpec, String> {
             // in the app registration's token configuration) says the address's domain
             // is verified by the tenant that owns it.
             fill(&mut s.email_verified_claim, "xms_edov");
+            s.kind = Some("oidc".into());
+        }
+        Some("apple") => {
+            // Apple names and addresses come only with `response_mode=form_post` (a
+            // cross-site POST to the callback); the secret is minted from the entry's key
+            // (`team_id`, `key_id`, `private_key_*`). ID tokens carry `email` and
+            // `email_verified` (the string "true"); relay addresses count as verified.
+            fill(&mut s.issuer, "https://appleid.apple.com");
+            fill(&mut s.display_name, "Apple");
+            fill(&mut s.response_mode, "form_post");
+            s.scopes
+                .get_or_insert_with(|| vec!["openid".into(), "email".into(), "name".into()]);
             s.kind = Some("oidc".into());
         }
         Some("github") => {
@@ -146,5 +158,53 @@ mod tests {
         let mut wrong = spec("microsoft");
         wrong.issuer = Some("https://evil.example.com/v2.0".into());
         assert!(resolve(vec![wrong], no_env).is_err());
+    }
+
+    #[test]
+    fn apple_signs_its_secret_with_the_team_key_and_answers_by_post() {
+        let (pem, _) = super::super::apple::test_key();
+        let env = |k: &str| (k == "APPLE_KEY").then(|| pem.clone());
+        let mut a = spec("apple");
+        a.team_id = Some("TEAM123456".into());
+        a.key_id = Some("KEY1234567".into());
+        a.private_key_env = Some("APPLE_KEY".into());
+        let p = resolve(vec![a.clone()], env).unwrap();
+        assert_eq!(
+            p[0].kind,
+            ProviderKind::Oidc {
+                issuer: "https://appleid.apple.com".into()
+            }
+        );
+        assert!(p[0].form_post);
+        assert_eq!(p[0].scopes, ["openid", "email", "name"]);
+        let signer = p[0].signed_secret.as_ref().unwrap();
+        assert_eq!(signer.audience, "https://appleid.apple.com");
+        assert_eq!(p[0].client_secret, None);
+
+        // Every part of the key is needed; a fixed secret makes no sense here.
+        let mut no_key = a.clone();
+        no_key.private_key_env = None;
+        assert!(
+            resolve(vec![no_key], env)
+                .unwrap_err()
+                .contains("team_id, key_id and private_key_file")
+        );
+        let mut with_secret = a.clone();
+        with_secret.client_secret_env = Some("APPLE_KEY".into());
+        assert!(
+            resolve(vec![with_secret], env)
+                .unwrap_err()
+                .contains("remove client_secret")
+        );
+        let garbage = |k: &str| (k == "APPLE_KEY").then(|| "not a key".to_string());
+        assert!(resolve(vec![a], garbage).unwrap_err().contains("PEM"));
+        // The key belongs to Apple entries only.
+        let mut google = spec("google");
+        google.team_id = Some("T".into());
+        assert!(
+            resolve(vec![google], env)
+                .unwrap_err()
+                .contains("kind = \"apple\"")
+        );
     }
 }

@@ -35,7 +35,17 @@ impl Federation {
                     detail: r.to_string(),
                 }
             }
-            other => Self::provider_error(p, format!("code exchange failed: {other}")),
+            other => {
+                // The causes say what was wrong ("Failed to parse server response" alone
+                // does not).
+                let mut detail = format!("code exchange failed: {other}");
+                let mut cause = std::error::Error::source(&other);
+                while let Some(c) = cause {
+                    detail.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                Self::provider_error(p, detail)
+            }
         }
     }
 
@@ -84,16 +94,38 @@ impl Federation {
             openidconnect::EndpointMaybeSet,
         >,
     > {
-        Ok(CoreClient::from_provider_metadata(
+        let client = CoreClient::from_provider_metadata(
             m.clone(),
             ClientId::new(p.client_id.clone()),
-            p.client_secret
-                .as_ref()
-                .map(|s| ClientSecret::new(s.0.clone())),
+            Self::client_secret(p)?.map(ClientSecret::new),
         )
         .set_redirect_uri(
             RedirectUrl::new(self.redirect_uri(&p.name)).map_err(|e| Self::provider_error(p, e))?,
-        ))
+        );
+        // HTTP Basic unless the provider says it takes the secret only in the body
+        // (Apple publishes `client_secret_post` alone).
+        let methods = m.token_endpoint_auth_methods_supported();
+        let body_only = methods.is_some_and(|ms| {
+            ms.contains(&CoreClientAuthMethod::ClientSecretPost)
+                && !ms.contains(&CoreClientAuthMethod::ClientSecretBasic)
+        });
+        Ok(if body_only {
+            client.set_auth_type(openidconnect::AuthType::RequestBody)
+        } else {
+            client
+        })
+    }
+
+    /// The client secret for one token request: the configured one, or one minted from
+    /// the provider's key (Apple).
+    fn client_secret(p: &ProviderConfig) -> FedResult<Option<String>> {
+        match &p.signed_secret {
+            Some(signer) => signer
+                .mint(&p.client_id)
+                .map(Some)
+                .map_err(|e| Self::provider_error(p, e)),
+            None => Ok(p.client_secret.as_ref().map(|s| s.0.clone())),
+        }
     }
 
     pub(super) fn oauth2_client(
@@ -123,8 +155,8 @@ impl Federation {
                     RedirectUrl::new(self.redirect_uri(&p.name))
                         .map_err(|e| Self::provider_error(p, e))?,
                 );
-        if let Some(s) = &p.client_secret {
-            client = client.set_client_secret(oauth2::ClientSecret::new(s.0.clone()));
+        if let Some(s) = Self::client_secret(p)? {
+            client = client.set_client_secret(oauth2::ClientSecret::new(s));
         }
         Ok(client)
     }
@@ -154,15 +186,18 @@ impl Federation {
                 let client = self.oidc_client(p, &m)?;
                 let nonce = secret::generate();
                 let (state_for, nonce_for) = (state.clone(), nonce.clone());
-                let (url, _, _) = client
+                let mut request = client
                     .authorize_url(
                         CoreAuthenticationFlow::AuthorizationCode,
                         move || CsrfToken::new(state_for),
                         move || Nonce::new(nonce_for),
                     )
                     .add_scopes(scopes)
-                    .set_pkce_challenge(challenge)
-                    .url();
+                    .set_pkce_challenge(challenge);
+                if p.form_post {
+                    request = request.add_extra_param("response_mode", "form_post");
+                }
+                let (url, _, _) = request.url();
                 (url, Some(nonce))
             }
             ProviderKind::OAuth2 {
@@ -172,11 +207,14 @@ impl Federation {
             } => {
                 let client = self.oauth2_client(p, authorization_url, token_url)?;
                 let state_for = state.clone();
-                let (url, _) = client
+                let mut request = client
                     .authorize_url(move || oauth2::CsrfToken::new(state_for))
                     .add_scopes(p.scopes.iter().map(|s| oauth2::Scope::new(s.clone())))
-                    .set_pkce_challenge(challenge)
-                    .url();
+                    .set_pkce_challenge(challenge);
+                if p.form_post {
+                    request = request.add_extra_param("response_mode", "form_post");
+                }
+                let (url, _) = request.url();
                 (url, None)
             }
         };
