@@ -2,8 +2,9 @@
 //!
 //! Every path echoes the request it received as JSON (method, path, query, headers),
 //! except paths ending in:
-//! - `/stream`: a server-sent-event stream, one event, a 1.5 s pause, a second event;
-//! - `/slow`: answers after 3 s;
+//! - `/stream`: a server-sent-event stream, one event, a 4 s pause, a second event (long
+//!   against the 1–2 s timeouts the tests set, so a loaded machine cannot blur the two);
+//! - `/slow`: answers after 10 s;
 //! - `/upload`: counts the request body's bytes as they stream in;
 //! - `/set-cookie`: tries to set Tollgate's cookies (named, prefixed, nameless) and one of
 //!   its own, and to switch HSTS off;
@@ -83,7 +84,7 @@ async fn handle(req: Request) -> Response {
             match n {
                 0 => Some((Ok::<_, Infallible>(Bytes::from("data: first\n\n")), 1)),
                 1 => {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    tokio::time::sleep(Duration::from_secs(4)).await;
                     Some((Ok(Bytes::from("data: second\n\n")), 2))
                 }
                 _ => None,
@@ -96,7 +97,7 @@ async fn handle(req: Request) -> Response {
             .into_response();
     }
     if path.ends_with("/slow") {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
         return "late".into_response();
     }
     if path.ends_with("/upload") {

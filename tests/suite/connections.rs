@@ -122,7 +122,7 @@ async fn slow_and_silent_connections_are_closed(backend: Backend) {
             .is_some(),
         "an idle keep-alive connection stayed open"
     );
-    // The stream pauses 1.5 s between its events; the idle timeout (2 s) and even the
+    // The stream pauses 4 s between its events; the idle timeout (2 s) and even the
     // header timeout (1 s) never apply while a response is in progress.
     let mut streaming = connect(s.port).await;
     streaming

@@ -744,7 +744,8 @@ async fn upstream_failures_are_502_and_504(backend: Backend) {
     s.call(Method::GET, "/pub/slow", None, &[])
         .await
         .assert_problem(504, "upstream_timeout");
-    assert!(start.elapsed() < Duration::from_millis(2500));
+    // The timeout is 1 s and the upstream answers after 10 s.
+    assert!(start.elapsed() < Duration::from_secs(6));
 }
 
 /// Connecting is timed on its own: an upstream that never completes the handshake gets
@@ -924,11 +925,11 @@ async fn streams_pass_without_buffering(backend: Backend) {
     let end_at = start.elapsed();
     assert_eq!(rest, b"data: second\n\n");
     assert!(
-        first_at < Duration::from_millis(1000),
+        first_at < Duration::from_millis(3000),
         "first event after {first_at:?}"
     );
     assert!(
-        end_at >= Duration::from_millis(1400),
+        end_at >= Duration::from_millis(3900),
         "stream ended after {end_at:?}"
     );
 }
@@ -940,7 +941,7 @@ async fn a_silent_upstream_stream_is_cut_after_the_idle_timeout(backend: Backend
     let res = s.http.get(s.url("/pub/stream")).send().await.unwrap();
     let mut body = res.bytes_stream();
     assert_eq!(&body.next().await.unwrap().unwrap()[..], b"data: first\n\n");
-    // The upstream pauses 1.5 s before its second event: the stream ends in error at
+    // The upstream pauses 4 s before its second event: the stream ends in error at
     // about 1 s of silence instead.
     let mut cut = false;
     while let Some(chunk) = body.next().await {
