@@ -29,21 +29,14 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    /// Connects the fan-out channel (Redis when configured and reachable, else the
-    /// database's) and loads every revocation still relevant.
+    /// Connects the fan-out channels (PostgreSQL's, and Redis when configured) and loads
+    /// every revocation still relevant.
     pub async fn open(
         store: &Store,
         access_ttl: Duration,
         redis_url: Option<&str>,
     ) -> anyhow::Result<Revocations> {
-        let channel = match Fanout::connect(store, redis_url).await {
-            Ok(f) => f,
-            Err(e) => {
-                // Revocations still spread through the database (NOTIFY or the poll).
-                tracing::warn!(error = %e, "Redis unavailable for revocation fan-out; using the database");
-                Fanout::connect(store, None).await?
-            }
-        };
+        let channel = Fanout::connect(store, redis_url).await?;
         let revocations = Revocations {
             set: Arc::new(RevocationSet::new(access_ttl)),
             channel: Arc::new(channel),
@@ -57,7 +50,8 @@ impl Revocations {
         &self.set
     }
 
-    /// The fan-out channel's name (`redis`, `postgres` or `none`), for the start-up line.
+    /// The fan-out channels' name (`redis+postgres`, `redis`, `postgres` or `none`), for
+    /// the start-up line.
     pub fn channel(&self) -> &'static str {
         self.channel.name()
     }

@@ -9,6 +9,7 @@ pub mod nginx;
 pub mod oidc;
 pub mod passkey;
 pub mod python;
+pub mod redis_server;
 pub mod reply;
 pub mod sandbox;
 pub mod server;

@@ -85,7 +85,11 @@ async fn postgres_notify_reaches_every_node_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_pubsub_reaches_every_node_within_a_second() {
-    logout_on_one_node_reaches_the_other(vec![("TOLLGATE_REDIS_URL", REDIS.into())], "redis").await;
+    logout_on_one_node_reaches_the_other(
+        vec![("TOLLGATE_REDIS_URL", REDIS.into())],
+        "redis+postgres",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +112,80 @@ async fn cli_revocations_are_pushed_too() {
         // The first node too, of course.
         drop(b);
     }
+}
+
+/// Signs out with `access` on `a`.
+async fn logout(a: &TestServer, access: &str) {
+    let r = a
+        .call(
+            Method::POST,
+            "/auth/logout",
+            None,
+            &[("authorization", &format!("Bearer {access}"))],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+}
+
+/// Redis dies under two nodes on PostgreSQL: revocations keep arriving within a second
+/// through PostgreSQL, each node says so once (not once a second), and when Redis returns
+/// the nodes use it again, the very first revocation after its return included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_survive_losing_redis() {
+    let mut redis = common::redis_server::RedisServer::start();
+    let (a, b) = two_nodes(vec![("TOLLGATE_REDIS_URL", redis.url())]).await;
+    assert!(
+        b.server_log()
+            .contains("\"revocation_fanout\":\"redis+postgres\""),
+        "{}",
+        b.server_log()
+    );
+    let sign_out = |_: String, access: String| {
+        let a = &a;
+        async move { logout(a, &access).await }
+    };
+    redis.kill();
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        took.push(time_until_refused_elsewhere(&a, &b, sign_out).await);
+    }
+    took.sort();
+    eprintln!(
+        "revocation elsewhere with Redis down: median {:?}, worst {:?} of {}",
+        took[took.len() / 2],
+        took[took.len() - 1],
+        took.len()
+    );
+    assert!(took[took.len() - 1] < Duration::from_secs(1), "{took:?}");
+    // Several reconnection attempts later, still one warning per node.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for node in [&a, &b] {
+        let log = node.server_log();
+        assert_eq!(log.matches("revocation channel lost").count(), 1, "{log}");
+    }
+
+    redis.restart();
+    let back = eventually(Duration::from_secs(20), || async {
+        [&a, &b].iter().all(|n| {
+            n.server_log()
+                .contains("revocation channel connected again")
+        })
+    })
+    .await;
+    assert!(back, "{}\n{}", a.server_log(), b.server_log());
+    // The first revocation after Redis returned goes out on Redis too.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("tollgate_revocations").await.unwrap();
+    let took = time_until_refused_elsewhere(&a, &b, sign_out).await;
+    assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    use futures_util::StreamExt;
+    let message = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next())
+        .await
+        .expect("the revocation reached Redis")
+        .unwrap();
+    let payload: String = message.get_payload().unwrap();
+    assert!(payload.split(' ').count() >= 2, "{payload}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
