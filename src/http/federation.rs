@@ -138,6 +138,14 @@ async fn callback_query(
     PathParam(name): PathParam<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
+    // A provider asked for a form post answers by POST: a code in a URL would sit in
+    // the browser's history.
+    if app.federation.answers_by_post(&name) {
+        return error_page(
+            &app,
+            &OAuthError::invalid_request("this provider answers by form post"),
+        );
+    }
     callback(app, info, headers, name, q).await
 }
 
@@ -152,7 +160,13 @@ async fn callback_form(
     body: Bytes,
 ) -> Response {
     if !app.federation.answers_by_post(&name) {
-        return failure(&app, FederationError::UnknownProvider(name));
+        if app.federation.providers().any(|(n, _)| n == name) {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
+        return failure(
+            &app,
+            FederationError::UnknownProvider(name.chars().take(32).collect()),
+        );
     }
     match html::form::<CallbackQuery>(&headers, &body) {
         Ok(q) => callback(app, info, headers, name, q).await,
@@ -169,7 +183,9 @@ async fn callback(
 ) -> Response {
     let cookie = cookies::read(&headers, &app.cookies.journey);
     let mut res = match app.federation.journey(cookie, &name, q.state.as_deref()) {
-        Err(e) => failure(&app, e),
+        // The cookie stays: a request from another site with a made-up state must not
+        // end a sign-in this browser has under way.
+        Err(e) => return failure(&app, e),
         Ok(journey) => match (&q.code, &q.error) {
             (_, Some(error)) => {
                 let detail = q.error_description.as_deref().unwrap_or(error);
@@ -221,7 +237,7 @@ async fn callback(
             }
         },
     };
-    // The journey is over, whatever its outcome.
+    // The journey is over, whatever its outcome (it is spent: `Federation::journey`).
     res.headers_mut()
         .append(header::SET_COOKIE, journey_cookie(&app, &name, "", 0));
     res

@@ -202,6 +202,19 @@ pub fn default_rules() -> Vec<RuleSpec> {
             5,
         ),
         spec("refresh-ip", &["/auth/refresh"], Per::Ip, 120, "1m", 60),
+        // Each federated sign-in ends in a call to the provider's token endpoint, under
+        // this deployment's client id: a flood could get it throttled for everyone.
+        RuleSpec {
+            methods: vec!["GET".into(), "POST".into()],
+            ..spec(
+                "federation-ip",
+                &["/auth/federated/*"],
+                Per::Ip,
+                30,
+                "1m",
+                10,
+            )
+        },
         spec(
             "recovery-ip",
             &[RECOVERY, RECOVERY_PAGES].concat(),

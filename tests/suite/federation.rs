@@ -402,12 +402,23 @@ async fn sign_in_with_apple(b: Backend) {
         .await;
     assert_eq!(forged.status, 400, "{}", forged.text);
     assert!(forged.text.contains("invalid_state"), "{}", forged.text);
+    // ...and leaves the browser's journey alone (another site cannot end it).
+    assert!(
+        !forged.cookies.0.contains_key("tg_fed"),
+        "{:?}",
+        forged.cookies
+    );
 
     // The real answer: a cross-site POST carrying the journey cookie.
     let r = browser.get(&rp.url("/auth/federated/apple")).await;
     let page = browser.get(r.header("location")).await;
     let field = |name: &str| hidden(&page.text, name).unwrap_or_else(|| panic!("{name}"));
     let (code, state) = (field("code"), field("state"));
+    // Not as a GET: the code would sit in the browser's history.
+    let url = format!("{callback}?code={code}&state={state}");
+    let r = browser.get(&url).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let journey = browser.cookie(&callback, "tg_fed").unwrap();
     let r = browser
         .post_form_from(
             &apple.base,
@@ -417,6 +428,17 @@ async fn sign_in_with_apple(b: Backend) {
         .await;
     let home = browser.landed_home(&callback, &r).await;
     assert!(home.text.contains(&email), "{}", home.text);
+    // The journey is spent: replayed with another code, it never reaches Apple again.
+    browser.set_cookie(&callback, "tg_fed", &journey);
+    let r = browser
+        .post_form_from(
+            &apple.base,
+            &callback,
+            &[("code", "another"), ("state", &state)],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("invalid_state"), "{}", r.text);
 
     // The stand-in saw one exchange with a valid minted secret, in the body.
     let stats = apple.stats().await;
@@ -447,15 +469,38 @@ async fn sign_in_with_apple(b: Backend) {
     assert!(r.text.contains("user_cancelled_authorize"), "{}", r.text);
     assert_eq!(r.cookies.attr("tg_fed", "max-age").as_deref(), Some("0"));
 
-    // Only a provider that answers by POST takes one.
+    // An answer naming another issuer is the browser's (or a mix-up's) doing: 400.
+    let r = other.get(&rp.url("/auth/federated/apple")).await;
+    let page = other.get(r.header("location")).await;
+    let (code, state) = (
+        hidden(&page.text, "code").unwrap(),
+        hidden(&page.text, "state").unwrap(),
+    );
     let r = other
         .post_form_from(
             &apple.base,
-            &rp.url("/auth/federated/nope/callback"),
+            &callback,
+            &[
+                ("code", &code),
+                ("state", &state),
+                ("iss", "https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    // Only a provider that answers by POST takes one; a name is not echoed at length.
+    let long = "x".repeat(300);
+    let r = other
+        .post_form_from(
+            &apple.base,
+            &rp.url(&format!("/auth/federated/{long}/callback")),
             &[("code", "c"), ("state", "s")],
         )
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
+    assert!(!r.text.contains(&"x".repeat(33)), "{}", r.text);
+    assert_eq!(apple.stats().await["issued"], 1);
 }
 
 on_both_backends!(sign_in_through_another_tollgate);

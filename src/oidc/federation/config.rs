@@ -290,7 +290,12 @@ fn signed_secret(
         team_id: team_id.clone(),
         key_id: key_id.clone(),
         key_pem: ClientSecret(pem),
-        audience: s.issuer.clone().unwrap_or_default(),
+        audience: s
+            .issuer
+            .as_deref()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string(),
     };
     // A key that cannot sign is found now, not at the first sign-in.
     signer

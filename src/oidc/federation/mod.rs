@@ -51,6 +51,9 @@ use crate::store::{FederatedLogin, NewUser, Store, StoreError, UserRecord};
 const JOURNEY_TTL_SECS: i64 = 600;
 /// How long a provider's discovery document (with its keys) is reused.
 const METADATA_TTL_SECS: i64 = 600;
+/// Spent journeys remembered at most (the callback is rate limited per address; past this
+/// many answers in ten minutes, new ones wait for old ones to expire).
+const MAX_SPENT_JOURNEYS: usize = 100_000;
 pub const JOURNEY_TYP: &str = "tollgate-federation+jwt";
 pub const LINK_TYP: &str = "tollgate-federation-link+jwt";
 
@@ -147,6 +150,8 @@ pub struct Federation {
     /// `mail.require_verification`: a federated sign-in needs a verified address too.
     require_verification: bool,
     metadata: RwLock<HashMap<String, (Arc<CoreProviderMetadata>, i64)>>,
+    /// The states of journeys already answered here, until the journeys expire.
+    spent: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl Federation {
@@ -166,6 +171,7 @@ impl Federation {
             store,
             require_verification,
             metadata: RwLock::new(HashMap::new()),
+            spent: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -221,6 +227,14 @@ impl Federation {
         let j: Journey = self.open(JOURNEY_TYP, cookie.ok_or(FederationError::BadJourney)?)?;
         let state_ok = state.is_some_and(|s| secret::constant_time_eq(s, &j.state));
         if j.provider != name || !state_ok {
+            return Err(FederationError::BadJourney);
+        }
+        // One answer per journey: a replayed cookie and state (with another code) never
+        // reach the provider's token endpoint again.
+        let now = clock::now();
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.retain(|_, exp| *exp > now);
+        if spent.len() >= MAX_SPENT_JOURNEYS || spent.insert(j.state.clone(), j.exp).is_some() {
             return Err(FederationError::BadJourney);
         }
         Ok(j)

@@ -28,6 +28,20 @@ impl Federation {
         T: openidconnect::ErrorResponse + 'static,
     {
         match e {
+            // The provider refusing us (a revoked key, a wrong secret) is the operator's
+            // problem, not the browser's.
+            // (Both crates' error responses display as "<error code>: <description>".)
+            openidconnect::RequestTokenError::ServerResponse(r)
+                if ["invalid_client", "unauthorized_client"]
+                    .iter()
+                    .any(|c| r.to_string().starts_with(c)) =>
+            {
+                tracing::error!(provider = %p.name, error = %r, "the provider refused Tollgate's client credentials; check the client secret or key");
+                FederationError::Provider {
+                    provider: p.label.clone(),
+                    detail: "the provider refused this server's credentials".into(),
+                }
+            }
             openidconnect::RequestTokenError::ServerResponse(r) => {
                 tracing::info!(provider = %p.name, error = %r, "the provider refused the code");
                 FederationError::CodeRefused {
@@ -243,8 +257,13 @@ impl Federation {
         let p = self.provider(&j.provider)?;
         match &p.kind {
             ProviderKind::Oidc { issuer } => {
+                // The browser carried this parameter: a mismatch is a bad (or mixed-up)
+                // answer, not the provider failing.
                 if iss.is_some_and(|i| i.trim_end_matches('/') != issuer) {
-                    return Err(Self::provider_error(p, "the response names another issuer"));
+                    return Err(FederationError::CodeRefused {
+                        provider: p.label.clone(),
+                        detail: "the answer names another issuer".into(),
+                    });
                 }
                 self.finish_oidc(p, issuer, j, code).await
             }
@@ -330,9 +349,16 @@ impl Federation {
             .cloned()
             .collect();
         let verifier = client.id_token_verifier().set_allowed_algs(algs);
-        let verified = id_token
-            .claims(&verifier, &nonce)
-            .map_err(|e| Self::provider_error(p, format!("ID token rejected: {e}")))?;
+        let verified = id_token.claims(&verifier, &nonce).map_err(|e| match e {
+            // A code from another journey (injected into this one): the browser's doing.
+            openidconnect::ClaimsVerificationError::InvalidNonce(_) => {
+                FederationError::CodeRefused {
+                    provider: p.label.clone(),
+                    detail: "the answer belongs to another sign-in".into(),
+                }
+            }
+            e => Self::provider_error(p, format!("ID token rejected: {e}")),
+        })?;
         if let Some(expected) = verified.access_token_hash() {
             let alg = id_token
                 .signing_alg()
