@@ -266,10 +266,11 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     }))
 }
 
-/// Starts the background work of a serving process: the revocation listener and poll,
-/// key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
+/// Starts the background work of a serving process: the database's health probe, the
+/// revocation listener and poll, key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
 /// summaries.
 pub fn spawn_background(app: &AppState) {
+    app.store.watch_health();
     app.revocations.spawn_feeds(app.store.clone());
     spawn_key_reload(app.clone());
     spawn_api_key_usage_flush(app.clone());

@@ -1,15 +1,20 @@
 //! Writing ledger rows with group commit: calls that finish together share one
 //! transaction, and each still waits for its row to be committed (a response ends only
-//! once its call is on record).
+//! once its call is on record). While the database cannot be reached, the batch is kept
+//! and sent again, in order, until it commits (rows are idempotent by call id), so a
+//! database outage delays rows instead of dropping them. What waits meanwhile lives in
+//! this process's memory (the channel and one batch).
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Store, StoreError, UsageRow};
+use crate::store::{Store, StoreError, UsageRow, health};
 
 /// Most rows in one transaction.
 const BATCH: usize = 256;
 /// Longest a response waits for its row.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a batch is tried again while the database is unreachable.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 type Job = (UsageRow, oneshot::Sender<Result<(), String>>);
 
@@ -25,7 +30,7 @@ impl Ledger {
             let mut jobs: Vec<Job> = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut jobs, BATCH).await > 0 {
                 let rows: Vec<UsageRow> = jobs.iter().map(|(r, _)| r.clone()).collect();
-                if store.insert_ai_usage(&rows).await.is_ok() {
+                if insert(&store, &rows).await.is_ok() {
                     for (_, done) in jobs.drain(..) {
                         let _ = done.send(Ok(()));
                     }
@@ -33,8 +38,7 @@ impl Ledger {
                 }
                 // One bad row must not cost the others theirs: write them one by one.
                 for (row, done) in jobs.drain(..) {
-                    let outcome = store
-                        .insert_ai_usage(std::slice::from_ref(&row))
+                    let outcome = insert(&store, std::slice::from_ref(&row))
                         .await
                         .map_err(|e: StoreError| e.to_string());
                     let _ = done.send(outcome);
@@ -54,11 +58,44 @@ impl Ledger {
                 .send((row, done))
                 .await
                 .map_err(|_| "the ledger writer stopped".to_string())?;
+            // A database known to be down would hold the response for the whole wait:
+            // the row is queued and will be written when it is back.
+            if health::is_down() {
+                return Err(
+                    "the database is down; the row is kept and written when it is back".to_string(),
+                );
+            }
             wait.await
                 .map_err(|_| "the ledger writer stopped".to_string())?
         };
         tokio::time::timeout(WAIT, queued)
             .await
             .map_err(|_| format!("the ledger did not commit within {WAIT:?}"))?
+    }
+}
+
+/// Inserts `rows`, waiting out a database that cannot be reached: only an error of the
+/// statement itself (a bad row) comes back.
+async fn insert(store: &Store, rows: &[UsageRow]) -> Result<(), StoreError> {
+    let mut waiting = false;
+    loop {
+        match store.insert_ai_usage(rows).await {
+            Err(e) if health::is_outage(&e) => {
+                if !waiting {
+                    tracing::warn!(rows = rows.len(), error = %e, "AI usage ledger rows wait for the database");
+                    waiting = true;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+            done => {
+                if waiting && done.is_ok() {
+                    tracing::info!(
+                        rows = rows.len(),
+                        "AI usage ledger rows written after the wait"
+                    );
+                }
+                return done;
+            }
+        }
     }
 }

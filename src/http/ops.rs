@@ -45,12 +45,16 @@ async fn readyz(State(app): State<AppState>) -> Response {
             Json(json!({ "status": "ready", "database": app.store.backend() })).into_response()
         }
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            // A database known to be down was logged once when it went (store::health).
+            if !matches!(e, crate::store::StoreError::Unavailable) {
+                tracing::warn!(error = %e, "readiness check failed");
+            }
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Database unreachable",
             )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(1))
             .into_response()
         }
     }

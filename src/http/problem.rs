@@ -179,12 +179,18 @@ impl From<Error> for Problem {
             Error::StepUpRequired { mfa, max_age } => Problem::step_up(mfa, max_age),
             Error::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, code, title),
             Error::Unavailable(source) => {
-                tracing::error!(error = %source, "storage unavailable");
+                // A database known to be down was logged once when it went (store::health).
+                if matches!(source, crate::store::StoreError::Unavailable) {
+                    tracing::debug!("refused: the database is down");
+                } else {
+                    tracing::error!(error = %source, "storage unavailable");
+                }
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     code,
                     "Service temporarily unavailable",
                 )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(1))
             }
             Error::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");

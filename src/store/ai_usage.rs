@@ -91,7 +91,8 @@ pub struct UsageReportRow {
 
 impl Store {
     /// Writes ledger rows in one transaction (callers batch concurrent calls' rows, so
-    /// the ledger is not capped at one commit per call).
+    /// the ledger is not capped at one commit per call). A row already written (same
+    /// call id) is skipped, so a batch whose commit went unanswered can be sent again.
     pub async fn insert_ai_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -100,7 +101,8 @@ impl Store {
                     "INSERT INTO ai_usage (id, principal, api_key_id, client_id, provider, model,
                     endpoint, input_tokens, output_tokens, cost_pico, latency_ms, status,
                     outcome, streamed, created_at, day)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&r.id)
                 .bind(&r.principal)

@@ -18,6 +18,7 @@ mod clients;
 mod email_tokens;
 mod factors;
 mod federation;
+pub mod health;
 mod oauth;
 mod passkeys;
 mod sessions;
@@ -60,13 +61,26 @@ pub enum StoreError {
     #[error("conflicting row already exists")]
     Conflict,
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// The database is known to be down (`health`): refused without trying.
+    #[error("the database is unreachable")]
+    Unavailable,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database server could not be reached at start.
     #[error("{0}")]
     Unreachable(String),
 }
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        health::observe(&e);
+        StoreError::Database(e)
+    }
+}
+
+/// Longest a request waits for a PostgreSQL connection.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the first connection to PostgreSQL may take at start.
 const CONNECT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,7 +91,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub(crate) fn conflict_aware(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Database(e),
+        _ => e.into(),
     }
 }
 
@@ -92,7 +106,10 @@ macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+            $crate::store::Store::Postgres($pool) => {
+                $crate::store::health::check()?;
+                $body
+            }
         }
     };
 }
@@ -200,11 +217,23 @@ impl Store {
                 }
             }
             // The probe showed the server answers: the pool connects as it is used.
+            // A request waits at most 2 s for a connection: while PostgreSQL refuses
+            // connections the pool keeps retrying until this timeout, so it bounds how
+            // long a request caught by an outage waits for its 503 (`health` answers the
+            // rest at once); a pool exhausted that long is overload, shed with a 503 too.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect_lazy_with(opts);
             Ok(Store::Postgres(pool))
+        }
+    }
+
+    /// Starts probing the database server (`health`), so requests fail fast while it is
+    /// down; a serving process calls it once. SQLite has no server to lose.
+    pub fn watch_health(&self) {
+        if let Store::Postgres(pool) = self {
+            health::spawn_probe((*pool.connect_options()).clone());
         }
     }
 
@@ -316,6 +345,10 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        // Not `on_pool!`: closing needs no answering database.
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
     }
 }

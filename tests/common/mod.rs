@@ -8,6 +8,7 @@ pub mod llm;
 pub mod nginx;
 pub mod oidc;
 pub mod passkey;
+pub mod pg_cluster;
 pub mod python;
 pub mod redis_server;
 pub mod reply;

@@ -19,6 +19,7 @@ mod cli;
 mod connections;
 mod console;
 mod fanout;
+mod faults;
 mod federation;
 mod forward_auth;
 mod gateway;
