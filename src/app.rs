@@ -234,6 +234,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         store.clone(),
         &outbound,
         config.redis_url.as_deref(),
+        &config.data_dir,
     )?);
     let pages = Pages::new(&config.ui);
     let passkeys = Passkeys::new(

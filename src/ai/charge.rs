@@ -34,6 +34,8 @@ pub enum AiRefusal {
     },
     /// The quota counters cannot be reached.
     Unavailable(MeterError),
+    /// The ledger's spill file is nearly full: no row could be kept for another call.
+    LedgerFull,
 }
 
 impl AiRefusal {
@@ -48,7 +50,7 @@ impl AiRefusal {
             AiRefusal::Request(_) => "invalid_request",
             AiRefusal::Model(_) => "model_not_allowed",
             AiRefusal::Quota { dimension, .. } => dimension.code(),
-            AiRefusal::Unavailable(_) => return None,
+            AiRefusal::Unavailable(_) | AiRefusal::LedgerFull => return None,
         })
     }
 }
@@ -186,6 +188,10 @@ impl Ai {
         request: &AiRequest,
         endpoint: String,
     ) -> Result<Admitted, AiRefusal> {
+        // A call whose row the ledger could not keep would be a bill nobody sees.
+        if !self.ledger.accepting() {
+            return Err(AiRefusal::LedgerFull);
+        }
         if let Some(q) = quota {
             if !model_allowed(q.models.as_deref(), &request.model) {
                 return Err(AiRefusal::Model("your roles do not allow this model"));
@@ -258,7 +264,7 @@ impl Ai {
             cost_pico: s.charge.pico_usd,
             latency_ms: a.started.elapsed().as_millis() as i64,
             status: s.status,
-            outcome: s.outcome,
+            outcome: s.outcome.to_string(),
             streamed: a.streamed,
             created_at: a.created_at,
             day: crate::clock::day_string(a.created_at),

@@ -11,6 +11,7 @@ pub mod meter;
 pub mod relay;
 pub mod request;
 pub mod scrub;
+pub mod spill;
 pub mod upstream;
 pub mod usage;
 pub mod usage_chunk;
@@ -78,6 +79,7 @@ impl Ai {
         store: Store,
         outbound: &Outbound,
         redis_url: Option<&str>,
+        data_dir: &std::path::Path,
     ) -> anyhow::Result<Ai> {
         let mut providers = BTreeMap::new();
         for (name, p) in &config.providers {
@@ -109,7 +111,7 @@ impl Ai {
             known_models,
             meter,
             refusals: Default::default(),
-            ledger: ledger::Ledger::new(store.clone()),
+            ledger: ledger::Ledger::new(store.clone(), data_dir)?,
             store,
         })
     }
@@ -296,11 +298,14 @@ mod tests {
         }
         let store =
             Store::Sqlite(sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:").unwrap());
+        let dir = std::env::temp_dir().join(format!("tollgate-ai-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
         Ai::new(
             config,
             store,
             &Outbound::new(Default::default()).unwrap(),
             None,
+            &dir,
         )
         .unwrap()
     }

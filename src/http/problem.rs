@@ -484,6 +484,18 @@ impl From<AiRefusal> for Problem {
                     ))
                     .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
             }
+            AiRefusal::LedgerFull => {
+                tracing::warn!("AI call refused: the ledger spill file is nearly full");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ledger_unavailable",
+                    "Usage cannot be recorded right now",
+                )
+                .with_detail(
+                    "the database has been unreachable long enough to fill the ledger's spill file",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
             AiRefusal::Unavailable(e) => {
                 tracing::warn!(error = %e, "AI quota check failed");
                 Problem::new(

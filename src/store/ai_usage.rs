@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreResult, on_pool};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UsageRow {
     pub id: String,
     pub principal: String,
@@ -18,7 +18,7 @@ pub struct UsageRow {
     pub cost_pico: i64,
     pub latency_ms: i64,
     pub status: i32,
-    pub outcome: &'static str,
+    pub outcome: String,
     pub streamed: bool,
     pub created_at: i64,
     pub day: String,
@@ -116,7 +116,7 @@ impl Store {
                 .bind(r.cost_pico)
                 .bind(r.latency_ms)
                 .bind(r.status)
-                .bind(r.outcome)
+                .bind(&r.outcome)
                 .bind(r.streamed)
                 .bind(r.created_at)
                 .bind(&r.day)

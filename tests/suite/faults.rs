@@ -24,13 +24,15 @@ async fn refresh(s: &TestServer, token: &str) -> common::Reply {
 /// PostgreSQL stops under a serving node for several seconds. Once the node knows (its
 /// probe asks every second), a request that needs the database answers 503
 /// `unavailable` with `Retry-After` at once instead of waiting out the pool; a verified
-/// token and the AI proxy keep serving, the AI calls' ledger rows waiting in memory;
+/// token and the AI proxy keep serving, the AI calls' ledger rows kept in the spill file;
 /// when PostgreSQL returns the node heals by itself, and the ledger holds exactly the
-/// calls the provider answered. The loss and the return are logged once each.
+/// calls the provider answered. The loss and the return are logged once each. In a
+/// second outage the node is killed before PostgreSQL returns: its next start writes
+/// what it spilled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_fast_keeps_the_ledger_and_heals() {
     let pg = PgCluster::create();
-    let (s, openai, _anthropic) = start_with_env(
+    let (mut s, openai, _anthropic) = start_with_env(
         Backend::Sqlite,
         "",
         vec![("TOLLGATE_DATABASE_URL", pg.url())],
@@ -111,5 +113,39 @@ async fn a_database_outage_fails_fast_keeps_the_ledger_and_heals() {
     let log = s.server_log();
     assert_eq!(log.matches("database unreachable").count(), 1, "{log}");
     assert_eq!(log.matches("database reachable again").count(), 1, "{log}");
+
+    // Again, but the node is killed (-9) before PostgreSQL returns: the rows it spilled
+    // to its data dir are written by the next start.
+    pg.stop();
+    let known = eventually(Duration::from_secs(15), || async {
+        s.call(Method::GET, "/readyz", None, &[]).await.status == 503
+    })
+    .await;
+    assert!(known, "{}", s.server_log());
+    for _ in 0..4 {
+        let r = call_ai(&s, &access, path, chat.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        answered += 1;
+    }
+    let spill = s.sandbox.dir.join("data").join("ai-ledger-spill.jsonl");
+    let spilled = std::fs::read_to_string(&spill)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(spilled, 4, "{}", spill.display());
+    s.stop();
+    pg.start();
+    s.restart_with(None, vec![]).await;
+    let written = eventually(Duration::from_secs(15), || async {
+        rows().await == answered
+    })
+    .await;
+    assert!(written, "{} ledger rows for {answered} calls", rows().await);
+    assert_eq!(openai.calls().len() as i64, answered);
+    let emptied = eventually(Duration::from_secs(5), || async {
+        std::fs::metadata(&spill).map(|m| m.len()).unwrap_or(0) == 0
+    })
+    .await;
+    assert!(emptied, "the spill file was not emptied");
     pool.close().await;
 }
