@@ -74,13 +74,8 @@ const KEY_RELOAD: Duration = crate::keys::RELOAD_INTERVAL;
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    if let Some(path) = config
-        .database_url
-        .strip_prefix("sqlite://")
-        .map(|p| p.split('?').next().unwrap_or(p))
-        && let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+    if let Some(path) = sqlite_file(config)
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
     {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -104,14 +99,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// directory, and for SQLite its database file. The message names where it looked.
 pub fn require_install(config: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
     let keys = keys_dir(config);
-    let sqlite_file = config
-        .database_url
-        .strip_prefix("sqlite://")
-        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).to_path_buf());
     let missing = if !keys.is_dir() {
         Some(keys)
     } else {
-        sqlite_file.filter(|f| !f.is_file())
+        sqlite_file(config).filter(|f| !f.is_file())
     };
     let Some(missing) = missing else {
         return Ok(());
@@ -126,6 +117,44 @@ pub fn require_install(config: &Config, config_file: Option<&Path>) -> anyhow::R
         missing.display(),
         config.data_dir.display(),
     )
+}
+
+/// The SQLite database file, when the database is one.
+fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+    config
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).to_path_buf())
+}
+
+/// Says so at start when another serving process already uses this SQLite file: SQLite
+/// is for one node, so revocations, rate limits and AI quotas would not be shared (each
+/// process keeps its own). The claim is a lock on `<file>.serve.lock`, held for the
+/// process's life and released by the kernel even after `kill -9`. CLI commands never
+/// claim it: they may run beside the server.
+fn claim_sqlite_file(config: &Config) {
+    static CLAIM: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let Some(db) = sqlite_file(config) else {
+        return;
+    };
+    let mut lock_path = db.into_os_string();
+    lock_path.push(".serve.lock");
+    let claimed = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::other));
+    match claimed {
+        Ok(file) => {
+            let _ = CLAIM.set(file);
+        }
+        Err(e) => tracing::warn!(
+            lock = %Path::new(&lock_path).display(),
+            error = %e,
+            "another Tollgate server uses this SQLite file: SQLite is for one node, so sessions revoked, rate limits and AI quotas are not shared between the two; use PostgreSQL for several nodes"
+        ),
+    }
 }
 
 pub fn keys_dir(config: &Config) -> std::path::PathBuf {
@@ -271,6 +300,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 /// revocation listener and poll, key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
 /// summaries.
 pub fn spawn_background(app: &AppState) {
+    claim_sqlite_file(&app.config);
     app.store.watch_health();
     app.revocations.spawn_feeds(app.store.clone());
     spawn_key_reload(app.clone());

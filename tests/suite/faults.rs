@@ -149,3 +149,22 @@ async fn a_database_outage_fails_fast_keeps_the_ledger_and_heals() {
     assert!(emptied, "the spill file was not emptied");
     pool.close().await;
 }
+
+/// SQLite is for one node: a second server on the same file says so at start (its
+/// revocations, limits and quotas would be its own), and the first does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_sqlite_file_is_told() {
+    const WARNING: &str = "another Tollgate server uses this SQLite file";
+    let a = TestServer::start(Backend::Sqlite).await;
+    let b = a.sibling(vec![]).await;
+    let told = eventually(Duration::from_secs(10), || async {
+        b.server_log().contains(WARNING)
+    })
+    .await;
+    assert!(told, "{}", b.server_log());
+    assert!(!a.server_log().contains(WARNING), "{}", a.server_log());
+    // The CLI beside a server is fine and claims nothing.
+    let out = a.cli(&["user", "list"], None);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(WARNING));
+}
