@@ -40,12 +40,22 @@ pub enum SpillError {
 impl Spill {
     /// Opens (or creates) the file in `dir`.
     pub fn open(dir: &Path) -> Result<Spill, SpillError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(FILE_NAME);
         let io = |e| SpillError::Io(path.display().to_string(), e);
+        // Appended to and later emptied: a symlink planted here would aim both at
+        // another file.
+        if let Ok(m) = std::fs::symlink_metadata(&path)
+            && !m.file_type().is_file()
+        {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .read(true)
+            // Who called what, for how much: for the service's eyes only.
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
         let bytes = file.metadata().map_err(io)?.len();
@@ -66,11 +76,13 @@ impl Spill {
     pub fn read_all(&self) -> Result<Vec<UsageRow>, SpillError> {
         let file = File::open(&self.path).map_err(|e| self.io(e))?;
         let mut rows = Vec::new();
-        for line in BufReader::new(file).lines() {
+        // Bytes, not text: a damaged line (even one that is not UTF-8) is skipped, not
+        // a reason to stop the start.
+        for line in BufReader::new(file).split(b'\n') {
             let line = line.map_err(|e| self.io(e))?;
-            match serde_json::from_str::<UsageRow>(&line) {
+            match serde_json::from_slice::<UsageRow>(&line) {
                 Ok(row) => rows.push(row),
-                Err(e) if !line.trim().is_empty() => {
+                Err(e) if !line.trim_ascii().is_empty() => {
                     tracing::warn!(error = %e, file = %self.path.display(), "unreadable line in the ledger spill file skipped");
                 }
                 Err(_) => {}
@@ -149,7 +161,7 @@ mod tests {
             .append(true)
             .open(dir.join(FILE_NAME))
             .unwrap()
-            .write_all(b"{\"id\":\"d\",\"princ")
+            .write_all(b"\xff\xfe not UTF-8\n{\"id\":\"d\",\"princ")
             .unwrap();
         let spill = Spill::open(&dir).unwrap();
         let ids: Vec<String> = spill
@@ -162,6 +174,26 @@ mod tests {
         assert!(spill.accepting());
         spill.clear().unwrap();
         assert!(spill.read_all().unwrap().is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_symlink_in_its_place_is_refused() {
+        let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("victim"), "keep me").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join(FILE_NAME)).unwrap();
+        assert!(Spill::open(&dir).is_err());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("victim")).unwrap(),
+            "keep me"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -205,7 +205,8 @@ pub fn default_rules() -> Vec<RuleSpec> {
         // Each federated sign-in ends in a call to the provider's token endpoint, under
         // this deployment's client id: a flood could get it throttled for everyone.
         RuleSpec {
-            methods: vec!["GET".into(), "POST".into()],
+            // HEAD is answered by the GET handler: it starts journeys too.
+            methods: vec!["GET".into(), "HEAD".into(), "POST".into()],
             ..spec(
                 "federation-ip",
                 &["/auth/federated/*"],
@@ -267,6 +268,16 @@ mod tests {
         assert!(login.matches("POST", "/auth/login"));
         assert!(!login.matches("GET", "/auth/login"));
         assert!(!login.matches("POST", "/auth/login/x"));
+        // Every way to start or answer a federated sign-in counts, HEAD included (the
+        // GET handler answers it).
+        let federation = rules.iter().find(|r| r.name == "federation-ip").unwrap();
+        for method in ["GET", "HEAD", "POST"] {
+            assert!(
+                federation.matches(method, "/auth/federated/apple"),
+                "{method}"
+            );
+            assert!(federation.matches(method, "/auth/federated/apple/callback"));
+        }
         let api = Rule::build(RuleSpec {
             name: "api".into(),
             paths: vec!["/api/*".into()],

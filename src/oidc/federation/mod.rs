@@ -51,8 +51,9 @@ use crate::store::{FederatedLogin, NewUser, Store, StoreError, UserRecord};
 const JOURNEY_TTL_SECS: i64 = 600;
 /// How long a provider's discovery document (with its keys) is reused.
 const METADATA_TTL_SECS: i64 = 600;
-/// Spent journeys remembered at most (the callback is rate limited per address; past this
-/// many answers in ten minutes, new ones wait for old ones to expire).
+/// Spent journeys remembered at most; expired ones are dropped when it is reached (the
+/// callback is rate limited per address). The record is per node: on another node, or
+/// after a restart, a replay reaches the provider, which refuses the spent code.
 const MAX_SPENT_JOURNEYS: usize = 100_000;
 pub const JOURNEY_TYP: &str = "tollgate-federation+jwt";
 pub const LINK_TYP: &str = "tollgate-federation-link+jwt";
@@ -231,10 +232,16 @@ impl Federation {
         }
         // One answer per journey: a replayed cookie and state (with another code) never
         // reach the provider's token endpoint again.
-        let now = clock::now();
         let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.retain(|_, exp| *exp > now);
-        if spent.len() >= MAX_SPENT_JOURNEYS || spent.insert(j.state.clone(), j.exp).is_some() {
+        if spent.len() >= MAX_SPENT_JOURNEYS {
+            let now = clock::now();
+            spent.retain(|_, exp| *exp > now);
+        }
+        if spent.len() >= MAX_SPENT_JOURNEYS {
+            // Full of live journeys (a flood from many addresses): sign-ins go on, and
+            // a replay costs the provider one refused code, as without this record.
+            tracing::warn!("too many federated sign-ins in ten minutes to remember them all");
+        } else if spent.insert(j.state.clone(), j.exp).is_some() {
             return Err(FederationError::BadJourney);
         }
         Ok(j)
