@@ -107,8 +107,13 @@ impl Writer {
                 self.drain_backlog().await;
             }
             metrics::gauge!("tollgate_ai_ledger_backlog_rows").set(self.backlog.len() as f64);
-            if !open && self.backlog.is_empty() {
-                return;
+            if !open {
+                if self.backlog.is_empty() {
+                    return;
+                }
+                // Shutting down with a backlog the database cannot take yet: wait
+                // between tries instead of spinning on the closed channel.
+                tokio::time::sleep(RETRY).await;
             }
         }
     }

@@ -61,17 +61,7 @@ async fn logout_on_one_node_reaches_the_other(env: Vec<(&'static str, String)>, 
     );
     let took = time_until_refused_elsewhere(&a, &b, |_, access| {
         let a = &a;
-        async move {
-            let r = a
-                .call(
-                    Method::POST,
-                    "/auth/logout",
-                    None,
-                    &[("authorization", &format!("Bearer {access}"))],
-                )
-                .await;
-            assert_eq!(r.status, 204);
-        }
+        async move { logout(a, &access).await }
     })
     .await;
     // The reconciliation poll runs every 5 s: under a second means the push worked.
@@ -198,15 +188,7 @@ async fn an_unreachable_redis_falls_back_to_the_database() {
     );
     let took = time_until_refused_elsewhere(&a, &b, |_, access| {
         let a = &a;
-        async move {
-            a.call(
-                Method::POST,
-                "/auth/logout",
-                None,
-                &[("authorization", &format!("Bearer {access}"))],
-            )
-            .await;
-        }
+        async move { logout(a, &access).await }
     })
     .await;
     assert!(took < Duration::from_secs(1), "refused after {took:?}");

@@ -357,6 +357,16 @@ async fn a_pending_authorization_continues_after_federation(b: Backend) {
     );
 }
 
+/// From `/auth/federated/apple` to the stand-in's page: the code and state its "Continue"
+/// form would post back.
+async fn answer_at_apple(browser: &mut Browser, rp: &TestServer) -> (String, String) {
+    let r = browser.get(&rp.url("/auth/federated/apple")).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let page = browser.get(r.header("location")).await;
+    let field = |name: &str| hidden(&page.text, name).unwrap_or_else(|| panic!("{name}"));
+    (field("code"), field("state"))
+}
+
 /// Sign in with Apple (`kind = "apple"`) against a stand-in that checks what Apple
 /// checks: the answer comes back as a cross-site form POST, so the journey cookie is
 /// `SameSite=None; Secure`, and the client secret is an ES256 JWT Tollgate signs with the
@@ -410,10 +420,7 @@ async fn sign_in_with_apple(b: Backend) {
     );
 
     // The real answer: a cross-site POST carrying the journey cookie.
-    let r = browser.get(&rp.url("/auth/federated/apple")).await;
-    let page = browser.get(r.header("location")).await;
-    let field = |name: &str| hidden(&page.text, name).unwrap_or_else(|| panic!("{name}"));
-    let (code, state) = (field("code"), field("state"));
+    let (code, state) = answer_at_apple(&mut browser, &rp).await;
     // Not as a GET: the code would sit in the browser's history.
     let url = format!("{callback}?code={code}&state={state}");
     let r = browser.get(&url).await;
@@ -455,9 +462,7 @@ async fn sign_in_with_apple(b: Backend) {
 
     // A person who cancels at Apple is told so; the journey is over either way.
     let mut other = Browser::new();
-    let r = other.get(&rp.url("/auth/federated/apple")).await;
-    let page = other.get(r.header("location")).await;
-    let state = hidden(&page.text, "state").unwrap();
+    let (_, state) = answer_at_apple(&mut other, &rp).await;
     let r = other
         .post_form_from(
             &apple.base,
@@ -470,12 +475,7 @@ async fn sign_in_with_apple(b: Backend) {
     assert_eq!(r.cookies.attr("tg_fed", "max-age").as_deref(), Some("0"));
 
     // An answer naming another issuer is the browser's (or a mix-up's) doing: 400.
-    let r = other.get(&rp.url("/auth/federated/apple")).await;
-    let page = other.get(r.header("location")).await;
-    let (code, state) = (
-        hidden(&page.text, "code").unwrap(),
-        hidden(&page.text, "state").unwrap(),
-    );
+    let (code, state) = answer_at_apple(&mut other, &rp).await;
     let r = other
         .post_form_from(
             &apple.base,
