@@ -1,17 +1,20 @@
-//! Cost of one rate-limit check, in this process and through Redis.
+//! Cost of one rate-limit check, in this process, through Redis and through PostgreSQL.
 //!
 //! Local: `Limiter::check` with one matching rule over 10,000 distinct keys (the sharded
 //! map, the rule scan, the key string), against the bare GCRA arithmetic
 //! (`gcra::check`) on the same inputs. Redis: the same `Limiter::check` with
 //! `TOLLGATE_REDIS_URL` semantics (one Lua script per check), one at a time and 32 in
-//! flight, against a bare `PING` round trip on the same kind of connection.
-//! Run: `cargo bench --bench limits` (needs the local Redis).
+//! flight, against a bare `PING` round trip on the same kind of connection. PostgreSQL
+//! (no Redis: the database's shared counters, one atomic upsert per check), 1 and 32 in
+//! flight, against a bare `SELECT 1` on a pool of the same size, in a database the bench
+//! creates and drops.
+//! Run: `cargo bench --bench limits` (needs the local Redis and PostgreSQL).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate::{
-    Limiter, LimitsConfig, Per, RedisFailure, RuleSpec, SignInPolicy, gcra, merge_rules,
+    Limiter, LimitsConfig, Per, RedisFailure, RuleSpec, SignInPolicy, Store, gcra, merge_rules,
 };
 
 const PHASE: Duration = Duration::from_secs(3);
@@ -32,6 +35,7 @@ fn config() -> LimitsConfig {
         trusted_proxies: vec![],
         on_redis_failure: RedisFailure::Deny,
         redis_timeout: Duration::from_secs(1),
+        database_counters: true,
         rules: merge_rules(true, vec![rule]).unwrap(),
         sign_in: SignInPolicy::default(),
     }
@@ -88,7 +92,7 @@ async fn main() {
     let keys: Vec<String> = (0..KEYS)
         .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
         .collect();
-    let limiter = Limiter::new(config(), None).unwrap();
+    let limiter = Limiter::new(config(), None, None).unwrap();
     let quota = gcra::Quota {
         limit: 1_000_000_000,
         window_ms: 1000,
@@ -113,7 +117,7 @@ async fn main() {
     let url = std::env::var("TOLLGATE_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
     let client = redis::Client::open(url.as_str()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
-    let redis_limiter = Arc::new(Limiter::new(config(), Some(&url)).unwrap());
+    let redis_limiter = Arc::new(Limiter::new(config(), Some(&url), None).unwrap());
     let keys = Arc::new(keys);
     for inflight in [1usize, 32] {
         let c = conn.clone();
@@ -141,4 +145,57 @@ async fn main() {
         line("  baseline: PING round trip", ping, ping);
         line("  Limiter::check through Redis (Lua GCRA)", checks, ping);
     }
+
+    let admin = "postgres://postgres@127.0.0.1:5432/test";
+    let db = format!(
+        "bench_limits_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let admin_pool = sqlx::PgPool::connect(admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let db_limiter = Arc::new(Limiter::new(config(), None, store.shared_counters()).unwrap());
+    assert_eq!(db_limiter.backend(), "database");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&url)
+        .await
+        .unwrap();
+    for inflight in [1usize, 32] {
+        let p = pool.clone();
+        let select = per_sec_async(inflight, move |_| {
+            let p = p.clone();
+            async move {
+                let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&p).await.unwrap();
+            }
+        })
+        .await;
+        let (l, k) = (db_limiter.clone(), keys.clone());
+        let checks = per_sec_async(inflight, move |n| {
+            let (l, k) = (l.clone(), k.clone());
+            async move {
+                assert!(
+                    l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS])
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+        })
+        .await;
+        println!("PostgreSQL, {inflight} in flight");
+        line("  baseline: SELECT 1 round trip", select, select);
+        line("  Limiter::check through PostgreSQL", checks, select);
+    }
+    pool.close().await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db}")))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
 }

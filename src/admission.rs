@@ -96,10 +96,11 @@ mod tests {
             trusted_proxies: vec![],
             on_redis_failure: crate::limits::RedisFailure::Local,
             redis_timeout: Duration::from_millis(250),
+            database_counters: false,
             rules: vec![rule],
             sign_in: SignInPolicy::default(),
         };
-        Limiter::new(config, None).unwrap()
+        Limiter::new(config, None, None).unwrap()
     }
 
     fn policy(auth: AuthMode, scopes: &[&str]) -> Policy {

@@ -219,6 +219,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let limits = Arc::new(Limiter::new(
         config.limits.clone(),
         config.redis_url.as_deref(),
+        store.shared_counters(),
     )?);
     let sealer = crate::secret::Sealer::open(&keys_dir(&config)).with_context(|| {
         format!(
@@ -297,7 +298,8 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// Starts the background work of a serving process: the database's health probe, the
-/// revocation listener and poll, key reload, API-key use, audit checkpoints, OAuth pruning, metrics upkeep, refusal
+/// revocation listener and poll, key reload, API-key use, audit checkpoints, OAuth and
+/// shared-counter pruning, metrics upkeep, refusal
 /// summaries.
 pub fn spawn_background(app: &AppState) {
     claim_sqlite_file(&app.config);
@@ -307,6 +309,7 @@ pub fn spawn_background(app: &AppState) {
     spawn_api_key_usage_flush(app.clone());
     spawn_audit_checkpoints(app.clone());
     spawn_oauth_pruning(app.clone());
+    spawn_counter_pruning(app.clone());
     spawn_metrics_upkeep(app.clone());
     spawn_refusal_summaries(app.clone());
 }
@@ -377,6 +380,27 @@ async fn checkpoint_audit(app: &App) {
 
 /// How often spent authorization codes and expired token revocations are deleted.
 const OAUTH_PRUNE: Duration = Duration::from_secs(600);
+
+/// How often spent rate-limit and quota counters are deleted from the database.
+const COUNTER_PRUNE: Duration = Duration::from_secs(60);
+
+/// Deletes spent shared counters (PostgreSQL only; every node does it, which is harmless).
+fn spawn_counter_pruning(app: AppState) {
+    let Some(counters) = app.store.shared_counters() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(COUNTER_PRUNE);
+        loop {
+            tick.tick().await;
+            match counters.prune().await {
+                Ok(_) => {}
+                Err(e) if crate::store::health::is_outage(&e) => {}
+                Err(e) => tracing::warn!(error = %e, "could not prune the shared counters"),
+            }
+        }
+    });
+}
 
 fn spawn_oauth_pruning(app: AppState) {
     tokio::spawn(async move {

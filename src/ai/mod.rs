@@ -91,7 +91,7 @@ impl Ai {
                 }),
             );
         }
-        let meter = Meter::new(redis_url, config.on_redis_failure)?;
+        let meter = Meter::new(redis_url, config.on_redis_failure, store.shared_counters())?;
         let known_models = config
             .prices
             .keys()

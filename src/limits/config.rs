@@ -15,6 +15,7 @@ pub struct LimitsSection {
     pub enabled: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
     pub on_redis_failure: Option<RedisFailure>,
+    pub database_counters: Option<bool>,
     pub default_rules: Option<bool>,
     #[serde(default)]
     pub rule: Vec<RuleSpec>,
@@ -83,6 +84,7 @@ pub fn resolve(
         trusted_proxies,
         on_redis_failure: l.on_redis_failure.unwrap_or(RedisFailure::Local),
         redis_timeout: Duration::from_millis(250),
+        database_counters: l.database_counters.unwrap_or(true),
         rules,
         sign_in,
     })

@@ -42,31 +42,42 @@ pub struct RateDecision {
 /// Decides one request at `now_ms` for a key whose TAT is `tat` (`None`: never seen);
 /// returns the decision and the TAT to store (unchanged when refused).
 pub fn check(tat: Option<i64>, now_ms: i64, q: &Quota) -> (RateDecision, Option<i64>) {
-    let interval = q.interval_ms();
-    let capacity = q.capacity_ms();
     let tat = tat.unwrap_or(now_ms).max(now_ms);
-    let next = tat + interval;
-    let ahead = next - now_ms;
-    if ahead > capacity {
-        return (
-            RateDecision {
-                allowed: false,
-                remaining: 0,
-                retry_after_ms: ahead - capacity,
-                reset_ms: tat - now_ms,
-            },
-            None,
-        );
+    let next = tat + q.interval_ms();
+    if next - now_ms > q.capacity_ms() {
+        return (refused(tat, now_ms, q), None);
     }
-    (
-        RateDecision {
-            allowed: true,
-            remaining: ((capacity - ahead) / interval) as u32,
-            retry_after_ms: 0,
-            reset_ms: ahead,
-        },
-        Some(next),
-    )
+    (allowed(next, now_ms, q), Some(next))
+}
+
+/// The decision for a step taken atomically elsewhere (the database): `taken` is the TAT
+/// the step stored (`None`: it did not fit), `before` the TAT it found.
+pub fn decided(now_ms: i64, taken: Option<i64>, before: Option<i64>, q: &Quota) -> RateDecision {
+    match taken {
+        Some(next) => allowed(next, now_ms, q),
+        None => refused(before.unwrap_or(now_ms).max(now_ms), now_ms, q),
+    }
+}
+
+fn allowed(next: i64, now_ms: i64, q: &Quota) -> RateDecision {
+    let ahead = next - now_ms;
+    RateDecision {
+        allowed: true,
+        remaining: ((q.capacity_ms() - ahead).max(0) / q.interval_ms()) as u32,
+        retry_after_ms: 0,
+        reset_ms: ahead,
+    }
+}
+
+fn refused(tat: i64, now_ms: i64, q: &Quota) -> RateDecision {
+    RateDecision {
+        allowed: false,
+        remaining: 0,
+        // At least a millisecond: a refusal racing a step that freed room can see a
+        // TAT that would have fitted.
+        retry_after_ms: (tat + q.interval_ms() - now_ms - q.capacity_ms()).max(1),
+        reset_ms: tat - now_ms,
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +123,15 @@ mod tests {
         assert!(!d4.allowed && unchanged.is_none());
         assert_eq!(d4.retry_after_ms, 6_000);
         assert_eq!(d4.reset_ms, 18_000);
+    }
+
+    #[test]
+    fn a_step_taken_elsewhere_reads_as_the_same_decision() {
+        let (d, next) = check(Some(4_000), 1_000, &Q);
+        assert_eq!(decided(1_000, next, Some(4_000), &Q), d);
+        let (d, next) = check(Some(13_000), 1_000, &Q);
+        assert!(next.is_none());
+        assert_eq!(decided(1_000, None, Some(13_000), &Q), d);
     }
 
     #[test]

@@ -1,29 +1,33 @@
 //! Rate limiting (GCRA, per process or shared through Redis) and brute-force throttling
 //! of sign-ins.
 //!
-//! [`Limiter`] answers "may this request go ahead?" for the [`rules`] that match it. State
-//! lives in this process ([`local`]) unless `TOLLGATE_REDIS_URL` is set, in which case
-//! every check is one atomic script in Redis ([`redis`]), shared by every node. When Redis
-//! cannot answer, checks fall back to local state (logged) or, with
-//! `limits.on_redis_failure = "deny"`, refuse. [`signin`] is the separate, database-backed
-//! failed-sign-in accounting with lockouts.
+//! [`Limiter`] answers "may this request go ahead?" for the [`rules`] that match it, with
+//! state shared by every node wherever there is somewhere to share it: with
+//! `TOLLGATE_REDIS_URL`, every check is one atomic script in Redis ([`redis`]); on
+//! PostgreSQL, one atomic statement in the database (`store::counters`), which is also
+//! where checks go while Redis is down; on SQLite (one node), this process ([`local`]).
+//! When no shared store can answer, checks fall back to local state (logged, see
+//! [`outage`]) or, with `limits.on_redis_failure = "deny"`, refuse. [`signin`] is the
+//! separate, database-backed failed-sign-in accounting with lockouts.
 
 pub mod address;
 pub mod config;
 pub mod gcra;
 pub mod local;
+pub mod outage;
 pub mod redis;
 pub mod rules;
 pub mod signin;
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+use crate::store::counters::SharedCounters;
 
 pub use address::Cidr;
 pub use gcra::{Quota, RateDecision};
 pub use rules::{Per, Rule};
 
-/// What to do when Redis cannot answer a check.
+/// What to do when no shared store (Redis, then the database) can answer a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedisFailure {
@@ -41,6 +45,9 @@ pub struct LimitsConfig {
     pub on_redis_failure: RedisFailure,
     /// How long a Redis check may take before it counts as a failure.
     pub redis_timeout: Duration,
+    /// Whether, without Redis, checks share state through PostgreSQL (a round trip per
+    /// check) rather than counting per node.
+    pub database_counters: bool,
     pub rules: Vec<Rule>,
     pub sign_in: signin::SignInPolicy,
 }
@@ -57,7 +64,7 @@ pub struct Allowance {
 pub enum LimitRefusal {
     /// Over a limit.
     Limited(Allowance),
-    /// Redis is unreachable and the configuration says to fail closed.
+    /// No shared store answers and the configuration says to fail closed.
     Unavailable,
 }
 
@@ -65,21 +72,30 @@ pub struct Limiter {
     config: LimitsConfig,
     local: local::LocalStore,
     redis: Option<redis::RedisStore>,
-    /// When a Redis failure was last logged (ms), so an outage logs once a minute.
-    last_redis_warning: AtomicI64,
+    redis_outage: outage::Outage,
+    database: Option<SharedCounters>,
+    database_outage: outage::Outage,
 }
 
 impl Limiter {
-    pub fn new(config: LimitsConfig, redis_url: Option<&str>) -> anyhow::Result<Limiter> {
+    /// `database` is the store's shared counters, when the store has them (PostgreSQL).
+    pub fn new(
+        config: LimitsConfig,
+        redis_url: Option<&str>,
+        database: Option<SharedCounters>,
+    ) -> anyhow::Result<Limiter> {
         let redis = match redis_url {
             Some(url) if config.enabled => Some(redis::RedisStore::new(url, config.redis_timeout)?),
             _ => None,
         };
+        let database = database.filter(|_| config.enabled && config.database_counters);
         Ok(Limiter {
             config,
             local: local::LocalStore::default(),
             redis,
-            last_redis_warning: AtomicI64::new(0),
+            redis_outage: Default::default(),
+            database,
+            database_outage: Default::default(),
         })
     }
 
@@ -88,10 +104,12 @@ impl Limiter {
     }
 
     pub fn backend(&self) -> &'static str {
-        match (&self.redis, self.config.enabled) {
-            (_, false) => "off",
-            (Some(_), true) => "redis",
-            (None, true) => "local",
+        match (&self.redis, &self.database, self.config.enabled) {
+            (_, _, false) => "off",
+            (Some(_), Some(_), true) => "redis+database",
+            (Some(_), None, true) => "redis",
+            (None, Some(_), true) => "database",
+            (None, None, true) => "local",
         }
     }
 
@@ -134,18 +152,47 @@ impl Limiter {
         Ok(tightest)
     }
 
+    /// Redis first, then the database, then (or refused, per `on_redis_failure`) this
+    /// process; a store that failed within the last second is not asked.
     async fn decide(&self, rule: &Rule, key: &str) -> Result<RateDecision, LimitRefusal> {
-        if let Some(redis) = &self.redis {
-            let redis_key = format!("tollgate:rl:{}:{key}", rule.name);
-            match redis.check(&redis_key, &rule.quota).await {
+        let shared_key = format!("tollgate:rl:{}:{key}", rule.name);
+        if let Some(redis) = &self.redis
+            && !self.redis_outage.skip()
+        {
+            match redis.check(&shared_key, &rule.quota).await {
                 Ok(d) => return Ok(d),
                 Err(e) => {
-                    self.warn_redis(&e);
-                    if self.config.on_redis_failure == RedisFailure::Deny {
-                        return Err(LimitRefusal::Unavailable);
-                    }
+                    metrics::counter!("tollgate_rate_limit_redis_errors_total").increment(1);
+                    self.redis_outage.failed(
+                        "Redis unavailable for rate limits",
+                        &e,
+                        self.fallback(),
+                    );
                 }
             }
+        }
+        if let Some(database) = &self.database
+            && !self.database_outage.skip()
+        {
+            let q = &rule.quota;
+            match database
+                .arrival_step(&shared_key, q.interval_ms(), q.capacity_ms())
+                .await
+            {
+                Ok(step) => return Ok(gcra::decided(step.now_ms, step.taken, step.before, q)),
+                Err(e) => {
+                    metrics::counter!("tollgate_rate_limit_database_errors_total").increment(1);
+                    self.database_outage.failed(
+                        "the database is unavailable for rate limits",
+                        &e,
+                        self.fallback(),
+                    );
+                }
+            }
+        }
+        let shared = self.redis.is_some() || self.database.is_some();
+        if shared && self.config.on_redis_failure == RedisFailure::Deny {
+            return Err(LimitRefusal::Unavailable);
         }
         let local_key = format!("{}\u{0}{key}", rule.name);
         Ok(self
@@ -153,18 +200,13 @@ impl Limiter {
             .check(&local_key, crate::clock::now_ms(), &rule.quota))
     }
 
-    fn warn_redis(&self, e: &::redis::RedisError) {
-        let now = crate::clock::now_ms();
-        let last = self.last_redis_warning.load(Ordering::Relaxed);
-        if now - last > 60_000
-            && self
-                .last_redis_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(error = %e, fallback = ?self.config.on_redis_failure, "Redis unavailable for rate limits");
+    /// Where checks go when the shared stores fail, for the log.
+    fn fallback(&self) -> &'static str {
+        match (self.config.on_redis_failure, &self.database) {
+            (RedisFailure::Deny, _) => "deny",
+            (RedisFailure::Local, Some(_)) if !self.database_outage.skip() => "database",
+            (RedisFailure::Local, _) => "local",
         }
-        metrics::counter!("tollgate_rate_limit_redis_errors_total").increment(1);
     }
 
     /// Measures one local check (for the benchmark): same code path as a request.

@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 pub mod chain;
 mod clients;
+pub mod counters;
 mod email_tokens;
 mod factors;
 mod federation;
@@ -327,6 +328,11 @@ impl Store {
                         8,
                         "console",
                         include_str!("migrations/postgres/0008_console.sql"),
+                    ),
+                    migration(
+                        9,
+                        "shared_counters",
+                        include_str!("migrations/postgres/0009_shared_counters.sql"),
                     ),
                 ])
                 .run(pool)

@@ -1,6 +1,7 @@
 //! Zero overshoot: 200 simultaneous calls against a monthly budget that fits exactly 10,
-//! in one process on SQLite and on PostgreSQL, and through Redis across two processes;
-//! budgets survive a restart (counters start from the ledger).
+//! in one process on SQLite and on PostgreSQL, through Redis across two processes, and
+//! through PostgreSQL alone across three; budgets survive a restart (counters start from
+//! the ledger).
 
 use crate::common;
 
@@ -118,18 +119,32 @@ async fn two_hundred_calls_fit_a_budget_of_ten(backend: Backend) {
 /// then 100 simultaneous calls at each node get exactly the other half (each node alone
 /// would admit a whole budget's worth).
 async fn two_processes_share_a_budget_through_redis(backend: Backend) {
+    nodes_share_a_budget(backend, true, 2).await;
+}
+
+/// Three processes on one PostgreSQL and no Redis share one budget through the
+/// database's counters: without them, each node would admit a whole budget's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_a_budget_through_postgres() {
+    nodes_share_a_budget(Backend::Postgres, false, 3).await;
+}
+
+async fn nodes_share_a_budget(backend: Backend, redis: bool, nodes: usize) {
     let mock = MockLlm::start(KEY).await;
-    let a = Arc::new(start(backend, &mock, true).await);
-    let b = Arc::new(a.sibling(vec![]).await);
-    let (_, token) = a.user_with_roles("shared", &[]).await;
+    let first = Arc::new(start(backend, &mock, redis).await);
+    let mut all = vec![first.clone()];
+    for _ in 1..nodes {
+        all.push(Arc::new(first.sibling(vec![]).await));
+    }
+    let (_, token) = first.user_with_roles("shared", &[]).await;
     let token = Arc::new(token);
     for _ in 0..5 {
-        assert_eq!(spend(a.clone(), token.clone()).await.status, 200);
+        assert_eq!(spend(first.clone(), token.clone()).await.status, 200);
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(200));
     let tasks: Vec<_> = (0..200)
         .map(|i| {
-            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let node = all[i % nodes].clone();
             let (barrier, token) = (barrier.clone(), token.clone());
             tokio::spawn(async move {
                 assert_eq!(
@@ -150,8 +165,8 @@ async fn two_processes_share_a_budget_through_redis(backend: Backend) {
     for r in replies.iter().filter(|r| r.status != 200) {
         r.assert_ai_error(429, "quota_exceeded");
     }
-    assert_ledger_within_budget(&a).await;
-    spend(b.clone(), token.clone())
+    assert_ledger_within_budget(&first).await;
+    spend(all[nodes - 1].clone(), token.clone())
         .await
         .assert_ai_error(429, "quota_exceeded");
 }

@@ -1,5 +1,6 @@
 //! Rate limits and brute-force throttling, over HTTP against the real binary: exact
-//! allowances under concurrency (in one process, and through Redis across two), the 429
+//! allowances under concurrency (in one process, through Redis across two, and through
+//! PostgreSQL alone across three), the 429
 //! shape, trusted proxies, Redis outages, lockouts, their expiry, and `user unlock`.
 
 use crate::common;
@@ -98,6 +99,47 @@ async fn redis_shares_one_allowance_between_two_processes() {
         count(&rb, 200)
     );
     assert_eq!(count(&ra, 429) + count(&rb, 429), 53);
+}
+
+/// Without Redis, nodes on one PostgreSQL share the allowance through the database;
+/// with `database_counters = false` each node counts alone (three allowances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shares_one_allowance_between_three_processes() {
+    for (shared, allowed) in [(true, 9 - 3), (false, 3 * (9 - 1))] {
+        let extra = format!("database_counters = {shared}");
+        let (_, config) = healthz_rule(9, &extra);
+        let a = Arc::new(
+            TestServer::start_with(
+                Backend::Postgres,
+                Options {
+                    config,
+                    env: vec![],
+                },
+            )
+            .await,
+        );
+        let backend = if shared { "database" } else { "local" };
+        assert!(
+            a.server_log()
+                .contains(&format!("\"rate_limits\":\"{backend}\"")),
+            "{}",
+            a.server_log()
+        );
+        let b = Arc::new(a.sibling(vec![]).await);
+        let c = Arc::new(a.sibling(vec![]).await);
+        // Three start-up probes spent three of the nine (one of each node's nine).
+        let (ra, rb, rc) = tokio::join!(
+            simultaneously(&a, 30, healthz),
+            simultaneously(&b, 30, healthz),
+            simultaneously(&c, 30, healthz)
+        );
+        let ok = count(&ra, 200) + count(&rb, 200) + count(&rc, 200);
+        assert_eq!(ok, allowed, "database_counters = {shared}");
+        assert_eq!(
+            count(&ra, 429) + count(&rb, 429) + count(&rc, 429),
+            90 - allowed
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Attempt, Line, Seeds, seed_of};
+use super::{Attempt, Line, Seeds, judge, seed_of};
 
 /// Past this many counters, expired ones are dropped on the next reservation.
 const PRUNE_AT: usize = 100_000;
@@ -18,39 +18,33 @@ impl LocalCounters {
     pub fn reserve(&self, lines: &[Line], seeds: Option<&Seeds>) -> Attempt {
         let now = crate::clock::now_ms();
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut current = Vec::with_capacity(lines.len());
-        for line in lines {
-            match map.get(&line.key).filter(|(_, exp)| *exp > now) {
-                Some((v, _)) => current.push(*v),
-                None => match seed_of(line, seeds) {
-                    Some(seed) => current.push(seed),
-                    None => return Attempt::NeedSeeds,
-                },
-            }
-        }
-        if let Some(i) = lines
+        let current: Vec<Option<i64>> = lines
             .iter()
-            .zip(&current)
-            .position(|(l, v)| v.saturating_add(l.amount) > l.limit)
-        {
-            return Attempt::Refused(i);
+            .map(
+                |line| match map.get(&line.key).filter(|(_, exp)| *exp > now) {
+                    Some((v, _)) => Some(*v),
+                    None => seed_of(line, seeds),
+                },
+            )
+            .collect();
+        let attempt = judge(lines, &current);
+        if attempt != Attempt::Reserved {
+            return attempt;
         }
         if map.len() > PRUNE_AT {
             map.retain(|_, (_, exp)| *exp > now);
         }
         for (line, v) in lines.iter().zip(current) {
+            let v = v.unwrap_or_default();
             map.insert(line.key.clone(), (v + line.amount, now + line.ttl_ms));
         }
         Attempt::Reserved
     }
 
-    pub fn forget(&self, lines: &[Line]) {
+    pub fn forget_keys(&self, keys: &[String]) {
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
-            return;
-        }
-        for line in lines {
-            map.remove(&line.key);
+        for key in keys {
+            map.remove(key);
         }
     }
 

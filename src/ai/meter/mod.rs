@@ -2,20 +2,31 @@
 //!
 //! A call's [`Plan`] has one line per limit that applies to the caller: requests and
 //! tokens in the current UTC minute, tokens in the UTC day, pico-dollars in the UTC
-//! month. A reservation takes every line or none, atomically: under one lock in this
-//! process ([`local`]) or in one Lua script in Redis ([`redis`]), so concurrent calls can
-//! never together pass a limit. Settling adds the difference between what was used and
+//! month. A reservation takes every line or none, atomically: in one Lua script in Redis
+//! ([`redis`]), in one transaction on row locks in PostgreSQL (`store::counters`), or
+//! under one lock in this process ([`local`], the single SQLite node, or a fallback), so
+//! concurrent calls on any number of nodes can never together pass a limit. Settling adds the difference between what was used and
 //! what was reserved to the same windows (a call that straddles midnight settles into
 //! the day it was admitted in).
 //!
 //! Day and month counters start from the usage ledger when they are first touched (in
-//! this process, or in Redis), so budgets survive restarts; minute windows start empty.
+//! whichever store), so budgets survive restarts; minute windows start empty. Redis is
+//! asked first; while it is down, reservations go to the database (then, per
+//! `ai.on_redis_failure`, to this process or nowhere). The day and month counters a node
+//! took from outside Redis are deleted from Redis and the database when Redis answers
+//! again, so each store rebuilds them from the ledger instead of carrying on from a
+//! figure that missed the outage.
 
 pub mod local;
 pub mod redis;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use super::config::Quota;
 use crate::limits::RedisFailure;
+use crate::limits::outage::Outage;
+use crate::store::counters::{CounterTake, SharedCounters};
 
 /// What a limit counts, and how a refusal is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +227,7 @@ pub enum MeterError {
 enum Backend {
     Local,
     Redis,
+    Database,
 }
 
 /// A call's hold on its limits until it is settled.
@@ -229,30 +241,42 @@ pub struct Reservation {
 pub struct Meter {
     local: local::LocalCounters,
     redis: Option<redis::RedisCounters>,
+    redis_outage: Outage,
+    database: Option<SharedCounters>,
+    database_outage: Outage,
     on_redis_failure: RedisFailure,
-    /// Until when (ms) Redis is not asked after a failure, so an outage costs each
-    /// call nothing instead of a connection timeout.
-    redis_down_until: std::sync::atomic::AtomicI64,
+    /// Day and month counters reserved outside Redis while Redis is configured, to be
+    /// forgotten when it answers again (bounded: past the cap, the rest are not tracked).
+    outside_redis: Mutex<HashSet<String>>,
 }
 
-/// How long Redis is left alone after a failed check.
-const REDIS_BACKOFF_MS: i64 = 1_000;
+/// Most counters remembered as reserved outside Redis.
+const OUTSIDE_REDIS_CAP: usize = 100_000;
 
 impl Meter {
-    pub fn new(redis_url: Option<&str>, on_redis_failure: RedisFailure) -> anyhow::Result<Meter> {
+    /// `database` is the store's shared counters, when it has them (PostgreSQL).
+    pub fn new(
+        redis_url: Option<&str>,
+        on_redis_failure: RedisFailure,
+        database: Option<SharedCounters>,
+    ) -> anyhow::Result<Meter> {
         Ok(Meter {
             local: local::LocalCounters::default(),
             redis: redis_url.map(redis::RedisCounters::new).transpose()?,
+            redis_outage: Outage::default(),
+            database,
+            database_outage: Outage::default(),
             on_redis_failure,
-            redis_down_until: std::sync::atomic::AtomicI64::new(0),
+            outside_redis: Mutex::new(HashSet::new()),
         })
     }
 
     pub fn backend(&self) -> &'static str {
-        if self.redis.is_some() {
-            "redis"
-        } else {
-            "local"
+        match (&self.redis, &self.database) {
+            (Some(_), Some(_)) => "redis+database",
+            (Some(_), None) => "redis",
+            (None, Some(_)) => "database",
+            (None, None) => "local",
         }
     }
 
@@ -271,7 +295,11 @@ impl Meter {
         let mut seeds = Some(seeds);
         let mut known: Option<Seeds> = None;
         loop {
-            let (attempt, backend) = self.attempt(&lines, known.as_ref()).await?;
+            let (attempt, backend) = if lines.is_empty() {
+                (Attempt::Reserved, Backend::Local)
+            } else {
+                self.attempt(&lines, known.as_ref()).await?
+            };
             match attempt {
                 Attempt::Reserved => {
                     return Ok(MeterDecision::Reserved(Reservation {
@@ -301,50 +329,118 @@ impl Meter {
         }
     }
 
+    /// Redis, then the database, then this process (or a refusal, per
+    /// `on_redis_failure`); a store that failed within the last second is not asked.
     async fn attempt(
         &self,
         lines: &[Line],
         seeds: Option<&Seeds>,
     ) -> Result<(Attempt, Backend), MeterError> {
-        use std::sync::atomic::Ordering;
-        let now = crate::clock::now_ms();
-        if let Some(redis) = &self.redis {
-            let down = now < self.redis_down_until.load(Ordering::Relaxed);
-            let result = if down {
-                Err(None)
-            } else {
-                redis.reserve(lines, seeds).await.map_err(Some)
-            };
-            match result {
-                Ok(a) => {
-                    // Local counters are only a stand-in during an outage: once Redis
-                    // answers again they are stale, and the next outage starts over
-                    // from the ledger.
-                    if self.on_redis_failure == RedisFailure::Local {
-                        self.local.forget(lines);
-                    }
-                    return Ok((a, Backend::Redis));
-                }
+        if let Some(redis) = &self.redis
+            && !self.redis_outage.skip()
+        {
+            match self.attempt_in_redis(redis, lines, seeds).await {
+                Ok(a) => return Ok((a, Backend::Redis)),
                 Err(e) => {
-                    if let Some(e) = &e {
-                        metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
-                        self.redis_down_until
-                            .store(now + REDIS_BACKOFF_MS, Ordering::Relaxed);
-                        tracing::warn!(error = %e, fallback = ?self.on_redis_failure, "Redis unavailable for AI quotas");
-                    }
-                    if self.on_redis_failure == RedisFailure::Deny {
-                        return Err(MeterError::Unavailable(
-                            e.map_or("Redis failed a moment ago".into(), |e| e.to_string()),
-                        ));
-                    }
+                    metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
+                    self.redis_outage.failed(
+                        "Redis unavailable for AI quotas",
+                        &e,
+                        self.fallback(),
+                    );
                 }
             }
         }
-        Ok((self.local.reserve(lines, seeds), Backend::Local))
+        let attempt = match &self.database {
+            Some(database) if !self.database_outage.skip() => {
+                match attempt_in_database(database, lines, seeds).await {
+                    Ok(a) => Some((a, Backend::Database)),
+                    Err(e) => {
+                        metrics::counter!("tollgate_ai_quota_database_errors_total").increment(1);
+                        self.database_outage.failed(
+                            "the database is unavailable for AI quotas",
+                            &e,
+                            self.fallback(),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let attempt = match attempt {
+            Some(a) => a,
+            None if self.redis.is_none() && self.database.is_none() => {
+                (self.local.reserve(lines, seeds), Backend::Local)
+            }
+            None => match self.on_redis_failure {
+                RedisFailure::Deny => {
+                    return Err(MeterError::Unavailable(
+                        "no shared quota store answers".into(),
+                    ));
+                }
+                RedisFailure::Local => (self.local.reserve(lines, seeds), Backend::Local),
+            },
+        };
+        if self.redis.is_some() && attempt.0 == Attempt::Reserved {
+            self.note_outside_redis(lines);
+        }
+        Ok(attempt)
+    }
+
+    /// A reservation in Redis, after forgetting (there, in the database and here) the
+    /// counters this node took from elsewhere while Redis was down.
+    async fn attempt_in_redis(
+        &self,
+        redis: &redis::RedisCounters,
+        lines: &[Line],
+        seeds: Option<&Seeds>,
+    ) -> ::redis::RedisResult<Attempt> {
+        let stale: Vec<String> = {
+            let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
+            set.drain().collect()
+        };
+        if !stale.is_empty() {
+            if let Err(e) = redis.forget(&stale).await {
+                let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
+                set.extend(stale);
+                return Err(e);
+            }
+            if let Some(database) = &self.database
+                && let Err(e) = database.forget(&stale).await
+            {
+                tracing::warn!(error = %e, "could not forget the AI counters taken during a Redis outage in the database");
+            }
+            self.local.forget_keys(&stale);
+            tracing::info!(
+                counters = stale.len(),
+                "Redis answers again: AI counters taken meanwhile are rebuilt from the ledger"
+            );
+        }
+        redis.reserve(lines, seeds).await
+    }
+
+    fn note_outside_redis(&self, lines: &[Line]) {
+        let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
+        for line in lines.iter().filter(|l| l.dimension.seeded()) {
+            if set.len() >= OUTSIDE_REDIS_CAP {
+                break;
+            }
+            set.insert(line.key.clone());
+        }
+    }
+
+    /// Where reservations go when the shared stores fail, for the log.
+    fn fallback(&self) -> &'static str {
+        match (self.on_redis_failure, &self.database) {
+            (RedisFailure::Deny, _) => "deny",
+            (RedisFailure::Local, Some(_)) if !self.database_outage.skip() => "database",
+            (RedisFailure::Local, _) => "local",
+        }
     }
 
     /// Replaces the reserved charge by the used one. Never fails the caller: a settle
-    /// that cannot reach Redis leaves the reservation standing (it errs towards
+    /// that cannot reach its store leaves the reservation standing (it errs towards
     /// refusing), and the ledger stays right either way.
     pub async fn settle(&self, r: Reservation, used: Charge) {
         let deltas: Vec<(String, i64)> = r
@@ -361,10 +457,15 @@ impl Meter {
         if deltas.is_empty() {
             return;
         }
-        match (r.backend, &self.redis) {
-            (Backend::Redis, Some(redis)) => {
+        match (r.backend, &self.redis, &self.database) {
+            (Backend::Redis, Some(redis), _) => {
                 if let Err(e) = redis.settle(&deltas).await {
                     tracing::warn!(error = %e, "could not settle an AI reservation in Redis");
+                }
+            }
+            (Backend::Database, _, Some(database)) => {
+                if let Err(e) = database.settle(&deltas).await {
+                    tracing::warn!(error = %e, "could not settle an AI reservation in the database");
                 }
             }
             _ => self.local.settle(&deltas),
@@ -379,7 +480,54 @@ impl Meter {
         {
             return v;
         }
+        if let Some(database) = &self.database
+            && let Ok(v) = database.peek(keys).await
+        {
+            return v;
+        }
         self.local.peek(keys)
+    }
+}
+
+/// One reservation in the database's shared counters.
+async fn attempt_in_database(
+    database: &SharedCounters,
+    lines: &[Line],
+    seeds: Option<&Seeds>,
+) -> Result<Attempt, crate::store::StoreError> {
+    let now = crate::clock::now_ms();
+    let takes: Vec<CounterTake<'_>> = lines
+        .iter()
+        .map(|l| CounterTake {
+            key: &l.key,
+            amount: l.amount,
+            seed: seed_of(l, seeds),
+            expires_ms: now + l.ttl_ms,
+        })
+        .collect();
+    let values = database
+        .reserve(&takes, |v| judge(lines, v) == Attempt::Reserved)
+        .await?;
+    Ok(judge(lines, &values))
+}
+
+/// The attempt for `lines` whose counters hold `current` (`None`: a counter that does not
+/// exist and whose seed is not known yet). Every backend decides with this.
+fn judge(lines: &[Line], current: &[Option<i64>]) -> Attempt {
+    let mut values = Vec::with_capacity(current.len());
+    for v in current {
+        match v {
+            Some(v) => values.push(*v),
+            None => return Attempt::NeedSeeds,
+        }
+    }
+    match lines
+        .iter()
+        .zip(&values)
+        .position(|(l, v)| v.saturating_add(l.amount) > l.limit)
+    {
+        Some(i) => Attempt::Refused(i),
+        None => Attempt::Reserved,
     }
 }
 
@@ -437,7 +585,7 @@ mod tests {
 
     #[tokio::test]
     async fn reservations_take_all_lines_or_none_and_settle() {
-        let meter = Meter::new(None, RedisFailure::Deny).unwrap();
+        let meter = Meter::new(None, RedisFailure::Deny, None).unwrap();
         let w = Windows::at(1_796_000_000);
         let charge = Charge {
             tokens: 300,

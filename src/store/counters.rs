@@ -1,0 +1,198 @@
+//! Counters shared by every node through PostgreSQL, for deployments without Redis: the
+//! rate limiter's arrival times and the AI meter's quota counters (tables in
+//! `0009_shared_counters.sql`). Each check is atomic in the database, so N nodes hold a
+//! limit exactly as one would; what to decide stays with the callers (`limits`,
+//! `ai::meter`), which hand in the arithmetic's inputs and get raw figures back.
+//!
+//! Time for rate limits is the database server's clock (`clock_timestamp()`), as Redis's
+//! `TIME` is for the Redis script, so nodes whose clocks disagree share one timeline.
+
+use sqlx::postgres::PgPool;
+
+use super::{Store, StoreResult, health};
+
+/// A handle on the shared counters; only a PostgreSQL store has one.
+#[derive(Clone, Debug)]
+pub struct SharedCounters {
+    pool: PgPool,
+}
+
+impl Store {
+    /// The database's shared counters, when the database is one that several nodes share.
+    pub fn shared_counters(&self) -> Option<SharedCounters> {
+        match self {
+            Store::Postgres(pool) => Some(SharedCounters { pool: pool.clone() }),
+            Store::Sqlite(_) => None,
+        }
+    }
+}
+
+/// What one rate-limit step saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrivalStep {
+    /// The database's now, ms.
+    pub now_ms: i64,
+    /// The arrival time stored by this step: `None` when the step did not fit.
+    pub taken: Option<i64>,
+    /// The arrival time before the step, as far as it was visible (`None`: no row).
+    pub before: Option<i64>,
+}
+
+/// One counter a reservation takes from.
+#[derive(Debug, Clone)]
+pub struct CounterTake<'a> {
+    pub key: &'a str,
+    pub amount: i64,
+    /// The value a counter that does not exist yet starts from; `None`: not known yet
+    /// (the reservation then reports the counter as missing and takes nothing).
+    pub seed: Option<i64>,
+    /// When the row may be deleted (ms); the key names its window, so this is cleanup.
+    pub expires_ms: i64,
+}
+
+impl SharedCounters {
+    /// One GCRA step for `key`, atomically: move the arrival time one `interval_ms` on if
+    /// that keeps it within `capacity_ms` of now, else leave it.
+    pub async fn arrival_step(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        capacity_ms: i64,
+    ) -> StoreResult<ArrivalStep> {
+        health::check()?;
+        // The `clock` CTE is referenced twice, so PostgreSQL evaluates it once. The outer
+        // read of the table sees the statement's snapshot, i.e. the value before the
+        // step; it only serves the Retry-After of a refusal.
+        let (now_ms, taken, before): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms),
+             step AS (
+               INSERT INTO rate_limit_tats AS t (key, tat)
+               SELECT $1, clock.ms + $2 FROM clock
+               ON CONFLICT (key) DO UPDATE
+                 SET tat = GREATEST(t.tat, EXCLUDED.tat - $2) + $2
+                 WHERE GREATEST(t.tat, EXCLUDED.tat - $2) + $2 - (EXCLUDED.tat - $2) <= $3
+               RETURNING t.tat)
+             SELECT clock.ms, (SELECT tat FROM step),
+                    (SELECT tat FROM rate_limit_tats WHERE key = $1)
+             FROM clock",
+        )
+        .bind(key)
+        .bind(interval_ms)
+        .bind(capacity_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ArrivalStep {
+            now_ms,
+            taken,
+            before,
+        })
+    }
+
+    /// Locks every counter of `takes` (creating missing ones from their seeds), hands
+    /// their values to `fits`, and adds every amount if it says yes, all in one
+    /// transaction: concurrent reservations on the same counters queue on the row locks,
+    /// so together they can never pass a limit. Returns the values seen (before the
+    /// amounts); `None` where a counter is missing and its seed unknown.
+    pub async fn reserve(
+        &self,
+        takes: &[CounterTake<'_>],
+        fits: impl FnOnce(&[Option<i64>]) -> bool,
+    ) -> StoreResult<Vec<Option<i64>>> {
+        health::check()?;
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<&str> = takes.iter().map(|t| t.key).collect();
+        let seeds: Vec<Option<i64>> = takes.iter().map(|t| t.seed).collect();
+        let expiries: Vec<i64> = takes.iter().map(|t| t.expires_ms).collect();
+        // Rows are locked in key order, so two reservations sharing counters cannot
+        // deadlock. A missing counter with no seed is inserted as NULL and rolled back.
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "INSERT INTO ai_counters AS c (key, value, expires_ms)
+             SELECT k, s, e FROM unnest($1::text[], $2::int8[], $3::int8[]) AS w(k, s, e)
+             ORDER BY k
+             ON CONFLICT (key) DO UPDATE
+               SET expires_ms = GREATEST(c.expires_ms, EXCLUDED.expires_ms)
+             RETURNING c.key, c.value",
+        )
+        .bind(&keys)
+        .bind(&seeds)
+        .bind(&expiries)
+        .fetch_all(&mut *tx)
+        .await?;
+        let values: Vec<Option<i64>> = takes
+            .iter()
+            .map(|t| rows.iter().find(|(k, _)| k == t.key).and_then(|(_, v)| *v))
+            .collect();
+        if !fits(&values) {
+            tx.rollback().await?;
+            return Ok(values);
+        }
+        let amounts: Vec<i64> = takes.iter().map(|t| t.amount).collect();
+        sqlx::query(
+            "UPDATE ai_counters AS c SET value = c.value + w.a
+             FROM unnest($1::text[], $2::int8[]) AS w(k, a) WHERE c.key = w.k",
+        )
+        .bind(&keys)
+        .bind(&amounts)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(values)
+    }
+
+    /// Adds each delta to its counter, where the counter still exists.
+    pub async fn settle(&self, deltas: &[(String, i64)]) -> StoreResult<()> {
+        health::check()?;
+        let keys: Vec<&str> = deltas.iter().map(|(k, _)| k.as_str()).collect();
+        let amounts: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
+        sqlx::query(
+            "UPDATE ai_counters AS c SET value = c.value + w.a
+             FROM unnest($1::text[], $2::int8[]) AS w(k, a) WHERE c.key = w.k",
+        )
+        .bind(&keys)
+        .bind(&amounts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes counters (rebuilt from their seeds when next touched).
+    pub async fn forget(&self, keys: &[String]) -> StoreResult<()> {
+        health::check()?;
+        sqlx::query("DELETE FROM ai_counters WHERE key = ANY($1)")
+            .bind(keys)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The current values of `keys` (`None` where a counter does not exist).
+    pub async fn peek(&self, keys: &[String]) -> StoreResult<Vec<Option<i64>>> {
+        health::check()?;
+        let rows: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT key, value FROM ai_counters WHERE key = ANY($1)")
+                .bind(keys)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(keys
+            .iter()
+            .map(|k| rows.iter().find(|(r, _)| r == k).and_then(|(_, v)| *v))
+            .collect())
+    }
+
+    /// Deletes arrival times that have passed (a row in the past means the same as no
+    /// row) and counters whose windows are long over. Returns how many rows went.
+    pub async fn prune(&self) -> StoreResult<u64> {
+        health::check()?;
+        let tats = sqlx::query(
+            "DELETE FROM rate_limit_tats
+             WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000)::int8",
+        )
+        .execute(&self.pool)
+        .await?;
+        let counters = sqlx::query("DELETE FROM ai_counters WHERE expires_ms < $1")
+            .bind(crate::clock::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(tats.rows_affected() + counters.rows_affected())
+    }
+}
