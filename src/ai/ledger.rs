@@ -41,6 +41,7 @@ impl Ledger {
         if !backlog.is_empty() {
             tracing::warn!(
                 rows = backlog.len(),
+                file = %spill.path().display(),
                 "AI usage ledger rows spilled by an earlier run are being written"
             );
             metrics::counter!("tollgate_ai_ledger_replayed_rows_total")

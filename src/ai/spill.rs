@@ -4,6 +4,13 @@
 //! empties it once everything in it is committed (rows are idempotent by call id, so a
 //! row committed just before a crash is not counted twice).
 //!
+//! Nodes may share a data dir (a shared volume for the keys): each process locks the file
+//! it spills to (`flock`) for its lifetime, and a second process takes the next free
+//! slot, `ai-ledger-spill.1.jsonl` and so on, so no node ever empties rows another node
+//! has not written yet. A node that died leaves its slot unlocked with its rows in it;
+//! the next process to start claims the lowest free slot, so a restarted node writes
+//! them.
+//!
 //! The file is bounded ([`MAX_BYTES`]). Before it fills, [`Spill::accepting`] turns false
 //! and the AI proxy refuses new calls (503 `ledger_unavailable`): a call the provider
 //! answered but the ledger could not keep would be a bill nobody sees. The margin leaves
@@ -18,6 +25,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::store::UsageRow;
 
 pub const FILE_NAME: &str = "ai-ledger-spill.jsonl";
+/// How many processes may spill under one data dir.
+const SLOTS: usize = 64;
+
+/// The file name of slot `i` (slot 0 is [`FILE_NAME`]).
+pub fn slot_name(i: usize) -> String {
+    match i {
+        0 => FILE_NAME.to_string(),
+        i => format!("ai-ledger-spill.{i}.jsonl"),
+    }
+}
 /// The most the file may hold (about 200,000 rows).
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// New calls are refused past `MAX_BYTES - MARGIN`, leaving room for calls under way.
@@ -37,33 +54,62 @@ pub enum SpillError {
     Io(String, std::io::Error),
 }
 
+/// Opens (or creates) one spill file, owner-only, refusing anything but a regular file.
+fn open_file(path: &Path) -> Result<File, SpillError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| SpillError::Io(path.display().to_string(), e);
+    // Appended to and later emptied: a symlink planted here would aim both at another
+    // file.
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.file_type().is_file()
+    {
+        return Err(io(std::io::Error::other("not a regular file")));
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        // Who called what, for how much: for the service's eyes only.
+        .mode(0o600)
+        .open(path)
+        .map_err(io)
+}
+
 impl Spill {
-    /// Opens (or creates) the file in `dir`.
+    /// Opens (or creates) and locks the first slot in `dir` no other process holds.
     pub fn open(dir: &Path) -> Result<Spill, SpillError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(FILE_NAME);
-        let io = |e| SpillError::Io(path.display().to_string(), e);
-        // Appended to and later emptied: a symlink planted here would aim both at
-        // another file.
-        if let Ok(m) = std::fs::symlink_metadata(&path)
-            && !m.file_type().is_file()
-        {
-            return Err(io(std::io::Error::other("not a regular file")));
+        for slot in 0..SLOTS {
+            let path = dir.join(slot_name(slot));
+            let file = open_file(&path)?;
+            match file.try_lock() {
+                Ok(()) => {
+                    let bytes = file
+                        .metadata()
+                        .map_err(|e| SpillError::Io(path.display().to_string(), e))?
+                        .len();
+                    return Ok(Spill {
+                        path,
+                        file: Mutex::new(file),
+                        bytes: AtomicU64::new(bytes),
+                    });
+                }
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(SpillError::Io(path.display().to_string(), e));
+                }
+            }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            // Who called what, for how much: for the service's eyes only.
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        let bytes = file.metadata().map_err(io)?.len();
-        Ok(Spill {
-            path,
-            file: Mutex::new(file),
-            bytes: AtomicU64::new(bytes),
-        })
+        Err(SpillError::Io(
+            dir.display().to_string(),
+            std::io::Error::other(format!(
+                "all {SLOTS} ledger spill files are held by other processes"
+            )),
+        ))
+    }
+
+    /// The file this process spills to.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Whether new calls may start (their rows would still fit).
@@ -180,6 +226,33 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Two processes under one data dir (two opens lock like two processes): the second
+    /// spills to its own slot, emptying it leaves the first's rows alone, and once the
+    /// first is gone its slot (and its rows) go to the next to open.
+    #[test]
+    fn nodes_sharing_a_data_dir_spill_to_their_own_files() {
+        let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = Spill::open(&dir).unwrap();
+        let second = Spill::open(&dir).unwrap();
+        assert_eq!(first.path(), dir.join(FILE_NAME));
+        assert_eq!(second.path(), dir.join("ai-ledger-spill.1.jsonl"));
+        first.append(&[row("a")]).unwrap();
+        second.append(&[row("b")]).unwrap();
+        second.clear().unwrap();
+        drop(first);
+        let third = Spill::open(&dir).unwrap();
+        assert_eq!(third.path(), dir.join(FILE_NAME));
+        let ids: Vec<String> = third
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a"]);
         std::fs::remove_dir_all(dir).ok();
     }
 

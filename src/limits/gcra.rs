@@ -129,9 +129,9 @@ mod tests {
     fn a_step_taken_elsewhere_reads_as_the_same_decision() {
         let (d, next) = check(Some(4_000), 1_000, &Q);
         assert_eq!(decided(1_000, next, Some(4_000), &Q), d);
-        let (d, next) = check(Some(13_000), 1_000, &Q);
+        let (d, next) = check(Some(14_000), 1_000, &Q);
         assert!(next.is_none());
-        assert_eq!(decided(1_000, None, Some(13_000), &Q), d);
+        assert_eq!(decided(1_000, None, Some(14_000), &Q), d);
     }
 
     #[test]

@@ -37,6 +37,16 @@ pub enum RedisFailure {
     Deny,
 }
 
+impl RedisFailure {
+    /// As the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisFailure::Local => "local",
+            RedisFailure::Deny => "deny",
+        }
+    }
+}
+
 /// `[limits]`, resolved.
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
@@ -185,7 +195,7 @@ impl Limiter {
                     self.database_outage.failed(
                         "the database is unavailable for rate limits",
                         &e,
-                        self.fallback(),
+                        self.config.on_redis_failure.name(),
                     );
                 }
             }
@@ -200,13 +210,13 @@ impl Limiter {
             .check(&local_key, crate::clock::now_ms(), &rule.quota))
     }
 
-    /// Where checks go when the shared stores fail, for the log.
+    /// Where checks go when Redis fails, for the log.
     fn fallback(&self) -> &'static str {
-        match (self.config.on_redis_failure, &self.database) {
-            (RedisFailure::Deny, _) => "deny",
-            (RedisFailure::Local, Some(_)) if !self.database_outage.skip() => "database",
-            (RedisFailure::Local, _) => "local",
-        }
+        outage::fallback_after_redis(
+            &self.database,
+            &self.database_outage,
+            self.config.on_redis_failure,
+        )
     }
 
     /// Measures one local check (for the benchmark): same code path as a request.

@@ -39,6 +39,22 @@ pub(crate) fn connect(
         .map_err(|e| anyhow::anyhow!("cannot set up Redis: {e}"))
 }
 
+/// Runs `op`, and once more if it failed on a connection that had died or could not be
+/// made: the connection manager reconnects when a command fails that way, so the second
+/// try reaches a Redis that is back, instead of the caller counting the old connection's
+/// death as an outage for another second. A timeout is not retried (it already cost its
+/// wait).
+pub(crate) async fn once_more_on_reconnect<T, F, Fut>(op: F) -> redis::RedisResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    match op().await {
+        Err(e) if e.is_connection_dropped() || e.is_connection_refusal() => op().await,
+        done => done,
+    }
+}
+
 pub struct RedisStore {
     conn: redis::aio::ConnectionManager,
     script: redis::Script,
@@ -54,13 +70,18 @@ impl RedisStore {
     }
 
     pub async fn check(&self, key: &str, quota: &Quota) -> redis::RedisResult<RateDecision> {
-        let mut conn = self.conn.clone();
-        let (allowed, remaining, retry_after_ms, reset_ms): (i64, i64, i64, i64) = self
-            .script
-            .key(key)
-            .arg(quota.interval_ms())
-            .arg(quota.capacity_ms())
-            .invoke_async(&mut conn)
+        let (allowed, remaining, retry_after_ms, reset_ms): (i64, i64, i64, i64) =
+            once_more_on_reconnect(|| {
+                let mut conn = self.conn.clone();
+                async move {
+                    self.script
+                        .key(key)
+                        .arg(quota.interval_ms())
+                        .arg(quota.capacity_ms())
+                        .invoke_async(&mut conn)
+                        .await
+                }
+            })
             .await?;
         Ok(RateDecision {
             allowed: allowed == 1,

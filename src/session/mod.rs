@@ -256,17 +256,18 @@ impl Sessions {
                 self.cfg.idle_ttl.as_secs() as i64,
             )
             .await?;
-        let (session, successor) = match spend {
+        let (session, user, successor) = match spend {
             RefreshSpend::Unknown => return Err(Error::InvalidRefreshToken),
-            RefreshSpend::Rotated { session } => (session, successor),
+            RefreshSpend::Rotated { session, user } => (session, user, successor),
             RefreshSpend::AlreadySpent {
                 session,
+                user,
                 spent_at,
                 successor_sealed,
             } => {
                 let in_grace = now - spent_at <= self.cfg.refresh_grace.as_secs() as i64;
                 match successor_sealed.and_then(|s| refresh::open(refresh_token, &s)) {
-                    Some(same) if in_grace => (session, same),
+                    Some(same) if in_grace => (session, user, same),
                     _ => {
                         self.revoke_for_reuse(&session.id, now, client).await?;
                         return Err(Error::RefreshTokenReused);
@@ -274,14 +275,7 @@ impl Sessions {
                 }
             }
         };
-        let user = self
-            .store
-            .user_by_id(&session.user_id)
-            .await?
-            .ok_or(Error::InvalidRefreshToken)?;
-        if user.disabled {
-            return Err(Error::InvalidRefreshToken);
-        }
+        // The spend refused disabled users and dead sessions (and rolled back).
         self.issue(user, &session, Some(successor), narrowed)
     }
 

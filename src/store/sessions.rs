@@ -9,7 +9,8 @@ use sqlx::Row;
 
 use super::Entry;
 use super::audit::append_audit;
-use super::{BeginWrite, Store, StoreResult, on_pool};
+use super::users::{USER_BY_ID, fetch_user};
+use super::{BeginWrite, Store, StoreResult, UserRecord, on_pool};
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -85,12 +86,18 @@ pub enum RefreshSpend {
     /// No such token, its session/user is no longer live, or it belongs to another client.
     /// Nothing changed.
     Unknown,
-    /// This call spent the token and stored the successor.
-    Rotated { session: SessionRecord },
+    /// This call spent the token and stored the successor. The user is read in the same
+    /// transaction: nothing after the commit can fail and leave the client without the
+    /// successor it would then be refused for presenting its old token again.
+    Rotated {
+        session: SessionRecord,
+        user: UserRecord,
+    },
     /// The token had been spent before, at `spent_at`; `successor_sealed` is what the
     /// winning call stored.
     AlreadySpent {
         session: SessionRecord,
+        user: UserRecord,
         spent_at: i64,
         successor_sealed: Option<String>,
     },
@@ -258,12 +265,16 @@ impl Store {
                 // stays as it was.
                 return Ok(RefreshSpend::Unknown);
             }
+            let Some(user) = fetch_user!(&mut *tx, USER_BY_ID, &session.user_id) else {
+                return Ok(RefreshSpend::Unknown);
+            };
             if !won {
                 let spent_at: Option<i64> = row.try_get("spent_at")?;
                 let sealed: Option<String> = row.try_get("successor_sealed")?;
                 tx.commit().await?;
                 return Ok(RefreshSpend::AlreadySpent {
                     session,
+                    user,
                     spent_at: spent_at.unwrap_or(now),
                     successor_sealed: sealed,
                 });
@@ -292,7 +303,7 @@ impl Store {
                 return Ok(RefreshSpend::Unknown);
             }
             tx.commit().await?;
-            Ok(RefreshSpend::Rotated { session })
+            Ok(RefreshSpend::Rotated { session, user })
         })
     }
 

@@ -74,6 +74,33 @@ macro_rules! user_from_row {
 }
 pub(crate) use user_from_row;
 
+/// A user and its roles by id, for [`fetch_user!`].
+pub(crate) const USER_BY_ID: &str =
+    "SELECT u.id, u.email, u.password_hash, u.disabled, u.email_verified, u.created_at, r.role
+     FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role";
+
+/// Runs `$sql` (one key, one row per role) on `$exec` (a pool, or a transaction to read
+/// in it) and builds the user: one round trip, as sign-in and refresh need. The user's
+/// columns repeat on one row per role, with a NULL role for a user that has none.
+macro_rules! fetch_user {
+    ($exec:expr, $sql:expr, $key:expr) => {{
+        let rows = sqlx::query($sql).bind($key).fetch_all($exec).await?;
+        match rows.first() {
+            None => None,
+            Some(first) => {
+                let mut roles = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    if let Some(role) = row.try_get::<Option<String>, _>("role")? {
+                        roles.push(role);
+                    }
+                }
+                Some($crate::store::users::user_from_row!(first, roles))
+            }
+        }
+    }};
+}
+pub(crate) use fetch_user;
+
 impl Store {
     /// Creates the account and its roles atomically; `Conflict` if the email is taken.
     pub async fn insert_user(&self, user: &NewUser<'_>, audit: &Entry) -> StoreResult<()> {
@@ -96,30 +123,11 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        self.find_user(
-            "SELECT u.id, u.email, u.password_hash, u.disabled, u.email_verified, u.created_at, r.role
-             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id WHERE u.id = $1 ORDER BY r.role",
-            id,
-        )
-        .await
+        self.find_user(USER_BY_ID, id).await
     }
 
-    /// One round trip (sign-in and refresh are on it): the user's columns repeat on one row
-    /// per role, with a NULL role for a user that has none.
     async fn find_user(&self, sql: &'static str, key: &str) -> StoreResult<Option<UserRecord>> {
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(sql).bind(key).fetch_all(pool).await?;
-            let Some(first) = rows.first() else {
-                return Ok(None);
-            };
-            let mut roles = Vec::with_capacity(rows.len());
-            for row in &rows {
-                if let Some(role) = row.try_get::<Option<String>, _>("role")? {
-                    roles.push(role);
-                }
-            }
-            Ok(Some(user_from_row!(first, roles)))
-        })
+        on_pool!(self, |pool| Ok(fetch_user!(pool, sql, key)))
     }
 
     /// Every account, oldest first, with roles.

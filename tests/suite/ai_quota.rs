@@ -12,11 +12,11 @@ use common::{Backend, Options, Reply, TestServer, simultaneously};
 use reqwest::Method;
 use serde_json::json;
 
-const KEY: &str = "sk-mock-quota-0a1b2c3d4e5f";
+pub const KEY: &str = "sk-mock-quota-0a1b2c3d4e5f";
 
 /// Output at 10 USD per million tokens; 100 output tokens a call = 0.001 USD; the
 /// budget is 0.01 USD: exactly 10 calls.
-fn config(upstream: &str) -> String {
+pub fn config(upstream: &str) -> String {
     format!(
         r#"
 [roles.user]
@@ -51,7 +51,7 @@ async fn start(backend: Backend, mock: &MockLlm, redis: bool) -> TestServer {
     .await
 }
 
-async fn spend(s: Arc<TestServer>, token: Arc<String>) -> Reply {
+pub async fn spend(s: Arc<TestServer>, token: Arc<String>) -> Reply {
     s.call(
         Method::POST,
         "/ai/openai/v1/chat/completions",

@@ -20,6 +20,7 @@ mod connections;
 mod console;
 mod fanout;
 mod faults;
+mod faults_nodes;
 mod federation;
 mod forward_auth;
 mod gateway;

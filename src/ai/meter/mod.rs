@@ -25,7 +25,7 @@ use std::sync::Mutex;
 
 use super::config::Quota;
 use crate::limits::RedisFailure;
-use crate::limits::outage::Outage;
+use crate::limits::outage::{Outage, fallback_after_redis};
 use crate::store::counters::{CounterTake, SharedCounters};
 
 /// What a limit counts, and how a refusal is reported.
@@ -360,7 +360,7 @@ impl Meter {
                         self.database_outage.failed(
                             "the database is unavailable for AI quotas",
                             &e,
-                            self.fallback(),
+                            self.on_redis_failure.name(),
                         );
                         None
                     }
@@ -430,13 +430,9 @@ impl Meter {
         }
     }
 
-    /// Where reservations go when the shared stores fail, for the log.
+    /// Where reservations go when Redis fails, for the log.
     fn fallback(&self) -> &'static str {
-        match (self.on_redis_failure, &self.database) {
-            (RedisFailure::Deny, _) => "deny",
-            (RedisFailure::Local, Some(_)) if !self.database_outage.skip() => "database",
-            (RedisFailure::Local, _) => "local",
-        }
+        fallback_after_redis(&self.database, &self.database_outage, self.on_redis_failure)
     }
 
     /// Replaces the reserved charge by the used one. Never fails the caller: a settle

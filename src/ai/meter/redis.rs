@@ -2,6 +2,7 @@
 //! every line and takes all of them or none.
 
 use super::{Attempt, Line, Seeds, seed_of};
+use crate::limits::redis::once_more_on_reconnect;
 
 /// ARGV per key: limit, amount, ttl (ms), seed (-2: needed but not known).
 const RESERVE: &str = r#"
@@ -72,8 +73,11 @@ impl RedisCounters {
                 .arg(line.ttl_ms)
                 .arg(seed_of(line, seeds).unwrap_or(-2));
         }
-        let mut conn = self.conn.clone();
-        let (status, index): (i64, usize) = inv.invoke_async(&mut conn).await?;
+        let (status, index): (i64, usize) = once_more_on_reconnect(|| {
+            let (inv, mut conn) = (&inv, self.conn.clone());
+            async move { inv.invoke_async(&mut conn).await }
+        })
+        .await?;
         Ok(match status {
             1 => Attempt::Reserved,
             0 => Attempt::Refused(index.saturating_sub(1)),
@@ -93,13 +97,16 @@ impl RedisCounters {
 
     /// Deletes counters (rebuilt from the ledger when next touched).
     pub async fn forget(&self, keys: &[String]) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
         // One DEL per key: the keys may belong to different Redis Cluster slots.
         let mut pipe = redis::pipe();
         for key in keys {
             pipe.del(key).ignore();
         }
-        pipe.query_async(&mut conn).await
+        once_more_on_reconnect(|| {
+            let (pipe, mut conn) = (&pipe, self.conn.clone());
+            async move { pipe.query_async(&mut conn).await }
+        })
+        .await
     }
 
     pub async fn peek(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<i64>>> {
