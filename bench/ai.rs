@@ -6,7 +6,9 @@
 //! (bearer access token), checked (scope, model allow-list, output cap), reserved against
 //! a quota with every limit set (requests and tokens per minute, tokens per day, USD per
 //! month), forwarded with the provider key, read for usage, settled, and written to the
-//! ledger: the whole metered path, on SQLite (the default) and PostgreSQL.
+//! ledger: the whole metered path, on SQLite (the default; counters in the process),
+//! PostgreSQL alone (counters shared in the database) and PostgreSQL with Redis (counters
+//! in Redis): the last two, in the same run, say what Redis saves a cluster.
 //!
 //! 1. Fixed rate: [`RATE`] calls per second for [`SECONDS`] seconds, open loop (each call
 //!    starts on schedule whatever the others do), direct then through Tollgate; p50 and
@@ -139,13 +141,22 @@ async fn main() {
     println!(
         "ai proxy bench: {RATE} calls/s for {SECONDS}s (open loop), then {CLIENTS} closed-loop clients for {SECONDS}s"
     );
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    let redis = std::env::var("TOLLGATE_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+    for (backend, with_redis) in [
+        (Backend::Sqlite, false),
+        (Backend::Postgres, false),
+        (Backend::Postgres, true),
+    ] {
         let mock = MockLlm::start(KEY).await;
+        let mut env = vec![("MOCK_KEY", KEY.to_string())];
+        if with_redis {
+            env.push(("TOLLGATE_REDIS_URL", redis.clone()));
+        }
         let s = TestServer::start_with(
             backend,
             Options {
                 config: config(&mock.base),
-                env: vec![("MOCK_KEY", KEY.to_string())],
+                env,
             },
         )
         .await;
@@ -169,7 +180,7 @@ async fn main() {
         }
         let (d50, d99) = fixed_rate(&http, &direct).await;
         let (p50, p99) = fixed_rate(&http, &proxied).await;
-        println!("{backend:?}:");
+        println!("{backend:?}{}:", if with_redis { " + Redis" } else { "" });
         println!(
             "  fixed rate   direct p50 {:.3} ms p99 {:.3} ms | through tollgate p50 {:.3} ms p99 {:.3} ms | added p50 {:.3} ms p99 {:.3} ms",
             ms(d50),

@@ -54,4 +54,5 @@ pub use limits::{Limiter, LimitsConfig, RedisFailure, gcra};
 
 // `tests/store_guards.rs`: the store's race guards, called directly.
 pub use audit::{Context as AuditContext, Outcome as AuditOutcome};
+pub use store::counters::{CounterTake, SharedCounters};
 pub use store::{NewSession, NewUser, Store, UserQuery, UserState};

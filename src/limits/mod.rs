@@ -190,6 +190,12 @@ impl Limiter {
                 .await
             {
                 Ok(step) => return Ok(gcra::decided(step.now_ms, step.taken, step.before, q)),
+                // A statement that failed (not a database that is gone) falls back for
+                // this check alone.
+                Err(e) if !crate::store::health::is_outage(&e) => {
+                    metrics::counter!("tollgate_rate_limit_database_errors_total").increment(1);
+                    tracing::warn!(error = %e, "a rate-limit check failed in the database");
+                }
                 Err(e) => {
                     metrics::counter!("tollgate_rate_limit_database_errors_total").increment(1);
                     self.database_outage.failed(

@@ -9,7 +9,7 @@
 
 use sqlx::postgres::PgPool;
 
-use super::{Store, StoreResult, health};
+use super::{BeginWrite, Store, StoreResult, health};
 
 /// A handle on the shared counters; only a PostgreSQL store has one.
 #[derive(Clone, Debug)]
@@ -99,7 +99,7 @@ impl SharedCounters {
         fits: impl FnOnce(&[Option<i64>]) -> bool,
     ) -> StoreResult<Vec<Option<i64>>> {
         health::check()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_write().await?;
         let keys: Vec<&str> = takes.iter().map(|t| t.key).collect();
         let seeds: Vec<Option<i64>> = takes.iter().map(|t| t.seed).collect();
         let expiries: Vec<i64> = takes.iter().map(|t| t.expires_ms).collect();
@@ -144,9 +144,15 @@ impl SharedCounters {
         health::check()?;
         let keys: Vec<&str> = deltas.iter().map(|(k, _)| k.as_str()).collect();
         let amounts: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
+        // Locked in key order first, as reservations lock them: otherwise a settle
+        // holding one counter and a reservation holding another could each wait for the
+        // other (PostgreSQL would break the deadlock by failing one of them).
         sqlx::query(
-            "UPDATE ai_counters AS c SET value = c.value + w.a
-             FROM unnest($1::text[], $2::int8[]) AS w(k, a) WHERE c.key = w.k",
+            "WITH locked AS MATERIALIZED (
+               SELECT key FROM ai_counters WHERE key = ANY($1) ORDER BY key FOR UPDATE)
+             UPDATE ai_counters AS c SET value = c.value + w.a
+             FROM locked, unnest($1::text[], $2::int8[]) AS w(k, a)
+             WHERE c.key = locked.key AND c.key = w.k",
         )
         .bind(&keys)
         .bind(&amounts)
@@ -158,10 +164,15 @@ impl SharedCounters {
     /// Deletes counters (rebuilt from their seeds when next touched).
     pub async fn forget(&self, keys: &[String]) -> StoreResult<()> {
         health::check()?;
-        sqlx::query("DELETE FROM ai_counters WHERE key = ANY($1)")
-            .bind(keys)
-            .execute(&self.pool)
-            .await?;
+        // In key order, as everything else locks counters (see `settle`).
+        sqlx::query(
+            "WITH locked AS MATERIALIZED (
+               SELECT key FROM ai_counters WHERE key = ANY($1) ORDER BY key FOR UPDATE)
+             DELETE FROM ai_counters AS c USING locked WHERE c.key = locked.key",
+        )
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

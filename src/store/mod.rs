@@ -222,9 +222,23 @@ impl Store {
             // connections the pool keeps retrying until this timeout, so it bounds how
             // long a request caught by an outage waits for its 503 (`health` answers the
             // rest at once); a pool exhausted that long is overload, shed with a 503 too.
+            // Every connection runs READ COMMITTED whatever the server's default: the
+            // single-statement upserts of the shared counters, like the refresh
+            // arbitration, rely on its re-evaluation of a row that changed under them, and
+            // would fail with serialization errors under a stricter default.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::Executor::execute(
+                            conn,
+                            "SET default_transaction_isolation TO 'read committed'",
+                        )
+                        .await
+                        .map(|_| ())
+                    })
+                })
                 .connect_lazy_with(opts);
             Ok(Store::Postgres(pool))
         }

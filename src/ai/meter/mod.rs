@@ -355,6 +355,11 @@ impl Meter {
             Some(database) if !self.database_outage.skip() => {
                 match attempt_in_database(database, lines, seeds).await {
                     Ok(a) => Some((a, Backend::Database)),
+                    // A statement that failed (not a database that is gone) fails
+                    // this call alone, with no fallback and no backoff.
+                    Err(e) if !crate::store::health::is_outage(&e) => {
+                        return Err(MeterError::Ledger(e));
+                    }
                     Err(e) => {
                         metrics::counter!("tollgate_ai_quota_database_errors_total").increment(1);
                         self.database_outage.failed(
