@@ -9,7 +9,7 @@
 
 use sqlx::postgres::PgPool;
 
-use super::{BeginWrite, Store, StoreResult, health};
+use super::{Store, StoreResult, health};
 
 /// A handle on the shared counters; only a PostgreSQL store has one.
 #[derive(Clone, Debug)]
@@ -43,6 +43,8 @@ pub struct ArrivalStep {
 pub struct CounterTake<'a> {
     pub key: &'a str,
     pub amount: i64,
+    /// The counter may not pass this.
+    pub limit: i64,
     /// The value a counter that does not exist yet starts from; `None`: not known yet
     /// (the reservation then reports the counter as missing and takes nothing).
     pub seed: Option<i64>,
@@ -88,55 +90,38 @@ impl SharedCounters {
         })
     }
 
-    /// Locks every counter of `takes` (creating missing ones from their seeds), hands
-    /// their values to `fits`, and adds every amount if it says yes, all in one
-    /// transaction: concurrent reservations on the same counters queue on the row locks,
-    /// so together they can never pass a limit. Returns the values seen (before the
-    /// amounts); `None` where a counter is missing and its seed unknown.
-    pub async fn reserve(
-        &self,
-        takes: &[CounterTake<'_>],
-        fits: impl FnOnce(&[Option<i64>]) -> bool,
-    ) -> StoreResult<Vec<Option<i64>>> {
+    /// Takes every amount of `takes`, or none if any counter would pass its limit, in one
+    /// call of `tollgate_reserve` (migration 0009): it locks the counters in key order
+    /// (creating missing ones from their seeds) for the few microseconds it runs, so
+    /// concurrent reservations on the same counters, from any node, queue and can never
+    /// pass a limit together. Returns the values seen before the amounts; `None`
+    /// everywhere when a counter is missing and its seed unknown (nothing changed).
+    pub async fn reserve(&self, takes: &[CounterTake<'_>]) -> StoreResult<Vec<Option<i64>>> {
         health::check()?;
-        let mut tx = self.pool.begin_write().await?;
         let keys: Vec<&str> = takes.iter().map(|t| t.key).collect();
         let seeds: Vec<Option<i64>> = takes.iter().map(|t| t.seed).collect();
         let expiries: Vec<i64> = takes.iter().map(|t| t.expires_ms).collect();
-        // Rows are locked in key order, so two reservations sharing counters cannot
-        // deadlock. A missing counter with no seed is inserted as NULL and rolled back.
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "INSERT INTO ai_counters AS c (key, value, expires_ms)
-             SELECT k, s, e FROM unnest($1::text[], $2::int8[], $3::int8[]) AS w(k, s, e)
-             ORDER BY k
-             ON CONFLICT (key) DO UPDATE
-               SET expires_ms = GREATEST(c.expires_ms, EXCLUDED.expires_ms)
-             RETURNING c.key, c.value",
-        )
-        .bind(&keys)
-        .bind(&seeds)
-        .bind(&expiries)
-        .fetch_all(&mut *tx)
-        .await?;
-        let values: Vec<Option<i64>> = takes
-            .iter()
-            .map(|t| rows.iter().find(|(k, _)| k == t.key).and_then(|(_, v)| *v))
-            .collect();
-        if !fits(&values) {
-            tx.rollback().await?;
-            return Ok(values);
-        }
         let amounts: Vec<i64> = takes.iter().map(|t| t.amount).collect();
-        sqlx::query(
-            "UPDATE ai_counters AS c SET value = c.value + w.a
-             FROM unnest($1::text[], $2::int8[]) AS w(k, a) WHERE c.key = w.k",
-        )
-        .bind(&keys)
-        .bind(&amounts)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(values)
+        let limits: Vec<i64> = takes.iter().map(|t| t.limit).collect();
+        let seen: Result<Option<Vec<Option<i64>>>, sqlx::Error> =
+            sqlx::query_scalar("SELECT tollgate_reserve($1, $2, $3, $4, $5)")
+                .bind(&keys)
+                .bind(&seeds)
+                .bind(&expiries)
+                .bind(&amounts)
+                .bind(&limits)
+                .fetch_one(&self.pool)
+                .await;
+        match seen {
+            Ok(Some(values)) => Ok(values),
+            Ok(None) => Ok(vec![None; takes.len()]),
+            // The function's own "a counter vanished while being seeded": nothing
+            // changed, ask again with seeds.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("TGQ01") => {
+                Ok(vec![None; takes.len()])
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Adds each delta to its counter, where the counter still exists.

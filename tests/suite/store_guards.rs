@@ -132,11 +132,12 @@ async fn shared_counters_neither_deadlock_nor_lose_updates() {
                         .map(|k| CounterTake {
                             key: k,
                             amount: 10,
+                            limit: i64::MAX / 2,
                             seed: Some(0),
                             expires_ms: i64::MAX / 2,
                         })
                         .collect();
-                    let seen = counters.reserve(&takes, |_| true).await.unwrap();
+                    let seen = counters.reserve(&takes).await.unwrap();
                     assert_eq!(seen.len(), 3);
                     let back: Vec<(String, i64)> =
                         order.iter().map(|k| (k.to_string(), -3)).collect();

@@ -3,7 +3,7 @@
 //! A call's [`Plan`] has one line per limit that applies to the caller: requests and
 //! tokens in the current UTC minute, tokens in the UTC day, pico-dollars in the UTC
 //! month. A reservation takes every line or none, atomically: in one Lua script in Redis
-//! ([`redis`]), in one transaction on row locks in PostgreSQL (`store::counters`), or
+//! ([`redis`]), in one stored-function call on row locks in PostgreSQL (`store::counters`), or
 //! under one lock in this process ([`local`], the single SQLite node, or a fallback), so
 //! concurrent calls on any number of nodes can never together pass a limit. Settling adds the difference between what was used and
 //! what was reserved to the same windows (a call that straddles midnight settles into
@@ -502,18 +502,20 @@ async fn attempt_in_database(
         .map(|l| CounterTake {
             key: &l.key,
             amount: l.amount,
+            limit: l.limit,
             seed: seed_of(l, seeds),
             expires_ms: now + l.ttl_ms,
         })
         .collect();
-    let values = database
-        .reserve(&takes, |v| judge(lines, v) == Attempt::Reserved)
-        .await?;
+    // The database took the amounts exactly when `judge` says Reserved (same rule).
+    let values = database.reserve(&takes).await?;
     Ok(judge(lines, &values))
 }
 
 /// The attempt for `lines` whose counters hold `current` (`None`: a counter that does not
-/// exist and whose seed is not known yet). Every backend decides with this.
+/// exist and whose seed is not known yet). The process's counters decide with this; the
+/// Redis script and the database's `tollgate_reserve` apply the same rule where the
+/// counters are, and their answers are read back with it.
 fn judge(lines: &[Line], current: &[Option<i64>]) -> Attempt {
     let mut values = Vec::with_capacity(current.len());
     for v in current {
