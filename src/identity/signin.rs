@@ -321,10 +321,18 @@ impl PasswordSignIn {
 }
 
 /// The account an address names for counting: normalised when it is an address, as
-/// typed (lower case, bounded) otherwise.
+/// typed (lower case, bounded, without control characters, which PostgreSQL's text
+/// refuses: a NUL here made every such request a 503) otherwise.
 fn account_of(email: &str) -> String {
-    normalize_email(email)
-        .unwrap_or_else(|_| email.trim().to_lowercase().chars().take(254).collect())
+    normalize_email(email).unwrap_or_else(|_| {
+        email
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(254)
+            .collect()
+    })
 }
 
 /// The key of an account-scoped limit: the account *from this client*. Keyed on the

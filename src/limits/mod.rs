@@ -165,7 +165,13 @@ impl Limiter {
     /// Redis first, then the database, then (or refused, per `on_redis_failure`) this
     /// process; a store that failed within the last second is not asked.
     async fn decide(&self, rule: &Rule, key: &str) -> Result<RateDecision, LimitRefusal> {
-        let shared_key = format!("tollgate:rl:{}:{key}", rule.name);
+        // Keys carry what clients typed; PostgreSQL's text refuses NUL (a collision with
+        // U+FFFD only shares a bucket with the typist's own variants).
+        let shared_key = format!(
+            "tollgate:rl:{}:{}",
+            rule.name,
+            key.replace('\0', "\u{FFFD}")
+        );
         if let Some(redis) = &self.redis
             && !self.redis_outage.skip()
         {
@@ -218,11 +224,10 @@ impl Limiter {
 
     /// Where checks go when Redis fails, for the log.
     fn fallback(&self) -> &'static str {
-        outage::fallback_after_redis(
-            &self.database,
-            &self.database_outage,
-            self.config.on_redis_failure,
-        )
+        match &self.database {
+            Some(_) if !self.database_outage.skip() => "database",
+            _ => self.config.on_redis_failure.name(),
+        }
     }
 
     /// Measures one local check (for the benchmark): same code path as a request.

@@ -38,16 +38,3 @@ impl Outage {
         }
     }
 }
-
-/// Where a check goes when Redis fails, as the log names it: the database while it
-/// answers, then what `on_redis_failure` says.
-pub fn fallback_after_redis<T>(
-    database: &Option<T>,
-    database_outage: &Outage,
-    on_redis_failure: super::RedisFailure,
-) -> &'static str {
-    match database {
-        Some(_) if !database_outage.skip() => "database",
-        _ => on_redis_failure.name(),
-    }
-}

@@ -137,8 +137,11 @@ impl Rule {
     }
 
     /// Whether the rule applies; `path` in [`match_form`].
+    /// Whether the rule counts this request. A rule for GET counts HEAD too: the GET
+    /// handler answers HEAD, so leaving it out would leave the route unlimited.
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+        let counted = |m: &String| m == method || (method == "HEAD" && m == "GET");
+        (self.methods.is_empty() || self.methods.iter().any(counted))
             && (self.exact.iter().any(|p| p == path)
                 || self.prefixes.iter().any(|p| {
                     path.strip_prefix(p.as_str())
@@ -291,6 +294,19 @@ mod tests {
         assert!(api.matches("GET", "/api/x") && api.matches("DELETE", "/api"));
         assert!(!api.matches("GET", "/apix"));
         assert_eq!(api.quota.burst, 5);
+        // A rule for GET counts HEAD (answered by the GET handler), and only that.
+        let me = Rule::build(RuleSpec {
+            name: "me".into(),
+            paths: vec!["/auth/me".into()],
+            methods: vec!["GET".into()],
+            per: Per::Ip,
+            limit: 5,
+            window: "1h".into(),
+            burst: None,
+        })
+        .unwrap();
+        assert!(me.matches("GET", "/auth/me") && me.matches("HEAD", "/auth/me"));
+        assert!(!me.matches("POST", "/auth/me") && !me.matches("OPTIONS", "/auth/me"));
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl SharedCounters {
         health::check()?;
         let keys: Vec<&str> = deltas.iter().map(|(k, _)| k.as_str()).collect();
         let amounts: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
-        // Locked in key order first, as reservations lock them: otherwise a settle
+        // Locked in key order first, as `tollgate_reserve` locks them: otherwise a settle
         // holding one counter and a reservation holding another could each wait for the
         // other (PostgreSQL would break the deadlock by failing one of them).
         sqlx::query(
@@ -141,21 +141,6 @@ impl SharedCounters {
         )
         .bind(&keys)
         .bind(&amounts)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Deletes counters (rebuilt from their seeds when next touched).
-    pub async fn forget(&self, keys: &[String]) -> StoreResult<()> {
-        health::check()?;
-        // In key order, as everything else locks counters (see `settle`).
-        sqlx::query(
-            "WITH locked AS MATERIALIZED (
-               SELECT key FROM ai_counters WHERE key = ANY($1) ORDER BY key FOR UPDATE)
-             DELETE FROM ai_counters AS c USING locked WHERE c.key = locked.key",
-        )
-        .bind(keys)
         .execute(&self.pool)
         .await?;
         Ok(())

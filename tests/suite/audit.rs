@@ -34,7 +34,12 @@ async fn seeded(backend: Backend, config: &str) -> (TestServer, String) {
     )
     .await;
     let out = s.cli(&["user", "disable", &user], None);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = access;
     // user.created, email.verification_sent, auth.login ×2, user.disabled
     assert!(
@@ -88,7 +93,12 @@ async fn events_are_recorded_and_the_chain_verifies(backend: Backend) {
     let printed: Value = serde_json::from_str(text.trim()).unwrap();
     let expect = printed["expect"].as_str().unwrap().to_string();
     let out = s.cli(&["audit", "verify", "--expect", &expect], None);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wrong = format!("2:{}", "0".repeat(64));
     let out = s.cli(&["audit", "verify", "--expect", &wrong], None);
     assert!(!out.status.success());

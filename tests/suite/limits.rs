@@ -142,6 +142,36 @@ async fn postgres_shares_one_allowance_between_three_processes() {
     }
 }
 
+/// A NUL in a typed address reaches the per-account limits' keys, which PostgreSQL's text
+/// refuses: it must be an ordinary refused sign-in, not a 503 with the database blamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_typed_address_is_an_ordinary_refusal() {
+    let s = TestServer::start_with(
+        Backend::Postgres,
+        Options {
+            config: "[limits]\n".into(),
+            env: vec![],
+        },
+    )
+    .await;
+    for email in ["\u{0}nul@example.com", "nul@example.com\u{0}"] {
+        let r = s
+            .post(
+                "/auth/login?mode=token",
+                json!({ "email": email, "password": "wrong password" }),
+            )
+            .await;
+        assert!(
+            r.status == 400 || r.status == 401,
+            "{} {}",
+            r.status,
+            r.text
+        );
+    }
+    assert!(!s.server_log().contains("storage unavailable"));
+    assert!(!s.server_log().contains("failed in the database"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_redis_falls_back_to_local_limits_or_fails_closed() {
     let dead = ("TOLLGATE_REDIS_URL", "redis://127.0.0.1:1".to_string());

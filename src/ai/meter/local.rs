@@ -41,10 +41,13 @@ impl LocalCounters {
         Attempt::Reserved
     }
 
-    pub fn forget_keys(&self, keys: &[String]) {
+    pub fn forget(&self, lines: &[Line]) {
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        for key in keys {
-            map.remove(key);
+        if map.is_empty() {
+            return;
+        }
+        for line in lines {
+            map.remove(&line.key);
         }
     }
 

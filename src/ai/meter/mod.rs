@@ -3,29 +3,28 @@
 //! A call's [`Plan`] has one line per limit that applies to the caller: requests and
 //! tokens in the current UTC minute, tokens in the UTC day, pico-dollars in the UTC
 //! month. A reservation takes every line or none, atomically: in one Lua script in Redis
-//! ([`redis`]), in one stored-function call on row locks in PostgreSQL (`store::counters`), or
-//! under one lock in this process ([`local`], the single SQLite node, or a fallback), so
-//! concurrent calls on any number of nodes can never together pass a limit. Settling adds the difference between what was used and
-//! what was reserved to the same windows (a call that straddles midnight settles into
-//! the day it was admitted in).
+//! ([`redis`]), in one stored-function call on row locks in PostgreSQL
+//! (`store::counters`), or under one lock in this process ([`local`], the single SQLite
+//! node, or a fallback), so concurrent calls on any number of nodes can never together
+//! pass a limit. Settling adds the difference between what was used and what was
+//! reserved to the same windows (a call that straddles midnight settles into the day it
+//! was admitted in).
 //!
 //! Day and month counters start from the usage ledger when they are first touched (in
-//! whichever store), so budgets survive restarts; minute windows start empty. Redis is
-//! asked first; while it is down, reservations go to the database (then, per
-//! `ai.on_redis_failure`, to this process or nowhere). The day and month counters a node
-//! took from outside Redis are deleted from Redis and the database when Redis answers
-//! again, so each store rebuilds them from the ledger instead of carrying on from a
-//! figure that missed the outage.
+//! whichever store), so budgets survive restarts; minute windows start empty. A
+//! deployment has one shared store, Redis when configured, else the database; while it
+//! cannot answer, `ai.on_redis_failure` refuses (the default) or counts in the process.
+//! There is deliberately no switching from Redis to the database during an outage: two
+//! stores each missing what the other took, with nodes switching at different moments
+//! and reservations in flight on either side, let a budget through about twice (the
+//! attack on the first version showed 1.9×).
 
 pub mod local;
 pub mod redis;
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use super::config::Quota;
 use crate::limits::RedisFailure;
-use crate::limits::outage::{Outage, fallback_after_redis};
+use crate::limits::outage::Outage;
 use crate::store::counters::{CounterTake, SharedCounters};
 
 /// What a limit counts, and how a refusal is reported.
@@ -245,13 +244,7 @@ pub struct Meter {
     database: Option<SharedCounters>,
     database_outage: Outage,
     on_redis_failure: RedisFailure,
-    /// Day and month counters reserved outside Redis while Redis is configured, to be
-    /// forgotten when it answers again (bounded: past the cap, the rest are not tracked).
-    outside_redis: Mutex<HashSet<String>>,
 }
-
-/// Most counters remembered as reserved outside Redis.
-const OUTSIDE_REDIS_CAP: usize = 100_000;
 
 impl Meter {
     /// `database` is the store's shared counters, when it has them (PostgreSQL).
@@ -260,21 +253,21 @@ impl Meter {
         on_redis_failure: RedisFailure,
         database: Option<SharedCounters>,
     ) -> anyhow::Result<Meter> {
+        let redis = redis_url.map(redis::RedisCounters::new).transpose()?;
         Ok(Meter {
             local: local::LocalCounters::default(),
-            redis: redis_url.map(redis::RedisCounters::new).transpose()?,
+            // Redis is the shared store when there is one (see the module's comment).
+            database: database.filter(|_| redis.is_none()),
+            redis,
             redis_outage: Outage::default(),
-            database,
             database_outage: Outage::default(),
             on_redis_failure,
-            outside_redis: Mutex::new(HashSet::new()),
         })
     }
 
     pub fn backend(&self) -> &'static str {
         match (&self.redis, &self.database) {
-            (Some(_), Some(_)) => "redis+database",
-            (Some(_), None) => "redis",
+            (Some(_), _) => "redis",
             (None, Some(_)) => "database",
             (None, None) => "local",
         }
@@ -329,34 +322,43 @@ impl Meter {
         }
     }
 
-    /// Redis, then the database, then this process (or a refusal, per
-    /// `on_redis_failure`); a store that failed within the last second is not asked.
+    /// The shared store (Redis, else the database), or while it cannot answer a refusal
+    /// or this process, per `on_redis_failure`; a store that failed within the last
+    /// second is not asked. Without a shared store (SQLite), this process.
     async fn attempt(
         &self,
         lines: &[Line],
         seeds: Option<&Seeds>,
     ) -> Result<(Attempt, Backend), MeterError> {
-        if let Some(redis) = &self.redis
-            && !self.redis_outage.skip()
-        {
-            match self.attempt_in_redis(redis, lines, seeds).await {
-                Ok(a) => return Ok((a, Backend::Redis)),
-                Err(e) => {
-                    metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
-                    self.redis_outage.failed(
-                        "Redis unavailable for AI quotas",
-                        &e,
-                        self.fallback(),
-                    );
+        if let Some(redis) = &self.redis {
+            if !self.redis_outage.skip() {
+                match redis.reserve(lines, seeds).await {
+                    Ok(a) => {
+                        // Local counters are only a stand-in during an outage: once
+                        // Redis answers again they are stale, and the next outage
+                        // starts over from the ledger.
+                        self.local.forget(lines);
+                        return Ok((a, Backend::Redis));
+                    }
+                    Err(e) => {
+                        metrics::counter!("tollgate_ai_quota_redis_errors_total").increment(1);
+                        self.redis_outage.failed(
+                            "Redis unavailable for AI quotas",
+                            &e,
+                            self.on_redis_failure.name(),
+                        );
+                    }
                 }
             }
-        }
-        let attempt = match &self.database {
-            Some(database) if !self.database_outage.skip() => {
+        } else if let Some(database) = &self.database {
+            if !self.database_outage.skip() {
                 match attempt_in_database(database, lines, seeds).await {
-                    Ok(a) => Some((a, Backend::Database)),
-                    // A statement that failed (not a database that is gone) fails
-                    // this call alone, with no fallback and no backoff.
+                    Ok(a) => {
+                        self.local.forget(lines);
+                        return Ok((a, Backend::Database));
+                    }
+                    // A statement that failed (not a database that is gone) fails this
+                    // call alone, with no fallback and no backoff.
                     Err(e) if !crate::store::health::is_outage(&e) => {
                         return Err(MeterError::Ledger(e));
                     }
@@ -367,77 +369,18 @@ impl Meter {
                             &e,
                             self.on_redis_failure.name(),
                         );
-                        None
                     }
                 }
             }
-            _ => None,
-        };
-        let attempt = match attempt {
-            Some(a) => a,
-            None if self.redis.is_none() && self.database.is_none() => {
-                (self.local.reserve(lines, seeds), Backend::Local)
-            }
-            None => match self.on_redis_failure {
-                RedisFailure::Deny => {
-                    return Err(MeterError::Unavailable(
-                        "no shared quota store answers".into(),
-                    ));
-                }
-                RedisFailure::Local => (self.local.reserve(lines, seeds), Backend::Local),
-            },
-        };
-        if self.redis.is_some() && attempt.0 == Attempt::Reserved {
-            self.note_outside_redis(lines);
+        } else {
+            return Ok((self.local.reserve(lines, seeds), Backend::Local));
         }
-        Ok(attempt)
-    }
-
-    /// A reservation in Redis, after forgetting (there, in the database and here) the
-    /// counters this node took from elsewhere while Redis was down.
-    async fn attempt_in_redis(
-        &self,
-        redis: &redis::RedisCounters,
-        lines: &[Line],
-        seeds: Option<&Seeds>,
-    ) -> ::redis::RedisResult<Attempt> {
-        let stale: Vec<String> = {
-            let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
-            set.drain().collect()
-        };
-        if !stale.is_empty() {
-            if let Err(e) = redis.forget(&stale).await {
-                let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
-                set.extend(stale);
-                return Err(e);
-            }
-            if let Some(database) = &self.database
-                && let Err(e) = database.forget(&stale).await
-            {
-                tracing::warn!(error = %e, "could not forget the AI counters taken during a Redis outage in the database");
-            }
-            self.local.forget_keys(&stale);
-            tracing::info!(
-                counters = stale.len(),
-                "Redis answers again: AI counters taken meanwhile are rebuilt from the ledger"
-            );
+        match self.on_redis_failure {
+            RedisFailure::Deny => Err(MeterError::Unavailable(
+                "the shared quota store does not answer".into(),
+            )),
+            RedisFailure::Local => Ok((self.local.reserve(lines, seeds), Backend::Local)),
         }
-        redis.reserve(lines, seeds).await
-    }
-
-    fn note_outside_redis(&self, lines: &[Line]) {
-        let mut set = self.outside_redis.lock().unwrap_or_else(|p| p.into_inner());
-        for line in lines.iter().filter(|l| l.dimension.seeded()) {
-            if set.len() >= OUTSIDE_REDIS_CAP {
-                break;
-            }
-            set.insert(line.key.clone());
-        }
-    }
-
-    /// Where reservations go when Redis fails, for the log.
-    fn fallback(&self) -> &'static str {
-        fallback_after_redis(&self.database, &self.database_outage, self.on_redis_failure)
     }
 
     /// Replaces the reserved charge by the used one. Never fails the caller: a settle

@@ -95,20 +95,6 @@ impl RedisCounters {
         Ok(())
     }
 
-    /// Deletes counters (rebuilt from the ledger when next touched).
-    pub async fn forget(&self, keys: &[String]) -> redis::RedisResult<()> {
-        // One DEL per key: the keys may belong to different Redis Cluster slots.
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.del(key).ignore();
-        }
-        once_more_on_reconnect(|| {
-            let (pipe, mut conn) = (&pipe, self.conn.clone());
-            async move { pipe.query_async(&mut conn).await }
-        })
-        .await
-    }
-
     pub async fn peek(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<i64>>> {
         if keys.is_empty() {
             return Ok(Vec::new());

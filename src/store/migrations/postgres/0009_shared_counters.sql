@@ -39,8 +39,8 @@ BEGIN
     ) THEN
         RETURN NULL;
     END IF;
-    -- Creates what is missing and locks every row, in key order (as `settle` and
-    -- `forget` lock them), so reservations sharing counters cannot deadlock.
+    -- Creates what is missing and locks every row, in key order (as `settle` locks
+    -- them), so reservations sharing counters cannot deadlock.
     FOR r IN
         INSERT INTO ai_counters AS c (key, value, expires_ms)
         SELECT k, s, e FROM unnest(p_keys, p_seeds, p_expires) AS w(k, s, e) ORDER BY k
