@@ -195,6 +195,7 @@ impl PasswordSignIn {
     ) -> Result<Factor, SignInRefusal> {
         let account = account_of(&user.email);
         let ip = client_key(client);
+        let _turn = self.guard.one_at_a_time(&account).await;
         if let Some(secs) = self.guard.locked_for(&account, &ip).await? {
             return Err(Error::Locked {
                 retry_after_secs: secs,
@@ -253,6 +254,7 @@ impl PasswordSignIn {
                 .with("email", typed.as_str())
                 .with("reason", reason)
         };
+        let _turn = self.guard.one_at_a_time(&account).await;
         if let Some(secs) = self.guard.locked_for(&account, &ip).await? {
             let entry = Entry {
                 outcome: Outcome::Denied,

@@ -172,6 +172,64 @@ async fn a_nul_in_a_typed_address_is_an_ordinary_refusal() {
     assert!(!s.server_log().contains("failed in the database"));
 }
 
+/// Sixty guesses at one account at the same moment, each from its own address, over three
+/// nodes. The account locks after 20 failures; before checks of an account ran one at a
+/// time per node, all sixty passwords were checked (the lockout is read before a check
+/// and the failure written after it). Now at most one guess per node gets past the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_guesses_from_many_addresses_stop_at_the_account_limit() {
+    let config =
+        "[limits]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[roles.user]\nscopes = [\"profile\"]\n";
+    let a = Arc::new(
+        TestServer::start_with(
+            Backend::Postgres,
+            Options {
+                config: config.into(),
+                env: vec![],
+            },
+        )
+        .await,
+    );
+    let b = Arc::new(a.sibling(vec![]).await);
+    let c = Arc::new(a.sibling(vec![]).await);
+    let account = email("guessed");
+    a.register(&account).await;
+    let nodes = [a.clone(), b.clone(), c.clone()];
+    let barrier = Arc::new(tokio::sync::Barrier::new(60));
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (node, barrier, account) = (nodes[i % 3].clone(), barrier.clone(), account.clone());
+            tokio::spawn(async move {
+                assert_eq!(
+                    node.call(Method::GET, "/readyz", None, &[]).await.status,
+                    200
+                );
+                barrier.wait().await;
+                let from = format!("10.9.{}.{}", i / 200, i % 200 + 1);
+                node.call(
+                    Method::POST,
+                    "/auth/login?mode=token",
+                    Some(json!({ "email": account, "password": "a wrong guess" })),
+                    &[("x-forwarded-for", &from)],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    let checked = count(&replies, 401);
+    let refused = count(&replies, 429);
+    assert_eq!(checked + refused, 60);
+    assert!(
+        checked <= 20 + 2,
+        "{checked} guesses checked against an account limit of 20 on 3 nodes"
+    );
+    assert!(checked >= 20, "{checked}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_redis_falls_back_to_local_limits_or_fails_closed() {
     let dead = ("TOLLGATE_REDIS_URL", "redis://127.0.0.1:1".to_string());
