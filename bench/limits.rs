@@ -79,6 +79,23 @@ where
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// `Limiter::check` calls per second, `inflight` at a time, over the distinct keys.
+async fn checks_per_sec(limiter: &Arc<Limiter>, keys: &Arc<Vec<String>>, inflight: usize) -> f64 {
+    let (l, k) = (limiter.clone(), keys.clone());
+    per_sec_async(inflight, move |n| {
+        let (l, k) = (l.clone(), k.clone());
+        async move {
+            assert!(
+                l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS])
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    })
+    .await
+}
+
 fn line(name: &str, rate: f64, base: f64) {
     println!(
         "{name:<44} {rate:>12.0}/s  {:>8.2} µs/check  ratio to baseline {:.2}",
@@ -128,19 +145,7 @@ async fn main() {
             }
         })
         .await;
-        let (l, k) = (redis_limiter.clone(), keys.clone());
-        let checks = per_sec_async(inflight, move |n| {
-            let (l, k) = (l.clone(), k.clone());
-            async move {
-                assert!(
-                    l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS])
-                        .await
-                        .unwrap()
-                        .is_some()
-                );
-            }
-        })
-        .await;
+        let checks = checks_per_sec(&redis_limiter, &keys, inflight).await;
         println!("Redis, {inflight} in flight");
         line("  baseline: PING round trip", ping, ping);
         line("  Limiter::check through Redis (Lua GCRA)", checks, ping);
@@ -175,19 +180,7 @@ async fn main() {
             }
         })
         .await;
-        let (l, k) = (db_limiter.clone(), keys.clone());
-        let checks = per_sec_async(inflight, move |n| {
-            let (l, k) = (l.clone(), k.clone());
-            async move {
-                assert!(
-                    l.check(Per::Ip, "GET", "/api/x", &k[n % KEYS])
-                        .await
-                        .unwrap()
-                        .is_some()
-                );
-            }
-        })
-        .await;
+        let checks = checks_per_sec(&db_limiter, &keys, inflight).await;
         println!("PostgreSQL, {inflight} in flight");
         line("  baseline: SELECT 1 round trip", select, select);
         line("  Limiter::check through PostgreSQL", checks, select);

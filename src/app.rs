@@ -394,7 +394,7 @@ fn spawn_counter_pruning(app: AppState) {
         loop {
             tick.tick().await;
             match counters.prune().await {
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) if crate::store::health::is_outage(&e) => {}
                 Err(e) => tracing::warn!(error = %e, "could not prune the shared counters"),
             }

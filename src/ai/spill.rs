@@ -194,10 +194,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rows_survive_reopening_and_a_torn_last_line_is_skipped() {
+    fn scratch_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn rows_survive_reopening_and_a_torn_last_line_is_skipped() {
+        let dir = scratch_dir();
         let spill = Spill::open(&dir).unwrap();
         spill.append(&[row("a"), row("b")]).unwrap();
         spill.append(&[row("c")]).unwrap();
@@ -234,8 +239,7 @@ mod tests {
     /// first is gone its slot (and its rows) go to the next to open.
     #[test]
     fn nodes_sharing_a_data_dir_spill_to_their_own_files() {
-        let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir();
         let first = Spill::open(&dir).unwrap();
         let second = Spill::open(&dir).unwrap();
         assert_eq!(first.path(), dir.join(FILE_NAME));
@@ -258,8 +262,7 @@ mod tests {
 
     #[test]
     fn a_symlink_in_its_place_is_refused() {
-        let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir();
         std::fs::write(dir.join("victim"), "keep me").unwrap();
         std::os::unix::fs::symlink(dir.join("victim"), dir.join(FILE_NAME)).unwrap();
         assert!(Spill::open(&dir).is_err());
@@ -272,8 +275,7 @@ mod tests {
 
     #[test]
     fn a_nearly_full_file_stops_new_calls_before_it_refuses_rows() {
-        let dir = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir();
         let spill = Spill::open(&dir).unwrap();
         spill.bytes.store(MAX_BYTES - MARGIN, Ordering::Release);
         assert!(!spill.accepting());

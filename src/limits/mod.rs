@@ -87,6 +87,18 @@ pub struct Limiter {
     database_outage: outage::Outage,
 }
 
+/// A key in a shared store. Built only on the way to one: a node without shared stores
+/// (SQLite) pays for its own key alone. Keys carry what clients typed; PostgreSQL's text
+/// refuses NUL (a collision with U+FFFD only shares a bucket with the typist's own
+/// variants).
+fn shared_key(rule: &Rule, key: &str) -> String {
+    format!(
+        "tollgate:rl:{}:{}",
+        rule.name,
+        key.replace('\0', "\u{FFFD}")
+    )
+}
+
 impl Limiter {
     /// `database` is the store's shared counters, when the store has them (PostgreSQL).
     pub fn new(
@@ -165,17 +177,10 @@ impl Limiter {
     /// Redis first, then the database, then (or refused, per `on_redis_failure`) this
     /// process; a store that failed within the last second is not asked.
     async fn decide(&self, rule: &Rule, key: &str) -> Result<RateDecision, LimitRefusal> {
-        // Keys carry what clients typed; PostgreSQL's text refuses NUL (a collision with
-        // U+FFFD only shares a bucket with the typist's own variants).
-        let shared_key = format!(
-            "tollgate:rl:{}:{}",
-            rule.name,
-            key.replace('\0', "\u{FFFD}")
-        );
         if let Some(redis) = &self.redis
             && !self.redis_outage.skip()
         {
-            match redis.check(&shared_key, &rule.quota).await {
+            match redis.check(&shared_key(rule, key), &rule.quota).await {
                 Ok(d) => return Ok(d),
                 Err(e) => {
                     metrics::counter!("tollgate_rate_limit_redis_errors_total").increment(1);
@@ -192,7 +197,7 @@ impl Limiter {
         {
             let q = &rule.quota;
             match database
-                .arrival_step(&shared_key, q.interval_ms(), q.capacity_ms())
+                .arrival_step(&shared_key(rule, key), q.interval_ms(), q.capacity_ms())
                 .await
             {
                 Ok(step) => return Ok(gcra::decided(step.now_ms, step.taken, step.before, q)),

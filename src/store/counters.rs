@@ -1,8 +1,10 @@
 //! Counters shared by every node through PostgreSQL, for deployments without Redis: the
 //! rate limiter's arrival times and the AI meter's quota counters (tables in
 //! `0009_shared_counters.sql`). Each check is atomic in the database, so N nodes hold a
-//! limit exactly as one would; what to decide stays with the callers (`limits`,
-//! `ai::meter`), which hand in the arithmetic's inputs and get raw figures back.
+//! limit exactly as one would. The callers (`limits`, `ai::meter`) hand in the
+//! arithmetic's inputs and read the raw figures back with their own rules
+//! (`gcra::decided`, `meter::judge`); the all-or-nothing test of a reservation runs in
+//! the database (`tollgate_reserve`), where it must hold the row locks.
 //!
 //! Time for rate limits is the database server's clock (`clock_timestamp()`), as Redis's
 //! `TIME` is for the Redis script, so nodes whose clocks disagree share one timeline.
@@ -161,19 +163,19 @@ impl SharedCounters {
     }
 
     /// Deletes arrival times that have passed (a row in the past means the same as no
-    /// row) and counters whose windows are long over. Returns how many rows went.
-    pub async fn prune(&self) -> StoreResult<u64> {
+    /// row) and counters whose windows are long over.
+    pub async fn prune(&self) -> StoreResult<()> {
         health::check()?;
-        let tats = sqlx::query(
+        sqlx::query(
             "DELETE FROM rate_limit_tats
              WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000)::int8",
         )
         .execute(&self.pool)
         .await?;
-        let counters = sqlx::query("DELETE FROM ai_counters WHERE expires_ms < $1")
+        sqlx::query("DELETE FROM ai_counters WHERE expires_ms < $1")
             .bind(crate::clock::now_ms())
             .execute(&self.pool)
             .await?;
-        Ok(tats.rows_affected() + counters.rows_affected())
+        Ok(())
     }
 }

@@ -71,6 +71,17 @@ impl PgCluster {
         }
     }
 
+    /// One number read from the cluster's database (for checking what was written).
+    pub async fn query_i64(&self, sql: &'static str) -> i64 {
+        let pool = sqlx::PgPool::connect(&self.url()).await.unwrap();
+        let n = sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+
     /// Stops the server the quick way: open connections are cut.
     pub fn stop(&self) {
         self.ctl("stop", &["-m", "fast"]);

@@ -97,13 +97,7 @@ async fn a_database_outage_fails_fast_keeps_the_ledger_and_heals() {
     );
 
     // Every call the provider answered is in the ledger, once.
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ai_usage")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
+    let rows = || pg.query_i64("SELECT COUNT(*) FROM ai_usage");
     let written = eventually(Duration::from_secs(10), || async {
         rows().await == answered
     })
@@ -147,7 +141,6 @@ async fn a_database_outage_fails_fast_keeps_the_ledger_and_heals() {
     })
     .await;
     assert!(emptied, "the spill file was not emptied");
-    pool.close().await;
 }
 
 /// SQLite is for one node: a second server on the same file says so at start (its

@@ -94,6 +94,19 @@ async fn walk(bases: Arc<Vec<String>>, refresh: String, until: Instant, offset: 
     w
 }
 
+/// Walks every chain across `bases` until `until`, each starting at its own node.
+fn walk_all(
+    bases: &Arc<Vec<String>>,
+    chains: Vec<String>,
+    until: Instant,
+) -> Vec<tokio::task::JoinHandle<Walk>> {
+    chains
+        .into_iter()
+        .enumerate()
+        .map(|(i, rt)| tokio::spawn(walk(bases.clone(), rt, until, i)))
+        .collect()
+}
+
 /// Signs `email` in `n` times: `n` sessions, each with its own refresh chain.
 async fn sessions(s: &TestServer, email: &str, n: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -138,12 +151,7 @@ async fn killing_a_node_mid_rotation_loses_no_session() {
     a.register(&email).await;
     let chains = sessions(&a, &email, 12).await;
     let bases = Arc::new(vec![a.base.clone(), b.base.clone(), c.base.clone()]);
-    let until = Instant::now() + Duration::from_secs(8);
-    let tasks: Vec<_> = chains
-        .into_iter()
-        .enumerate()
-        .map(|(i, rt)| tokio::spawn(walk(bases.clone(), rt, until, i)))
-        .collect();
+    let tasks = walk_all(&bases, chains, Instant::now() + Duration::from_secs(8));
     tokio::time::sleep(Duration::from_secs(3)).await;
     kill_9(c.pid());
     let mut walks = Vec::new();
@@ -182,11 +190,7 @@ async fn a_database_stop_under_load_from_three_nodes_loses_nothing() {
     let chains = sessions(&a, &email, 6).await;
     let bases = Arc::new(vec![a.base.clone(), b.base.clone(), c.base.clone()]);
     let load_ends = Instant::now() + Duration::from_secs(30);
-    let walks: Vec<_> = chains
-        .into_iter()
-        .enumerate()
-        .map(|(i, rt)| tokio::spawn(walk(bases.clone(), rt, load_ends, i)))
-        .collect();
+    let walks = walk_all(&bases, chains, load_ends);
     let answered = Arc::new(AtomicUsize::new(0));
     let callers: Vec<_> = (0..3)
         .map(|i| {
@@ -238,13 +242,7 @@ async fn a_database_stop_under_load_from_three_nodes_loses_nothing() {
     let rotations: usize = results.iter().map(|w| w.rotations).sum();
     assert_no_session_lost(&results, &a).await;
 
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ai_usage")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
+    let rows = || pg.query_i64("SELECT COUNT(*) FROM ai_usage");
     let written = eventually(Duration::from_secs(20), || async {
         rows().await == answered
     })
@@ -262,7 +260,6 @@ async fn a_database_stop_under_load_from_three_nodes_loses_nothing() {
         time_to_503 < Duration::from_secs(5),
         "first 503 after {time_to_503:?}"
     );
-    pool.close().await;
 }
 
 /// Redis (with an append-only file, as in production) is killed under two nodes with a
