@@ -53,6 +53,9 @@ fn mint(tokens: &AccessTokens, sid: &str) -> String {
         auth_time: 0,
         amr: &amr,
         service: false,
+        audience: None,
+        act: None,
+        not_after: None,
     };
     tokens.mint(&subject).unwrap().0
 }

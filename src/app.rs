@@ -58,7 +58,7 @@ pub struct App {
     pub metrics: PrometheusHandle,
     pub gateway: Gateway,
     pub api_keys: ApiKeys,
-    pub assertions: Assertions,
+    pub assertions: Arc<Assertions>,
     pub oidc: OidcProvider,
     pub federation: Federation,
     pub pages: Pages,
@@ -170,7 +170,11 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let password_cfg = config.password.clone();
     let hasher =
         Arc::new(tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg)).await??);
-    let assertions = Assertions::new(keys.clone(), &config.public_url, config.access_token_alg);
+    let assertions = Arc::new(Assertions::new(
+        keys.clone(),
+        &config.public_url,
+        config.access_token_alg,
+    ));
     let tokens = Arc::new(AccessTokens::new(
         keys.clone(),
         revocations.set().clone(),
@@ -193,6 +197,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         sessions.clone(),
         Clients::new(store.clone(), revocations.clone()),
         config.oidc.clone(),
+        crate::oidc::AgentSupport {
+            resources: config.routes.resource_ids(),
+            oauth: config.oauth.clone(),
+            assertions: assertions.clone(),
+            assertion_audiences: config.routes.audiences().map(str::to_string).collect(),
+        },
     );
     let federation = Federation::new(
         config.identity_providers.clone(),
@@ -409,6 +419,13 @@ fn spawn_oauth_pruning(app: AppState) {
             tick.tick().await;
             if let Err(e) = app.store.prune_oauth(clock::now()).await {
                 tracing::warn!(error = %e, "could not prune authorization codes");
+            }
+            if let Err(e) = app.store.prune_devices(clock::now()).await {
+                tracing::warn!(error = %e, "could not prune device authorizations");
+            }
+            let ttl = app.config.oauth.registered_client_ttl.as_secs() as i64;
+            if let Err(e) = app.oidc.expire_unused_clients(ttl).await {
+                tracing::warn!(error = %e, "could not expire unused registered clients");
             }
         }
     });

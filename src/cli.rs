@@ -78,7 +78,8 @@ enum ClientCommand {
         /// A public client (browser or native app): no secret, PKCE required.
         #[arg(long)]
         public: bool,
-        /// authorization_code, refresh_token or client_credentials (repeatable).
+        /// authorization_code, refresh_token, client_credentials, the token exchange or
+        /// the device code grant (their URNs; repeatable).
         #[arg(long = "grant", value_name = "GRANT")]
         grants: Vec<String>,
         /// A scope beyond openid/profile/email/offline_access the client may ask for

@@ -82,6 +82,10 @@ pub struct Policy {
     pub mfa: bool,
     /// Users must have authenticated (their latest factor) at most this many seconds ago.
     pub max_age: Option<u64>,
+    /// The route is an OAuth protected resource (RFC 9728) with this identifier: tokens
+    /// bound to an audience (RFC 8707) pass only if it is this one, and clients' tokens
+    /// must be bound to it. `None`: tokens bound to any resource are refused.
+    pub resource: Option<String>,
 }
 
 impl Policy {
@@ -96,6 +100,7 @@ impl Policy {
             verified_email: false,
             mfa: false,
             max_age: None,
+            resource: None,
         }
     }
 
@@ -110,6 +115,7 @@ impl Policy {
             verified_email: false,
             mfa: false,
             max_age: None,
+            resource: None,
         }
     }
 
@@ -134,6 +140,12 @@ impl Policy {
             max_age: match (self.max_age, other.max_age) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
+            },
+            // Two different resources: no bound token can be both (an empty identifier
+            // is never a token's audience), while first-party credentials pass either.
+            resource: match (&self.resource, &other.resource) {
+                (Some(a), Some(b)) if a != b => Some(String::new()),
+                (a, b) => a.clone().or_else(|| b.clone()),
             },
         }
     }
@@ -172,11 +184,13 @@ pub enum Presented<'a> {
     /// by itself, which may simply be stale.
     Rejected { code: &'static str, explicit: bool },
     /// A verified credential granting these scopes. `client` names the OAuth client the
-    /// token was issued to (`None` for Tollgate's own sign-in and API keys); `service`
-    /// says it is that client's own token, with no user behind it; `email_verified`, that
-    /// the user's address has been verified; `authenticated`, how the user signed in.
+    /// token was issued to (`None` for Tollgate's own sign-in and API keys); `audience`,
+    /// the resource the token is bound to (`None`: Tollgate itself); `service` says it is
+    /// that client's own token, with no user behind it; `email_verified`, that the user's
+    /// address has been verified; `authenticated`, how the user signed in.
     Verified {
         scopes: &'a [&'a str],
+        audience: Option<&'a str>,
         client: Option<&'a str>,
         service: bool,
         email_verified: bool,
@@ -190,6 +204,7 @@ impl<'a> Presented<'a> {
     pub fn user(scopes: &'a [&'a str]) -> Presented<'a> {
         Presented::Verified {
             scopes,
+            audience: None,
             client: None,
             service: false,
             email_verified: true,
@@ -229,6 +244,16 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
             code: "unauthenticated",
         },
         (_, Presented::Rejected { code, .. }) => Decision::Unauthenticated { code },
+        (
+            _,
+            Presented::Verified {
+                audience, client, ..
+            },
+        ) if !audience_fits(policy.resource.as_deref(), audience, client) => {
+            Decision::Unauthenticated {
+                code: "invalid_audience",
+            }
+        }
         (
             _,
             Presented::Verified {
@@ -278,6 +303,19 @@ pub fn decide(policy: &Policy, presented: Presented<'_>) -> Decision {
                 Decision::Allow { identified: true }
             }
         }
+    }
+}
+
+/// Whether a token bound to `audience` may be used where `resource` is the protected
+/// resource (RFC 8707, RFC 9068 §4): a bound token only at its own resource; at a resource,
+/// an OAuth client's token only when bound to it. First-party credentials (Tollgate's own
+/// sign-in, API keys) are bound to no resource and pass everywhere as they always have.
+fn audience_fits(resource: Option<&str>, audience: Option<&str>, client: Option<&str>) -> bool {
+    match (resource, audience) {
+        (None, None) => true,
+        (None, Some(_)) => false,
+        (Some(r), Some(a)) => r == a,
+        (Some(_), None) => client.is_none(),
     }
 }
 
@@ -362,6 +400,7 @@ mod tests {
     #[test]
     fn clients_pass_only_where_admitted_and_users_only_where_allowed() {
         let service = |client: &'static str| Presented::Verified {
+            audience: None,
             scopes: &["reports:read"],
             client: Some(client),
             service: true,
@@ -369,6 +408,7 @@ mod tests {
             authenticated: Authenticated::default(),
         };
         let app = Presented::Verified {
+            audience: None,
             scopes: &["reports:read"],
             client: Some("docs-app"),
             service: false,
@@ -448,6 +488,7 @@ mod tests {
         let mut p = policy(AuthMode::Required, &[]);
         p.verified_email = true;
         let unverified = Presented::Verified {
+            audience: None,
             scopes: &[],
             client: None,
             service: false,
@@ -463,6 +504,7 @@ mod tests {
         assert_eq!(decide(&p, user(&[])), ALLOW_ID);
         p.clients = Clients::Any;
         let service = Presented::Verified {
+            audience: None,
             scopes: &[],
             client: Some("svc"),
             service: true,
@@ -475,6 +517,7 @@ mod tests {
     #[test]
     fn step_up_asks_users_for_a_second_factor_and_a_recent_sign_in() {
         let signed_in = |second_factor, age_secs| Presented::Verified {
+            audience: None,
             scopes: &["docs:read"],
             client: None,
             service: false,
@@ -524,6 +567,7 @@ mod tests {
         services.max_age = Some(60);
         services.clients = Clients::Any;
         let service = Presented::Verified {
+            audience: None,
             scopes: &[],
             client: Some("svc"),
             service: true,
@@ -560,5 +604,52 @@ mod tests {
                 "{near:?}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_bound_to_a_resource_pass_only_there() {
+        let mcp = "https://gw.test/mcp";
+        let mut at_resource = policy(AuthMode::Required, &[]);
+        at_resource.resource = Some(mcp.into());
+        at_resource.clients = Clients::Any;
+        let plain = Policy {
+            clients: Clients::Any,
+            ..policy(AuthMode::Required, &[])
+        };
+        let token = |audience, client| Presented::Verified {
+            scopes: &[],
+            audience,
+            client,
+            service: false,
+            email_verified: true,
+            authenticated: Authenticated::default(),
+        };
+        let wrong = Decision::Unauthenticated {
+            code: "invalid_audience",
+        };
+        let cases = [
+            (&at_resource, token(Some(mcp), Some("agent")), ALLOW_ID),
+            (
+                &at_resource,
+                token(Some("https://gw.test/other"), Some("agent")),
+                wrong.clone(),
+            ),
+            // A client's token for Tollgate itself is not for the resource.
+            (&at_resource, token(None, Some("agent")), wrong.clone()),
+            // First-party sign-in keeps working at a resource.
+            (&at_resource, token(None, None), ALLOW_ID),
+            // A token bound to a resource is refused everywhere else.
+            (&plain, token(Some(mcp), Some("agent")), wrong.clone()),
+            (&plain, token(None, Some("agent")), ALLOW_ID),
+        ];
+        for (i, (p, presented, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(decide(p, presented), expected, "case {i}");
+        }
+        // A request two resources could claim admits no bound token.
+        let mut other = at_resource.clone();
+        other.resource = Some("https://gw.test/other".into());
+        let both = at_resource.and(&other);
+        assert_eq!(decide(&both, token(Some(mcp), Some("agent"))), wrong);
+        assert_eq!(decide(&both, token(None, None)), ALLOW_ID);
     }
 }

@@ -71,6 +71,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub gateway: crate::gateway::config::GatewayConfig,
     pub oidc: OidcConfig,
+    pub oauth: crate::oidc::agents::OAuthConfig,
     pub identity_providers: Vec<ProviderConfig>,
     pub ai: crate::ai::config::AiConfig,
     pub metrics: MetricsConfig,
@@ -163,6 +164,7 @@ impl std::fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("gateway", &self.gateway)
             .field("oidc", &self.oidc)
+            .field("oauth", &self.oauth)
             .field("identity_providers", &self.identity_providers)
             .field("ai", &self.ai)
             .field("metrics", &self.metrics)
@@ -382,7 +384,7 @@ impl Config {
         let roles = RoleMap::from_config(file.roles.into_iter().map(|(k, v)| (k, v.scopes)))
             .map_err(ConfigError)?;
 
-        let routes = RouteTable::build(file.route).map_err(ConfigError)?;
+        let routes = RouteTable::build(file.route, &public_url).map_err(ConfigError)?;
         if let Some(aud) = routes
             .audiences()
             .find(|a| a.trim_end_matches('/') == public_url)
@@ -418,6 +420,13 @@ impl Config {
         };
         let audit = crate::audit::resolve_config(file.audit, &section_duration)?;
         let oidc = crate::oidc::resolve_config(file.oidc, &section_duration)?;
+        let resource_ids = routes.resource_ids();
+        let oauth = crate::oidc::agents::resolve(
+            file.oauth,
+            env("TOLLGATE_OAUTH_REGISTRATION_TOKEN"),
+            &|a| a == public_url.as_str() || resource_ids.iter().any(|r| r == a),
+            &section_duration,
+        )?;
 
         let identity_providers =
             crate::oidc::federation::config::resolve(file.identity_provider, service_env)
@@ -483,6 +492,7 @@ impl Config {
             cors,
             gateway,
             oidc,
+            oauth,
             identity_providers,
             ai,
             metrics,
@@ -574,6 +584,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "mail",
     "audit",
     "oidc",
+    "oauth",
     "identity_provider",
     "ai",
     "metrics",
@@ -620,6 +631,8 @@ pub struct FileConfig {
     audit: crate::audit::AuditSection,
     #[serde(default)]
     oidc: crate::oidc::OidcSection,
+    #[serde(default)]
+    oauth: crate::oidc::agents::OAuthSection,
     #[serde(default)]
     identity_provider: Vec<ProviderSpec>,
     #[serde(default)]

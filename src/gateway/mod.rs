@@ -13,6 +13,7 @@ pub mod cors;
 pub mod headers;
 pub mod path;
 pub mod redirect;
+pub mod resource;
 pub mod routes;
 pub mod websocket;
 

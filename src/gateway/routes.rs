@@ -86,6 +86,9 @@ pub struct RouteSpec {
     pub mfa: Option<bool>,
     /// Users must have authenticated (their latest factor) this recently: `"10m"`.
     pub max_age: Option<DurationValue>,
+    /// An OAuth protected resource (RFC 9728): metadata at
+    /// `/.well-known/oauth-protected-resource<path>`, tokens bound to it (RFC 8707).
+    pub resource: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,12 +253,14 @@ fn scan<'a>(
 }
 
 impl RouteTable {
-    /// Validates every spec; the error names the offending route.
-    pub fn build(specs: Vec<RouteSpec>) -> Result<RouteTable, String> {
+    /// Validates every spec; the error names the offending route. `public_url` makes
+    /// protected resources' identifiers.
+    pub fn build(specs: Vec<RouteSpec>, public_url: &str) -> Result<RouteTable, String> {
         let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
         for spec in specs {
             let name = spec.path.clone();
-            let route = build_route(spec).map_err(|e| format!("route '{name}': {e}"))?;
+            let route =
+                build_route(spec, public_url).map_err(|e| format!("route '{name}': {e}"))?;
             if let Some(other) = routes.iter().find(|r| {
                 r.pattern == route.pattern
                     && match (&r.methods, &route.methods) {
@@ -300,6 +305,49 @@ impl RouteTable {
         &self.routes
     }
 
+    /// The protected resource whose identifier is `id` (RFC 9728, RFC 8707): its routes'
+    /// scopes, or `None` when no route is that resource.
+    pub fn resource(&self, id: &str) -> Option<Vec<&str>> {
+        let mut found = None;
+        for r in &self.routes {
+            if r.policy.resource.as_deref() == Some(id) {
+                let scopes: &mut Vec<&str> = found.get_or_insert_with(Vec::new);
+                for s in &r.policy.scopes {
+                    if !scopes.contains(&s.as_str()) {
+                        scopes.push(s);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Every scope a protected resource requires, once.
+    pub fn resource_scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        for r in self.routes.iter().filter(|r| r.policy.resource.is_some()) {
+            for s in &r.policy.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        scopes
+    }
+
+    /// Every protected resource's identifier, once.
+    pub fn resource_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for r in &self.routes {
+            if let Some(id) = &r.policy.resource
+                && !ids.contains(id)
+            {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
     /// Every audience assertions are issued for.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().filter_map(|r| r.audience.as_deref())
@@ -340,7 +388,7 @@ fn pattern_text(p: &Pattern) -> &str {
     }
 }
 
-fn build_route(spec: RouteSpec) -> Result<Route, String> {
+fn build_route(spec: RouteSpec, public_url: &str) -> Result<Route, String> {
     let pattern = parse_pattern(&spec.path)?;
     let methods = match spec.methods {
         None => None,
@@ -418,7 +466,24 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
     let audience = spec
         .audience
         .or_else(|| upstream.as_ref().map(|u| u.audience.clone()));
+    let resource = spec.resource.unwrap_or(false).then(|| match &pattern {
+        Pattern::Exact(p) | Pattern::Prefix(p) => format!("{public_url}{p}"),
+    });
+    if resource.as_deref() == Some(public_url) {
+        return Err(
+            "resource = true on \"/*\" would name Tollgate itself: put the resource under a path"
+                .into(),
+        );
+    }
+    if resource.is_some() && auth != AuthMode::Required {
+        return Err(
+            "resource = true needs auth = \"required\" (a protected resource refuses anonymous callers)"
+                .into(),
+        );
+    }
     let clients = match spec.clients.as_deref() {
+        // A protected resource is for clients: any client whose token is bound to it.
+        None if resource.is_some() => Clients::Any,
         None | Some([]) => Clients::None,
         Some([any]) if any == "*" => Clients::Any,
         Some(ids) => {
@@ -461,6 +526,7 @@ fn build_route(spec: RouteSpec) -> Result<Route, String> {
             verified_email: spec.verified_email.unwrap_or(false),
             mfa,
             max_age,
+            resource,
         },
         strip_prefix: spec.strip_prefix,
         cors_origins,

@@ -76,6 +76,7 @@ async fn admit_and_run(
         verified_email: false,
         mfa: provider.config.mfa,
         max_age: None,
+        resource: None,
     };
     let mut req = req;
     accept_api_key_header(req.headers_mut());

@@ -192,6 +192,7 @@ async fn check(
         Some(Some(policy)) => {
             let presented = Presented::Verified {
                 scopes: &held,
+                audience: None,
                 client: asker.application.as_ref().map(|(c, _)| c.as_str()),
                 service: false,
                 email_verified: user.email_verified,

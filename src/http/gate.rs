@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::authz::policy::{AuthMode, Policy};
 use crate::gateway::headers::{IdentityHeaders, add_identity};
 use crate::gateway::redirect::is_browser_navigation;
+use crate::gateway::resource;
 use crate::outbound::SendError;
 
 /// Where a refused browser may be sent to sign in.
@@ -60,9 +61,31 @@ pub async fn evaluate(
             identified,
         },
         Err(why) => {
-            let res = refusal_response(app, why, sign_in, method, headers);
+            let mut res = refusal_response(app, why, sign_in, method, headers);
+            if let Some(resource) = policy.resource.as_deref().filter(|r| !r.is_empty()) {
+                point_to_metadata(app, &mut res, resource, &policy.scopes);
+            }
             Admission::Refused(with_session_cookies(app, res, &resolved))
         }
+    }
+}
+
+/// A protected resource's 401s and 403s tell the client where its metadata is, and the
+/// scopes to ask for (RFC 9728 §5.1).
+fn point_to_metadata(app: &AppState, res: &mut Response, resource: &str, scopes: &[String]) {
+    if !matches!(
+        res.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        return;
+    }
+    let url = resource::metadata_url(&app.config.public_url, resource);
+    let existing = res
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok());
+    if let Ok(v) = HeaderValue::from_str(&resource::challenge(existing, &url, scopes)) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
 }
 

@@ -31,6 +31,7 @@ pub mod html;
 pub mod limits;
 pub mod mfa;
 pub mod oauth;
+pub mod oauth_agents;
 pub mod ops;
 pub mod pages;
 pub mod problem;
@@ -77,6 +78,7 @@ pub fn router(app: AppState) -> Router {
         .merge(forward_auth::router())
         .merge(wellknown::router())
         .merge(oauth::router())
+        .merge(oauth_agents::router())
         .merge(pages::router())
         .merge(federation::router())
         .merge(consents::router())

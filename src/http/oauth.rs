@@ -145,7 +145,7 @@ fn presented_client(
 }
 
 /// Parses the body and authenticates its client; a refused authentication is audited.
-async fn authenticated(
+pub(super) async fn authenticated(
     app: &AppState,
     headers: &HeaderMap,
     body: &[u8],

@@ -376,6 +376,7 @@ fn unauthenticated_title(code: &str) -> &'static str {
         "token_expired" => "the access token has expired",
         "session_revoked" => "the session has been revoked",
         "invalid_token" => "the access token is invalid",
+        "invalid_audience" => "the access token was issued for another resource",
         "invalid_refresh_token" | "refresh_token_reused" => "the session has ended; sign in again",
         _ => "authentication required",
     }

@@ -204,6 +204,29 @@ pub fn default_rules() -> Vec<RuleSpec> {
             "1h",
             5,
         ),
+        // RFC 7591 §5: self-registration is open to anyone who can reach it.
+        spec(
+            "client-register-ip",
+            &["/oauth2/register"],
+            Per::Ip,
+            10,
+            "1h",
+            5,
+        ),
+        // RFC 8628 §5.1: a user code has about 34 bits; entries are limited per address
+        // (a code in the link's query is an entry too).
+        RuleSpec {
+            methods: vec!["GET".into(), "HEAD".into(), "POST".into()],
+            ..spec("device-code-ip", &["/ui/device"], Per::Ip, 20, "1m", 10)
+        },
+        spec(
+            "device-authorization-ip",
+            &["/oauth2/device_authorization"],
+            Per::Ip,
+            30,
+            "1m",
+            10,
+        ),
         spec("refresh-ip", &["/auth/refresh"], Per::Ip, 120, "1m", 60),
         // Each federated sign-in ends in a call to the provider's token endpoint, under
         // this deployment's client id: a flood could get it throttled for everyone.

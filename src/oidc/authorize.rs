@@ -53,6 +53,9 @@ pub struct Pending {
     /// `acr_values` accepts only `2`: the session must have passed a second factor.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub second_factor: bool,
+    /// The protected resource the tokens are for (RFC 8707), checked to be one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 impl Pending {
@@ -145,13 +148,36 @@ pub fn parse_params(raw: &str) -> Result<HashMap<String, String>, String> {
 /// The longest parameter name an error message repeats (OAuth's are shorter).
 const MAX_PARAM_NAME: usize = 32;
 
-/// Validates an authorization request against its client (`None`: unknown client).
+/// A `resource` parameter (RFC 8707 §2): an absolute URI without a fragment, naming one
+/// of the protected resources (`known`); a trailing slash is not a different resource.
+pub fn resource_indicator(raw: &str, known: &dyn Fn(&str) -> bool) -> Result<String, OAuthError> {
+    let parsed = url::Url::parse(raw)
+        .ok()
+        .filter(|u| u.fragment().is_none() && u.has_host());
+    if parsed.is_none() {
+        return Err(OAuthError::invalid_target(
+            "resource must be an absolute URI without a fragment",
+        ));
+    }
+    let trimmed = raw.trim_end_matches('/');
+    if known(trimmed) {
+        Ok(trimmed.to_string())
+    } else {
+        Err(OAuthError::invalid_target(
+            "resource is not a protected resource of this server",
+        ))
+    }
+}
+
+/// Validates an authorization request against its client (`None`: unknown client);
+/// `known_resource` says whether a `resource` is one of the protected resources.
 pub fn validate(
     params: &HashMap<String, String>,
     client: Option<&ClientRecord>,
     require_pkce: bool,
     issuer: &str,
     now: i64,
+    known_resource: &dyn Fn(&str) -> bool,
 ) -> Result<Pending, AuthorizeRefusal> {
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let untrusted = |d: &str| Err(AuthorizeRefusal::Untrusted(OAuthError::invalid_request(d)));
@@ -192,6 +218,7 @@ pub fn validate(
         requested_at: now,
         signed_in_as: None,
         second_factor: false,
+        resource: None,
     };
     let refuse = |pending: &Pending, e: OAuthError| {
         Err(AuthorizeRefusal::ToClient(Reply::error(
@@ -320,6 +347,12 @@ pub fn validate(
                     OAuthError::invalid_request("max_age must be a non-negative integer"),
                 );
             }
+        }
+    }
+    if let Some(r) = get("resource") {
+        match resource_indicator(r, known_resource) {
+            Ok(r) => pending.resource = Some(r),
+            Err(e) => return refuse(&pending, e),
         }
     }
     // The weakest level the client accepts decides, and is enforced (as Keycloak maps

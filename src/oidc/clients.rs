@@ -23,7 +23,17 @@ use crate::store::{ClientRecord, Store, StoreError};
 pub const AUTHORIZATION_CODE: &str = "authorization_code";
 pub const REFRESH_TOKEN: &str = "refresh_token";
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
-const GRANTS: [&str; 3] = [AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS];
+/// RFC 8693 token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8628 device authorization.
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const GRANTS: [&str; 5] = [
+    AUTHORIZATION_CODE,
+    REFRESH_TOKEN,
+    CLIENT_CREDENTIALS,
+    TOKEN_EXCHANGE,
+    DEVICE_CODE,
+];
 
 /// How long a client's row is trusted before it is read again (a rotated secret or a
 /// changed redirect URI reaches other nodes within this; a deletion reaches them at once).
@@ -114,6 +124,8 @@ impl ClientRecord {
             "id_token_signed_response_alg": self.id_token_alg,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "registered": self.registered,
+            "last_used_at": self.last_used_at,
         })
     }
 
@@ -170,6 +182,25 @@ impl Clients {
         spec: ClientSpec,
         ctx: &Context,
     ) -> Result<(ClientRecord, Option<String>)> {
+        self.insert(spec, false, ctx).await
+    }
+
+    /// Registers a client that asked for itself (RFC 7591): it is marked so, listed as
+    /// such, and deleted when unused.
+    pub async fn register(
+        &self,
+        spec: ClientSpec,
+        ctx: &Context,
+    ) -> Result<(ClientRecord, Option<String>)> {
+        self.insert(spec, true, ctx).await
+    }
+
+    async fn insert(
+        &self,
+        spec: ClientSpec,
+        registered: bool,
+        ctx: &Context,
+    ) -> Result<(ClientRecord, Option<String>)> {
         let now = clock::now();
         let id = match &spec.id {
             Some(id) => id.clone(),
@@ -183,11 +214,17 @@ impl Clients {
                 secret_hash: secret.as_deref().map(secret::digest_hex),
                 created_at: now,
                 updated_at: now,
+                registered,
                 ..ClientRecord::default()
             },
         )?;
+        let action = if registered {
+            "client.registered"
+        } else {
+            "client.created"
+        };
         let audit = ctx
-            .entry("client.created", Outcome::Success, None)
+            .entry(action, Outcome::Success, None)
             .with("client_id", client.id.as_str())
             .with("public", client.is_public())
             .with("grant_types", client.grant_types.clone())
@@ -449,7 +486,7 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
     grants.dedup();
     if let Some(bad) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
         return Err(metadata_error(format!(
-            "unknown grant type '{bad}': expected authorization_code, refresh_token or client_credentials"
+            "unknown grant type '{bad}': expected authorization_code, refresh_token, client_credentials, {TOKEN_EXCHANGE} or {DEVICE_CODE}"
         )));
     }
     let has = |g: &str| grants.iter().any(|x| x == g);
@@ -458,9 +495,14 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
             "a public client cannot use client_credentials: it has no secret",
         ));
     }
-    if has(REFRESH_TOKEN) && !has(AUTHORIZATION_CODE) {
+    if has(REFRESH_TOKEN) && !has(AUTHORIZATION_CODE) && !has(DEVICE_CODE) {
         return Err(metadata_error(
-            "refresh_token needs authorization_code: refresh tokens come from code exchanges",
+            "refresh_token needs authorization_code or the device grant: refresh tokens come from those",
+        ));
+    }
+    if spec.public && has(TOKEN_EXCHANGE) {
+        return Err(metadata_error(
+            "a public client cannot use token exchange: it cannot authenticate",
         ));
     }
     if has(AUTHORIZATION_CODE) && spec.redirect_uris.is_empty() {

@@ -46,6 +46,15 @@ codes! {
     // OpenID Connect Core 1.0 errata set 2 §3.1.2.6: the acr the client requires cannot
     // be reached (the account has no second factor).
     unmet_authentication_requirements => "unmet_authentication_requirements",
+    // RFC 8707 §2: the `resource` is not one this server issues tokens for.
+    invalid_target => "invalid_target",
+    // RFC 8628 §3.5: the device must keep polling, slow down, or start again.
+    authorization_pending => "authorization_pending",
+    slow_down => "slow_down",
+    expired_token => "expired_token",
+    // RFC 7591 §3.2.2.
+    invalid_redirect_uri => "invalid_redirect_uri",
+    invalid_client_metadata => "invalid_client_metadata",
 }
 
 impl From<Error> for OAuthError {

@@ -80,6 +80,7 @@ mod tests {
             requested_at: now,
             signed_in_as: None,
             second_factor: true,
+            resource: None,
         };
         let token = seal(&keys, "https://id.example", &p, 600).unwrap();
         assert_eq!(open(&keys, "https://id.example", &token).unwrap(), p);

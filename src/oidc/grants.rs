@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN};
+use super::clients::{
+    AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, TOKEN_EXCHANGE,
+};
 use super::error::OAuthError;
 use super::id_token::{self, IdToken};
 use super::{OidcProvider, pkce, scope};
@@ -29,6 +31,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+    /// Token exchange (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 type Params = HashMap<String, String>;
@@ -49,7 +54,8 @@ impl OidcProvider {
         let grant = param(params, "grant_type")
             .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
         let result = match grant {
-            AUTHORIZATION_CODE | REFRESH_TOKEN | CLIENT_CREDENTIALS
+            AUTHORIZATION_CODE | REFRESH_TOKEN | CLIENT_CREDENTIALS | TOKEN_EXCHANGE
+            | DEVICE_CODE
                 if !client.allows_grant(grant) =>
             {
                 Err(OAuthError::unauthorized_client(format!(
@@ -59,10 +65,18 @@ impl OidcProvider {
             AUTHORIZATION_CODE => self.exchange_code(client, params, info).await,
             REFRESH_TOKEN => self.refresh(client, params, info).await,
             CLIENT_CREDENTIALS => self.client_credentials(client, params),
-            _ => Err(OAuthError::unsupported_grant_type(
-                "supported grants: authorization_code, refresh_token, client_credentials",
-            )),
+            TOKEN_EXCHANGE => self.exchange_token(client, params, info).await,
+            DEVICE_CODE => self.device_token(client, params, info).await,
+            _ => Err(OAuthError::unsupported_grant_type(format!(
+                "supported grants: authorization_code, refresh_token, client_credentials, {TOKEN_EXCHANGE}, {DEVICE_CODE}"
+            ))),
         };
+        if result.is_ok()
+            && client.registered
+            && let Err(e) = self.store.mark_client_used(&client.id, clock::now()).await
+        {
+            tracing::warn!(error = %e, client_id = %client.id, "could not record a registered client's use");
+        }
         let outcome = match &result {
             Ok(_) => "success",
             Err(e) => e.code,
@@ -71,6 +85,8 @@ impl OidcProvider {
             AUTHORIZATION_CODE => AUTHORIZATION_CODE,
             REFRESH_TOKEN => REFRESH_TOKEN,
             CLIENT_CREDENTIALS => CLIENT_CREDENTIALS,
+            TOKEN_EXCHANGE => "token_exchange",
+            DEVICE_CODE => "device_code",
             _ => "other",
         };
         metrics::counter!("tollgate_oauth_tokens_total", "grant" => grant_label, "outcome" => outcome)
@@ -128,6 +144,14 @@ impl OidcProvider {
             }
             (None, None) => {}
         }
+        // RFC 8707 §2.2: the token request may name the resource again, never another.
+        if let Some(r) = param(params, "resource")
+            && Some(r.trim_end_matches('/')) != rec.resource.as_deref()
+        {
+            return Err(OAuthError::invalid_target(
+                "resource must be the one of the authorization request",
+            ));
+        }
         // What the client may still have: its scopes may have been narrowed since.
         let granted: Vec<String> = rec
             .scope
@@ -142,6 +166,7 @@ impl OidcProvider {
             parent_id: Some(&rec.browser_session),
             auth_time: rec.auth_time,
             amr: &rec.amr,
+            resource: rec.resource.as_deref(),
         };
         let new = draft.session(&rec.user_id, &terms, info);
         let audit = ctx
@@ -194,18 +219,32 @@ impl OidcProvider {
                 "the refresh token is invalid, expired, revoked or was issued to another client",
             )
         };
+        let asked_resource = param(params, "resource");
+        let session = match (param(params, "scope"), asked_resource) {
+            (None, None) => None,
+            _ => match self
+                .store
+                .session_for_refresh(&secret::digest_hex(token))
+                .await?
+            {
+                Some((s, _)) if s.client_id == client.id => Some(s),
+                _ => return Err(refused()),
+            },
+        };
+        // A refresh keeps the binding of the session (RFC 8707 §2.2): it may name the
+        // same resource, never another.
+        if let (Some(r), Some(s)) = (asked_resource, &session)
+            && Some(r.trim_end_matches('/')) != s.resource.as_deref()
+        {
+            return Err(OAuthError::invalid_target(
+                "resource must be the one the tokens were granted for",
+            ));
+        }
         let narrowed = match param(params, "scope") {
             None => None,
             Some(raw) => {
                 let requested = scope::parse(Some(raw))?;
-                let granted = match self
-                    .store
-                    .session_for_refresh(&secret::digest_hex(token))
-                    .await?
-                {
-                    Some((s, _)) if s.client_id == client.id => s.scope.unwrap_or_default(),
-                    _ => return Err(refused()),
-                };
+                let granted = session.and_then(|s| s.scope).unwrap_or_default();
                 let granted: Vec<String> = granted
                     .split_ascii_whitespace()
                     .map(str::to_string)
@@ -243,6 +282,7 @@ impl OidcProvider {
                 "the client may not request these scopes",
             ));
         };
+        let resource = self.resource_param(params)?;
         let session_id = format!("cc-{}", uuid::Uuid::new_v4());
         let (access_token, claims) = self.sessions.tokens().mint(&TokenSubject {
             user_id: &client.id,
@@ -255,6 +295,9 @@ impl OidcProvider {
             auth_time: clock::now(),
             amr: &[],
             service: true,
+            audience: resource.as_deref(),
+            act: None,
+            not_after: None,
         })?;
         // Issued for itself, with no session: the structured log is the record.
         tracing::info!(event = "client_token_issued", client_id = %client.id, jti = %claims.jti, scope = %claims.scope);
@@ -265,12 +308,25 @@ impl OidcProvider {
             refresh_token: None,
             id_token: None,
             scope: claims.scope,
+            issued_token_type: None,
         })
+    }
+
+    /// The `resource` of a token request (RFC 8707), checked to be one of ours.
+    fn resource_param(&self, params: &Params) -> Result<Option<String>, OAuthError> {
+        param(params, "resource")
+            .map(|r| super::authorize::resource_indicator(r, &|r| self.is_resource(r)))
+            .transpose()
     }
 
     /// The token response for a user's session: the refresh token only if the client
     /// may refresh, the ID token only if `openid` was granted.
-    fn respond(&self, client: &ClientRecord, issued: Issued, nonce: Option<&str>) -> Granted {
+    pub(super) fn respond(
+        &self,
+        client: &ClientRecord,
+        issued: Issued,
+        nonce: Option<&str>,
+    ) -> Granted {
         let claims = &issued.access_claims;
         let id_token = if scope::contains(&claims.scope, "openid") {
             let s = &issued.session;
@@ -301,6 +357,7 @@ impl OidcProvider {
             id_token,
             refresh_token: issued.refresh_token,
             access_token: issued.access_token,
+            issued_token_type: None,
         })
     }
 }

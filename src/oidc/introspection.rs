@@ -46,7 +46,8 @@ impl OidcProvider {
         }
         let inactive = json!({ "active": false });
         if looks_like_jwt(token) {
-            return Ok(match self.sessions.verify(token) {
+            // A protected resource may introspect the tokens bound to it.
+            return Ok(match self.sessions.verify_bound(token) {
                 Ok(c) => access_token_json(&c),
                 Err(Error::Unavailable(e)) => return Err(Error::Unavailable(e).into()),
                 Err(_) => inactive,
@@ -251,6 +252,9 @@ fn access_token_json(c: &AccessClaims) -> Value {
         out["sid"] = json!(c.sid);
         out["username"] = json!(c.email);
         out["auth_time"] = json!(c.auth_time);
+    }
+    if let Some(act) = &c.act {
+        out["act"] = act.clone();
     }
     out
 }

@@ -10,15 +10,19 @@
 //! revocation set and reuse detection treat them alike. A service (client credentials)
 //! gets access tokens for itself, with no session and no user.
 
+pub mod agents;
 pub mod authorize;
 pub mod clients;
+pub mod device;
 pub mod error;
+mod exchange;
 pub mod federation;
 pub mod flow;
-mod grants;
+pub mod grants;
 pub mod id_token;
 mod introspection;
 pub mod pkce;
+pub mod registration;
 pub mod scope;
 
 use std::sync::Arc;
@@ -94,6 +98,22 @@ pub struct OidcProvider {
     keys: Arc<KeyRing>,
     issuer: String,
     cfg: OidcConfig,
+    /// The protected resources' identifiers (RFC 8707 `resource` values we accept).
+    resources: Vec<String>,
+    oauth: agents::OAuthConfig,
+    /// The gateway's assertions, which an upstream may exchange (RFC 8693).
+    assertions: Arc<crate::session::assertion::Assertions>,
+    assertion_audiences: Vec<String>,
+}
+
+/// What the provider needs to know of the gateway and `[oauth]` for agents.
+pub struct AgentSupport {
+    /// The protected resources' identifiers.
+    pub resources: Vec<String>,
+    pub oauth: agents::OAuthConfig,
+    pub assertions: Arc<crate::session::assertion::Assertions>,
+    /// The audiences the gateway issues assertions for.
+    pub assertion_audiences: Vec<String>,
 }
 
 impl OidcProvider {
@@ -102,6 +122,7 @@ impl OidcProvider {
         sessions: Arc<Sessions>,
         clients: Clients,
         cfg: OidcConfig,
+        agents: AgentSupport,
     ) -> OidcProvider {
         let keys = sessions.tokens().keys().clone();
         let issuer = sessions.tokens().issuer().to_string();
@@ -112,7 +133,16 @@ impl OidcProvider {
             keys,
             issuer,
             cfg,
+            resources: agents.resources,
+            oauth: agents.oauth,
+            assertions: agents.assertions,
+            assertion_audiences: agents.assertion_audiences,
         }
+    }
+
+    /// Whether `resource` names one of the protected resources.
+    pub fn is_resource(&self, resource: &str) -> bool {
+        self.resources.iter().any(|r| r == resource)
     }
 
     /// Validates an authorization request's parameters against its client.
@@ -134,6 +164,7 @@ impl OidcProvider {
             self.cfg.require_pkce,
             &self.issuer,
             clock::now(),
+            &|r| self.is_resource(r),
         )
     }
 
@@ -228,6 +259,7 @@ impl OidcProvider {
                 amr: &session.amr,
                 now,
                 expires_at: now + self.cfg.code_ttl.as_secs() as i64,
+                resource: p.resource.as_deref(),
             })
             .await?;
         metrics::counter!("tollgate_oauth_codes_total").increment(1);

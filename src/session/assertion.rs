@@ -70,6 +70,16 @@ pub struct VerifiedAssertion {
     /// The OAuth client the credential was issued to (absent for API keys).
     #[serde(default)]
     pub client_id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
+    pub gty: Option<String>,
+    #[serde(default)]
+    pub exp: i64,
+    #[serde(default)]
+    pub jti: String,
 }
 
 /// One cached assertion of a credential.

@@ -133,6 +133,14 @@ impl Principal {
         }
     }
 
+    /// The protected resource a token is bound to (RFC 8707); `None` for Tollgate.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            Principal::Token(c) => c.resource(),
+            Principal::ApiKey(_) => None,
+        }
+    }
+
     /// The OAuth client a token was issued to (`tollgate` for Tollgate's own sign-in);
     /// empty for an API key.
     pub fn client_id(&self) -> &str {
@@ -198,6 +206,7 @@ impl Resolved {
         match (&self.principal, self.failure) {
             (Some(p), _) => PolicyPresented::Verified {
                 scopes,
+                audience: p.resource(),
                 client: p.oauth_client(),
                 service: p.service().is_some(),
                 email_verified: p.email_verified(),
@@ -238,7 +247,8 @@ pub async fn resolve<E: From<Error>>(
                 Err(e) => Resolved::failed(e.code(), true, Via::ApiKey),
             });
         }
-        return Ok(match sessions.verify(credential) {
+        // Bearer tokens may be bound to a protected resource; the policy decides where.
+        return Ok(match sessions.verify_bound(credential) {
             Ok(c) => Resolved {
                 principal: Some(Principal::Token(c)),
                 via: Some(Via::Bearer),

@@ -82,6 +82,8 @@ pub struct SessionTerms<'a> {
     pub auth_time: i64,
     /// Space-separated authentication methods (RFC 8176).
     pub amr: &'a str,
+    /// The protected resource its tokens are bound to (RFC 8707); `None`: Tollgate.
+    pub resource: Option<&'a str>,
 }
 
 /// A session about to be created: id, first refresh token and deadlines.
@@ -116,6 +118,7 @@ impl SessionDraft {
             refresh_hash: self.refresh_hash.as_deref(),
             scope: terms.scope,
             parent_id: terms.parent_id,
+            resource: terms.resource,
         }
     }
 }
@@ -184,6 +187,7 @@ impl Sessions {
             parent_id: None,
             auth_time: draft.now,
             amr: &amr,
+            resource: None,
         };
         let new = draft.session(&user.id, &terms, client);
         let audit = Context::user(&user.id, client.clone())
@@ -339,6 +343,9 @@ impl Sessions {
             auth_time: session.auth_time,
             amr: &amr,
             service: false,
+            audience: session.resource.as_deref(),
+            act: None,
+            not_after: None,
         })?;
         Ok(Issued {
             access_token,
@@ -451,9 +458,23 @@ impl Sessions {
         Ok(self.store.live_sessions(user_id, clock::now()).await?)
     }
 
-    /// Verifies an access token (signature, claims, revocation).
+    /// Verifies an access token for Tollgate itself (signature, claims, audience,
+    /// revocation).
     pub fn verify(&self, access_token: &str) -> Result<Arc<AccessClaims>> {
         let claims = self.tokens.verify(access_token)?;
+        crate::telemetry::record_user(&claims.sub);
+        Ok(claims)
+    }
+
+    /// Whether the session `session_id` is revoked (the in-memory set).
+    pub fn is_revoked(&self, session_id: &str) -> bool {
+        self.revocations.set().is_revoked(session_id)
+    }
+
+    /// Verifies an access token for any audience: Tollgate or one of the protected
+    /// resources. The gateway's policy decides whether it fits the route.
+    pub fn verify_bound(&self, access_token: &str) -> Result<Arc<AccessClaims>> {
+        let claims = self.tokens.verify_bound(access_token)?;
         crate::telemetry::record_user(&claims.sub);
         Ok(claims)
     }

@@ -51,6 +51,10 @@ pub struct AccessClaims {
     /// client id), absent for tokens issued to a user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gty: Option<String>,
+    /// Who acts for the subject (RFC 8693 §4.1): the client that exchanged a token, and
+    /// the actors before it, nested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 /// The authentication context class of a sign-in whose methods were `amr`: `2` when a
@@ -84,6 +88,12 @@ impl AccessClaims {
     pub fn is_service(&self) -> bool {
         self.gty.is_some()
     }
+
+    /// The resource this token is bound to (RFC 8707); `None` for tokens for Tollgate
+    /// itself, whose audience is the issuer.
+    pub fn resource(&self) -> Option<&str> {
+        (self.aud != self.iss).then_some(self.aud.as_str())
+    }
 }
 
 /// Who a token is minted for.
@@ -99,6 +109,13 @@ pub struct TokenSubject<'a> {
     pub amr: &'a [String],
     /// A client-credentials token: `user_id` is the client id.
     pub service: bool,
+    /// The resource the token is for (RFC 8707); `None`: Tollgate itself (the issuer).
+    pub audience: Option<&'a str>,
+    /// The actor claim of an exchanged token (RFC 8693).
+    pub act: Option<serde_json::Value>,
+    /// The token expires then at the latest (an exchanged token outlives not its
+    /// subject token).
+    pub not_after: Option<i64>,
 }
 
 pub struct AccessTokens {
@@ -130,7 +147,9 @@ impl AccessTokens {
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
-        validation.set_audience(&[issuer]);
+        // The audience is Tollgate itself or a protected resource it serves; which one a
+        // caller may present is checked after the signature (`verify`, `verify_bound`).
+        validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         AccessTokens {
             keys,
@@ -163,8 +182,12 @@ impl AccessTokens {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: s.user_id.to_string(),
-            aud: self.audience.clone(),
-            exp: now + self.ttl_secs,
+            aud: s
+                .audience
+                .map_or_else(|| self.audience.clone(), str::to_string),
+            exp: s
+                .not_after
+                .map_or(now + self.ttl_secs, |t| t.min(now + self.ttl_secs)),
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             sid: s.session_id.to_string(),
@@ -181,13 +204,25 @@ impl AccessTokens {
             email: s.email.to_string(),
             email_verified: s.email_verified,
             gty: s.service.then(|| SERVICE_GRANT.to_string()),
+            act: s.act.clone(),
         };
         let token = self.keys.sign_as(self.family, ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, claims))
     }
 
-    /// Verifies a token and that its session is not revoked.
+    /// Verifies a token for Tollgate itself (its audience is the issuer) and that its
+    /// session is not revoked.
     pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>> {
+        let claims = self.verify_bound(token)?;
+        if claims.aud != self.audience {
+            return Err(Error::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a token for any audience Tollgate issues for (itself or a protected
+    /// resource); the caller checks the audience fits where it is presented.
+    pub fn verify_bound(&self, token: &str) -> Result<Arc<AccessClaims>> {
         let cached = self
             .cache
             .read()
@@ -271,6 +306,9 @@ mod tests {
             auth_time: 0,
             amr: &[],
             service: false,
+            audience: None,
+            act: None,
+            not_after: None,
         }
     }
 
@@ -320,6 +358,27 @@ mod tests {
         std::fs::remove_file(old).unwrap();
         keys.reload().unwrap();
         assert!(matches!(tokens.verify(&t), Err(Error::InvalidToken)));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_token_bound_to_a_resource_is_not_a_token_for_tollgate() {
+        let (dir, _, _, tokens) = setup();
+        let (t, claims) = tokens
+            .mint(&TokenSubject {
+                audience: Some("https://issuer.test/mcp"),
+                ..subject("s1")
+            })
+            .unwrap();
+        assert_eq!(claims.resource(), Some("https://issuer.test/mcp"));
+        assert!(matches!(tokens.verify(&t), Err(Error::InvalidToken)));
+        assert_eq!(
+            tokens.verify_bound(&t).unwrap().aud,
+            "https://issuer.test/mcp"
+        );
+        let (plain, claims) = tokens.mint(&subject("s2")).unwrap();
+        assert_eq!(claims.resource(), None);
+        assert!(tokens.verify(&plain).is_ok());
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -32,10 +32,15 @@ pub struct ClientRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Registered itself (RFC 7591), not by an operator.
+    pub registered: bool,
+    /// When it last obtained tokens (kept for registered clients only).
+    pub last_used_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
-     grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at, deleted_at";
+     grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at, deleted_at, \
+     registered, last_used_at";
 
 fn split(list: String) -> Vec<String> {
     list.split_ascii_whitespace().map(str::to_string).collect()
@@ -56,6 +61,8 @@ macro_rules! client_from_row {
             created_at: $row.try_get("created_at")?,
             updated_at: $row.try_get("updated_at")?,
             deleted_at: $row.try_get("deleted_at")?,
+            registered: $row.try_get("registered")?,
+            last_used_at: $row.try_get("last_used_at")?,
         }
     };
 }
@@ -67,8 +74,9 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO oauth_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris,
-                                            grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                                            grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at,
+                                            registered)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -80,6 +88,7 @@ impl Store {
             .bind(c.skip_consent)
             .bind(&c.id_token_alg)
             .bind(c.created_at)
+            .bind(c.registered)
             .execute(&mut *tx)
             .await
             .map_err(conflict_aware)?;
@@ -251,6 +260,45 @@ impl Store {
             append_audit!(tx, &audit);
             tx.commit().await?;
             Ok(Some(revoked))
+        })
+    }
+
+    /// Records that a registered client obtained tokens now (at most once an hour a
+    /// client, so a busy client costs no write per grant).
+    pub async fn mark_client_used(&self, id: &str, now: i64) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "UPDATE oauth_clients SET last_used_at = $1
+                 WHERE id = $2 AND registered AND (last_used_at IS NULL OR last_used_at < $1 - 3600)",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Registered clients that obtained no token since `before` (nor were registered
+    /// after it): candidates for expiry.
+    pub async fn unused_registered_clients(&self, before: i64) -> StoreResult<Vec<String>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id FROM oauth_clients
+                 WHERE registered AND deleted_at IS NULL
+                   AND COALESCE(last_used_at, created_at) < $1
+                 ORDER BY id LIMIT 1000",
+            )
+            .bind(before)
+            .fetch_all(pool)
+            .await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in rows {
+                ids.push(row.try_get("id")?);
+            }
+            Ok(ids)
         })
     }
 }

@@ -16,6 +16,7 @@ mod audit;
 pub mod chain;
 mod clients;
 pub mod counters;
+mod device;
 mod email_tokens;
 mod factors;
 mod federation;
@@ -45,6 +46,7 @@ pub use ai_usage::{UsageFilter, UsageGroup, UsageReportRow, UsageRow};
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditFilter, AuditRecord, Entry, Outcome};
 pub use clients::{CLIENT_PREFIX, CLIENT_TOKENS_PREFIX, ClientRecord};
+pub use device::{DeviceDecision, DeviceRecord, NewDeviceAuthorization, Polled};
 pub use email_tokens::{NewEmailToken, PURPOSE_EMAIL_CHANGE, PURPOSE_RESET, PURPOSE_VERIFY};
 pub use factors::MfaChallenge;
 pub use federation::{FederatedLogin, LinkedIdentity};
@@ -305,6 +307,11 @@ impl Store {
                         "console",
                         include_str!("migrations/sqlite/0008_console.sql"),
                     ),
+                    migration(
+                        10,
+                        "agents",
+                        include_str!("migrations/sqlite/0010_agents.sql"),
+                    ),
                 ])
                 .run(pool)
                 .await?
@@ -347,6 +354,11 @@ impl Store {
                         9,
                         "shared_counters",
                         include_str!("migrations/postgres/0009_shared_counters.sql"),
+                    ),
+                    migration(
+                        10,
+                        "agents",
+                        include_str!("migrations/postgres/0010_agents.sql"),
                     ),
                 ])
                 .run(pool)

@@ -28,6 +28,8 @@ pub struct CodeRecord {
     pub used_at: Option<i64>,
     /// The session the winning exchange created.
     pub session_id: Option<String>,
+    /// The protected resource the tokens are to be bound to (RFC 8707).
+    pub resource: Option<String>,
 }
 
 pub struct NewCode<'a> {
@@ -43,6 +45,7 @@ pub struct NewCode<'a> {
     pub amr: &'a str,
     pub now: i64,
     pub expires_at: i64,
+    pub resource: Option<&'a str>,
 }
 
 /// What redeeming a code did, decided in one transaction.
@@ -70,8 +73,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO oauth_codes (code_hash, client_id, user_id, browser_session, redirect_uri, scope,
-                                          nonce, code_challenge, auth_time, amr, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                          nonce, code_challenge, auth_time, amr, created_at, expires_at, resource)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(c.code_hash)
             .bind(c.client_id)
@@ -85,6 +88,7 @@ impl Store {
             .bind(c.amr)
             .bind(c.now)
             .bind(c.expires_at)
+            .bind(c.resource)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -96,7 +100,7 @@ impl Store {
         on_pool!(self, |pool| {
             let row = sqlx::query(
                 "SELECT client_id, user_id, browser_session, redirect_uri, scope, nonce, code_challenge,
-                        auth_time, amr, expires_at, used_at, session_id
+                        auth_time, amr, expires_at, used_at, session_id, resource
                  FROM oauth_codes WHERE code_hash = $1",
             )
             .bind(code_hash)
@@ -118,6 +122,7 @@ impl Store {
                 expires_at: row.try_get("expires_at")?,
                 used_at: row.try_get("used_at")?,
                 session_id: row.try_get("session_id")?,
+                resource: row.try_get("resource")?,
             }))
         })
     }

@@ -31,6 +31,8 @@ pub struct SessionRecord {
     pub scope: Option<String>,
     /// The sign-in session this one derives from.
     pub parent_id: Option<String>,
+    /// The protected resource its tokens are bound to (RFC 8707); `None`: Tollgate.
+    pub resource: Option<String>,
 }
 
 impl SessionRecord {
@@ -56,6 +58,7 @@ pub struct NewSession<'a> {
     pub scope: Option<&'a str>,
     /// Set: the session is created only while this session is live, and ends with it.
     pub parent_id: Option<&'a str>,
+    pub resource: Option<&'a str>,
 }
 
 impl NewSession<'_> {
@@ -76,6 +79,7 @@ impl NewSession<'_> {
             ip: self.ip.map(str::to_string),
             scope: self.scope.map(str::to_string),
             parent_id: self.parent_id.map(str::to_string),
+            resource: self.resource.map(str::to_string),
         }
     }
 }
@@ -120,6 +124,7 @@ macro_rules! session_from_row {
             ip: $row.try_get("ip")?,
             scope: $row.try_get("scope")?,
             parent_id: $row.try_get("parent_id")?,
+            resource: $row.try_get("resource")?,
         }
     };
 }
@@ -132,8 +137,8 @@ macro_rules! insert_session {
         let s: &$crate::store::NewSession<'_> = $s;
         let inserted = sqlx::query(
             "INSERT INTO sessions (id, user_id, client_id, amr, auth_time, created_at, last_used_at,
-                                   idle_expires_at, expires_at, user_agent, ip, scope, parent_id)
-             SELECT $1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12
+                                   idle_expires_at, expires_at, user_agent, ip, scope, parent_id, resource)
+             SELECT $1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13
              WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND NOT disabled)
                AND ($12 IS NULL OR EXISTS (SELECT 1 FROM sessions p WHERE p.id = $12
                     AND p.revoked_at IS NULL AND p.expires_at > $6 AND p.idle_expires_at > $6))",
@@ -150,6 +155,7 @@ macro_rules! insert_session {
         .bind(s.ip)
         .bind(s.scope)
         .bind(s.parent_id)
+        .bind(s.resource)
         .execute(&mut *$tx)
         .await?
         .rows_affected()
@@ -195,7 +201,7 @@ pub(crate) use revoke_client_sessions;
 
 /// The columns `session_from_row!` reads, for queries over `sessions s`.
 const SESSION_COLUMNS: &str = "s.id, s.user_id, s.client_id, s.amr, s.auth_time, s.created_at, s.last_used_at, \
-     s.idle_expires_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.scope, s.parent_id";
+     s.idle_expires_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.scope, s.parent_id, s.resource";
 
 impl Store {
     /// Creates a session with its first refresh token, atomically. Returns `false` (and

@@ -86,7 +86,7 @@ const STYLE: &str = include_str!("style.css");
 /// The script of the `form_post` page, exactly as it appears there.
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
 
-const TEMPLATES: [(&str, &str); 32] = [
+const TEMPLATES: [(&str, &str); 33] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("mfa.html", include_str!("templates/mfa.html")),
@@ -103,6 +103,7 @@ const TEMPLATES: [(&str, &str); 32] = [
     ("confirm.html", include_str!("templates/confirm.html")),
     ("home.html", include_str!("templates/home.html")),
     ("consent.html", include_str!("templates/consent.html")),
+    ("device.html", include_str!("templates/device.html")),
     ("logout.html", include_str!("templates/logout.html")),
     ("message.html", include_str!("templates/message.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -349,6 +350,16 @@ mod tests {
                 action => "/ui/verify", error => evil },
             ),
             ("home.html", context! { csrf => "c", email => evil }),
+            (
+                "device.html",
+                context! { csrf => "c", confirm => true, user_code => evil, email => evil,
+                client_name => evil, registered => true, resource => evil,
+                scopes => vec![context! { name => evil, description => evil }] },
+            ),
+            (
+                "device.html",
+                context! { csrf => "c", confirm => false, user_code => evil, error => evil },
+            ),
             (
                 "consent.html",
                 context! { client_name => evil, email => evil, csrf => "c", flow => "f",

@@ -16,15 +16,20 @@ use common::oidc::add_client;
 use common::upstream::Upstream;
 use common::{Backend, Options, PASSWORD, TestServer, email, free_port};
 
-fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-fn ensure_packages() {
+pub(crate) fn ensure_packages() {
     let dir = dir();
-    if ["playwright-core", "axe-core"]
-        .iter()
-        .all(|p| dir.join("node_modules").join(p).exists())
+    if [
+        "playwright-core",
+        "axe-core",
+        "@modelcontextprotocol/sdk",
+        "zod",
+    ]
+    .iter()
+    .all(|p| dir.join("node_modules").join(p).exists())
     {
         return;
     }
@@ -36,8 +41,9 @@ fn ensure_packages() {
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
-/// Runs one flow script with `env`; fails the test with its output when it fails.
-fn flow(script: &str, env: &[(&str, String)]) {
+/// Runs one flow script with `env`; fails the test with its output when it fails, else
+/// returns what it printed.
+fn flow(script: &str, env: &[(&str, String)]) -> String {
     ensure_packages();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
     let mut cmd = Command::new("node");
@@ -71,6 +77,7 @@ fn flow(script: &str, env: &[(&str, String)]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub(crate) fn outbox(s: &TestServer) -> String {
@@ -203,11 +210,12 @@ async fn account_second_factors(b: Backend) {
     run("factors.mjs", env).await;
 }
 
-/// Runs `script` on a blocking thread (Chromium and Node.js take their time).
-pub(crate) async fn run(script: &'static str, env: Vec<(&'static str, String)>) {
+/// Runs `script` on a blocking thread (Chromium and Node.js take their time); returns
+/// what it printed.
+pub(crate) async fn run(script: &'static str, env: Vec<(&'static str, String)>) -> String {
     tokio::task::spawn_blocking(move || flow(script, &env))
         .await
-        .unwrap();
+        .unwrap()
 }
 
 /// A user added through the CLI, with `PASSWORD`: their address.

@@ -9,11 +9,13 @@ mod common;
 
 mod accounts;
 mod admin;
+mod agents;
 mod ai;
 mod ai_quota;
 mod ai_sdks;
 mod audit;
 mod browser;
+mod browser_agents;
 mod browser_console;
 mod cli;
 mod connections;

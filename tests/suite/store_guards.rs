@@ -62,6 +62,7 @@ async fn session_insert_refuses_a_disabled_user(b: Backend) {
         refresh_hash: Some(hash),
         scope: None,
         parent_id: None,
+        resource: None,
     };
     let audit = AuditContext::cli().entry("test", AuditOutcome::Success, None);
     store

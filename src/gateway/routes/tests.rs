@@ -10,6 +10,10 @@ fn spec(path: &str) -> RouteSpec {
     }
 }
 
+fn build_table(specs: Vec<RouteSpec>) -> Result<RouteTable, String> {
+    RouteTable::build(specs, "https://gw.test")
+}
+
 fn with_methods(path: &str, methods: &[&str]) -> RouteSpec {
     RouteSpec {
         methods: Some(methods.iter().map(|m| m.to_string()).collect()),
@@ -34,7 +38,7 @@ fn with_auth(path: &str, auth: &str, scopes: &[&str]) -> RouteSpec {
 
 #[test]
 fn other_spellings_are_held_to_every_route_they_could_mean() {
-    let table = RouteTable::build(vec![
+    let table = build_table(vec![
         with_auth("/*", "public", &[]),
         with_auth("/api/admin/*", "required", &["admin"]),
         with_auth("/reports", "required", &[]),
@@ -68,7 +72,7 @@ fn other_spellings_are_held_to_every_route_they_could_mean() {
     assert_eq!(held("/elsewhere").1.auth, AuthMode::Public);
     // A looser route spelled differently does not open a protected one (an upstream
     // that reads case serves `/PUBLIC/x` as something else under `/*`).
-    let table = RouteTable::build(vec![
+    let table = build_table(vec![
         with_auth("/*", "required", &[]),
         with_auth("/public/*", "public", &[]),
     ])
@@ -83,14 +87,13 @@ fn other_spellings_are_held_to_every_route_they_could_mean() {
     };
     assert_eq!(m.policy.auth, AuthMode::Public);
     // Method restrictions of either route hold too.
-    let table =
-        RouteTable::build(vec![spec("/*"), with_methods("/api/admin/*", &["GET"])]).unwrap();
+    let table = build_table(vec![spec("/*"), with_methods("/api/admin/*", &["GET"])]).unwrap();
     assert!(matches!(
         table.find(&Method::DELETE, "/API/ADMIN/x"),
         Match::MethodNotAllowed(_)
     ));
     // No route as written, one folded: that one.
-    let table = RouteTable::build(vec![with_auth("/api/*", "required", &[])]).unwrap();
+    let table = build_table(vec![with_auth("/api/*", "required", &[])]).unwrap();
     assert_eq!(held_in(&table, "/API/x"), Some("/api/*".to_string()));
 }
 
@@ -105,15 +108,15 @@ fn routes_differing_only_in_spelling_are_refused() {
         ("/reports", "/reports/"),
         ("/API", "/api"),
     ] {
-        let err = RouteTable::build(vec![spec(a), spec(b)]).unwrap_err();
+        let err = build_table(vec![spec(a), spec(b)]).unwrap_err();
         assert!(err.contains("only in case"), "{err}");
     }
-    assert!(RouteTable::build(vec![spec("/reports"), spec("/reports/*")]).is_ok());
+    assert!(build_table(vec![spec("/reports"), spec("/reports/*")]).is_ok());
 }
 
 #[test]
 fn longest_match_wins_and_methods_never_fall_through() {
-    let table = RouteTable::build(vec![
+    let table = build_table(vec![
         spec("/*"),
         spec("/api/*"),
         spec("/api/docs/*"),
@@ -166,13 +169,13 @@ fn longest_match_wins_and_methods_never_fall_through() {
         table.find(&Method::POST, "/api/report"),
         Match::MethodNotAllowed(_)
     ));
-    let narrow = RouteTable::build(vec![spec("/api/docs/*")]).unwrap();
+    let narrow = build_table(vec![spec("/api/docs/*")]).unwrap();
     assert!(matches!(narrow.find(&Method::GET, "/api"), Match::NotFound));
 }
 
 #[test]
 fn routes_of_equal_length_do_not_hide_each_other() {
-    let table = RouteTable::build(vec![
+    let table = build_table(vec![
         with_methods("/a/*", &["GET"]),
         spec("/b/*"),
         with_methods("/a/*", &["POST"]),
@@ -188,7 +191,7 @@ fn strip_prefix_and_base_path_shape_the_upstream_path() {
     let mut s = spec("/api/docs/*");
     s.strip_prefix = Some("/api".into());
     s.upstream = Some("http://127.0.0.1:9000/v1/".into());
-    let table = RouteTable::build(vec![s]).unwrap();
+    let table = build_table(vec![s]).unwrap();
     let Match::Found(m) = table.find(&Method::GET, "/api/docs/7") else {
         panic!()
     };
@@ -196,7 +199,7 @@ fn strip_prefix_and_base_path_shape_the_upstream_path() {
     assert_eq!(r.upstream_path("/api/docs/7"), "/v1/docs/7");
     let mut s = spec("/api/*");
     s.strip_prefix = Some("/api".into());
-    let table = RouteTable::build(vec![s]).unwrap();
+    let table = build_table(vec![s]).unwrap();
     let Match::Found(m) = table.find(&Method::GET, "/api") else {
         panic!()
     };
@@ -267,16 +270,16 @@ fn bad_routes_stop_start_up_naming_the_route() {
     ];
     for (s, needle) in cases {
         let name = s.path.clone();
-        let err = RouteTable::build(vec![s]).unwrap_err();
+        let err = build_table(vec![s]).unwrap_err();
         assert!(
             err.contains(&format!("route '{name}'")) && err.contains(needle),
             "{err}"
         );
     }
-    let dup = RouteTable::build(vec![spec("/x/*"), with_methods("/x/*", &["GET"])]).unwrap_err();
+    let dup = build_table(vec![spec("/x/*"), with_methods("/x/*", &["GET"])]).unwrap_err();
     assert!(dup.contains("duplicates"), "{dup}");
     assert!(
-        RouteTable::build(vec![
+        build_table(vec![
             with_methods("/x/*", &["POST"]),
             with_methods("/x/*", &["GET"])
         ])
@@ -299,4 +302,26 @@ fn reserved_paths() {
     for p in ["/authx", "/healthzz/x", "/api/auth/login", "/", ""] {
         assert!(!is_reserved(p), "{p}");
     }
+}
+
+#[test]
+fn a_resource_is_named_by_the_public_url_and_its_path() {
+    let resource = |path: &str, auth: &str| RouteSpec {
+        resource: Some(true),
+        ..with_auth(path, auth, &["mcp:tools"])
+    };
+    let table = build_table(vec![resource("/mcp/*", "required"), spec("/*")]).unwrap();
+    assert_eq!(
+        table.resource("https://gw.test/mcp"),
+        Some(vec!["mcp:tools"])
+    );
+    assert_eq!(table.resource("https://gw.test/"), None);
+    let Match::Found(m) = table.find(&Method::POST, "/mcp/x") else {
+        panic!("no match");
+    };
+    assert_eq!(m.policy.resource.as_deref(), Some("https://gw.test/mcp"));
+    // Any client, as long as its token is bound to the resource.
+    assert_eq!(m.policy.clients, Clients::Any);
+    let err = build_table(vec![resource("/mcp", "optional")]).unwrap_err();
+    assert!(err.contains("resource = true needs auth"), "{err}");
 }

@@ -61,6 +61,7 @@ pub async fn page(
                     None,
                     context! {
                         client_name => client.name.clone(), email, scopes,
+                        registered => client.registered, resource => pending.resource.clone(),
                         flow => q.flow.unwrap_or_default(),
                     },
                 )

@@ -10,6 +10,7 @@
 //! - [`recovery`]: `/ui/forgot`, `/ui/reset`, `/ui/verify`, `/ui/confirm-email`, the pages
 //!   the mails link to;
 //! - [`consent`]: `/ui/consent`, for the OpenID Connect provider;
+//! - [`device`]: `/ui/device`, where a person lets a device in (RFC 8628);
 //! - [`admin`]: `/ui/admin`, the admin console;
 //! - [`logout`]: `/ui/logout` (`GET` asks, `POST` signs out).
 //!
@@ -20,6 +21,7 @@
 mod account;
 mod admin;
 mod consent;
+mod device;
 mod login;
 mod logout;
 mod mfa;
@@ -52,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/passkey.js", get(passkey_script))
         .route("/ui/mfa", get(mfa::step_up_page).post(mfa::submit))
         .route("/ui/signup", get(signup::page).post(signup::submit))
+        .route("/ui/device", get(device::page).post(device::submit))
         .route(
             "/ui/forgot",
             get(recovery::forgot_page).post(recovery::forgot_submit),

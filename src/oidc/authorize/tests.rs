@@ -37,6 +37,11 @@ fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     base
 }
 
+/// The one protected resource of these tests.
+fn known(r: &str) -> bool {
+    r == "https://api.example/mcp"
+}
+
 fn error_of(r: Result<Pending, AuthorizeRefusal>) -> (bool, String) {
     match r {
         Err(AuthorizeRefusal::Untrusted(e)) => (false, e.code.to_string()),
@@ -53,22 +58,22 @@ fn error_of(r: Result<Pending, AuthorizeRefusal>) -> (bool, String) {
 fn untrusted_clients_and_redirects_are_never_redirected_to() {
     let c = client(false);
     assert_eq!(
-        error_of(validate(&params(&[]), None, false, ISS, 0)),
+        error_of(validate(&params(&[]), None, false, ISS, 0, &known)),
         (false, "invalid_client".to_string())
     );
     let other = params(&[("redirect_uri", "https://evil.example/cb")]);
     assert_eq!(
-        error_of(validate(&other, Some(&c), false, ISS, 0)),
+        error_of(validate(&other, Some(&c), false, ISS, 0, &known)),
         (false, "invalid_request".to_string())
     );
     let prefix = params(&[("redirect_uri", "https://app.example/cb/x")]);
     assert_eq!(
-        error_of(validate(&prefix, Some(&c), false, ISS, 0)),
+        error_of(validate(&prefix, Some(&c), false, ISS, 0, &known)),
         (false, "invalid_request".to_string())
     );
     let missing = params(&[("redirect_uri", "")]);
     assert_eq!(
-        error_of(validate(&missing, Some(&c), false, ISS, 0)),
+        error_of(validate(&missing, Some(&c), false, ISS, 0, &known)),
         (false, "invalid_request".to_string())
     );
 }
@@ -94,7 +99,7 @@ fn later_errors_go_back_to_the_client() {
         (vec![("state", "snow\u{2603}")], "invalid_request"),
     ] {
         assert_eq!(
-            error_of(validate(&params(&pairs), Some(&c), false, ISS, 0)),
+            error_of(validate(&params(&pairs), Some(&c), false, ISS, 0, &known)),
             (true, code.to_string()),
             "{pairs:?}"
         );
@@ -105,7 +110,7 @@ fn later_errors_go_back_to_the_client() {
 fn public_clients_must_use_pkce() {
     let c = client(true);
     assert_eq!(
-        error_of(validate(&params(&[]), Some(&c), false, ISS, 0)),
+        error_of(validate(&params(&[]), Some(&c), false, ISS, 0, &known)),
         (true, "invalid_request".to_string())
     );
     let challenge = pkce::s256(&"v".repeat(43));
@@ -113,12 +118,12 @@ fn public_clients_must_use_pkce() {
         ("code_challenge", &challenge),
         ("code_challenge_method", "S256"),
     ]);
-    let p = validate(&ok, Some(&c), false, ISS, 7).unwrap();
+    let p = validate(&ok, Some(&c), false, ISS, 7, &known).unwrap();
     assert_eq!(p.code_challenge.as_deref(), Some(challenge.as_str()));
     assert_eq!(p.requested_at, 7);
     // Confidential clients may skip it, unless the server requires it of everyone.
-    assert!(validate(&params(&[]), Some(&client(false)), false, ISS, 0).is_ok());
-    assert!(validate(&params(&[]), Some(&client(false)), true, ISS, 0).is_err());
+    assert!(validate(&params(&[]), Some(&client(false)), false, ISS, 0, &known).is_ok());
+    assert!(validate(&params(&[]), Some(&client(false)), true, ISS, 0, &known).is_err());
 }
 
 #[test]
@@ -155,6 +160,7 @@ fn pending(prompt: &[&str], max_age: Option<i64>) -> Pending {
         requested_at: 1000,
         signed_in_as: None,
         second_factor: false,
+        resource: None,
     }
 }
 
@@ -357,4 +363,41 @@ fn acr_values_2_needs_a_session_that_passed_a_second_factor() {
             ..
         })
     ));
+}
+
+#[test]
+fn resource_indicators_name_one_of_our_resources() {
+    let c = client(true);
+    let with = |r: &str| {
+        params(&[
+            ("resource", r),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+    };
+    let p = validate(
+        &with("https://api.example/mcp/"),
+        Some(&c),
+        false,
+        ISS,
+        0,
+        &known,
+    )
+    .unwrap();
+    assert_eq!(p.resource.as_deref(), Some("https://api.example/mcp"));
+    for bad in [
+        "https://api.example/other",
+        "https://api.example/mcp#x",
+        "mcp",
+        "urn:x",
+    ] {
+        assert_eq!(
+            error_of(validate(&with(bad), Some(&c), false, ISS, 0, &known)),
+            (true, "invalid_target".into()),
+            "{bad}"
+        );
+    }
 }

@@ -258,6 +258,40 @@ const EN: Catalogue = &[
     ("allow", "Allow"),
     ("deny", "Deny"),
     (
+        "client_registered_itself",
+        "This application registered itself: nobody here has checked who made it.",
+    ),
+    ("consent_resource", "For use at:"),
+    ("device_title", "Connect a device"),
+    (
+        "device_lead",
+        "Type the code your device shows to let it use your account.",
+    ),
+    ("device_code_label", "Code"),
+    (
+        "device_code_invalid",
+        "That code is not valid or has expired. Check the code on your device, or start again there.",
+    ),
+    ("device_confirm_title", "Allow {client} on your device?"),
+    (
+        "device_confirm_lead",
+        "Signed in as {email}. The device showing {code} asks, as {client}, to:",
+    ),
+    (
+        "device_fine",
+        "Only allow this if you started it on your device and the code matches.",
+    ),
+    ("device_allowed_title", "Device connected"),
+    (
+        "device_allowed_text",
+        "You can go back to your device; it will continue on its own.",
+    ),
+    ("device_denied_title", "Device refused"),
+    (
+        "device_denied_text",
+        "The device was not given access to your account.",
+    ),
+    (
         "consent_fine",
         "You can withdraw this later; the application's access ends with it.",
     ),
@@ -566,6 +600,43 @@ const FR: Catalogue = &[
     ("consent_nothing", "savoir que vous êtes connecté"),
     ("allow", "Autoriser"),
     ("deny", "Refuser"),
+    (
+        "client_registered_itself",
+        "Cette application s'est inscrite elle-même : personne ici n'a vérifié qui l'a faite.",
+    ),
+    ("consent_resource", "Pour :"),
+    ("device_title", "Connecter un appareil"),
+    (
+        "device_lead",
+        "Saisissez le code affiché par votre appareil pour lui permettre d'utiliser votre compte.",
+    ),
+    ("device_code_label", "Code"),
+    (
+        "device_code_invalid",
+        "Ce code n'est pas valable ou a expiré. Vérifiez le code sur votre appareil, ou recommencez depuis celui-ci.",
+    ),
+    (
+        "device_confirm_title",
+        "Autoriser {client} sur votre appareil ?",
+    ),
+    (
+        "device_confirm_lead",
+        "Connecté en tant que {email}. L'appareil qui affiche {code} demande, en tant que {client}, à :",
+    ),
+    (
+        "device_fine",
+        "N'autorisez que si vous l'avez lancé sur votre appareil et que le code correspond.",
+    ),
+    ("device_allowed_title", "Appareil connecté"),
+    (
+        "device_allowed_text",
+        "Vous pouvez revenir à votre appareil ; il continuera de lui-même.",
+    ),
+    ("device_denied_title", "Appareil refusé"),
+    (
+        "device_denied_text",
+        "L'appareil n'a pas reçu l'accès à votre compte.",
+    ),
     (
         "consent_fine",
         "Vous pourrez retirer cette autorisation ; l'accès de l'application prendra fin avec elle.",
