@@ -2,10 +2,15 @@
 # Gateway benchmark: wrk (a second process) against a trivial upstream on loopback, in one
 # run: (a) the upstream directly, (b) Tollgate proxying a public route, (c) Tollgate
 # proxying a required route with a valid session cookie, (d) Tollgate proxying a route with
-# `mfa = true` (step-up) with the cookie of a session that passed a second factor. Prints
-# requests/s and p50/p99 latency for each, and the ratios the issues set goals for:
+# `mfa = true` (step-up) with the cookie of a session that passed a second factor,
+# (e) a protected resource (`resource = true`) with a service token bound to it (the
+# audience check), (f) a plain required route admitting clients, with the same service's
+# unbound token; then the token endpoint: (g) client-credentials grants/s and (h)
+# token-exchange grants/s (RFC 8693, with its audit entry). Prints requests/s and p50/p99
+# latency for each, and the ratios the issues set goals for:
 #   throughput (c)/(b) >= 0.9, p99 added by authentication (c)-(b) < 0.5 ms,
-#   (d)/(c): no measurable difference (the step-up decision reads the token only).
+#   (d)/(c): no measurable difference (the step-up decision reads the token only),
+#   (e)/(f): no measurable difference (the audience check is a string comparison).
 # The upstream is nginx answering `return 200` (installed with wrk from Debian's
 # packages when missing). Usage: bench/gateway.sh [duration per phase, default 6s] [connections, 32]
 # TOLLGATE_BIN=path measures that binary instead of building target/release/tollgate (to
@@ -60,9 +65,26 @@ PIN_LOAD=(taskset -c 1)
 if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then PIN_TG=(); PIN_LOAD=(); fi
 "${PIN_LOAD[@]}" "$NGINX" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
 
+BASE="http://127.0.0.1:$TG_PORT"
 cat > "$WORK/tollgate.toml" <<EOF
 [limits]
 enabled = false
+[roles.user]
+scopes = ["profile", "svc:call"]
+[[oauth.token_exchange]]
+client = "bench-svc"
+audiences = ["$BASE/res"]
+scopes = ["svc:call"]
+[[route]]
+path = "/res/*"
+upstream = "http://127.0.0.1:$UP_PORT"
+resource = true
+scopes = ["svc:call"]
+[[route]]
+path = "/svc/*"
+upstream = "http://127.0.0.1:$UP_PORT"
+clients = ["*"]
+scopes = ["svc:call"]
 [[route]]
 path = "/pub/*"
 upstream = "http://127.0.0.1:$UP_PORT"
@@ -80,7 +102,6 @@ TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" TOLLGATE_LO
 TG_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$TG_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
-BASE="http://127.0.0.1:$TG_PORT"
 curl -sf -H 'content-type: application/json' -d '{"email":"bench@example.com","password":"bench password 123"}' "$BASE/auth/register" >/dev/null
 COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"bench password 123"}' "$BASE/auth/login" \
@@ -109,10 +130,33 @@ MFA_COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $MFA_COOKIE" "$BASE/mfa/x")" = 200 ] || { echo "second-factor request refused" >&2; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE/mfa/x")" = 401 ] || { echo "a password-only session passed the mfa route" >&2; exit 1; }
 
+# A service allowed to exchange tokens; its bound and unbound client-credentials tokens.
+SVC=$(TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" "$TOLLGATE_BIN" client add "Bench service" \
+  --id bench-svc --scope svc:call --grant client_credentials --grant urn:ietf:params:oauth:grant-type:token-exchange)
+SVC_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$SVC")
+SVC_BASIC="Basic $(printf 'bench-svc:%s' "$SVC_SECRET" | base64 -w0)"
+svc_token() { curl -sf -H "Authorization: $SVC_BASIC" -d grant_type=client_credentials "$@" "$BASE/oauth2/token" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+BOUND=$(svc_token -d "resource=$BASE/res")
+UNBOUND=$(svc_token)
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOUND" "$BASE/res/x")" = 200 ] || { echo "bound token refused at its resource" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOUND" "$BASE/svc/x")" = 401 ] || { echo "bound token passed a plain route" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $UNBOUND" "$BASE/svc/x")" = 200 ] || { echo "service token refused" >&2; exit 1; }
+USER_TOKEN=$(curl -sf -H 'content-type: application/json' -d '{"email":"bench@example.com","password":"bench password 123"}' \
+  "$BASE/auth/login?mode=token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+grant_script() { # file body
+  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "%s"\n' "$2" "$SVC_BASIC" >"$1"
+}
+grant_script "$WORK/cc.lua" "grant_type=client_credentials"
+grant_script "$WORK/exchange.lua" "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=$USER_TOKEN&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&resource=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$BASE/res")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $SVC_BASIC" --data-binary "$(awk -F'"' '/wrk.body/ {print $2}' "$WORK/exchange.lua")" "$BASE/oauth2/token")" = 200 ] || { echo "token exchange refused" >&2; exit 1; }
+
 run() { # label url [header]
   local out
   if [ -n "${3:-}" ]; then
     out=$("${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "$3" "$2")
+  elif [ -n "${SCRIPT:-}" ]; then
+    out=$("${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$SCRIPT" "$2")
   else
     out=$("${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
   fi
@@ -133,6 +177,8 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 
 wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/pub/x" >/dev/null
 wrk -t1 -c"$CONNECTIONS" -d2s -H "Cookie: $COOKIE" "$BASE/req/x" >/dev/null
 wrk -t1 -c"$CONNECTIONS" -d2s -H "Cookie: $MFA_COOKIE" "$BASE/mfa/x" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $BOUND" "$BASE/res/x" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $UNBOUND" "$BASE/svc/x" >/dev/null
 A=$(run upstream "http://127.0.0.1:$UP_PORT/x")
 B1=$(run public "$BASE/pub/x")
 C1=$(run required "$BASE/req/x" "Cookie: $COOKIE")
@@ -140,6 +186,13 @@ D1=$(run mfa "$BASE/mfa/x" "Cookie: $MFA_COOKIE")
 B2=$(run public "$BASE/pub/x")
 C2=$(run required "$BASE/req/x" "Cookie: $COOKIE")
 D2=$(run mfa "$BASE/mfa/x" "Cookie: $MFA_COOKIE")
+E1=$(run resource "$BASE/res/x" "Authorization: Bearer $BOUND")
+F1=$(run plain "$BASE/svc/x" "Authorization: Bearer $UNBOUND")
+E2=$(run resource "$BASE/res/x" "Authorization: Bearer $BOUND")
+F2=$(run plain "$BASE/svc/x" "Authorization: Bearer $UNBOUND")
+# Grants are heavier (a signature each, an audit write per exchange): 8 connections.
+G=$(CONNECTIONS=8 SCRIPT="$WORK/cc.lua" run client_credentials "$BASE/oauth2/token")
+H=$(CONNECTIONS=8 SCRIPT="$WORK/exchange.lua" run token_exchange "$BASE/oauth2/token")
 CONNECTIONS=4
 LB=$(run public "$BASE/pub/x")
 LC=$(run required "$BASE/req/x" "Cookie: $COOKIE")
@@ -154,6 +207,8 @@ merge() { # two rows of one case → label, mean rps, worse p50, worse p99 (in m
 B=$(merge "$B1" "$B2")
 C=$(merge "$C1" "$C2")
 D=$(merge "$D1" "$D2")
+E=$(merge "$E1" "$E2")
+F=$(merge "$F1" "$F2")
 
 echo "wrk -t1, $(nproc) cores (Tollgate pinned to core 0, nginx and wrk to core 1); upstream: nginx return 200"
 printf '%-40s %12s %10s %10s\n' case "requests/s" p50 p99
@@ -162,22 +217,33 @@ row "(a) upstream directly, 32 conn" "$A"
 row "(b) Tollgate, public route, 32 conn" "$B"
 row "(c) Tollgate, required + cookie, 32 conn" "$C"
 row "(d) Tollgate, mfa route + cookie, 32 conn" "$D"
+row "(e) resource + bound bearer, 32 conn" "$E"
+row "(f) plain + unbound bearer, 32 conn" "$F"
+row "(g) client_credentials grants, 8 conn" "$G"
+row "(h) token_exchange grants, 8 conn" "$H"
 row "(b) public, 4 conn" "$LB"
 row "(c) required + cookie, 4 conn" "$LC"
 row "(d) mfa route + cookie, 4 conn" "$LD"
 read -r _ rps_b _ p99_b <<<"$B"
 read -r _ rps_c _ p99_c <<<"$C"
 read -r _ rps_d _ p99_d <<<"$D"
+read -r _ rps_e _ p99_e <<<"$E"
+read -r _ rps_f _ p99_f <<<"$F"
+read -r _ rps_g _ _ <<<"$G"
+read -r _ rps_h _ _ <<<"$H"
 read -r _ _ lp50_b lp99_b <<<"$LB"
 read -r _ _ lp50_c lp99_c <<<"$LC"
 read -r _ _ lp50_d lp99_d <<<"$LD"
 awk -v b="$rps_b" -v c="$rps_c" -v d="$rps_d" -v pb="$(to_ms "$p99_b")" -v pc="$(to_ms "$p99_c")" \
     -v pd="$(to_ms "$p99_d")" -v lb="$(to_ms "$lp99_b")" -v lc="$(to_ms "$lp99_c")" \
     -v ld="$(to_ms "$lp99_d")" -v mb="$(to_ms "$lp50_b")" -v mc="$(to_ms "$lp50_c")" \
-    -v md="$(to_ms "$lp50_d")" 'BEGIN {
+    -v md="$(to_ms "$lp50_d")" -v e="$rps_e" -v f="$rps_f" -v pe="$(to_ms "$p99_e")" \
+    -v pf="$(to_ms "$p99_f")" -v g="$rps_g" -v h="$rps_h" 'BEGIN {
   printf "throughput (c)/(b) = %.3f   (goal >= 0.9)\n", c/b
   printf "p99 added by authentication (c)-(b): %.3f ms at 32 connections, %.3f ms at 4   (goal < 0.5 ms)\n", pc-pb, lc-lb
   printf "p50 added by authentication at 4 connections: %.3f ms\n", mc-mb
   printf "step-up route: (d)/(b) = %.3f, (d)/(c) = %.3f   (goal: no measurable difference)\n", d/b, d/c
   printf "p50/p99 added by the step-up check (d)-(c) at 4 connections: %.3f / %.3f ms\n", md-mc, ld-lc
+  printf "resource route with audience check: (e)/(f) = %.3f, p99 (e)-(f) = %.3f ms   (goal: no measurable difference)\n", e/f, pe-pf
+  printf "token exchange vs client credentials: (h)/(g) = %.3f grants/s\n", h/g
 }'

@@ -192,10 +192,17 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     ));
     // One pool for every outbound call; each use brings its own timeouts.
     let outbound = Outbound::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?;
+    let mut clients = Clients::new(store.clone(), revocations.clone());
+    if config.oauth.client_id_metadata {
+        let documents =
+            crate::oidc::metadata_document::Documents::new(config.oauth.documents.clone())
+                .map_err(anyhow::Error::msg)?;
+        clients = clients.with_documents(documents, config.routes.resource_scopes());
+    }
     let oidc = OidcProvider::new(
         store.clone(),
         sessions.clone(),
-        Clients::new(store.clone(), revocations.clone()),
+        clients,
         config.oidc.clone(),
         crate::oidc::AgentSupport {
             resources: config.routes.resource_ids(),

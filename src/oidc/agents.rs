@@ -36,6 +36,8 @@ pub struct OAuthConfig {
     pub registered_client_ttl: Duration,
     /// An HTTPS URL as `client_id` names a client ID metadata document.
     pub client_id_metadata: bool,
+    /// Where documents may come from (`metadata_hosts`, `metadata_private_addresses`).
+    pub documents: super::metadata_document::DocumentPolicy,
     pub token_exchange: Vec<ExchangeRule>,
     /// How long a device code and its user code stay valid.
     pub device_code_ttl: Duration,
@@ -49,6 +51,7 @@ impl Default for OAuthConfig {
             registration: Registration::Off,
             registered_client_ttl: Duration::from_secs(30 * 86_400),
             client_id_metadata: false,
+            documents: Default::default(),
             token_exchange: Vec::new(),
             device_code_ttl: Duration::from_secs(600),
             device_poll_interval: Duration::from_secs(5),
@@ -63,6 +66,8 @@ pub struct OAuthSection {
     pub registration_token: Option<String>,
     pub registered_client_ttl: Option<DurationValue>,
     pub client_id_metadata: Option<bool>,
+    pub metadata_hosts: Option<Vec<String>>,
+    pub metadata_private_addresses: Option<bool>,
     #[serde(default)]
     pub token_exchange: Vec<ExchangeSpec>,
     pub device_code_ttl: Option<DurationValue>,
@@ -138,6 +143,13 @@ pub fn resolve(
             scopes: spec.scopes,
         });
     }
+    let hosts = o.metadata_hosts.unwrap_or_default();
+    if let Some(bad) = hosts
+        .iter()
+        .find(|h| h.is_empty() || h.contains(['/', ':', ' ', '*', '@']))
+    {
+        return Err(invalid("oauth.metadata_hosts", "host names", bad));
+    }
     let device_code_ttl = duration("oauth.device_code_ttl", o.device_code_ttl, "10m", false)?;
     let device_poll_interval = duration(
         "oauth.device_poll_interval",
@@ -160,6 +172,10 @@ pub fn resolve(
             false,
         )?,
         client_id_metadata: o.client_id_metadata.unwrap_or(false),
+        documents: super::metadata_document::DocumentPolicy {
+            hosts,
+            private_addresses: o.metadata_private_addresses.unwrap_or(false),
+        },
         token_exchange,
         device_code_ttl,
         device_poll_interval,

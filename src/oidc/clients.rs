@@ -126,6 +126,7 @@ impl ClientRecord {
             "updated_at": self.updated_at,
             "registered": self.registered,
             "last_used_at": self.last_used_at,
+            "metadata_url": self.metadata_url,
         })
     }
 
@@ -155,6 +156,9 @@ struct Cached {
 pub struct Clients {
     store: Store,
     revocations: Arc<Revocations>,
+    /// Client ID metadata documents, when `[oauth] client_id_metadata`; with the scopes
+    /// a document's client may hold beyond the standard ones.
+    documents: Option<(Arc<super::metadata_document::Documents>, Vec<String>)>,
     cache: RwLock<HashMap<String, Cached>>,
     /// When a failed authentication of each client was last audited.
     failures_audited: std::sync::Mutex<HashMap<String, i64>>,
@@ -170,6 +174,7 @@ impl Clients {
         Clients {
             store,
             revocations,
+            documents: None,
             cache: RwLock::new(HashMap::new()),
             failures_audited: std::sync::Mutex::new(HashMap::new()),
         }
@@ -182,7 +187,17 @@ impl Clients {
         spec: ClientSpec,
         ctx: &Context,
     ) -> Result<(ClientRecord, Option<String>)> {
-        self.insert(spec, false, ctx).await
+        self.insert(spec, false, None, ctx).await
+    }
+
+    /// Accepts client ID metadata documents: a URL as a client id names one.
+    pub fn with_documents(
+        mut self,
+        documents: super::metadata_document::Documents,
+        resource_scopes: Vec<String>,
+    ) -> Clients {
+        self.documents = Some((Arc::new(documents), resource_scopes));
+        self
     }
 
     /// Registers a client that asked for itself (RFC 7591): it is marked so, listed as
@@ -192,13 +207,14 @@ impl Clients {
         spec: ClientSpec,
         ctx: &Context,
     ) -> Result<(ClientRecord, Option<String>)> {
-        self.insert(spec, true, ctx).await
+        self.insert(spec, true, None, ctx).await
     }
 
     async fn insert(
         &self,
         spec: ClientSpec,
         registered: bool,
+        metadata_url: Option<&str>,
         ctx: &Context,
     ) -> Result<(ClientRecord, Option<String>)> {
         let now = clock::now();
@@ -215,6 +231,7 @@ impl Clients {
                 created_at: now,
                 updated_at: now,
                 registered,
+                metadata_url: metadata_url.map(str::to_string),
                 ..ClientRecord::default()
             },
         )?;
@@ -229,7 +246,8 @@ impl Clients {
             .with("public", client.is_public())
             .with("grant_types", client.grant_types.clone())
             .with("scopes", client.scopes.clone())
-            .with("redirect_uris", client.redirect_uris.clone());
+            .with("redirect_uris", client.redirect_uris.clone())
+            .with("metadata_url", metadata_url);
         match self.store.insert_client(&client, &audit).await {
             Err(StoreError::Conflict) => {
                 return Err(Error::invalid(
@@ -245,12 +263,12 @@ impl Clients {
     /// Replaces a client's settings; its id, kind (public or not) and secret stay.
     /// Applies `patch` to the client `id` (what it does not name stays).
     pub async fn patch(&self, id: &str, patch: ClientPatch, ctx: &Context) -> Result<ClientRecord> {
-        let current = self.live(id).await?;
+        let current = self.live_by_id(id).await?;
         self.update(id, patch.over(&current), ctx).await
     }
 
     pub async fn update(&self, id: &str, spec: ClientSpec, ctx: &Context) -> Result<ClientRecord> {
-        let current = self.live(id).await?;
+        let current = self.live_by_id(id).await?;
         if spec.public != current.is_public() {
             return Err(Error::invalid(
                 "invalid_client_metadata",
@@ -294,7 +312,7 @@ impl Clients {
 
     /// A new secret for a confidential client (the old one stops working).
     pub async fn rotate_secret(&self, id: &str, ctx: &Context) -> Result<String> {
-        let current = self.live(id).await?;
+        let current = self.live_by_id(id).await?;
         if current.is_public() {
             return Err(Error::invalid(
                 "public_client",
@@ -341,8 +359,55 @@ impl Clients {
         Ok(self.store.list_clients().await?)
     }
 
-    /// A live (not deleted) client, from the cache when fresh.
+    /// A live (not deleted) client, from the cache when fresh; a client ID metadata
+    /// document's URL gives the client it describes.
     pub async fn live(&self, id: &str) -> Result<Arc<ClientRecord>> {
+        match &self.documents {
+            Some((docs, scopes)) if super::metadata_document::Documents::is_document_url(id) => {
+                let spec = docs
+                    .spec(id, scopes)
+                    .await
+                    .map_err(|why| Error::invalid("invalid_client_metadata", why))?;
+                self.described_by(id, spec).await
+            }
+            _ => self.live_by_id(id).await,
+        }
+    }
+
+    /// The client a document describes, created or brought up to date.
+    async fn described_by(&self, url: &str, spec: ClientSpec) -> Result<Arc<ClientRecord>> {
+        let id = spec.id.clone().unwrap_or_default();
+        let ctx = Context::system();
+        match self.store.client_by_id(&id).await? {
+            None => match self.insert(spec, true, Some(url), &ctx).await {
+                // Another request created it a moment ago.
+                Ok(_)
+                | Err(Error::Invalid {
+                    code: "client_exists",
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            },
+            // Deleted by an operator: it stays out.
+            Some(c) if c.deleted_at.is_some() => return Err(Error::NotFound("client")),
+            Some(c)
+                if c.name != spec.name.trim()
+                    || c.redirect_uris != spec.redirect_uris
+                    || c.scopes != {
+                        let mut s = spec.scopes.clone();
+                        s.sort();
+                        s.dedup();
+                        s
+                    } =>
+            {
+                self.update(&id, spec, &ctx).await?;
+            }
+            Some(_) => {}
+        }
+        self.live_by_id(&id).await
+    }
+
+    async fn live_by_id(&self, id: &str) -> Result<Arc<ClientRecord>> {
         // Only well-formed ids reach the database (a NUL would be a PostgreSQL error).
         if !valid_client_id(id) || self.revocations.set().is_client_revoked(id) {
             return Err(Error::NotFound("client"));

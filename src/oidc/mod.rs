@@ -21,6 +21,7 @@ pub mod flow;
 pub mod grants;
 pub mod id_token;
 mod introspection;
+pub mod metadata_document;
 pub mod pkce;
 pub mod registration;
 pub mod scope;

@@ -36,11 +36,13 @@ pub struct ClientRecord {
     pub registered: bool,
     /// When it last obtained tokens (kept for registered clients only).
     pub last_used_at: Option<i64>,
+    /// The client ID metadata document it comes from.
+    pub metadata_url: Option<String>,
 }
 
 const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, \
      grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at, deleted_at, \
-     registered, last_used_at";
+     registered, last_used_at, metadata_url";
 
 fn split(list: String) -> Vec<String> {
     list.split_ascii_whitespace().map(str::to_string).collect()
@@ -63,6 +65,7 @@ macro_rules! client_from_row {
             deleted_at: $row.try_get("deleted_at")?,
             registered: $row.try_get("registered")?,
             last_used_at: $row.try_get("last_used_at")?,
+            metadata_url: $row.try_get("metadata_url")?,
         }
     };
 }
@@ -75,8 +78,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO oauth_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris,
                                             grant_types, scopes, skip_consent, id_token_alg, created_at, updated_at,
-                                            registered)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+                                            registered, metadata_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -89,6 +92,7 @@ impl Store {
             .bind(&c.id_token_alg)
             .bind(c.created_at)
             .bind(c.registered)
+            .bind(c.metadata_url.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(conflict_aware)?;
@@ -287,7 +291,7 @@ impl Store {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT id FROM oauth_clients
-                 WHERE registered AND deleted_at IS NULL
+                 WHERE registered AND deleted_at IS NULL AND metadata_url IS NULL
                    AND COALESCE(last_used_at, created_at) < $1
                  ORDER BY id LIMIT 1000",
             )

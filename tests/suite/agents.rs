@@ -739,4 +739,155 @@ crate::on_sqlite!(
     registration_is_gated_and_guarded => registration_is_off_by_default_gated_and_guarded,
     unused_registered_clients_expire => unused_registered_clients_expire,
     device_codes_expire => device_codes_expire,
+    client_id_metadata_documents => client_id_metadata_documents,
 );
+
+/// Client ID metadata documents: a URL as `client_id`, fetched under guard.
+async fn client_id_metadata_documents(b: Backend) {
+    let own_base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let docs_base = own_base.clone();
+    let host = Upstream::fixed(move |path| {
+        let base = docs_base.get().cloned().unwrap_or_default();
+        let doc = |v: Value| v.to_string();
+        let url = format!("{base}{path}");
+        match path {
+            "/good.json" => doc(json!({
+                "client_id": url, "client_name": "Document agent",
+                "redirect_uris": ["http://127.0.0.1:9/cb"],
+                "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none",
+            })),
+            "/big.json" => doc(json!({
+                "client_id": url, "redirect_uris": ["http://127.0.0.1:9/cb"],
+                "client_name": "x".repeat(6000),
+            })),
+            "/other.json" => doc(json!({
+                "client_id": "https://elsewhere.example/c.json",
+                "redirect_uris": ["http://127.0.0.1:9/cb"],
+            })),
+            "/js.json" => {
+                doc(json!({ "client_id": url, "redirect_uris": ["javascript:alert(1)"] }))
+            }
+            "/secret.json" => doc(json!({
+                "client_id": url, "redirect_uris": ["http://127.0.0.1:9/cb"], "client_secret": "s",
+            })),
+            _ => "not json".into(),
+        }
+    })
+    .await;
+    own_base.set(host.base.clone()).unwrap();
+    let up = Upstream::start().await;
+    let s = start(b, &up, |_| {
+        "client_id_metadata = true\nmetadata_private_addresses = true\n".into()
+    })
+    .await;
+    let a = s
+        .call(
+            Method::GET,
+            "/.well-known/oauth-authorization-server",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.json["client_id_metadata_document_supported"], true);
+
+    // A good document: the whole flow, the client named by its URL.
+    let url = format!("{}/good.json", host.base);
+    let agent = Rp {
+        id: url.clone(),
+        secret: None,
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+    };
+    let (email, _) = s.user_with_roles("agent-user", &["agent-user"]).await;
+    let mut browser = Browser::new();
+    let mcp = format!("{}/mcp", s.base);
+    let t = authorized_tokens(
+        &mut browser,
+        &s,
+        &agent,
+        &email,
+        &[("scope", "mcp:tools"), ("resource", &mcp)],
+    )
+    .await;
+    let claims = common::jwt_part(&t.str("access_token"), 1);
+    let id = claims["client_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("md-"), "{claims}");
+    assert_eq!(
+        bearer(&s, Method::POST, "/mcp", &t.str("access_token"))
+            .await
+            .status,
+        200
+    );
+    let listed = String::from_utf8_lossy(&s.cli(&["client", "list"], None).stdout).into_owned();
+    assert!(
+        listed.contains(&url) && listed.contains("Document agent"),
+        "{listed}"
+    );
+
+    // Bad documents are refused on the page, saying why.
+    let refused = |path: &'static str| {
+        let (s, host) = (&s, host.base.clone());
+        async move {
+            let rp = Rp {
+                id: format!("{host}{path}"),
+                secret: None,
+                redirect_uri: "http://127.0.0.1:9/cb".into(),
+            };
+            let p = common::oidc::pkce();
+            let url = authorize_url(
+                s,
+                &rp,
+                &[
+                    ("code_challenge", &p.challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            );
+            Reply::from(s.http.get(url).send().await.unwrap()).await
+        }
+    };
+    for (path, why) in [
+        ("/big.json", "larger than"),
+        ("/other.json", "its own URL"),
+        ("/js.json", "redirect URI"),
+        ("/secret.json", "secret"),
+        ("/none.json", "not JSON"),
+    ] {
+        let r = refused(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert!(r.text.contains(why), "{path}: {}", r.text);
+    }
+
+    // Without private addresses allowed (the default), nothing inside is fetched.
+    let strict = start(b, &up, |_| "client_id_metadata = true\n".into()).await;
+    for (client_id, why) in [
+        (format!("{}/good.json", host.base), "must be https"),
+        (
+            "https://127.0.0.1/client.json".to_string(),
+            "private address",
+        ),
+        (
+            "https://localhost:1/client.json".to_string(),
+            "private address",
+        ),
+        (
+            "https://169.254.169.254/latest/meta-data".to_string(),
+            "private address",
+        ),
+    ] {
+        let rp = Rp {
+            id: client_id.clone(),
+            secret: None,
+            redirect_uri: "http://127.0.0.1:9/cb".into(),
+        };
+        let r = Reply::from(
+            strict
+                .http
+                .get(authorize_url(&strict, &rp, &[]))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{client_id}: {}", r.text);
+        assert!(r.text.contains(why), "{client_id}: {}", r.text);
+    }
+}

@@ -10,6 +10,9 @@ ALTER TABLE oauth_codes ADD COLUMN resource TEXT;
 -- obtained tokens; registered clients unused for `[oauth] registered_client_ttl` are
 -- deleted (soft, like every client, so an id is never reused).
 ALTER TABLE oauth_clients ADD COLUMN registered BOOLEAN NOT NULL DEFAULT FALSE;
+-- A client described by a client ID metadata document: the document's URL. Such clients
+-- are refreshed from it, never expired, and stay out once an operator deletes them.
+ALTER TABLE oauth_clients ADD COLUMN metadata_url TEXT;
 ALTER TABLE oauth_clients ADD COLUMN last_used_at INTEGER;
 CREATE INDEX oauth_clients_by_registered ON oauth_clients(registered, deleted_at);
 
