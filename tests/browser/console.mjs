@@ -155,6 +155,8 @@ await main(async (browser) => {
   await look(page, 'console-roles');
   await page.getByRole('link', { name: 'Applications' }).click();
   await page.waitForLoadState();
+  await expectText(page, 'Self-registered agent');
+  await expectText(page, 'public, registered itself');
   await page.getByLabel('Name').fill('Reporting');
   await page.getByLabel('Redirect URIs').fill('https://reports.example.com/callback');
   await page.getByRole('button', { name: 'Register an application' }).click();

@@ -24,6 +24,9 @@ scopes = ["profile", "docs:read", "ai:invoke"]
 [gateway]
 login_url = "/ui/login"
 
+[oauth]
+dynamic_registration = "open"
+
 [[route]]
 path = "/app/*"
 upstream = "{}"
@@ -125,6 +128,18 @@ async fn console_in_a_browser(b: Backend) {
     let target_id = s.get_bearer("/auth/me", &target_token).await.str("id");
     metered_call(&s, &target_token).await;
     let plain = user(&s, "plain");
+    // An agent that registered itself, which the console lists as such.
+    let agent = s
+        .post(
+            "/oauth2/register",
+            serde_json::json!({
+                "client_name": "Self-registered agent",
+                "redirect_uris": ["http://127.0.0.1:9/cb"],
+                "token_endpoint_auth_method": "none",
+            }),
+        )
+        .await;
+    assert_eq!(agent.status, 201, "{}", agent.text);
     // The crowd the target hides in.
     s.sandbox
         .execute(

@@ -24,6 +24,7 @@ fn row(c: &ClientRecord) -> Value {
         redirect_uris => c.redirect_uris.clone(), post_logout_redirect_uris => c.post_logout_redirect_uris.clone(),
         grant_types => c.grant_types.clone(), scopes => c.scopes.clone(), skip_consent => c.skip_consent,
         created_at => c.created_at, updated_at => c.updated_at,
+        registered => c.registered, metadata_url => c.metadata_url.clone(),
     }
 }
 
