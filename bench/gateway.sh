@@ -131,7 +131,7 @@ MFA_COOKIE=$(curl -sf -D - -o /dev/null -H 'content-type: application/json' \
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$BASE/mfa/x")" = 401 ] || { echo "a password-only session passed the mfa route" >&2; exit 1; }
 
 # A service allowed to exchange tokens; its bound and unbound client-credentials tokens.
-SVC=$(TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" "$TOLLGATE_BIN" client add "Bench service" \
+SVC=$(TOLLGATE_CONFIG="$WORK/tollgate.toml" TOLLGATE_DATA_DIR="$WORK/data" TOLLGATE_LISTEN="127.0.0.1:$TG_PORT" "$TOLLGATE_BIN" client add "Bench service" \
   --id bench-svc --scope svc:call --grant client_credentials --grant urn:ietf:params:oauth:grant-type:token-exchange)
 SVC_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$SVC")
 SVC_BASIC="Basic $(printf 'bench-svc:%s' "$SVC_SECRET" | base64 -w0)"

@@ -194,10 +194,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let outbound = Outbound::new(config.gateway.proxy.clone()).map_err(anyhow::Error::msg)?;
     let mut clients = Clients::new(store.clone(), revocations.clone());
     if config.oauth.client_id_metadata {
-        let documents =
-            crate::oidc::metadata_document::Documents::new(config.oauth.documents.clone())
-                .map_err(anyhow::Error::msg)?;
-        clients = clients.with_documents(documents, config.routes.resource_scopes());
+        let documents = crate::oidc::metadata_document::Documents::new(
+            config.oauth.documents.clone(),
+            config.routes.resource_scopes(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        clients = clients.with_documents(Arc::new(documents));
     }
     let oidc = OidcProvider::new(
         store.clone(),

@@ -61,7 +61,7 @@ async fn export_user(
         "profile": user_json(&user),
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
         "consents": consents.iter().map(|c| json!({
-            "client_id": c.client_id, "scopes": c.scopes, "granted_at": c.granted_at,
+            "client_id": c.client_id, "scopes": c.scopes, "resources": c.resources, "granted_at": c.granted_at,
         })).collect::<Vec<_>>(),
         "api_keys": keys.iter().map(|k| json!({
             "id": k.id, "name": k.name, "scopes": k.scopes, "created_at": k.created_at,

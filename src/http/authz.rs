@@ -56,6 +56,8 @@ struct Asker {
     /// The application whose token the assertion was made from (not Tollgate's own
     /// sign-in), with the scopes that token carried: the answer never exceeds them.
     application: Option<(String, String)>,
+    /// The protected resource that token was bound to.
+    resource: Option<String>,
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiResult<Asker> {
@@ -75,6 +77,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiR
             subject: claims.sub,
             session: Some(claims.sid),
             application,
+            resource: claims.resource,
         });
     }
     let key = headers
@@ -99,6 +102,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap, q: &Question) -> ApiR
         subject,
         session: None,
         application: None,
+        resource: None,
     })
 }
 
@@ -192,7 +196,7 @@ async fn check(
         Some(Some(policy)) => {
             let presented = Presented::Verified {
                 scopes: &held,
-                audience: None,
+                audience: asker.resource.as_deref(),
                 client: asker.application.as_ref().map(|(c, _)| c.as_str()),
                 service: false,
                 email_verified: user.email_verified,
@@ -206,8 +210,10 @@ async fn check(
             };
             match decide(&policy, presented) {
                 Decision::InsufficientScope { missing: m } => missing.extend(m),
-                Decision::Forbidden { code } => reason = code,
-                _ => {}
+                // A token for another resource (or a client's token for none) is refused
+                // there whatever its scopes.
+                Decision::Forbidden { code } | Decision::Unauthenticated { code } => reason = code,
+                Decision::Allow { .. } | Decision::StepUp { .. } => {}
             }
         }
     }

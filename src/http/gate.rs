@@ -53,7 +53,13 @@ pub async fn evaluate(
     }
     let resolved = match resolve(app, method, headers, csrf, refresh).await {
         Ok(r) => r,
-        Err(problem) => return Admission::Refused(problem.into_response()),
+        Err(problem) => {
+            let mut res = problem.into_response();
+            if let Some(resource) = policy.resource.as_deref().filter(|r| !r.is_empty()) {
+                point_to_metadata(app, &mut res, resource, &policy.scopes);
+            }
+            return Admission::Refused(res);
+        }
     };
     match admission::admit(&app.limits, policy, &resolved, counted).await {
         Ok(identified) => Admission::Allowed {

@@ -305,7 +305,7 @@ pub async fn proceed(
                 let ctx = Context::user(&session.user_id, info.clone());
                 if let Err(e) = app
                     .oidc
-                    .record_consent(session, &p.client_id, &scopes, &ctx)
+                    .record_consent(session, &p.client_id, &scopes, p.resource.as_deref(), &ctx)
                     .await
                 {
                     return error_page(app, &OAuthError::from(e));

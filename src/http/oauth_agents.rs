@@ -15,10 +15,8 @@ use super::oauth::OAuthFailure;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::audit::Context;
-use crate::oidc::agents::Registration;
 use crate::oidc::error::OAuthError;
-use crate::oidc::registration::ClientMetadata;
-use crate::secret;
+use crate::oidc::registration::{self, ClientMetadata, Closed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,24 +50,28 @@ async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match &app.config.oauth.registration {
-        Registration::Off => {
+    let bearer = super::extract::bearer_token(&headers).ok().flatten();
+    match registration::admit(&app.config.oauth.registration, bearer) {
+        Ok(()) => {}
+        Err(Closed::Off) => {
             return Problem::not_found()
                 .with_detail("dynamic client registration is off ([oauth] dynamic_registration)")
                 .into_response();
         }
-        Registration::Open => {}
-        Registration::Token { digest } => {
-            let presented = super::extract::bearer_token(&headers).ok().flatten();
-            let valid =
-                presented.is_some_and(|t| secret::constant_time_eq(&secret::digest_hex(t), digest));
-            if !valid {
-                return OAuthFailure(OAuthError::invalid_token(
-                    "registration needs the initial access token as a Bearer token",
-                ))
-                .into_response();
-            }
-        }
+        Err(Closed::Refused(e)) => return OAuthFailure(e).into_response(),
+    }
+    // RFC 7591 §3.1: the metadata is JSON (and a cross-site form cannot send that
+    // without asking first).
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return OAuthFailure(OAuthError::invalid_client_metadata(
+            "send the metadata as Content-Type: application/json",
+        ))
+        .into_response();
     }
     let metadata = match ClientMetadata::parse(&body) {
         Ok(m) => m,

@@ -8,6 +8,16 @@ use serde::Deserialize;
 
 use crate::config::values::{ConfigError, DurationValue, SectionDuration, invalid};
 
+/// `[oauth]`'s settings for documents.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentPolicy {
+    /// Hosts whose documents are accepted; empty: any public host.
+    pub hosts: Vec<String>,
+    /// Loopback and private addresses allowed (tests, intranets), and plain http on a
+    /// loopback host.
+    pub private_addresses: bool,
+}
+
 /// Who may register a client (`POST /oauth2/register`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registration {
@@ -37,7 +47,7 @@ pub struct OAuthConfig {
     /// An HTTPS URL as `client_id` names a client ID metadata document.
     pub client_id_metadata: bool,
     /// Where documents may come from (`metadata_hosts`, `metadata_private_addresses`).
-    pub documents: super::metadata_document::DocumentPolicy,
+    pub documents: DocumentPolicy,
     pub token_exchange: Vec<ExchangeRule>,
     /// How long a device code and its user code stay valid.
     pub device_code_ttl: Duration,
@@ -172,7 +182,7 @@ pub fn resolve(
             false,
         )?,
         client_id_metadata: o.client_id_metadata.unwrap_or(false),
-        documents: super::metadata_document::DocumentPolicy {
+        documents: DocumentPolicy {
             hosts,
             private_addresses: o.metadata_private_addresses.unwrap_or(false),
         },

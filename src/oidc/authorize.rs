@@ -169,6 +169,11 @@ pub fn resource_indicator(raw: &str, known: &dyn Fn(&str) -> bool) -> Result<Str
     }
 }
 
+/// Whether a `resource` parameter names `bound` (a trailing slash makes no difference).
+pub fn same_resource(asked: &str, bound: Option<&str>) -> bool {
+    Some(asked.trim_end_matches('/')) == bound
+}
+
 /// Validates an authorization request against its client (`None`: unknown client);
 /// `known_resource` says whether a `resource` is one of the protected resources.
 pub fn validate(

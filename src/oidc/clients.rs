@@ -67,6 +67,25 @@ pub struct ClientSpec {
     pub id_token_signed_response_alg: Option<String>,
 }
 
+/// Where clients whose id is a URL are described (client ID metadata documents): the
+/// client an operator would have registered, with its id, or why there is none.
+pub trait ClientDescriptions: Send + Sync {
+    fn describe<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<ClientSpec, String>> + Send + 'a>,
+    >;
+
+    /// Whether one more client may be created from a document now (a budget).
+    fn may_create(&self) -> bool;
+}
+
+/// Whether a `client_id` is a URL (a metadata document's) rather than an id.
+pub fn is_url(client_id: &str) -> bool {
+    client_id.starts_with("https://") || client_id.starts_with("http://")
+}
+
 /// A change to a registered client: the fields it names are set, the others stay as they
 /// are (`PUT` and `PATCH /admin/clients/{id}` alike), so a partial body never wipes what
 /// it does not mention.
@@ -156,9 +175,8 @@ struct Cached {
 pub struct Clients {
     store: Store,
     revocations: Arc<Revocations>,
-    /// Client ID metadata documents, when `[oauth] client_id_metadata`; with the scopes
-    /// a document's client may hold beyond the standard ones.
-    documents: Option<(Arc<super::metadata_document::Documents>, Vec<String>)>,
+    /// Client ID metadata documents, when `[oauth] client_id_metadata`.
+    documents: Option<Arc<dyn ClientDescriptions>>,
     cache: RwLock<HashMap<String, Cached>>,
     /// When a failed authentication of each client was last audited.
     failures_audited: std::sync::Mutex<HashMap<String, i64>>,
@@ -191,12 +209,8 @@ impl Clients {
     }
 
     /// Accepts client ID metadata documents: a URL as a client id names one.
-    pub fn with_documents(
-        mut self,
-        documents: super::metadata_document::Documents,
-        resource_scopes: Vec<String>,
-    ) -> Clients {
-        self.documents = Some((Arc::new(documents), resource_scopes));
+    pub fn with_documents(mut self, documents: Arc<dyn ClientDescriptions>) -> Clients {
+        self.documents = Some(documents);
         self
     }
 
@@ -363,22 +377,34 @@ impl Clients {
     /// document's URL gives the client it describes.
     pub async fn live(&self, id: &str) -> Result<Arc<ClientRecord>> {
         match &self.documents {
-            Some((docs, scopes)) if super::metadata_document::Documents::is_document_url(id) => {
+            Some(docs) if is_url(id) => {
                 let spec = docs
-                    .spec(id, scopes)
+                    .describe(id)
                     .await
                     .map_err(|why| Error::invalid("invalid_client_metadata", why))?;
-                self.described_by(id, spec).await
+                self.described_by(id, spec, docs.as_ref()).await
             }
             _ => self.live_by_id(id).await,
         }
     }
 
     /// The client a document describes, created or brought up to date.
-    async fn described_by(&self, url: &str, spec: ClientSpec) -> Result<Arc<ClientRecord>> {
+    async fn described_by(
+        &self,
+        url: &str,
+        spec: ClientSpec,
+        docs: &dyn ClientDescriptions,
+    ) -> Result<Arc<ClientRecord>> {
         let id = spec.id.clone().unwrap_or_default();
         let ctx = Context::system();
         match self.store.client_by_id(&id).await? {
+            None if !docs.may_create() => {
+                tracing::warn!(event = "document_clients_budget_spent", metadata_url = %url);
+                return Err(Error::invalid(
+                    "invalid_client_metadata",
+                    "too many new clients from metadata documents this hour; try again later",
+                ));
+            }
             None => match self.insert(spec, true, Some(url), &ctx).await {
                 // Another request created it a moment ago.
                 Ok(_)
@@ -393,6 +419,7 @@ impl Clients {
             Some(c)
                 if c.name != spec.name.trim()
                     || c.redirect_uris != spec.redirect_uris
+                    || c.grant_types != spec.grant_types
                     || c.scopes != {
                         let mut s = spec.scopes.clone();
                         s.sort();
@@ -534,9 +561,14 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
         )));
     }
     let name = spec.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > 100
+        || name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(metadata_error(
-            "the client name must be 1-100 printable characters",
+            "the client name must be 1-100 printable characters (no direction overrides or invisible characters)",
         ));
     }
     let mut grants = spec.grant_types.clone();
@@ -620,11 +652,22 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
     })
 }
 
+/// Characters that change how a name reads without being seen: zero-width ones and the
+/// bidirectional overrides (a consent page must show the name it says).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
 /// A redirect URI a client may register (RFC 9700 §2.1, RFC 8252 §7).
 pub fn check_redirect_uri(uri: &str, public: bool) -> std::result::Result<(), String> {
     let refuse = |why: &str| Err(format!("redirect URI '{uri}': {why}"));
     if uri.len() > 2000 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return refuse("too long, or contains spaces or control characters");
+    }
+    // Browsers read `\` as `/`, other HTTP clients do not: `http://127.0.0.1\@evil/` is
+    // a loopback address to one and evil's to another.
+    if uri.contains('\\') {
+        return refuse("must not contain a backslash");
     }
     let Ok(url) = url::Url::parse(uri) else {
         return refuse("not an absolute URI");
@@ -692,6 +735,7 @@ mod tests {
             "javascript:alert(1)",
             "com.example.app:/cb",
             "https://app.example.com/a b",
+            "http://127.0.0.1\\@evil.example/cb",
         ] {
             assert!(check_redirect_uri(bad, false).is_err(), "{bad}");
         }
@@ -713,6 +757,27 @@ mod tests {
             .is_err()
         );
         assert!(validate(spec(&[], false, &["password"]), base()).is_err());
+    }
+
+    #[test]
+    fn names_say_what_they_show() {
+        for bad in [
+            "Tollgate \u{202e}liamG",
+            "\u{200b}",
+            "a\u{2066}b",
+            "\u{feff}x",
+        ] {
+            let s = ClientSpec {
+                name: bad.into(),
+                ..spec(&[], false, &[])
+            };
+            assert!(validate(s, base()).is_err(), "{bad:?}");
+        }
+        let s = ClientSpec {
+            name: "Équipe 文档".into(),
+            ..spec(&[], false, &[])
+        };
+        assert!(validate(s, base()).is_ok());
     }
 
     #[test]

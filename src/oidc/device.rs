@@ -9,12 +9,10 @@
 //! Both codes are stored hashed. A device polling sooner than its interval gets
 //! `slow_down` and 5 more seconds of interval (§3.5).
 
-use std::collections::HashMap;
-
 use super::authorize::BrowserSession;
 use super::clients::DEVICE_CODE;
 use super::error::OAuthError;
-use super::grants::TokenResponse;
+use super::grants::{Params, TokenResponse, param};
 use super::{OidcProvider, scope};
 use crate::audit::{Context, Outcome};
 use crate::clock;
@@ -78,12 +76,6 @@ fn user_code_hash(normalised: &str) -> String {
     secret::digest_hex(&format!("user-code:{normalised}"))
 }
 
-type Params = HashMap<String, String>;
-
-fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
-    p.get(key).map(String::as_str).filter(|v| !v.is_empty())
-}
-
 impl OidcProvider {
     /// Starts a device authorization for `client` (RFC 8628 §3.1).
     pub async fn start_device(
@@ -98,9 +90,7 @@ impl OidcProvider {
         }
         let scopes = scope::parse(param(params, "scope"))?;
         scope::check_allowed(&scopes, &client.scopes)?;
-        let resource = param(params, "resource")
-            .map(|r| super::authorize::resource_indicator(r, &|r| self.is_resource(r)))
-            .transpose()?;
+        let resource = self.resource_param(params)?;
         let device_code = secret::generate();
         let now = clock::now();
         let ttl = self.oauth.device_code_ttl.as_secs();

@@ -8,14 +8,13 @@
 //! (§4.1). It belongs to the subject token's session, so it ends with it, and it expires
 //! no later than the subject token. No refresh token is issued.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
 
 use super::OidcProvider;
 use super::error::OAuthError;
-use super::grants::TokenResponse;
+use super::grants::{Params, TokenResponse, param};
 use super::scope;
 use crate::audit::{Context, Outcome};
 use crate::authz::FIRST_PARTY_CLIENT;
@@ -24,12 +23,6 @@ use crate::store::ClientRecord;
 
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-type Params = HashMap<String, String>;
-
-fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
-    p.get(key).map(String::as_str).filter(|v| !v.is_empty())
-}
 
 /// A token of ours, given as `subject_token` or `actor_token` with its type.
 fn token_of<'a>(p: &'a Params, name: &str) -> Result<Option<&'a str>, OAuthError> {
@@ -128,6 +121,11 @@ impl OidcProvider {
                 requested
             }
         };
+        if act_depth(subject.act.as_ref()) >= MAX_ACT_DEPTH {
+            return Err(OAuthError::invalid_grant(format!(
+                "the subject token was exchanged {MAX_ACT_DEPTH} times already"
+            )));
+        }
         let act = actor_claim(client, actor.as_deref(), &subject);
         let for_tollgate = audience == self.issuer;
         let (access_token, claims) = self.sessions.tokens().mint(&TokenSubject {
@@ -190,7 +188,9 @@ impl OidcProvider {
             .map(String::as_str)
             .collect();
         let a = self.assertions.verify(token, &audiences).ok()?;
-        if self.sessions.is_revoked(&a.sid) {
+        // An API key's revocation is not in the session set: an assertion made from one
+        // could outlive the key by its minute, so it is not a subject.
+        if a.sid.starts_with("apikey:") || self.sessions.is_revoked(&a.sid) {
             return None;
         }
         Some(Arc::new(AccessClaims {
@@ -220,6 +220,20 @@ impl OidcProvider {
     }
 }
 
+/// How many actors a chain of exchanges may name: each exchange nests the one before, and
+/// a token must stay small enough for a header.
+const MAX_ACT_DEPTH: usize = 4;
+
+fn act_depth(act: Option<&serde_json::Value>) -> usize {
+    let mut depth = 0;
+    let mut at = act;
+    while let Some(a) = at {
+        depth += 1;
+        at = a.get("act");
+    }
+    depth
+}
+
 /// `act` (RFC 8693 §4.1): the actor, over whoever acted in the subject token before.
 fn actor_claim(
     client: &ClientRecord,
@@ -237,4 +251,29 @@ fn actor_claim(
         act["act"] = before.clone();
     }
     act
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_nest_and_their_chains_are_counted() {
+        let client = ClientRecord {
+            id: "svc".into(),
+            ..ClientRecord::default()
+        };
+        let mut subject: AccessClaims = serde_json::from_value(json!({
+            "iss": "i", "sub": "u1", "aud": "i", "exp": 0, "iat": 0, "jti": "", "sid": "s",
+            "client_id": "tollgate", "scope": "", "roles": [], "auth_time": 0
+        }))
+        .unwrap();
+        let first = actor_claim(&client, None, &subject);
+        assert_eq!(first, json!({ "sub": "svc", "client_id": "svc" }));
+        subject.act = Some(first.clone());
+        let second = actor_claim(&client, None, &subject);
+        assert_eq!(second["act"], first);
+        assert_eq!(act_depth(Some(&second)), 2);
+        assert_eq!(act_depth(None), 0);
+    }
 }

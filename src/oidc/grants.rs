@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::authorize::same_resource;
 use super::clients::{
     AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, TOKEN_EXCHANGE,
 };
@@ -36,10 +37,11 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
 }
 
-type Params = HashMap<String, String>;
+pub(super) type Params = HashMap<String, String>;
 type Granted = Result<TokenResponse, OAuthError>;
 
-fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
+/// A non-empty parameter of a token request.
+pub(super) fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
     p.get(key).map(String::as_str).filter(|v| !v.is_empty())
 }
 
@@ -146,7 +148,7 @@ impl OidcProvider {
         }
         // RFC 8707 §2.2: the token request may name the resource again, never another.
         if let Some(r) = param(params, "resource")
-            && Some(r.trim_end_matches('/')) != rec.resource.as_deref()
+            && !same_resource(r, rec.resource.as_deref())
         {
             return Err(OAuthError::invalid_target(
                 "resource must be the one of the authorization request",
@@ -234,7 +236,7 @@ impl OidcProvider {
         // A refresh keeps the binding of the session (RFC 8707 §2.2): it may name the
         // same resource, never another.
         if let (Some(r), Some(s)) = (asked_resource, &session)
-            && Some(r.trim_end_matches('/')) != s.resource.as_deref()
+            && !same_resource(r, s.resource.as_deref())
         {
             return Err(OAuthError::invalid_target(
                 "resource must be the one the tokens were granted for",
@@ -313,7 +315,7 @@ impl OidcProvider {
     }
 
     /// The `resource` of a token request (RFC 8707), checked to be one of ours.
-    fn resource_param(&self, params: &Params) -> Result<Option<String>, OAuthError> {
+    pub(super) fn resource_param(&self, params: &Params) -> Result<Option<String>, OAuthError> {
         param(params, "resource")
             .map(|r| super::authorize::resource_indicator(r, &|r| self.is_resource(r)))
             .transpose()

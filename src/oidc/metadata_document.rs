@@ -9,7 +9,9 @@
 //! loopback, private, link-local, unique-local, shared, multicast or reserved address,
 //! unless `metadata_private_addresses`), checked in the resolver the connection uses, so a
 //! second lookup cannot rebind it; no redirects; 5 s for the whole exchange; at most
-//! 5 KiB; eight fetches at a time. A document is kept 10 minutes, a failure 1 minute.
+//! 5 KiB; eight fetches at a time, and a ninth is refused at once rather than queued. A
+//! document is kept 10 minutes, a failure 1 minute. At most 100 new clients an hour come
+//! from documents (per node); documents already known keep working past that.
 //!
 //! The document must name itself (`client_id` equal to its URL), hold no secret, and
 //! describe a public client (`token_endpoint_auth_method` `none`) allowed what a
@@ -33,7 +35,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
-use super::clients::ClientSpec;
+pub use super::agents::DocumentPolicy;
+use super::clients::{ClientDescriptions, ClientSpec};
 use super::registration::{ClientMetadata, to_spec};
 
 /// The largest document read (the draft's suggestion).
@@ -42,16 +45,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_SECS: i64 = 600;
 const KEEP_FAILURE_SECS: i64 = 60;
 const MAX_CACHED: usize = 10_000;
-
-/// `[oauth]`'s settings for documents.
-#[derive(Debug, Clone, Default)]
-pub struct DocumentPolicy {
-    /// Hosts whose documents are accepted; empty: any public host.
-    pub hosts: Vec<String>,
-    /// Loopback and private addresses allowed (tests, intranets), and plain http on a
-    /// loopback host.
-    pub private_addresses: bool,
-}
+/// New clients documents may create per node and hour: each is a row kept for good, and
+/// anyone can name a new URL.
+pub const NEW_CLIENTS_PER_HOUR: u32 = 100;
 
 /// Whether an address is one anybody on the internet could reach.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -75,8 +71,25 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let first = seg[0];
+            let embedded_v4 = |hi: u16, lo: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                ))
+            };
+            // 6to4 carries an IPv4 address that a relay may reach.
+            if first == 0x2002 {
+                return is_public(embedded_v4(seg[1], seg[2]));
+            }
             !(v6.is_loopback()
+                || seg[..6].iter().all(|s| *s == 0) // IPv4-compatible (deprecated)
+                || (seg[..4].iter().all(|s| *s == 0) && seg[4] == 0xffff) // mapped
+                || (seg[..4].iter().all(|s| *s == 0) && seg[4] == 0 && seg[5] == 0xffff) // SIIT
+                || (first == 0x2001 && seg[1] == 0) // Teredo
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
@@ -138,10 +151,33 @@ pub struct Documents {
     policy: DocumentPolicy,
     cache: Mutex<HashMap<String, (Kept, i64)>>,
     fetching: tokio::sync::Semaphore,
+    /// The scopes a document's client may hold beyond the standard ones.
+    resource_scopes: Vec<String>,
+    /// The hour's window and how many new clients documents made in it.
+    created: Mutex<(i64, u32)>,
+}
+
+impl ClientDescriptions for Documents {
+    fn describe<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<ClientSpec, String>> + Send + 'a>> {
+        Box::pin(self.spec(url))
+    }
+
+    fn may_create(&self) -> bool {
+        let now = crate::clock::now();
+        let mut window = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        if now - window.0 >= 3600 {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        window.1 <= NEW_CLIENTS_PER_HOUR
+    }
 }
 
 impl Documents {
-    pub fn new(policy: DocumentPolicy) -> Result<Documents, String> {
+    pub fn new(policy: DocumentPolicy, resource_scopes: Vec<String>) -> Result<Documents, String> {
         let mut http = HttpConnector::new_with_resolver(PublicOnly {
             private_addresses: policy.private_addresses,
         });
@@ -158,6 +194,8 @@ impl Documents {
             policy,
             cache: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Semaphore::new(8),
+            resource_scopes,
+            created: Mutex::new((0, 0)),
         })
     }
 
@@ -166,14 +204,9 @@ impl Documents {
         format!("md-{}", &crate::secret::digest_hex(url)[..20])
     }
 
-    /// Whether a `client_id` is a document URL (and not an ordinary id).
-    pub fn is_document_url(client_id: &str) -> bool {
-        client_id.starts_with("https://") || client_id.starts_with("http://")
-    }
-
     /// The client a document describes, as an operator would register it (with the
     /// derived id), or why it cannot be used.
-    pub async fn spec(&self, url: &str, resource_scopes: &[String]) -> Result<ClientSpec, String> {
+    pub async fn spec(&self, url: &str) -> Result<ClientSpec, String> {
         let now = crate::clock::now();
         if let Some((kept, at)) = self
             .cache
@@ -192,7 +225,7 @@ impl Documents {
                 };
             }
         }
-        let result = self.fetch_spec(url, resource_scopes).await;
+        let result = self.fetch_spec(url).await;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED {
             cache.clear();
@@ -205,18 +238,14 @@ impl Documents {
         result
     }
 
-    async fn fetch_spec(
-        &self,
-        url: &str,
-        resource_scopes: &[String],
-    ) -> Result<ClientSpec, String> {
+    async fn fetch_spec(&self, url: &str) -> Result<ClientSpec, String> {
         self.check_url(url)?;
+        // No queue: a slot now, or a refusal now. Slow hosts cannot make every other
+        // client's first sign-in wait behind them.
         let body = {
-            let _turn = self
-                .fetching
-                .acquire()
-                .await
-                .map_err(|_| "shutting down".to_string())?;
+            let _turn = self.fetching.try_acquire().map_err(|_| {
+                "too many metadata documents are being fetched; try again shortly".to_string()
+            })?;
             tokio::time::timeout(FETCH_TIMEOUT, self.get(url))
                 .await
                 .map_err(|_| "the document did not arrive within 5 s".to_string())??
@@ -251,7 +280,7 @@ impl Documents {
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string));
         }
-        let mut spec = to_spec(metadata, resource_scopes).map_err(|e| e.description)?;
+        let mut spec = to_spec(metadata, &self.resource_scopes).map_err(|e| e.description)?;
         spec.id = Some(Self::client_id_for(url));
         Ok(spec)
     }
@@ -364,14 +393,20 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:808:808::",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
 
     #[test]
     fn urls_are_checked_before_any_lookup() {
-        let docs = Documents::new(DocumentPolicy::default()).unwrap();
+        let docs = Documents::new(DocumentPolicy::default(), vec![]).unwrap();
         for bad in [
             "http://agent.example/client.json",
             "https://agent.example/",
@@ -385,10 +420,13 @@ mod tests {
             assert!(docs.check_url(bad).is_err(), "{bad}");
         }
         assert!(docs.check_url("https://agent.example/client.json").is_ok());
-        let listed = Documents::new(DocumentPolicy {
-            hosts: vec!["agents.example".into()],
-            private_addresses: false,
-        })
+        let listed = Documents::new(
+            DocumentPolicy {
+                hosts: vec!["agents.example".into()],
+                private_addresses: false,
+            },
+            vec![],
+        )
         .unwrap();
         assert!(
             listed
@@ -400,10 +438,13 @@ mod tests {
                 .check_url("https://agents.example/client.json")
                 .is_ok()
         );
-        let local = Documents::new(DocumentPolicy {
-            hosts: vec![],
-            private_addresses: true,
-        })
+        let local = Documents::new(
+            DocumentPolicy {
+                hosts: vec![],
+                private_addresses: true,
+            },
+            vec![],
+        )
         .unwrap();
         assert!(local.check_url("http://127.0.0.1:9/client.json").is_ok());
         assert!(local.check_url("http://agent.example/client.json").is_err());
@@ -411,5 +452,30 @@ mod tests {
         assert!(crate::authz::valid_client_id(&Documents::client_id_for(
             "https://a.example/c"
         )));
+    }
+
+    #[tokio::test]
+    async fn slow_hosts_cannot_queue_everyone_and_new_clients_have_a_budget() {
+        let docs = Documents::new(
+            DocumentPolicy {
+                hosts: vec![],
+                private_addresses: true,
+            },
+            vec![],
+        )
+        .unwrap();
+        // Eight fetches hang on slow hosts: the ninth is refused at once, not queued.
+        let held: Vec<_> = (0..8)
+            .map(|_| docs.fetching.try_acquire().unwrap())
+            .collect();
+        let started = std::time::Instant::now();
+        let err = docs.spec("http://127.0.0.1:9/next.json").await.unwrap_err();
+        assert!(err.contains("too many"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        drop(held);
+        for _ in 0..NEW_CLIENTS_PER_HOUR {
+            assert!(docs.may_create());
+        }
+        assert!(!docs.may_create(), "the hour's budget is spent");
     }
 }

@@ -195,33 +195,46 @@ impl OidcProvider {
             .live(&p.client_id)
             .await
             .map_err(|_| OAuthError::invalid_client("the client no longer exists"))?;
+        // A consent remembered for one resource is not one for another (RFC 8707): an
+        // agent allowed at one MCP server asks again before another.
         let consent = match session {
-            Some(s) if !client.skip_consent && !consented_now => {
-                self.store.consent(&s.user_id, &client.id).await?
-            }
+            Some(s) if !client.skip_consent && !consented_now => self
+                .store
+                .consent(&s.user_id, &client.id)
+                .await?
+                .filter(|c| p.resource.as_ref().is_none_or(|r| c.resources.contains(r)))
+                .map(|c| c.scopes),
             _ => None,
         };
         let step = authorize::next_step(p, &client, session, consent.as_deref(), consented_now);
         Ok((client, step))
     }
 
-    /// Remembers that the user allowed the client `scopes` (added to what was allowed).
+    /// Remembers that the user allowed the client `scopes`, at `resource` when the
+    /// request named one (added to what was allowed).
     pub async fn record_consent(
         &self,
         session: &BrowserSession,
         client_id: &str,
         scopes: &[String],
+        resource: Option<&str>,
         ctx: &Context,
     ) -> Result<()> {
-        let mut all = self
+        let before = self
             .store
             .consent(&session.user_id, client_id)
             .await?
             .unwrap_or_default();
+        let (mut all, mut resources) = (before.scopes, before.resources);
         for s in scopes {
             if !all.contains(s) {
                 all.push(s.clone());
             }
+        }
+        if let Some(r) = resource
+            && !resources.iter().any(|x| x == r)
+        {
+            resources.push(r.to_string());
         }
         let audit = ctx
             .entry(
@@ -230,9 +243,17 @@ impl OidcProvider {
                 Some(&session.user_id),
             )
             .with("client_id", client_id)
-            .with("scopes", scopes.to_vec());
+            .with("scopes", scopes.to_vec())
+            .with("resource", resource);
         self.store
-            .grant_consent(&session.user_id, client_id, &all, clock::now(), &audit)
+            .grant_consent(
+                &session.user_id,
+                client_id,
+                &all,
+                &resources,
+                clock::now(),
+                &audit,
+            )
             .await?;
         Ok(())
     }

@@ -12,12 +12,14 @@
 use serde_json::{Value, json};
 
 use super::OidcProvider;
+use super::agents::Registration;
 use super::clients::{AUTHORIZATION_CODE, ClientSpec, DEVICE_CODE, REFRESH_TOKEN};
 use super::error::OAuthError;
 use crate::audit::Context;
 use crate::authz::STANDARD_SCOPES;
 use crate::clock;
 use crate::error::Error;
+use crate::secret;
 use crate::store::ClientRecord;
 
 /// The largest registration request read (RFC 7591 sets none; real ones are < 2 KiB).
@@ -55,6 +57,33 @@ impl ClientMetadata {
         }
         serde_json::from_value(value)
             .map_err(|e| OAuthError::invalid_client_metadata(format!("malformed metadata: {e}")))
+    }
+}
+
+/// Why a registration request does not go ahead.
+#[derive(Debug)]
+pub enum Closed {
+    /// Registration is off: the endpoint does not exist.
+    Off,
+    /// The initial access token is missing or wrong.
+    Refused(OAuthError),
+}
+
+/// Whether a registration may go ahead under `registration`, for a request that
+/// presented `bearer` (RFC 7591 §3: the initial access token, compared by digest).
+pub fn admit(registration: &Registration, bearer: Option<&str>) -> Result<(), Closed> {
+    match registration {
+        Registration::Off => Err(Closed::Off),
+        Registration::Open => Ok(()),
+        Registration::Token { digest } => {
+            if bearer.is_some_and(|t| secret::constant_time_eq(&secret::digest_hex(t), digest)) {
+                Ok(())
+            } else {
+                Err(Closed::Refused(OAuthError::invalid_token(
+                    "registration needs the initial access token as a Bearer token",
+                )))
+            }
+        }
     }
 }
 

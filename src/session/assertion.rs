@@ -38,6 +38,8 @@ pub struct AssertionSubject<'a> {
     pub client_id: &'a str,
     /// A service's own token: `sub` is the client, not a user (`gty` says so).
     pub service: bool,
+    /// The protected resource the credential is bound to (RFC 8707), if any.
+    pub resource: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,9 @@ struct Claims<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     gty: Option<&'static str>,
+    /// The resource the credential is bound to: `/authz/check` judges with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
     iat: i64,
     exp: i64,
     jti: String,
@@ -80,6 +85,8 @@ pub struct VerifiedAssertion {
     pub exp: i64,
     #[serde(default)]
     pub jti: String,
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// One cached assertion of a credential.
@@ -181,6 +188,7 @@ impl Assertions {
             email_verified: (!s.service).then_some(s.email_verified),
             client_id: s.client_id,
             gty: s.service.then_some(super::tokens::SERVICE_GRANT),
+            resource: s.resource,
             iat: now,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -208,6 +216,7 @@ mod tests {
             scope: "docs:read",
             client_id: "tollgate",
             service: false,
+            resource: None,
         };
         let t1 = a.for_upstream(&s, "http://up.test:9000").unwrap();
         assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());

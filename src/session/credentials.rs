@@ -174,6 +174,7 @@ impl Principal {
             scope: self.scope(),
             client_id: self.client_id(),
             service: self.service().is_some(),
+            resource: self.resource(),
         }
     }
 }

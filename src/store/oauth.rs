@@ -60,11 +60,17 @@ pub enum Redeemed {
 }
 
 /// A consent on record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ConsentRecord {
     pub client_id: String,
     pub scopes: Vec<String>,
+    /// The protected resources it was given for (RFC 8707).
+    pub resources: Vec<String>,
     pub granted_at: i64,
+}
+
+fn words(list: String) -> Vec<String> {
+    list.split_ascii_whitespace().map(str::to_string).collect()
 }
 
 impl Store {
@@ -176,46 +182,55 @@ impl Store {
         })
     }
 
-    /// The scopes `user_id` has allowed `client_id`, if any.
+    /// What `user_id` has allowed `client_id`, if anything.
     pub async fn consent(
         &self,
         user_id: &str,
         client_id: &str,
-    ) -> StoreResult<Option<Vec<String>>> {
+    ) -> StoreResult<Option<ConsentRecord>> {
         on_pool!(self, |pool| {
             let row = sqlx::query(
-                "SELECT scopes FROM oauth_consents WHERE user_id = $1 AND client_id = $2",
+                "SELECT scopes, resources, granted_at FROM oauth_consents
+                 WHERE user_id = $1 AND client_id = $2",
             )
             .bind(user_id)
             .bind(client_id)
             .fetch_optional(pool)
             .await?;
-            Ok(row
-                .map(|r| r.try_get::<String, _>("scopes"))
-                .transpose()?
-                .map(|s| s.split_ascii_whitespace().map(str::to_string).collect()))
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ConsentRecord {
+                client_id: client_id.to_string(),
+                scopes: words(row.try_get("scopes")?),
+                resources: words(row.try_get("resources")?),
+                granted_at: row.try_get("granted_at")?,
+            }))
         })
     }
 
-    /// Records that the user allowed the client `scopes` (replacing what was there: the
-    /// caller passes the union when it means to add).
+    /// Records that the user allowed the client `scopes` at `resources` (replacing what
+    /// was there: the caller passes the union when it means to add).
     pub async fn grant_consent(
         &self,
         user_id: &str,
         client_id: &str,
         scopes: &[String],
+        resources: &[String],
         now: i64,
         audit: &Entry,
     ) -> StoreResult<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "INSERT INTO oauth_consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = $3, granted_at = $4",
+                "INSERT INTO oauth_consents (user_id, client_id, scopes, resources, granted_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = $3, resources = $4, granted_at = $5",
             )
             .bind(user_id)
             .bind(client_id)
             .bind(scopes.join(" "))
+            .bind(resources.join(" "))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -229,20 +244,17 @@ impl Store {
     pub async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT client_id, scopes, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY client_id",
+                "SELECT client_id, scopes, resources, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY client_id",
             )
             .bind(user_id)
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let scopes: String = row.try_get("scopes")?;
                 out.push(ConsentRecord {
                     client_id: row.try_get("client_id")?,
-                    scopes: scopes
-                        .split_ascii_whitespace()
-                        .map(str::to_string)
-                        .collect(),
+                    scopes: words(row.try_get("scopes")?),
+                    resources: words(row.try_get("resources")?),
                     granted_at: row.try_get("granted_at")?,
                 });
             }

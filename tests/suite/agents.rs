@@ -202,6 +202,29 @@ async fn resources_describe_themselves_and_bind_their_tokens(b: Backend) {
         Some("mcp:tools")
     );
 
+    // An upstream asking /authz/check about the agent is told the same: its token is
+    // for the MCP server, not for the documents.
+    let assertion = echoed_header(&ok.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let check = |path: &'static str| {
+        let (s, assertion) = (&s, assertion.clone());
+        async move {
+            s.call(
+                Method::POST,
+                "/authz/check",
+                Some(json!({ "method": "GET", "path": path })),
+                &[("x-tollgate-assertion", &assertion)],
+            )
+            .await
+        }
+    };
+    let there = check("/mcp").await;
+    assert_eq!(there.json["allowed"], true, "{}", there.text);
+    let elsewhere = check("/docs/x").await;
+    assert_eq!(elsewhere.json["allowed"], false, "{}", elsewhere.text);
+    assert_eq!(elsewhere.json["reason"], "invalid_audience");
+
     // Anywhere else it is refused: another resource, a route for apps, Tollgate's API.
     let other = bearer(&s, Method::GET, "/docs/x", &access).await;
     other.assert_problem(401, "invalid_audience");
@@ -223,6 +246,50 @@ async fn resources_describe_themselves_and_bind_their_tokens(b: Backend) {
 
     // The user's own sign-in still works at the resource (first-party sessions).
     assert_eq!(bearer(&s, Method::POST, "/mcp", &own).await.status, 200);
+    // A browser's form to the resource without the CSRF token is refused, and still
+    // points to the metadata.
+    let forged = browser.post_form(&s.url("/mcp"), &[("x", "1")]).await;
+    forged.assert_problem(403, "csrf_failed");
+    assert!(
+        forged
+            .header("www-authenticate")
+            .contains("resource_metadata"),
+        "{}",
+        forged.text
+    );
+
+    // Consent given at one resource is not consent at another: a silent request for the
+    // documents is refused, and the person is asked.
+    let p = common::oidc::pkce();
+    let silent = authorize_url(
+        &s,
+        &agent,
+        &[
+            ("scope", "docs:read"),
+            ("resource", docs.as_str()),
+            ("prompt", "none"),
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let back = walk(&mut browser, &s, &silent, &email).await;
+    assert!(back.contains("error=consent_required"), "{back}");
+    let mcp_only = authorize_url(
+        &s,
+        &agent,
+        &[
+            ("scope", "mcp:tools"),
+            ("resource", docs.as_str()),
+            ("prompt", "none"),
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let back = walk(&mut browser, &s, &mcp_only, &email).await;
+    assert!(
+        back.contains("error=consent_required"),
+        "same scopes, another resource: {back}"
+    );
 
     // A refresh keeps the binding; naming another resource is refused.
     let refresh = t.str("refresh_token");
@@ -367,8 +434,17 @@ async fn registration_is_off_by_default_gated_and_guarded(b: Backend) {
     m["grant_types"] = json!(["client_credentials"]);
     let r = register(&s, &m, None).await;
     common::oidc::assert_oauth_error(&r, 400, "invalid_client_metadata");
-    let r = s.call(Method::POST, "/oauth2/register", None, &[]).await;
-    assert_eq!(r.status, 400, "an empty body: {}", r.text);
+    let r = Reply::from(
+        s.http
+            .post(s.url("/oauth2/register"))
+            .header("content-type", "text/plain")
+            .body(agent_metadata().to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    common::oidc::assert_oauth_error(&r, 400, "invalid_client_metadata");
     // Refused requests count too: the burst of 5 an hour was spent above.
     let r = register(&s, &agent_metadata(), None).await;
     assert_eq!(r.status, 429, "{}", r.text);
@@ -538,6 +614,38 @@ async fn token_exchange_names_the_actor(b: Backend) {
             .status,
         200
     );
+
+    // An API key's assertion is no subject: the key's revocation could not reach it.
+    let key = {
+        let r = s
+            .call(
+                Method::POST,
+                "/auth/api-keys",
+                Some(json!({ "name": "ci", "scopes": ["docs:read"] })),
+                &[("authorization", &format!("Bearer {user_token}"))],
+            )
+            .await;
+        assert!(r.status < 300, "{} {}", r.status, r.text);
+        r.str("key")
+    };
+    let seen = bearer(&s, Method::GET, "/docs/page", &key).await;
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    let key_assertion = echoed_header(&seen.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let r = exchange(
+        &backend,
+        vec![
+            ("subject_token", key_assertion),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:jwt".into(),
+            ),
+            ("audience", s.base.clone()),
+        ],
+    )
+    .await;
+    common::oidc::assert_oauth_error(&r, 400, "invalid_grant");
 
     // Signing the user out ends the exchanged token with the session it came from.
     let out = bearer(&s, Method::POST, "/auth/logout", &user_token).await;
@@ -740,13 +848,21 @@ crate::on_sqlite!(
     unused_registered_clients_expire => unused_registered_clients_expire,
     device_codes_expire => device_codes_expire,
     client_id_metadata_documents => client_id_metadata_documents,
+    behind_nginx => behind_nginx_the_challenge_reaches_the_agent,
 );
 
 /// Client ID metadata documents: a URL as `client_id`, fetched under guard.
 async fn client_id_metadata_documents(b: Backend) {
     let own_base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     let docs_base = own_base.clone();
+    let refreshes = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let doc_refreshes = refreshes.clone();
     let host = Upstream::fixed(move |path| {
+        let grants = if doc_refreshes.load(std::sync::atomic::Ordering::SeqCst) {
+            json!(["authorization_code", "refresh_token"])
+        } else {
+            json!(["authorization_code"])
+        };
         let base = docs_base.get().cloned().unwrap_or_default();
         let doc = |v: Value| v.to_string();
         let url = format!("{base}{path}");
@@ -754,7 +870,7 @@ async fn client_id_metadata_documents(b: Backend) {
             "/good.json" => doc(json!({
                 "client_id": url, "client_name": "Document agent",
                 "redirect_uris": ["http://127.0.0.1:9/cb"],
-                "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none",
+                "grant_types": grants, "token_endpoint_auth_method": "none",
             })),
             "/big.json" => doc(json!({
                 "client_id": url, "redirect_uris": ["http://127.0.0.1:9/cb"],
@@ -776,7 +892,7 @@ async fn client_id_metadata_documents(b: Backend) {
     .await;
     own_base.set(host.base.clone()).unwrap();
     let up = Upstream::start().await;
-    let s = start(b, &up, |_| {
+    let mut s = start(b, &up, |_| {
         "client_id_metadata = true\nmetadata_private_addresses = true\n".into()
     })
     .await;
@@ -822,6 +938,24 @@ async fn client_id_metadata_documents(b: Backend) {
         listed.contains(&url) && listed.contains("Document agent"),
         "{listed}"
     );
+    assert!(!listed.contains("refresh_token"), "{listed}");
+
+    // A changed document changes the client (its grants too), once read again.
+    refreshes.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.restart_with(None, vec![]).await;
+    let p = common::oidc::pkce();
+    let again = authorize_url(
+        &s,
+        &agent,
+        &[
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let r = Reply::from(s.http.get(again).send().await.unwrap()).await;
+    assert!(r.status < 400, "{}", r.text);
+    let listed = String::from_utf8_lossy(&s.cli(&["client", "list"], None).stdout).into_owned();
+    assert!(listed.contains("refresh_token"), "{listed}");
 
     // Bad documents are refused on the page, saying why.
     let refused = |path: &'static str| {
@@ -890,4 +1024,112 @@ async fn client_id_metadata_documents(b: Backend) {
         assert_eq!(r.status, 400, "{client_id}: {}", r.text);
         assert!(r.text.contains(why), "{client_id}: {}", r.text);
     }
+}
+
+/// nginx in front (forward auth), configured as docs/agents.md says: the agent meets the
+/// challenge through nginx and finds the metadata there.
+async fn behind_nginx_the_challenge_reaches_the_agent(b: Backend) {
+    let up = Upstream::start().await;
+    let tollgate_port = free_port();
+    let nginx = common::nginx::Nginx::start(|port| {
+        format!(
+            r#"
+  server {{
+    listen 127.0.0.1:{port};
+    location = /_tollgate {{
+      internal;
+      proxy_pass http://127.0.0.1:{tollgate_port}/auth/verify;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+    }}
+    location /mcp {{
+      auth_request /_tollgate;
+      auth_request_set $tollgate_challenge $upstream_http_www_authenticate;
+      error_page 401 = @unauthorized;
+      proxy_pass http://127.0.0.1:{up_port};
+    }}
+    location @unauthorized {{
+      add_header WWW-Authenticate $tollgate_challenge always;
+      return 401;
+    }}
+    location / {{
+      proxy_pass http://127.0.0.1:{tollgate_port};
+    }}
+  }}
+"#,
+            up_port = up.port
+        )
+    })
+    .await;
+    let public = format!("http://127.0.0.1:{}", nginx.port);
+    let s = TestServer::start_with(
+        b,
+        Options {
+            config: "[[route]]\npath = \"/mcp\"\nresource = true\nscopes = [\"mcp:tools\"]\n"
+                .into(),
+            env: vec![
+                ("TOLLGATE_LISTEN", format!("127.0.0.1:{tollgate_port}")),
+                ("TOLLGATE_PUBLIC_URL", public.clone()),
+            ],
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let r = http.post(format!("{public}/mcp")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let metadata_url = format!("{public}/.well-known/oauth-protected-resource/mcp");
+    assert!(
+        challenge.contains(&format!(r#"resource_metadata="{metadata_url}""#)),
+        "{challenge}"
+    );
+    let m: Value = http
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["resource"], format!("{public}/mcp"));
+    // A service token bound to the resource passes nginx; an unbound one does not.
+    let svc = add_client(
+        &s,
+        "Agent service",
+        None,
+        &["--scope", "mcp:tools", "--grant", "client_credentials"],
+    );
+    let token = |resource: Option<String>| {
+        let (s, svc) = (&s, svc.clone());
+        async move {
+            let mut fields = vec![("grant_type", "client_credentials".to_string())];
+            fields.extend(resource.map(|r| ("resource", r)));
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form_call(s, "/oauth2/token", &svc, &fields)
+                .await
+                .str("access_token")
+        }
+    };
+    let bound = token(Some(format!("{public}/mcp"))).await;
+    let unbound = token(None).await;
+    let call = |t: String| {
+        let (http, public) = (http.clone(), public.clone());
+        async move {
+            http.post(format!("{public}/mcp"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(bound).await, 200);
+    assert_eq!(call(unbound).await, 401);
 }

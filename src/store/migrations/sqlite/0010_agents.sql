@@ -5,6 +5,9 @@
 -- every refresh. NULL: tokens for Tollgate itself (first-party sessions, as before).
 ALTER TABLE sessions ADD COLUMN resource TEXT;
 ALTER TABLE oauth_codes ADD COLUMN resource TEXT;
+-- A consent covers the resources it was given for (space-separated): allowing a client
+-- at one MCP server does not allow it silently at another.
+ALTER TABLE oauth_consents ADD COLUMN resources TEXT NOT NULL DEFAULT '';
 
 -- RFC 7591: clients that registered themselves. `last_used_at` is the last time one
 -- obtained tokens; registered clients unused for `[oauth] registered_client_ttl` are
