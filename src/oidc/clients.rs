@@ -79,6 +79,9 @@ pub trait ClientDescriptions: Send + Sync {
 
     /// Whether one more client may be created from a document now (a budget).
     fn may_create(&self) -> bool;
+
+    /// The client id a document URL is given.
+    fn client_id_for(&self, url: &str) -> String;
 }
 
 /// Whether a `client_id` is a URL (a metadata document's) rather than an id.
@@ -377,13 +380,16 @@ impl Clients {
     /// document's URL gives the client it describes.
     pub async fn live(&self, id: &str) -> Result<Arc<ClientRecord>> {
         match &self.documents {
-            Some(docs) if is_url(id) => {
-                let spec = docs
-                    .describe(id)
-                    .await
-                    .map_err(|why| Error::invalid("invalid_client_metadata", why))?;
-                self.described_by(id, spec, docs.as_ref()).await
-            }
+            Some(docs) if is_url(id) => match docs.describe(id).await {
+                Ok(spec) => self.described_by(id, spec, docs.as_ref()).await,
+                // A client known from its document stays usable while the document
+                // cannot be read (a busy or slow moment must not sign its users out);
+                // a document that says something else replaces it once it can be.
+                Err(why) => match self.live_by_id(&docs.client_id_for(id)).await {
+                    Ok(known) => Ok(known),
+                    Err(_) => Err(Error::invalid("invalid_client_metadata", why)),
+                },
+            },
             _ => self.live_by_id(id).await,
         }
     }
@@ -655,7 +661,11 @@ fn validate(spec: ClientSpec, base: ClientRecord) -> Result<ClientRecord> {
 /// Characters that change how a name reads without being seen: zero-width ones and the
 /// bidirectional overrides (a consent page must show the name it says).
 fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}' | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// A redirect URI a client may register (RFC 9700 §2.1, RFC 8252 §7).

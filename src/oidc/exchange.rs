@@ -215,7 +215,7 @@ impl OidcProvider {
             email: a.email,
             email_verified: a.email_verified.unwrap_or(false),
             gty: a.gty,
-            act: None,
+            act: a.act,
         }))
     }
 }

@@ -65,6 +65,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b)) // shared address space
                 || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
                 || (a == 198 && (18..20).contains(&b)) // benchmarking
+                || (a == 192 && b == 88 && c == 99) // 6to4 relays
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
@@ -90,6 +91,11 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (seg[..4].iter().all(|s| *s == 0) && seg[4] == 0xffff) // mapped
                 || (seg[..4].iter().all(|s| *s == 0) && seg[4] == 0 && seg[5] == 0xffff) // SIIT
                 || (first == 0x2001 && seg[1] == 0) // Teredo
+                || (first == 0x2001 && (seg[1] == 2 || (0x10..0x30).contains(&seg[1]))) // benchmarking, ORCHID
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
+                || (first == 0x0100 && seg[1..4].iter().all(|s| *s == 0)) // discard
+                || (first & 0xfff0) == 0x3ff0 // documentation (RFC 9637)
+                || first == 0x5f00 // segment routing
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
@@ -165,6 +171,10 @@ impl ClientDescriptions for Documents {
         Box::pin(self.spec(url))
     }
 
+    fn client_id_for(&self, url: &str) -> String {
+        Documents::client_id_for(url)
+    }
+
     fn may_create(&self) -> bool {
         let now = crate::clock::now();
         let mut window = self.created.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +216,8 @@ impl Documents {
 
     /// The client a document describes, as an operator would register it (with the
     /// derived id), or why it cannot be used.
+    /// No queue: a slot now (eight at a time), or a refusal now, so slow hosts cannot make
+    /// every other client's first sign-in wait behind them.
     pub async fn spec(&self, url: &str) -> Result<ClientSpec, String> {
         let now = crate::clock::now();
         if let Some((kept, at)) = self
@@ -225,7 +237,13 @@ impl Documents {
                 };
             }
         }
+        // Busy is no verdict on the document: it is not remembered.
+        let turn = self
+            .fetching
+            .try_acquire()
+            .map_err(|_| "too many metadata documents are being fetched; try again shortly")?;
         let result = self.fetch_spec(url).await;
+        drop(turn);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_CACHED {
             cache.clear();
@@ -240,16 +258,9 @@ impl Documents {
 
     async fn fetch_spec(&self, url: &str) -> Result<ClientSpec, String> {
         self.check_url(url)?;
-        // No queue: a slot now, or a refusal now. Slow hosts cannot make every other
-        // client's first sign-in wait behind them.
-        let body = {
-            let _turn = self.fetching.try_acquire().map_err(|_| {
-                "too many metadata documents are being fetched; try again shortly".to_string()
-            })?;
-            tokio::time::timeout(FETCH_TIMEOUT, self.get(url))
-                .await
-                .map_err(|_| "the document did not arrive within 5 s".to_string())??
-        };
+        let body = tokio::time::timeout(FETCH_TIMEOUT, self.get(url))
+            .await
+            .map_err(|_| "the document did not arrive within 5 s".to_string())??;
         let doc: serde_json::Value =
             serde_json::from_slice(&body).map_err(|_| "the document is not JSON".to_string())?;
         if doc.get("client_id").and_then(|v| v.as_str()) != Some(url) {
@@ -473,6 +484,9 @@ mod tests {
         assert!(err.contains("too many"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(1));
         drop(held);
+        // Being busy is not remembered against the URL.
+        let err = docs.spec("http://127.0.0.1:9/next.json").await.unwrap_err();
+        assert!(!err.contains("too many"), "{err}");
         for _ in 0..NEW_CLIENTS_PER_HOUR {
             assert!(docs.may_create());
         }

@@ -196,13 +196,19 @@ impl OidcProvider {
             .await
             .map_err(|_| OAuthError::invalid_client("the client no longer exists"))?;
         // A consent remembered for one resource is not one for another (RFC 8707): an
-        // agent allowed at one MCP server asks again before another.
+        // agent allowed at one MCP server asks again before another, or before a token
+        // for Tollgate itself (recorded as the issuer; consents from before resources
+        // existed name none, and were all for Tollgate itself).
+        let audience = p.resource.as_deref().unwrap_or(&self.issuer);
         let consent = match session {
             Some(s) if !client.skip_consent && !consented_now => self
                 .store
                 .consent(&s.user_id, &client.id)
                 .await?
-                .filter(|c| p.resource.as_ref().is_none_or(|r| c.resources.contains(r)))
+                .filter(|c| {
+                    c.resources.iter().any(|r| r == audience)
+                        || (c.resources.is_empty() && p.resource.is_none())
+                })
                 .map(|c| c.scopes),
             _ => None,
         };
@@ -231,10 +237,9 @@ impl OidcProvider {
                 all.push(s.clone());
             }
         }
-        if let Some(r) = resource
-            && !resources.iter().any(|x| x == r)
-        {
-            resources.push(r.to_string());
+        let audience = resource.unwrap_or(&self.issuer);
+        if !resources.iter().any(|x| x == audience) {
+            resources.push(audience.to_string());
         }
         let audit = ctx
             .entry(

@@ -40,6 +40,8 @@ pub struct AssertionSubject<'a> {
     pub service: bool,
     /// The protected resource the credential is bound to (RFC 8707), if any.
     pub resource: Option<&'a str>,
+    /// Who acts for the subject, when the credential was exchanged (RFC 8693).
+    pub act: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +63,8 @@ struct Claims<'a> {
     /// The resource the credential is bound to: `/authz/check` judges with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a serde_json::Value>,
     iat: i64,
     exp: i64,
     jti: String,
@@ -87,6 +91,8 @@ pub struct VerifiedAssertion {
     pub jti: String,
     #[serde(default)]
     pub resource: Option<String>,
+    #[serde(default)]
+    pub act: Option<serde_json::Value>,
 }
 
 /// One cached assertion of a credential.
@@ -189,6 +195,7 @@ impl Assertions {
             client_id: s.client_id,
             gty: s.service.then_some(super::tokens::SERVICE_GRANT),
             resource: s.resource,
+            act: s.act,
             iat: now,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -217,6 +224,7 @@ mod tests {
             client_id: "tollgate",
             service: false,
             resource: None,
+            act: None,
         };
         let t1 = a.for_upstream(&s, "http://up.test:9000").unwrap();
         assert_eq!(t1, a.for_upstream(&s, "http://up.test:9000").unwrap());

@@ -175,6 +175,10 @@ impl Principal {
             client_id: self.client_id(),
             service: self.service().is_some(),
             resource: self.resource(),
+            act: match self {
+                Principal::Token(c) => c.act.as_ref(),
+                Principal::ApiKey(_) => None,
+            },
         }
     }
 }

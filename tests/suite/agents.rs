@@ -290,6 +290,21 @@ async fn resources_describe_themselves_and_bind_their_tokens(b: Backend) {
         back.contains("error=consent_required"),
         "same scopes, another resource: {back}"
     );
+    let unbound = authorize_url(
+        &s,
+        &agent,
+        &[
+            ("scope", "mcp:tools"),
+            ("prompt", "none"),
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let back = walk(&mut browser, &s, &unbound, &email).await;
+    assert!(
+        back.contains("error=consent_required"),
+        "a token for Tollgate itself: {back}"
+    );
 
     // A refresh keeps the binding; naming another resource is refused.
     let refresh = t.str("refresh_token");
@@ -614,6 +629,27 @@ async fn token_exchange_names_the_actor(b: Backend) {
             .status,
         200
     );
+    // The assertion about an exchanged token names its actor, so a further exchange
+    // keeps the chain.
+    let seen = bearer(&s, Method::GET, "/docs/page", &token).await;
+    let chained = echoed_header(&seen.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string();
+    let r = exchange(
+        &backend,
+        vec![
+            ("subject_token", chained),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:jwt".into(),
+            ),
+            ("audience", s.base.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let act = &common::jwt_part(&r.str("access_token"), 1)["act"];
+    assert_eq!(act["act"]["sub"], "mcp-backend", "{act}");
 
     // An API key's assertion is no subject: the key's revocation could not reach it.
     let key = {
@@ -891,6 +927,7 @@ async fn client_id_metadata_documents(b: Backend) {
     })
     .await;
     own_base.set(host.base.clone()).unwrap();
+    let host_base = host.base.clone();
     let up = Upstream::start().await;
     let mut s = start(b, &up, |_| {
         "client_id_metadata = true\nmetadata_private_addresses = true\n".into()
@@ -959,7 +996,7 @@ async fn client_id_metadata_documents(b: Backend) {
 
     // Bad documents are refused on the page, saying why.
     let refused = |path: &'static str| {
-        let (s, host) = (&s, host.base.clone());
+        let (s, host) = (&s, host_base.clone());
         async move {
             let rp = Rp {
                 id: format!("{host}{path}"),
@@ -993,7 +1030,7 @@ async fn client_id_metadata_documents(b: Backend) {
     // Without private addresses allowed (the default), nothing inside is fetched.
     let strict = start(b, &up, |_| "client_id_metadata = true\n".into()).await;
     for (client_id, why) in [
-        (format!("{}/good.json", host.base), "must be https"),
+        (format!("{host_base}/good.json"), "must be https"),
         (
             "https://127.0.0.1/client.json".to_string(),
             "private address",
@@ -1024,6 +1061,27 @@ async fn client_id_metadata_documents(b: Backend) {
         assert_eq!(r.status, 400, "{client_id}: {}", r.text);
         assert!(r.text.contains(why), "{client_id}: {}", r.text);
     }
+
+    // A known document client keeps working while its document cannot be read.
+    s.restart_with(None, vec![]).await;
+    drop(host);
+    let p = common::oidc::pkce();
+    let r = Reply::from(
+        s.http
+            .get(authorize_url(
+                &s,
+                &agent,
+                &[
+                    ("code_challenge", &p.challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(r.status < 400, "{}", r.text);
 }
 
 /// nginx in front (forward auth), configured as docs/agents.md says: the agent meets the
