@@ -47,7 +47,7 @@ impl OidcProvider {
         let inactive = json!({ "active": false });
         if looks_like_jwt(token) {
             // A protected resource may introspect the tokens bound to it.
-            return Ok(match self.sessions.verify_bound(token) {
+            return Ok(match self.sessions.verify_any_audience(token) {
                 Ok(c) => access_token_json(&c),
                 Err(Error::Unavailable(e)) => return Err(Error::Unavailable(e).into()),
                 Err(_) => inactive,

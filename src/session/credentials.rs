@@ -253,7 +253,7 @@ pub async fn resolve<E: From<Error>>(
             });
         }
         // Bearer tokens may be bound to a protected resource; the policy decides where.
-        return Ok(match sessions.verify_bound(credential) {
+        return Ok(match sessions.verify_any_audience(credential) {
             Ok(c) => Resolved {
                 principal: Some(Principal::Token(c)),
                 via: Some(Via::Bearer),

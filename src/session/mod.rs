@@ -473,8 +473,8 @@ impl Sessions {
 
     /// Verifies an access token for any audience: Tollgate or one of the protected
     /// resources. The gateway's policy decides whether it fits the route.
-    pub fn verify_bound(&self, access_token: &str) -> Result<Arc<AccessClaims>> {
-        let claims = self.tokens.verify_bound(access_token)?;
+    pub fn verify_any_audience(&self, access_token: &str) -> Result<Arc<AccessClaims>> {
+        let claims = self.tokens.verify_any_audience(access_token)?;
         crate::telemetry::record_user(&claims.sub);
         Ok(claims)
     }

@@ -148,7 +148,7 @@ impl AccessTokens {
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         // The audience is Tollgate itself or a protected resource it serves; which one a
-        // caller may present is checked after the signature (`verify`, `verify_bound`).
+        // caller may present is checked after the signature (`verify`, `verify_any_audience`).
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         AccessTokens {
@@ -213,7 +213,7 @@ impl AccessTokens {
     /// Verifies a token for Tollgate itself (its audience is the issuer) and that its
     /// session is not revoked.
     pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>> {
-        let claims = self.verify_bound(token)?;
+        let claims = self.verify_any_audience(token)?;
         if claims.aud != self.audience {
             return Err(Error::InvalidToken);
         }
@@ -222,7 +222,7 @@ impl AccessTokens {
 
     /// Verifies a token for any audience Tollgate issues for (itself or a protected
     /// resource); the caller checks the audience fits where it is presented.
-    pub fn verify_bound(&self, token: &str) -> Result<Arc<AccessClaims>> {
+    pub fn verify_any_audience(&self, token: &str) -> Result<Arc<AccessClaims>> {
         let cached = self
             .cache
             .read()
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(claims.resource(), Some("https://issuer.test/mcp"));
         assert!(matches!(tokens.verify(&t), Err(Error::InvalidToken)));
         assert_eq!(
-            tokens.verify_bound(&t).unwrap().aud,
+            tokens.verify_any_audience(&t).unwrap().aud,
             "https://issuer.test/mcp"
         );
         let (plain, claims) = tokens.mint(&subject("s2")).unwrap();
