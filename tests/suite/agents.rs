@@ -105,6 +105,27 @@ async fn registered_agent(s: &TestServer) -> Rp {
     }
 }
 
+/// The assertion an upstream at `path` receives about the caller of `token`.
+async fn assertion_seen(s: &TestServer, path: &str, token: &str) -> String {
+    let seen = bearer(s, Method::GET, path, token).await;
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    echoed_header(&seen.json, "x-tollgate-assertion")
+        .unwrap()
+        .to_string()
+}
+
+/// The fields of a token exchange whose subject is an assertion, for Tollgate itself.
+fn assertion_subject(assertion: String, base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("subject_token", assertion),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:jwt".into(),
+        ),
+        ("audience", base.to_string()),
+    ]
+}
+
 fn challenge_of(r: &Reply) -> String {
     r.header("www-authenticate").to_string()
 }
@@ -599,22 +620,8 @@ async fn token_exchange_names_the_actor(b: Backend) {
 
     // An upstream that saw only the gateway's assertion about the user exchanges that,
     // for a token for Tollgate itself (the AI door, routes for apps).
-    let seen = bearer(&s, Method::GET, "/docs/page", &user_token).await;
-    let assertion = echoed_header(&seen.json, "x-tollgate-assertion")
-        .unwrap()
-        .to_string();
-    let r = exchange(
-        &backend,
-        vec![
-            ("subject_token", assertion.clone()),
-            (
-                "subject_token_type",
-                "urn:ietf:params:oauth:token-type:jwt".into(),
-            ),
-            ("audience", s.base.clone()),
-        ],
-    )
-    .await;
+    let assertion = assertion_seen(&s, "/docs/page", &user_token).await;
+    let r = exchange(&backend, assertion_subject(assertion.clone(), &s.base)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let for_tollgate = r.str("access_token");
     let c = common::jwt_part(&for_tollgate, 1);
@@ -631,22 +638,8 @@ async fn token_exchange_names_the_actor(b: Backend) {
     );
     // The assertion about an exchanged token names its actor, so a further exchange
     // keeps the chain.
-    let seen = bearer(&s, Method::GET, "/docs/page", &token).await;
-    let chained = echoed_header(&seen.json, "x-tollgate-assertion")
-        .unwrap()
-        .to_string();
-    let r = exchange(
-        &backend,
-        vec![
-            ("subject_token", chained),
-            (
-                "subject_token_type",
-                "urn:ietf:params:oauth:token-type:jwt".into(),
-            ),
-            ("audience", s.base.clone()),
-        ],
-    )
-    .await;
+    let chained = assertion_seen(&s, "/docs/page", &token).await;
+    let r = exchange(&backend, assertion_subject(chained, &s.base)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let act = &common::jwt_part(&r.str("access_token"), 1)["act"];
     assert_eq!(act["act"]["sub"], "mcp-backend", "{act}");
@@ -664,23 +657,8 @@ async fn token_exchange_names_the_actor(b: Backend) {
         assert!(r.status < 300, "{} {}", r.status, r.text);
         r.str("key")
     };
-    let seen = bearer(&s, Method::GET, "/docs/page", &key).await;
-    assert_eq!(seen.status, 200, "{}", seen.text);
-    let key_assertion = echoed_header(&seen.json, "x-tollgate-assertion")
-        .unwrap()
-        .to_string();
-    let r = exchange(
-        &backend,
-        vec![
-            ("subject_token", key_assertion),
-            (
-                "subject_token_type",
-                "urn:ietf:params:oauth:token-type:jwt".into(),
-            ),
-            ("audience", s.base.clone()),
-        ],
-    )
-    .await;
+    let key_assertion = assertion_seen(&s, "/docs/page", &key).await;
+    let r = exchange(&backend, assertion_subject(key_assertion, &s.base)).await;
     common::oidc::assert_oauth_error(&r, 400, "invalid_grant");
 
     // Signing the user out ends the exchanged token with the session it came from.
